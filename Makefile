@@ -1,0 +1,56 @@
+# Every target installs what it needs on first use: a virtualenv built from pyproject.toml
+# (pinned by constraints.txt), so a fresh clone needs only Python and pip.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration check fmt bench soak image constraints clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## create .venv and install hiker with its dev tools
+
+run: $(STAMP) ## run ingress, conversation, sender (+ graph mock) against local RabbitMQ and Redis
+	$(BIN)/hiker dev
+
+test: $(STAMP) ## the whole suite: unit, integration (real RabbitMQ and Redis), deploy checks
+	$(BIN)/pytest
+
+test-unit: $(STAMP) ## pure logic only, no services needed
+	$(BIN)/pytest tests/unit
+
+test-integration: $(STAMP) ## against real RabbitMQ and Redis
+	$(BIN)/pytest tests/integration
+
+check: $(STAMP) ## lint, format and type checks; changes nothing
+	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## fix what ruff can fix and format
+	$(BIN)/ruff check --fix services tests
+	$(BIN)/ruff format services tests
+
+bench: $(STAMP) ## throughput and latency benchmarks (not part of make test)
+	$(BIN)/python -m benchmarks
+
+image: ## build the container image (needs a Docker engine)
+	docker build -t hiker:dev .
+
+constraints: ## re-pin constraints.txt from a fresh resolve
+	rm -rf /tmp/hiker-constraints-venv
+	$(PYTHON) -m venv /tmp/hiker-constraints-venv
+	/tmp/hiker-constraints-venv/bin/pip install --quiet -e '.[dev]'
+	/tmp/hiker-constraints-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,99 @@
+{{/*
+Names and labels. Every object of a service carries the chart's labels plus
+app.kubernetes.io/component=<service>; selectors use the stable subset only, because a
+Deployment's selector cannot change after install.
+*/}}
+
+{{/* The services this chart runs, in pipeline order; templates range over this list. */}}
+{{- define "hiker.components" -}}
+ingress conversation sender
+{{- end }}
+
+{{- define "hiker.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Truncated short of 63 so that "<fullname>-conversation" still fits a DNS label. */}}
+{{- define "hiker.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hiker.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "hiker.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hiker.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "hiker.labels" -}}
+helm.sh/chart: {{ include "hiker.chart" . }}
+{{ include "hiker.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: hiker
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Per-service helpers take (dict "root" $ "component" "<service>"). */}}
+{{- define "hiker.componentFullname" -}}
+{{- printf "%s-%s" (include "hiker.fullname" .root) .component }}
+{{- end }}
+
+{{- define "hiker.componentSelectorLabels" -}}
+{{ include "hiker.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "hiker.componentLabels" -}}
+{{ include "hiker.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "hiker.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "hiker.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "hiker.secretName" -}}
+{{- default (include "hiker.fullname" .) .Values.secret.existingSecret }}
+{{- end }}
+
+{{- define "hiker.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/*
+A service's non-secret environment: shared `config`, overridden by the service's own `config`,
+plus the ports the chart wires into probes and Services (so they cannot drift apart).
+Rendered as sorted YAML so its checksum only changes when a value does.
+*/}}
+{{- define "hiker.componentConfig" -}}
+{{- $c := index .root.Values .component }}
+{{- $env := merge (dict) (deepCopy $c.config) (deepCopy .root.Values.config) }}
+{{- $_ := set $env "HIKER_METRICS_PORT" $c.metricsPort }}
+{{- if $c.webhookPort }}
+{{- $_ := set $env "HIKER_HTTP_PORT" $c.webhookPort }}
+{{- end }}
+{{- range $key := keys $env | sortAlpha }}
+{{ $key }}: {{ index $env $key | toString | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The idle timeout conversation runs with, in whole seconds (for alert windows). */}}
+{{- define "hiker.idleTimeoutSeconds" -}}
+{{- $env := merge (dict) (deepCopy .Values.conversation.config) (deepCopy .Values.config) }}
+{{- $env.HIKER_IDLE_TIMEOUT_SECONDS | default 600 | float64 | ceil | int }}
+{{- end }}

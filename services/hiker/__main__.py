@@ -1,0 +1,3 @@
+from hiker.cli import main
+
+raise SystemExit(main())

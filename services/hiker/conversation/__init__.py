@@ -1,0 +1,1 @@
+"""Conversation: dedupes inbound messages, applies reply rules and keeps per-user idle timers."""

@@ -1,0 +1,143 @@
+"""Conversation composition root: ``create_app(settings)`` wires consumers, handlers and stores."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from hiker.conversation.consumers import inbound_consumer, timers_consumer
+from hiker.conversation.handlers import ConversationConfig, ConversationHandlers
+from hiker.conversation.metrics import ConversationMetrics
+from hiker.conversation.rules import DEFAULT_RULES, Rule
+from hiker.conversation.state import ConversationStore
+from hiker.conversation.timers import delay_ms
+from hiker.core import topology
+from hiker.core.broker import Broker, keep_trying
+from hiker.core.claims import ClaimStore
+from hiker.core.contracts import IdleTimerStarted, SendMessage
+from hiker.core.observability import add_ops_routes, new_registry
+from hiker.core.redis_store import Keys, connect_redis, ping
+from hiker.core.settings import ConversationSettings
+
+log = logging.getLogger(__name__)
+
+BROKER = web.AppKey("broker", Broker)
+REDIS = web.AppKey("redis", Redis)
+HANDLERS = web.AppKey("handlers", ConversationHandlers)
+METRICS = web.AppKey("conversation_metrics", ConversationMetrics)
+SETTINGS = web.AppKey("settings", ConversationSettings)
+
+PENDING_SAMPLE_SECONDS = 5.0
+
+
+def create_app(
+    settings: ConversationSettings,
+    *,
+    broker: Broker | None = None,
+    redis: Redis | None = None,
+    registry: CollectorRegistry | None = None,
+    rules: Sequence[Rule] = DEFAULT_RULES,
+) -> web.Application:
+    """The operations app (metrics, health); starting it connects and starts consuming."""
+    registry = registry or new_registry()
+    broker = broker or Broker(
+        settings.amqp_url.get_secret_value(), client_name="hiker-conversation"
+    )
+    redis = redis or connect_redis(settings.redis_url.get_secret_value())
+    keys = Keys(settings.redis_prefix)
+    metrics = ConversationMetrics(registry)
+    wait_queue = topology.timer_wait_queue(delay_ms(settings.idle_timeout_seconds))
+
+    async def send(command: SendMessage) -> None:
+        await broker.publish(
+            topology.COMMANDS_EXCHANGE,
+            topology.RK_SEND,
+            command.to_bytes(),
+            type_name=command.type_name(),
+            message_id=command.idempotency_key,
+            correlation_id=command.correlation_id,
+            headers={topology.HEADER_CORRELATION_ID: command.correlation_id},
+        )
+
+    async def schedule(timer: IdleTimerStarted) -> None:
+        await broker.publish(
+            "",
+            wait_queue.name,
+            timer.to_bytes(),
+            type_name=timer.type_name(),
+            correlation_id=timer.wamid,
+            expiration_ms=delay_ms(settings.idle_timeout_seconds),
+        )
+
+    handlers = ConversationHandlers(
+        config=ConversationConfig(
+            idle_timeout_seconds=settings.idle_timeout_seconds,
+            followup_text=settings.followup_text,
+            rules=tuple(rules),
+        ),
+        conversations=ConversationStore(
+            redis, keys, idle_timeout_seconds=settings.idle_timeout_seconds
+        ),
+        claims=ClaimStore(
+            redis,
+            lease_seconds=settings.claim_lease_seconds,
+            done_ttl_seconds=settings.dedupe_ttl_seconds,
+        ),
+        keys=keys,
+        send=send,
+        schedule=schedule,
+        metrics=metrics,
+    )
+
+    app = web.Application()
+    app[BROKER] = broker
+    app[REDIS] = redis
+    app[HANDLERS] = handlers
+    app[METRICS] = metrics
+    app[SETTINGS] = settings
+
+    async def broker_ready() -> bool:
+        return broker.is_connected()
+
+    async def redis_ready() -> bool:
+        return await ping(redis)
+
+    add_ops_routes(app, registry, {"rabbitmq": broker_ready, "redis": redis_ready})
+
+    async def start() -> None:
+        await broker.connect(topology.CONVERSATION_TOPOLOGY)
+        await broker.declare_queue(wait_queue)
+        await broker.consume(
+            topology.CONVERSATION_INBOUND, inbound_consumer(handlers), prefetch=settings.prefetch
+        )
+        await broker.consume(
+            topology.CONVERSATION_TIMERS, timers_consumer(handlers), prefetch=settings.prefetch
+        )
+
+    async def sample_pending() -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                if broker.is_connected():
+                    depth = await broker.queue_depth(wait_queue.name)
+                    metrics.pending.set(depth or 0)
+            await asyncio.sleep(PENDING_SAMPLE_SECONDS)
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(keep_trying(start, "RabbitMQ")),
+            asyncio.create_task(sample_pending()),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        await broker.close()
+        await redis.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

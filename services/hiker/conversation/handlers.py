@@ -1,0 +1,181 @@
+"""Conversation decisions: what an inbound message, a status, an error or a fired timer causes.
+
+Ports (publishing, state, claims, clock) are passed in; the AMQP consumers call these handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from hiker.conversation.metrics import ConversationMetrics
+from hiker.conversation.rules import Rule, choose_reply
+from hiker.conversation.state import ConversationStore
+from hiker.conversation.timers import FiredDecision, decide_fired, start_timer
+from hiker.core.broker import RetryLater
+from hiker.core.claims import Claim, ClaimState, ClaimStore
+from hiker.core.contracts import (
+    IdleTimerStarted,
+    MessageReceived,
+    SendMessage,
+    StatusReceived,
+    WebhookErrorReceived,
+)
+from hiker.core.redis_store import Keys
+
+log = logging.getLogger(__name__)
+
+PublishCommand = Callable[[SendMessage], Awaitable[None]]
+ScheduleTimer = Callable[[IdleTimerStarted], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConversationConfig:
+    idle_timeout_seconds: float
+    followup_text: str
+    rules: Sequence[Rule]
+
+
+class ConversationHandlers:
+    def __init__(
+        self,
+        *,
+        config: ConversationConfig,
+        conversations: ConversationStore,
+        claims: ClaimStore,
+        keys: Keys,
+        send: PublishCommand,
+        schedule: ScheduleTimer,
+        metrics: ConversationMetrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._conversations = conversations
+        self._claims = claims
+        self._keys = keys
+        self._send = send
+        self._schedule = schedule
+        self._metrics = metrics
+        self._clock = clock
+
+    async def on_message(self, event: MessageReceived) -> None:
+        """Reply by the rules and (re)start the idle timer, once per wamid."""
+        claim = await self._claim(self._keys.claim(event.wamid))
+        if claim is None:
+            self._metrics.duplicates.inc()
+            log.info("duplicate message dropped", extra={"wamid": event.wamid})
+            return
+        try:
+            latest = await self._conversations.record_inbound(
+                event.phone_number_id, event.user, event.wamid, event.received_at, event.timestamp
+            )
+            reply = choose_reply(self._config.rules, event.text)
+            if reply is not None:
+                await self._send(
+                    SendMessage(
+                        idempotency_key=f"reply:{event.wamid}",
+                        phone_number_id=event.phone_number_id,
+                        to=event.user,
+                        text=reply.text,
+                        kind="reply",
+                        correlation_id=event.wamid,
+                        origin_received_at=event.received_at,
+                    )
+                )
+            if latest:
+                # A message older than the recorded one would only start a superseded timer.
+                await self._schedule(
+                    start_timer(
+                        event.phone_number_id,
+                        event.user,
+                        event.wamid,
+                        self._clock(),
+                        self._config.idle_timeout_seconds,
+                    )
+                )
+            await claim.confirm()
+        except BaseException:
+            await claim.release()
+            raise
+        self._metrics.inbound.labels(event.message_type).inc()
+        if reply is not None:
+            self._metrics.replies.labels(reply.rule).inc()
+        if latest:
+            self._metrics.timers_scheduled.inc()
+        log.info(
+            "message processed",
+            extra={
+                "wamid": event.wamid,
+                "user": event.user,
+                "type": event.message_type,
+                "rule": reply.rule if reply else None,
+            },
+        )
+
+    async def on_timer_fired(self, timer: IdleTimerStarted) -> None:
+        """Emit the follow-up once per idle period, unless a newer message superseded the timer."""
+        self._metrics.lateness.observe(max(0.0, self._clock() - timer.due_at))
+        activity = await self._conversations.last_activity(timer.phone_number_id, timer.user)
+        if decide_fired(timer, activity) is FiredDecision.SUPERSEDED:
+            self._metrics.timers_fired.inc()
+            self._metrics.timers_superseded.inc()
+            return
+        claim = await self._claim(
+            self._keys.followup(timer.phone_number_id, timer.user, timer.wamid)
+        )
+        if claim is None:  # a redelivered copy of a timer that already produced its follow-up
+            self._metrics.timers_fired.inc()
+            return
+        try:
+            await self._send(
+                SendMessage(
+                    idempotency_key=f"followup:{timer.wamid}",
+                    phone_number_id=timer.phone_number_id,
+                    to=timer.user,
+                    text=self._config.followup_text,
+                    kind="followup",
+                    correlation_id=timer.wamid,
+                )
+            )
+            await claim.confirm()
+        except BaseException:
+            await claim.release()
+            raise
+        self._metrics.timers_fired.inc()
+        self._metrics.followups.inc()
+        log.info("follow-up emitted", extra={"wamid": timer.wamid, "user": timer.user})
+
+    async def on_status(self, event: StatusReceived) -> None:
+        """Count statuses; log failures with Meta's codes. Never touches the idle timer."""
+        self._metrics.statuses.labels(event.status).inc()
+        for error in event.errors:
+            self._metrics.webhook_errors.labels(str(error.code)).inc()
+        if event.status == "failed":
+            log.warning(
+                "message delivery failed",
+                extra={
+                    "message_id": event.message_id,
+                    "recipient_id": event.recipient_id,
+                    "codes": [e.code for e in event.errors],
+                    "titles": [e.title for e in event.errors],
+                },
+            )
+
+    async def on_webhook_error(self, event: WebhookErrorReceived) -> None:
+        self._metrics.webhook_errors.labels(str(event.code)).inc()
+        log.warning(
+            "Meta reported an error",
+            extra={"code": event.code, "title": event.title, "detail": event.message},
+        )
+
+    async def _claim(self, key: str) -> Claim | None:
+        """The claim when this worker now owns the work; None for a duplicate."""
+        claim = await self._claims.claim(key)
+        if claim.state is ClaimState.DONE:
+            return None
+        if claim.state is ClaimState.BUSY:
+            # Another worker is on it, or crashed and its lease has yet to run out.
+            raise RetryLater(key)
+        return claim

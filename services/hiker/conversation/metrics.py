@@ -1,0 +1,65 @@
+"""Conversation metrics (names are what the dashboards and alerts query)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ConversationMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.inbound = Counter(
+            "hiker_inbound_messages",
+            "Inbound user messages processed (first deliveries only), by message type.",
+            ["type"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "hiker_duplicates_dropped",
+            "Inbound messages dropped because their wamid was already processed.",
+            registry=registry,
+        )
+        self.statuses = Counter(
+            "hiker_statuses_received",
+            "Status webhooks for messages the business sent, by status.",
+            ["status"],
+            registry=registry,
+        )
+        self.webhook_errors = Counter(
+            "hiker_webhook_errors",
+            "Errors Meta reported in webhooks (value.errors and failed statuses), by code.",
+            ["code"],
+            registry=registry,
+        )
+        self.replies = Counter(
+            "hiker_replies_emitted",
+            "Replies handed to the sender, by the rule that produced them.",
+            ["rule"],
+            registry=registry,
+        )
+        self.timers_scheduled = Counter(
+            "hiker_timers_scheduled", "Idle timers started.", registry=registry
+        )
+        self.timers_superseded = Counter(
+            "hiker_timers_superseded",
+            "Fired idle timers dropped because a newer message arrived meanwhile.",
+            registry=registry,
+        )
+        self.timers_fired = Counter(
+            "hiker_timers_fired",
+            "Idle timers that came out of their wait queue.",
+            registry=registry,
+        )
+        self.followups = Counter(
+            "hiker_followups_emitted", "Follow-ups handed to the sender.", registry=registry
+        )
+        self.lateness = Histogram(
+            "hiker_timer_lateness_seconds",
+            "How long after its due time an idle timer was handled.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "hiker_timers_pending",
+            "Idle timers waiting in the wait queue (sampled from the broker).",
+            registry=registry,
+        )

@@ -1,0 +1,1 @@
+"""Code every service shares: settings, contracts, topology, adapters and observability."""

@@ -1,0 +1,304 @@
+"""RabbitMQ adapter: one robust connection per process, confirmed publishing, acked consuming.
+
+Publishing always uses publisher confirms, persistent delivery and ``mandatory`` so that a message
+the broker did not take (nack, unroutable, connection lost, timeout) raises ``PublishFailed``
+instead of vanishing. Consumers ack only after their handler, and every publish it made, finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+    DeliveryMode,
+)
+from redis import exceptions as redis_exceptions
+
+from hiker.core.topology import QueueSpec, Topology
+
+log = logging.getLogger(__name__)
+
+
+class PublishFailed(Exception):
+    """The broker did not confirm a message; the caller still owns it."""
+
+
+class Reject(Exception):
+    """The message can never be processed (bad payload): dead-letter it, do not retry."""
+
+
+class RetryLater(Exception):
+    """Someone else holds the work for now (a live claim); try the same message again shortly."""
+
+
+# Errors that say a dependency is away, not that the message is bad. The consumer keeps the
+# message and tries again rather than counting a redelivery towards the poison limit.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    PublishFailed,
+    RetryLater,
+    redis_exceptions.ConnectionError,
+    redis_exceptions.TimeoutError,
+    redis_exceptions.BusyLoadingError,
+    ConnectionError,
+    TimeoutError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+)
+
+
+_RECONNECTABLE: tuple[type[BaseException], ...] = (
+    *TRANSIENT_ERRORS,
+    OSError,
+    aiormq.exceptions.AMQPError,
+)
+
+MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+@dataclass
+class _Consumer:
+    queue: AbstractQueue
+    channel: AbstractChannel
+    tag: str
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class Broker:
+    """A robust connection with a confirm-mode publishing channel and any number of consumers.
+
+    aio-pika holds channels and queues weakly; this object keeps the strong references that make
+    robust reconnection restore them.
+    """
+
+    def __init__(self, url: str, *, client_name: str, publish_timeout: float = 10.0) -> None:
+        self._url = url
+        self._client_name = client_name
+        self._publish_timeout = publish_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._declared_queues: dict[str, AbstractQueue] = {}
+        self._consumers: list[_Consumer] = []
+        self._stopping = asyncio.Event()
+
+    async def connect(self, topology: Topology) -> None:
+        """Connect, open the publishing channel and declare ``topology``.
+
+        Calling it again (a retry after a failed start) first drops the previous connection.
+        """
+        if self._connection is not None:
+            await self.close()
+            self._stopping.clear()
+        connection = await aio_pika.connect_robust(
+            self._url, client_properties={"connection_name": self._client_name}
+        )
+        try:
+            self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._connection = connection
+            self._exchanges[""] = self._channel.default_exchange
+            await self.declare(topology)
+        except BaseException:
+            # A half-made connection would keep reconnecting in the background; drop it.
+            self._connection = self._channel = None
+            self._exchanges.clear()
+            self._declared_queues.clear()
+            await connection.close()
+            raise
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise RuntimeError("Broker.connect() was not called")
+        return self._channel
+
+    def is_connected(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def declare(self, topology: Topology) -> None:
+        for spec in topology.exchanges:
+            self._exchanges[spec.name] = await self.channel.declare_exchange(
+                spec.name, type=spec.type, durable=True
+            )
+        for queue in topology.queues:
+            await self.declare_queue(queue)
+
+    async def declare_queue(self, spec: QueueSpec) -> AbstractQueue:
+        """Declare ``spec`` once per process (re-declared by aio-pika after reconnects)."""
+        known = self._declared_queues.get(spec.name)
+        if known is not None:
+            return known
+        queue = await self.channel.declare_queue(
+            spec.name, durable=True, arguments=dict(spec.arguments)
+        )
+        for exchange, routing_key in spec.bindings:
+            await queue.bind(exchange, routing_key)
+        self._declared_queues[spec.name] = queue
+        return queue
+
+    async def queue_depth(self, name: str) -> int | None:
+        """Messages ready in ``name`` (passive declare), or None when it does not exist."""
+        try:
+            channel = await self.channel.get_underlay_channel()
+            result = await channel.queue_declare(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return None
+        return int(result.message_count or 0)
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        type_name: str,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        expiration_ms: int | None = None,
+    ) -> None:
+        """Publish and await the broker's confirm; PublishFailed when it did not take it."""
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=DeliveryMode.PERSISTENT,
+            type=type_name,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            headers=dict(headers or {}),
+            expiration=expiration_ms / 1000 if expiration_ms is not None else None,
+        )
+        target = self._exchanges.get(exchange)
+        if target is None:
+            raise PublishFailed(f"exchange {exchange!r} was not declared")
+        try:
+            await target.publish(
+                message, routing_key, mandatory=True, timeout=self._publish_timeout
+            )
+        except aio_pika.exceptions.DeliveryError as exc:
+            raise PublishFailed(f"broker refused the message ({exchange}/{routing_key})") from exc
+        except aio_pika.exceptions.PublishError as exc:
+            raise PublishFailed(f"no queue bound for {exchange}/{routing_key}") from exc
+        except (TimeoutError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
+
+    async def consume(self, spec: QueueSpec, handler: MessageHandler, *, prefetch: int) -> None:
+        """Deliver ``spec``'s messages to ``handler`` on a channel of their own.
+
+        The handler's outcome decides the ack: success acks; ``Reject`` dead-letters; a transient
+        error (a dependency away) keeps the message and retries it here with backoff; anything
+        else nacks with requeue, which the queue's delivery limit turns into poison eventually.
+        """
+        if self._connection is None:
+            raise RuntimeError("Broker.connect() was not called")
+        channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=prefetch)
+        queue = await channel.declare_queue(spec.name, durable=True, arguments=dict(spec.arguments))
+        consumer = _Consumer(queue=queue, channel=channel, tag="")
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                consumer.inflight.add(task)
+            try:
+                await self._handle(message, handler)
+            finally:
+                if task is not None:
+                    consumer.inflight.discard(task)
+
+        consumer.tag = await queue.consume(on_message)
+        self._consumers.append(consumer)
+
+    async def _handle(self, message: AbstractIncomingMessage, handler: MessageHandler) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await handler(message)
+            except Reject as exc:
+                log.warning(
+                    "message rejected to the poison queue",
+                    extra={"reason": str(exc), "message_id": message.message_id},
+                )
+                await _settle(message.reject(requeue=False))
+                return
+            except TRANSIENT_ERRORS as exc:
+                if self._stopping.is_set() or message.channel.is_closed:
+                    # The broker requeues it (or already did, with the channel): hand it back.
+                    await _settle(message.nack(requeue=True))
+                    return
+                log.warning(
+                    "dependency unavailable, retrying message",
+                    extra={"error": type(exc).__name__, "retry_in": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:
+                log.exception("handler failed; message requeued", extra={"id": message.message_id})
+                await _settle(message.nack(requeue=True))
+                return
+            else:
+                await _settle(message.ack())
+                return
+
+    async def stop_consuming(self, grace_seconds: float = 10.0) -> None:
+        """Stop new deliveries, then wait up to ``grace_seconds`` for handlers in flight."""
+        self._stopping.set()
+        for consumer in self._consumers:
+            with contextlib.suppress(Exception):
+                await consumer.queue.cancel(consumer.tag)
+        pending = {task for c in self._consumers for task in c.inflight}
+        if pending:
+            await asyncio.wait(pending, timeout=grace_seconds)
+
+    async def close(self) -> None:
+        await self.stop_consuming()
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+        self._connection = self._channel = None
+        self._consumers.clear()
+        self._declared_queues.clear()
+        self._exchanges.clear()
+
+
+async def _settle(outcome: Awaitable[None]) -> None:
+    # When the channel is gone the broker has already requeued the message; nothing to do.
+    with contextlib.suppress(aiormq.exceptions.AMQPError, RuntimeError, ConnectionError):
+        await outcome
+
+
+async def keep_trying(action: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run ``action`` until it succeeds, backing off; a dependency that is down is not a crash.
+
+    Readiness probes report the wait; logs say what is being waited for, once per attempt.
+    """
+    delay = 0.5
+    while True:
+        try:
+            await action()
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            # A queue exists with other arguments: an operator must fix it, retrying alone won't.
+            log.error("%s refused the declared topology: %s", what, exc)
+        except _RECONNECTABLE as exc:
+            log.warning("%s unavailable (%s); retrying in %.1fs", what, type(exc).__name__, delay)
+        else:
+            log.info("%s connected", what)
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)

@@ -1,0 +1,49 @@
+"""Run a service's aiohttp applications until SIGTERM or SIGINT, then shut down in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Site:
+    app: web.Application
+    host: str
+    port: int
+
+
+async def serve(*sites: Site, shutdown_timeout: float = 15.0) -> None:
+    """Start ``sites`` in order and stop them in reverse order on SIGTERM/SIGINT.
+
+    Starting a site runs its application's startup (connections, consumers), so the first site
+    should be the one owning the lifecycle; stopping it first lets in-flight requests finish and
+    consumers drain before connections close.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runners: list[web.AppRunner] = []
+    try:
+        for site in sites:
+            runner = web.AppRunner(
+                site.app, handle_signals=False, shutdown_timeout=shutdown_timeout, access_log=None
+            )
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, site.host, site.port, reuse_address=True).start()
+            log.info("listening", extra={"host": site.host, "port": site.port})
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,128 @@
+"""Configuration read from the environment (``HIKER_*``), validated once at start.
+
+Each service has its own settings class so that it asks only for what it uses: ingress needs the
+app secret, sender the access token, and neither refuses to start for lack of the other's secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "HIKER_"
+
+
+class ConfigError(Exception):
+    """Raised when the environment does not hold a usable configuration.
+
+    The message names every offending variable and never echoes a value, since the value may be
+    a secret typed into the wrong variable.
+    """
+
+
+class CommonSettings(BaseSettings):
+    """What every service needs: the broker, Redis and its observability endpoint."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    amqp_url: SecretStr = Field(
+        default=SecretStr("amqp://guest:guest@localhost:5672/"),
+        description="RabbitMQ URL, vhost included; holds a password, so it is treated as secret.",
+    )
+    redis_url: SecretStr = Field(default=SecretStr("redis://localhost:6379/0"))
+    redis_prefix: str = Field(default="hiker:", min_length=1)
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(default=9100, ge=1, le=65535)
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class IngressSettings(CommonSettings):
+    metrics_port: int = Field(default=9101, ge=1, le=65535)
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    verify_token: SecretStr
+    app_secret: SecretStr
+    # Meta batches up to 1000 updates per body; a few MiB holds that with room to spare.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    publish_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class ConversationSettings(CommonSettings):
+    metrics_port: int = Field(default=9102, ge=1, le=65535)
+    idle_timeout_seconds: float = Field(default=600.0, gt=0)
+    followup_text: str = Field(default="are you there", min_length=1)
+    # Meta retries an unacknowledged webhook for up to 7 days, so a wamid may reappear that late.
+    dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # How long a claim on a message may stay unconfirmed before another worker may take it over.
+    claim_lease_seconds: float = Field(default=30.0, gt=0)
+    prefetch: int = Field(default=64, ge=1, le=10_000)
+
+
+class SenderSettings(CommonSettings):
+    metrics_port: int = Field(default=9103, ge=1, le=65535)
+    access_token: SecretStr
+    graph_base_url: AnyUrl = AnyUrl("https://graph.facebook.com")
+    graph_api_version: str = Field(default="v23.0", pattern=r"^v\d+\.\d+$")
+    graph_timeout_seconds: float = Field(default=10.0, gt=0)
+    send_rate_per_second: float = Field(default=80.0, ge=0)
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    prefetch: int = Field(default=64, ge=1, le=10_000)
+
+
+class GraphMockSettings(CommonSettings):
+    metrics_port: int = Field(default=9104, ge=1, le=65535)
+    graph_mock_host: str = "127.0.0.1"
+    graph_mock_port: int = Field(default=8090, ge=1, le=65535)
+    # When set, requests without this bearer token get Graph's error 190, as the real API does.
+    access_token: SecretStr | None = None
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
+    """Build ``cls`` from ``environ`` (the process environment when None) plus ``overrides``.
+
+    Raises ConfigError naming each ``HIKER_*`` variable that is missing or malformed.
+    """
+    try:
+        if environ is None:
+            return cls(**overrides)
+        values = {
+            key[len(ENV_PREFIX) :].lower(): value
+            for key, value in environ.items()
+            if key.startswith(ENV_PREFIX)
+        }
+        values.update(overrides)
+        # model_validate skips the environment sources, so callers see only what they pass.
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+        if error["type"] == "missing":
+            problems.append(f"{name} is required but not set")
+        else:
+            problems.append(f"{name} is invalid: {error['msg']}")
+    return "configuration error: " + "; ".join(problems)

@@ -1,0 +1,172 @@
+"""The broker topology: every exchange, queue, binding and argument, as values.
+
+Services declare the parts they use at start (declaration is idempotent), so any of them can start
+first. A queue declared twice with different arguments is refused by RabbitMQ
+(PRECONDITION_FAILED), which is why the arguments live here once and nowhere else.
+
+Facts this layout is built around:
+- A quorum queue expires messages only at its head, so a wait queue holds one delay value only and
+  is named by it (``hiker.timers.wait.600000ms``); mixed TTLs in one queue would fire late.
+- At-least-once dead-lettering (so a broker failure loses no timer) needs a quorum queue and
+  ``x-overflow: reject-publish``; with the default drop-head RabbitMQ silently falls back to
+  at-most-once. ``x-max-length`` bounds memory; when full, publishers get a nack, not data loss.
+- A wait queue never gets ``x-expires``: RabbitMQ would delete it, timers and all, while idle.
+- Quorum queues count redeliveries; ``x-delivery-limit`` is set explicitly (RabbitMQ before 4.0 has
+  no default) so a poison message ends in ``hiker.poison`` instead of looping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+INBOUND_EXCHANGE: Final = "hiker.inbound"
+COMMANDS_EXCHANGE: Final = "hiker.commands"
+TIMERS_EXCHANGE: Final = "hiker.timers"
+DEAD_EXCHANGE: Final = "hiker.dead"
+
+# Routing keys. Inbound events are routed by kind so that consumers bind only what they handle.
+RK_MESSAGE_PREFIX: Final = "message"  # message.<type>
+RK_STATUS_PREFIX: Final = "status"  # status.<status>
+RK_ERROR: Final = "error"
+RK_CHANGE_PREFIX: Final = "change"  # change.<field>
+RK_UNKNOWN: Final = "unknown"
+RK_SEND: Final = "send"
+RK_FIRED: Final = "fired"
+RK_POISON: Final = "poison"
+RK_PARKED: Final = "parked"
+
+CONVERSATION_INBOUND_QUEUE: Final = "hiker.conversation.inbound"
+CONVERSATION_TIMERS_QUEUE: Final = "hiker.conversation.timers"
+SENDER_OUTBOX_QUEUE: Final = "hiker.sender.outbox"
+SENDER_PARKED_QUEUE: Final = "hiker.sender.parked"
+INSPECT_QUEUE: Final = "hiker.inspect"
+POISON_QUEUE: Final = "hiker.poison"
+TIMER_WAIT_QUEUE_PREFIX: Final = "hiker.timers.wait."
+SENDER_RETRY_QUEUE_PREFIX: Final = "hiker.sender.retry."
+
+DELIVERY_LIMIT: Final = 10
+MAX_LENGTH: Final = 1_000_000
+WAIT_MAX_LENGTH: Final = 5_000_000
+
+# Headers carried on every message of a conversation's journey.
+HEADER_CORRELATION_ID: Final = "x-correlation-id"
+HEADER_ATTEMPT: Final = "x-hiker-attempt"
+HEADER_PARKED_REASON: Final = "x-hiker-parked-reason"
+HEADER_GRAPH_CODE: Final = "x-hiker-graph-code"
+HEADER_GRAPH_STATUS: Final = "x-hiker-graph-status"
+HEADER_GRAPH_ERROR: Final = "x-hiker-graph-error"
+HEADER_PARKED_AT: Final = "x-hiker-parked-at"
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    arguments: Mapping[str, str | int]
+    # (exchange, routing key) pairs.
+    bindings: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Topology:
+    exchanges: tuple[ExchangeSpec, ...]
+    queues: tuple[QueueSpec, ...] = field(default=())
+
+
+EXCHANGES: Final = (
+    ExchangeSpec(INBOUND_EXCHANGE, "topic"),
+    ExchangeSpec(COMMANDS_EXCHANGE, "direct"),
+    ExchangeSpec(TIMERS_EXCHANGE, "direct"),
+    ExchangeSpec(DEAD_EXCHANGE, "direct"),
+)
+
+
+def _quorum(
+    extra: Mapping[str, str | int] | None = None, *, max_length: int = MAX_LENGTH
+) -> dict[str, str | int]:
+    return {
+        "x-queue-type": "quorum",
+        "x-overflow": "reject-publish",
+        "x-max-length": max_length,
+        **(extra or {}),
+    }
+
+
+def _consumed(dead_letter_key: str = RK_POISON) -> dict[str, str | int]:
+    """Arguments of a queue with consumers: poison messages dead-letter, at least once."""
+    return _quorum(
+        {
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_EXCHANGE,
+            "x-dead-letter-routing-key": dead_letter_key,
+            "x-dead-letter-strategy": "at-least-once",
+        }
+    )
+
+
+POISON = QueueSpec(POISON_QUEUE, _quorum(), ((DEAD_EXCHANGE, RK_POISON),))
+INSPECT = QueueSpec(
+    INSPECT_QUEUE,
+    _quorum(),
+    ((INBOUND_EXCHANGE, f"{RK_CHANGE_PREFIX}.#"), (INBOUND_EXCHANGE, RK_UNKNOWN)),
+)
+CONVERSATION_INBOUND = QueueSpec(
+    CONVERSATION_INBOUND_QUEUE,
+    _consumed(),
+    (
+        (INBOUND_EXCHANGE, f"{RK_MESSAGE_PREFIX}.#"),
+        (INBOUND_EXCHANGE, f"{RK_STATUS_PREFIX}.#"),
+        (INBOUND_EXCHANGE, RK_ERROR),
+    ),
+)
+CONVERSATION_TIMERS = QueueSpec(
+    CONVERSATION_TIMERS_QUEUE, _consumed(), ((TIMERS_EXCHANGE, RK_FIRED),)
+)
+SENDER_OUTBOX = QueueSpec(SENDER_OUTBOX_QUEUE, _consumed(), ((COMMANDS_EXCHANGE, RK_SEND),))
+SENDER_PARKED = QueueSpec(SENDER_PARKED_QUEUE, _quorum(), ((DEAD_EXCHANGE, RK_PARKED),))
+
+
+def timer_wait_queue(delay_ms: int) -> QueueSpec:
+    """The wait queue for idle timers of exactly ``delay_ms``; expired ones go to the fired queue.
+
+    Nobody consumes it. It is published to through the default exchange by name.
+    """
+    return QueueSpec(
+        f"{TIMER_WAIT_QUEUE_PREFIX}{delay_ms}ms",
+        _quorum(
+            {
+                "x-dead-letter-exchange": TIMERS_EXCHANGE,
+                "x-dead-letter-routing-key": RK_FIRED,
+                "x-dead-letter-strategy": "at-least-once",
+            },
+            max_length=WAIT_MAX_LENGTH,
+        ),
+    )
+
+
+def sender_retry_queue(delay_ms: int) -> QueueSpec:
+    """A retry wait queue: a send command waits ``delay_ms`` there, then returns to the outbox."""
+    return QueueSpec(
+        f"{SENDER_RETRY_QUEUE_PREFIX}{delay_ms}ms",
+        _quorum(
+            {
+                "x-dead-letter-exchange": COMMANDS_EXCHANGE,
+                "x-dead-letter-routing-key": RK_SEND,
+                "x-dead-letter-strategy": "at-least-once",
+            }
+        ),
+    )
+
+
+INGRESS_TOPOLOGY: Final = Topology(EXCHANGES, (POISON, INSPECT, CONVERSATION_INBOUND))
+CONVERSATION_TOPOLOGY: Final = Topology(
+    EXCHANGES, (POISON, CONVERSATION_INBOUND, CONVERSATION_TIMERS, SENDER_OUTBOX)
+)
+SENDER_TOPOLOGY: Final = Topology(EXCHANGES, (POISON, SENDER_OUTBOX, SENDER_PARKED))

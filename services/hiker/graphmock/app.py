@@ -1,0 +1,183 @@
+"""Graph API stand-in: answers like Graph, records what was sent, and plays scripted faults.
+
+- ``POST /{version}/{phone_number_id}/messages``: accepted (200 with a message id) unless a fault
+  is scripted for the recipient; the bearer token is checked when one is configured.
+- ``GET /{version}/{phone_number_id}``: the phone number's details, as Graph answers them.
+- ``GET /_mock/messages[?to=...]``: what was accepted; ``DELETE /_mock/messages`` forgets it.
+- ``POST /_mock/faults`` ``{"to": "...", "responses": [{"status": 500, "code": 1,
+  "retry_after": 1, "delay": 0.5}, ...]}``: the next calls for ``to`` (any recipient when
+  omitted) get these answers, in order, before the mock accepts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import logging
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hiker.core.observability import add_ops_routes, new_registry
+from hiker.core.settings import GraphMockSettings
+
+log = logging.getLogger(__name__)
+
+_ANY = "*"
+
+
+class Fault(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: int = Field(ge=200, le=599)
+    code: int | None = None
+    message: str = "scripted failure"
+    retry_after: float | None = None
+    delay: float = Field(default=0.0, ge=0, le=120)
+
+
+class FaultScript(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str | None = None
+    responses: list[Fault] = Field(min_length=1)
+
+
+@dataclass
+class MockState:
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next_fault(self, to: str) -> Fault | None:
+        for key in (to, _ANY):
+            queue = self.faults.get(key)
+            if queue:
+                return queue.popleft()
+        return None
+
+
+STATE = web.AppKey("state", MockState)
+OPS_APP = web.AppKey("ops_app", web.Application)
+
+
+def _graph_error(status: int, code: int | None, message: str) -> web.Response:
+    return web.json_response(
+        {
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": code if code is not None else status,
+                "fbtrace_id": "mock",
+            }
+        },
+        status=status,
+    )
+
+
+def create_app(
+    settings: GraphMockSettings, *, registry: CollectorRegistry | None = None
+) -> web.Application:
+    registry = registry or new_registry()
+    accepted = Counter(
+        "hiker_graph_mock_messages", "Messages the Graph mock accepted.", registry=registry
+    )
+    answered = Counter(
+        "hiker_graph_mock_faults", "Scripted faults the Graph mock played.", registry=registry
+    )
+    state = MockState()
+    token = settings.access_token
+
+    def authorized(request: web.Request) -> bool:
+        if token is None:
+            return True
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        return hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected)
+
+    async def send_message(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return _graph_error(401, 190, "Error validating access token")
+        try:
+            payload = await request.json()
+            to = str(payload["to"])
+            text = str(payload["text"]["body"])
+        except (ValueError, KeyError, TypeError):
+            return _graph_error(400, 100, "Invalid parameter")
+        fault = state.next_fault(to)
+        if fault is not None:
+            answered.inc()
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status >= 300:
+                response = _graph_error(fault.status, fault.code, fault.message)
+                if fault.retry_after is not None:
+                    response.headers["Retry-After"] = str(fault.retry_after)
+                return response
+        wamid = f"wamid.MOCK{next(state.ids):010d}"
+        record = {
+            "id": wamid,
+            "phone_number_id": request.match_info["phone_number_id"],
+            "to": to,
+            "text": text,
+            "accepted_at": time.time(),
+        }
+        state.sent.append(record)
+        accepted.inc()
+        log.info("graph mock accepted a message", extra={"to": to, "text": text, "id": wamid})
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": wamid}],
+            }
+        )
+
+    async def phone_number(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return _graph_error(401, 190, "Error validating access token")
+        return web.json_response(
+            {
+                "id": request.match_info["phone_number_id"],
+                "display_phone_number": "+1 555-000-0000",
+                "verified_name": "Hiker Graph mock",
+                "quality_rating": "GREEN",
+            }
+        )
+
+    async def list_sent(request: web.Request) -> web.Response:
+        to = request.query.get("to")
+        return web.json_response([m for m in state.sent if to is None or m["to"] == to])
+
+    async def clear_sent(_: web.Request) -> web.Response:
+        state.sent.clear()
+        state.faults.clear()
+        return web.json_response({"cleared": True})
+
+    async def script_faults(request: web.Request) -> web.Response:
+        try:
+            script = FaultScript.model_validate(await request.json())
+        except (ValueError, ValidationError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        state.faults[script.to or _ANY].extend(script.responses)
+        return web.json_response({"scripted": len(script.responses)})
+
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_post("/{version}/{phone_number_id}/messages", send_message)
+    app.router.add_get("/_mock/messages", list_sent)
+    app.router.add_delete("/_mock/messages", clear_sent)
+    app.router.add_post("/_mock/faults", script_faults)
+    app.router.add_get("/{version}/{phone_number_id}", phone_number)
+
+    ops = web.Application()
+
+    async def always_ready() -> bool:
+        return True
+
+    add_ops_routes(ops, registry, {"self": always_ready})
+    app[OPS_APP] = ops
+    return app

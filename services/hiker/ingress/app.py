@@ -1,0 +1,76 @@
+"""Ingress composition root: ``create_app(settings)`` wires the webhook routes to the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from hiker.core.broker import Broker, keep_trying
+from hiker.core.observability import add_ops_routes, new_registry
+from hiker.core.settings import IngressSettings
+from hiker.core.topology import INGRESS_TOPOLOGY
+from hiker.ingress.handlers import Outcome, WebhookIngestor
+from hiker.ingress.metrics import IngressMetrics
+from hiker.ingress.routes import INGESTOR, METRICS, VERIFY_TOKEN, add_webhook_routes
+
+log = logging.getLogger(__name__)
+
+OPS_APP = web.AppKey("ops_app", web.Application)
+BROKER = web.AppKey("broker", Broker)
+
+
+def create_app(
+    settings: IngressSettings,
+    *,
+    broker: Broker | None = None,
+    registry: CollectorRegistry | None = None,
+) -> web.Application:
+    """The webhook application; its operations app (metrics, health) is at ``app[OPS_APP]``.
+
+    The broker connects in the background once the app starts: until it does, ``/readyz`` says
+    so and webhooks are answered 503, which Meta retries.
+    """
+    registry = registry or new_registry()
+    broker = broker or Broker(
+        settings.amqp_url.get_secret_value(),
+        client_name="hiker-ingress",
+        publish_timeout=settings.publish_timeout_seconds,
+    )
+    metrics = IngressMetrics(registry)
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[BROKER] = broker
+    app[METRICS] = metrics
+    app[VERIFY_TOKEN] = settings.verify_token
+    app[INGESTOR] = WebhookIngestor(
+        app_secret=settings.app_secret.get_secret_value().encode(),
+        publish=broker.publish,
+        metrics=metrics,
+    )
+    add_webhook_routes(app)
+    app.cleanup_ctx.append(_broker_lifecycle)
+
+    ops = web.Application()
+
+    async def broker_ready() -> bool:
+        return broker.is_connected()
+
+    add_ops_routes(ops, registry, {"rabbitmq": broker_ready})
+    app[OPS_APP] = ops
+    # Zero-valued series from the start, so rate() and alerts see every outcome.
+    for outcome in [o.name.lower() for o in Outcome] + ["too_large", "verified", "verify_rejected"]:
+        metrics.webhooks.labels(outcome)
+    return app
+
+
+async def _broker_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    broker = app[BROKER]
+    connecting = asyncio.create_task(
+        keep_trying(lambda: broker.connect(INGRESS_TOPOLOGY), "RabbitMQ")
+    )
+    yield
+    connecting.cancel()
+    await broker.close()

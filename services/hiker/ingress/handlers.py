@@ -1,0 +1,115 @@
+"""Ingest a webhook: verify, classify, publish every update with confirms, decide the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Protocol
+
+from hiker.core import topology
+from hiker.core.broker import PublishFailed
+from hiker.core.contracts import (
+    ChangeReceived,
+    MessageReceived,
+    StatusReceived,
+    WebhookErrorReceived,
+)
+from hiker.core.signature import SignatureCheck, check_signature
+from hiker.ingress.metrics import IngressMetrics
+from hiker.ingress.webhook import MalformedBody, Routed, Unclassified, classify, parse
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(Enum):
+    """What became of a webhook; each maps to one HTTP status and one metric label."""
+
+    ACCEPTED = 200
+    MISSING_SIGNATURE = 401
+    BAD_SIGNATURE = 403
+    MALFORMED = 400
+    UNAVAILABLE = 503
+
+
+class Publish(Protocol):
+    def __call__(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        type_name: str,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Awaitable[None]: ...
+
+
+_KINDS: dict[type, str] = {
+    MessageReceived: "message",
+    StatusReceived: "status",
+    WebhookErrorReceived: "error",
+    ChangeReceived: "change",
+}
+
+
+class WebhookIngestor:
+    def __init__(
+        self,
+        *,
+        app_secret: bytes,
+        publish: Publish,
+        metrics: IngressMetrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._secret = app_secret
+        self._publish = publish
+        self._metrics = metrics
+        self._clock = clock
+
+    async def ingest(self, body: bytes, signature: str | None) -> Outcome:
+        check = check_signature(self._secret, body, signature)
+        if check is SignatureCheck.MISSING:
+            return Outcome.MISSING_SIGNATURE
+        if check is SignatureCheck.INVALID:
+            return Outcome.BAD_SIGNATURE
+        try:
+            document = parse(body)
+        except MalformedBody:
+            return Outcome.MALFORMED
+        started = time.perf_counter()
+        result = classify(document, received_at=self._clock())
+        try:
+            if isinstance(result, Unclassified):
+                await self._keep_unclassified(body, result)
+            else:
+                # All confirms are awaited together: one round trip to the broker per batch.
+                await asyncio.gather(*(self._publish_routed(item) for item in result))
+        except PublishFailed as exc:
+            log.warning("broker did not take the webhook; answering 503", extra={"error": str(exc)})
+            return Outcome.UNAVAILABLE
+        self._metrics.publish_latency.observe(time.perf_counter() - started)
+        return Outcome.ACCEPTED
+
+    async def _publish_routed(self, item: Routed) -> None:
+        await self._publish(
+            topology.INBOUND_EXCHANGE,
+            item.routing_key,
+            item.event.to_bytes(),
+            type_name=item.event.type_name(),
+            message_id=item.correlation_id,
+            correlation_id=item.correlation_id,
+        )
+        kind = "unknown" if item.routing_key == topology.RK_UNKNOWN else _KINDS[type(item.event)]
+        self._metrics.events.labels(kind).inc()
+
+    async def _keep_unclassified(self, body: bytes, result: Unclassified) -> None:
+        log.warning(
+            "signed webhook of unknown shape kept for inspection", extra={"reason": result.reason}
+        )
+        await self._publish(
+            topology.INBOUND_EXCHANGE, topology.RK_UNKNOWN, body, type_name="UnclassifiedWebhook"
+        )
+        self._metrics.events.labels("unknown").inc()

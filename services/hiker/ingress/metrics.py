@@ -1,0 +1,28 @@
+"""Ingress metrics (names are what the dashboards and alerts query)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class IngressMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.webhooks = Counter(
+            "hiker_webhooks_received",
+            "Webhook requests by outcome (accepted, verified, verify_rejected, "
+            "missing_signature, bad_signature, malformed, too_large, unavailable).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "hiker_events_published",
+            "Events published to the broker and confirmed, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.publish_latency = Histogram(
+            "hiker_publish_latency_seconds",
+            "Time from a verified webhook to the broker's last confirm for it.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )

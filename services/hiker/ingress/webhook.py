@@ -1,0 +1,243 @@
+"""Meta's webhook body → normalized events. Pure: no I/O, no clock (the caller passes the time).
+
+A body batches entries, each with changes; a ``messages`` change carries ``messages[]``,
+``statuses[]`` and ``errors[]``. Every one of them becomes its own event. Changes of other fields
+(templates, account, calls, message echoes...) become ``ChangeReceived`` for inspection; a body
+whose shape is not a WhatsApp webhook at all is ``Unclassified`` and kept whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import from_json
+
+from hiker.core import topology
+from hiker.core.contracts import (
+    ChangeReceived,
+    Contract,
+    MessageReceived,
+    StatusError,
+    StatusReceived,
+    WebhookErrorReceived,
+)
+
+
+class MalformedBody(ValueError):
+    """The body is not JSON at all (answered 400)."""
+
+
+class _Lenient(BaseModel):
+    # Meta adds fields over time; unknown ones must never make a valid update unreadable.
+    model_config = ConfigDict(extra="allow")
+
+
+class _Metadata(_Lenient):
+    phone_number_id: str
+    display_phone_number: str | None = None
+
+
+class _Contact(_Lenient):
+    wa_id: str | None = None
+    user_id: str | None = None
+    profile: dict[str, Any] | None = None
+
+
+class _ErrorItem(_Lenient):
+    code: int
+    title: str | None = None
+    message: str | None = None
+
+
+class _Message(_Lenient):
+    id: str
+    from_: str | None = Field(default=None, alias="from")
+    from_user_id: str | None = None
+    timestamp: int
+    type: str = "unknown"
+
+
+class _Status(_Lenient):
+    id: str
+    status: str
+    timestamp: int | None = None
+    recipient_id: str | None = None
+    errors: list[_ErrorItem] = Field(default_factory=list)
+
+
+class _MessagesValue(_Lenient):
+    metadata: _Metadata
+    contacts: list[_Contact] = Field(default_factory=list)
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    statuses: list[dict[str, Any]] = Field(default_factory=list)
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class _Change(_Lenient):
+    field: str
+    value: dict[str, Any]
+
+
+class _Entry(_Lenient):
+    id: str | None = None
+    changes: list[_Change] = Field(default_factory=list)
+
+
+class _Body(_Lenient):
+    object: str
+    entry: list[_Entry] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """An event and the routing key it is published under."""
+
+    routing_key: str
+    event: Contract
+    # The id that travels as the correlation id (the inbound wamid where there is one).
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Unclassified:
+    """A signed, well-formed JSON body that is not a WhatsApp webhook we can read."""
+
+    reason: str
+
+
+def parse(body: bytes) -> Any:
+    """Parse JSON once (pydantic-core, no Python json round trip); MalformedBody when it is not."""
+    try:
+        return from_json(body)
+    except ValueError as exc:
+        raise MalformedBody(str(exc)) from None
+
+
+def classify(document: Any, received_at: float) -> list[Routed] | Unclassified:
+    """Every message, status, error and foreign change of ``document``, in body order."""
+    try:
+        body = _Body.model_validate(document)
+    except ValidationError as exc:
+        return Unclassified(reason=_first_error(exc))
+    if body.object != "whatsapp_business_account":
+        return Unclassified(reason=f"object is {body.object!r}")
+    routed: list[Routed] = []
+    for entry in body.entry:
+        for change in entry.changes:
+            if change.field != "messages":
+                routed.append(_foreign(entry.id, change, received_at))
+                continue
+            try:
+                routed.extend(_messages_change(change.value, received_at))
+            except ValidationError:
+                # Kept whole for inspection; the batch's other changes still go through.
+                unreadable = ChangeReceived(
+                    entry_id=entry.id,
+                    field=change.field,
+                    value=change.value,
+                    received_at=received_at,
+                )
+                routed.append(Routed(topology.RK_UNKNOWN, unreadable))
+    return routed
+
+
+def _foreign(entry_id: str | None, change: _Change, received_at: float) -> Routed:
+    event = ChangeReceived(
+        entry_id=entry_id, field=change.field, value=change.value, received_at=received_at
+    )
+    return Routed(f"{topology.RK_CHANGE_PREFIX}.{_token(change.field)}", event)
+
+
+def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Routed]:
+    value = _MessagesValue.model_validate(raw_value)
+    phone_number_id = value.metadata.phone_number_id
+    names = {c.wa_id: (c.profile or {}).get("name") for c in value.contacts if c.wa_id}
+    routed: list[Routed] = []
+    for raw in value.messages:
+        message = _Message.model_validate(raw)
+        user = message.from_ or message.from_user_id
+        if user is None:
+            raise ValidationError.from_exception_data(
+                "message", [{"type": "missing", "loc": ("from",), "input": raw}]
+            )
+        event = MessageReceived(
+            wamid=message.id,
+            phone_number_id=phone_number_id,
+            display_phone_number=value.metadata.display_phone_number,
+            user=user,
+            wa_id=message.from_,
+            contact_name=names.get(message.from_) if message.from_ else None,
+            message_type=message.type,
+            text=message_text(raw),
+            timestamp=message.timestamp,
+            received_at=received_at,
+            raw=raw,
+        )
+        routed.append(
+            Routed(f"{topology.RK_MESSAGE_PREFIX}.{_token(message.type)}", event, message.id)
+        )
+    for raw in value.statuses:
+        status = _Status.model_validate(raw)
+        status_event = StatusReceived(
+            message_id=status.id,
+            phone_number_id=phone_number_id,
+            recipient_id=status.recipient_id,
+            status=status.status,
+            timestamp=status.timestamp,
+            errors=tuple(
+                StatusError(code=e.code, title=e.title, message=e.message) for e in status.errors
+            ),
+            received_at=received_at,
+        )
+        routed.append(
+            Routed(f"{topology.RK_STATUS_PREFIX}.{_token(status.status)}", status_event, status.id)
+        )
+    for raw in value.errors:
+        error = _ErrorItem.model_validate(raw)
+        error_event = WebhookErrorReceived(
+            phone_number_id=phone_number_id,
+            code=error.code,
+            title=error.title,
+            message=error.message,
+            received_at=received_at,
+        )
+        routed.append(Routed(topology.RK_ERROR, error_event))
+    return routed
+
+
+def message_text(raw: dict[str, Any]) -> str | None:
+    """The text a person would read in ``raw``: a body, a caption, a button or list title."""
+    kind = raw.get("type")
+    if kind == "text":
+        return _str(raw.get("text"), "body")
+    if kind == "button":
+        return _str(raw.get("button"), "text")
+    if kind == "interactive":
+        interactive = raw.get("interactive")
+        if isinstance(interactive, dict):
+            reply = interactive.get(str(interactive.get("type")))
+            return _str(reply, "title")
+        return None
+    return _str(raw.get(kind), "caption") if isinstance(kind, str) else None
+
+
+def _str(container: object, key: str) -> str | None:
+    if isinstance(container, dict):
+        value = container.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _token(value: str) -> str:
+    """A routing-key word: topic exchanges split on dots, so none may come from the payload."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in value)
+    return cleaned[:64] or "unknown"
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    return f"{where}: {error['msg']}"

@@ -1,0 +1,1 @@
+"""Sender: calls the Graph API, paced per number, retrying transient failures, parking the rest."""

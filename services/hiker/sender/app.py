@@ -1,0 +1,139 @@
+"""Sender composition root: ``create_app(settings)`` wires the outbox consumer to Graph."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from hiker.core import topology
+from hiker.core.broker import Broker, keep_trying
+from hiker.core.claims import ClaimStore
+from hiker.core.contracts import SendMessage
+from hiker.core.observability import add_ops_routes, new_registry
+from hiker.core.redis_store import Keys, connect_redis, ping
+from hiker.core.settings import SenderSettings
+from hiker.sender.consumers import outbox_consumer
+from hiker.sender.graph import GraphClient
+from hiker.sender.handlers import Parked, SendHandler
+from hiker.sender.metrics import SenderMetrics
+from hiker.sender.pacing import Pacer
+
+BROKER = web.AppKey("broker", Broker)
+REDIS = web.AppKey("redis", Redis)
+METRICS = web.AppKey("sender_metrics", SenderMetrics)
+
+# Claims on a send last longer than one Graph call may take (timeout plus pacing headroom).
+_CLAIM_HEADROOM_SECONDS = 20.0
+# How long "already sent" is remembered: longer than any redelivery or retry path.
+_SENT_TTL_SECONDS = 7 * 24 * 3600
+
+
+def create_app(
+    settings: SenderSettings,
+    *,
+    broker: Broker | None = None,
+    redis: Redis | None = None,
+    registry: CollectorRegistry | None = None,
+) -> web.Application:
+    """The operations app (metrics, health); starting it connects and starts sending."""
+    registry = registry or new_registry()
+    broker = broker or Broker(settings.amqp_url.get_secret_value(), client_name="hiker-sender")
+    redis = redis or connect_redis(settings.redis_url.get_secret_value())
+    keys = Keys(settings.redis_prefix)
+    metrics = SenderMetrics(registry)
+    app = web.Application()
+    app[BROKER] = broker
+    app[REDIS] = redis
+    app[METRICS] = metrics
+
+    async def schedule_retry(command: SendMessage, attempt: int, delay_ms: int) -> None:
+        queue = await broker.declare_queue(topology.sender_retry_queue(delay_ms))
+        await broker.publish(
+            "",
+            queue.name,
+            command.to_bytes(),
+            type_name=command.type_name(),
+            message_id=command.idempotency_key,
+            correlation_id=command.correlation_id,
+            headers={
+                topology.HEADER_ATTEMPT: attempt,
+                topology.HEADER_CORRELATION_ID: command.correlation_id,
+            },
+            expiration_ms=delay_ms,
+        )
+
+    async def park(command: SendMessage, attempt: int, parked: Parked) -> None:
+        await broker.publish(
+            topology.DEAD_EXCHANGE,
+            topology.RK_PARKED,
+            command.to_bytes(),
+            type_name=command.type_name(),
+            message_id=command.idempotency_key,
+            correlation_id=command.correlation_id,
+            headers={
+                topology.HEADER_ATTEMPT: attempt,
+                topology.HEADER_CORRELATION_ID: command.correlation_id,
+                topology.HEADER_PARKED_REASON: parked.reason,
+                topology.HEADER_GRAPH_STATUS: parked.http_status,
+                topology.HEADER_GRAPH_CODE: parked.code,
+                topology.HEADER_GRAPH_ERROR: json.dumps(parked.error or {}),
+                topology.HEADER_PARKED_AT: time.time(),
+            },
+        )
+
+    async def broker_ready() -> bool:
+        return broker.is_connected()
+
+    async def redis_ready() -> bool:
+        return await ping(redis)
+
+    add_ops_routes(app, registry, {"rabbitmq": broker_ready, "redis": redis_ready})
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        # The HTTP session is made here, inside the running loop, never at import time.
+        session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=settings.graph_timeout_seconds),
+            connector=aiohttp.TCPConnector(limit=256),
+        )
+        handler = SendHandler(
+            graph=GraphClient(
+                session,
+                base_url=str(settings.graph_base_url),
+                api_version=settings.graph_api_version,
+                access_token=settings.access_token,
+            ),
+            pacer=Pacer(redis, keys, settings.send_rate_per_second),
+            claims=ClaimStore(
+                redis,
+                lease_seconds=settings.graph_timeout_seconds + _CLAIM_HEADROOM_SECONDS,
+                done_ttl_seconds=_SENT_TTL_SECONDS,
+            ),
+            keys=keys,
+            schedule_retry=schedule_retry,
+            park=park,
+            metrics=metrics,
+            max_attempts=settings.max_attempts,
+        )
+
+        async def start() -> None:
+            await broker.connect(topology.SENDER_TOPOLOGY)
+            await broker.consume(
+                topology.SENDER_OUTBOX, outbox_consumer(handler), prefetch=settings.prefetch
+            )
+
+        connecting = asyncio.create_task(keep_trying(start, "RabbitMQ"))
+        yield
+        connecting.cancel()
+        await broker.close()
+        await session.close()
+        await redis.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

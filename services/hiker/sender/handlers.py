@@ -1,0 +1,128 @@
+"""Send one command: once per idempotency key, paced, then sent, retried later, or parked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hiker.core.broker import RetryLater
+from hiker.core.claims import ClaimState, ClaimStore
+from hiker.core.contracts import SendMessage
+from hiker.core.redis_store import Keys
+from hiker.sender.graph import GraphCall
+from hiker.sender.metrics import SenderMetrics
+from hiker.sender.retry import Verdict, decide, retry_delay_ms
+
+log = logging.getLogger(__name__)
+
+
+class Graph(Protocol):
+    async def send_text(self, phone_number_id: str, to: str, text: str) -> GraphCall: ...
+
+
+class Pacing(Protocol):
+    async def wait_turn(self, phone_number_id: str) -> float: ...
+
+
+@dataclass(frozen=True)
+class Parked:
+    reason: str  # "permanent" or "retries_exhausted"
+    http_status: str
+    code: str
+    error: dict[str, Any] | None
+
+
+ScheduleRetry = Callable[[SendMessage, int, int], Awaitable[None]]  # command, next attempt, ms
+Park = Callable[[SendMessage, int, Parked], Awaitable[None]]
+
+
+class SendHandler:
+    def __init__(
+        self,
+        *,
+        graph: Graph,
+        pacer: Pacing,
+        claims: ClaimStore,
+        keys: Keys,
+        schedule_retry: ScheduleRetry,
+        park: Park,
+        metrics: SenderMetrics,
+        max_attempts: int,
+        clock: Callable[[], float] = time.time,
+        random_unit: Callable[[], float] = random.random,
+    ) -> None:
+        self._graph = graph
+        self._pacer = pacer
+        self._claims = claims
+        self._keys = keys
+        self._schedule_retry = schedule_retry
+        self._park = park
+        self._metrics = metrics
+        self._max_attempts = max_attempts
+        self._clock = clock
+        self._random = random_unit
+
+    async def handle(self, command: SendMessage, attempt: int) -> None:
+        claim = await self._claims.claim(self._keys.sent(command.idempotency_key))
+        if claim.state is ClaimState.DONE:
+            self._metrics.deduplicated.inc()
+            log.info("send already done; dropped", extra={"key": command.idempotency_key})
+            return
+        if claim.state is ClaimState.BUSY:
+            raise RetryLater(command.idempotency_key)
+        try:
+            await self._pacer.wait_turn(command.phone_number_id)
+            call = await self._graph.send_text(command.phone_number_id, command.to, command.text)
+            outcome = call.outcome
+            self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()
+            self._metrics.graph_latency.observe(call.latency_seconds)
+            verdict = decide(outcome, attempt, self._max_attempts)
+            if verdict is Verdict.SENT:
+                await claim.confirm(b"wamid:" + (outcome.message_id or "").encode())
+            elif verdict is Verdict.RETRY:
+                delay = retry_delay_ms(attempt, self._random(), outcome.retry_after_seconds)
+                await self._schedule_retry(command, attempt + 1, delay)
+                await claim.release()
+            else:
+                reason = "permanent" if attempt < self._max_attempts else "retries_exhausted"
+                parked = Parked(reason, outcome.status_label, outcome.code_label, call.error)
+                await self._park(command, attempt, parked)
+                await claim.release()
+        except BaseException:
+            await claim.release()
+            raise
+        self._record(command, call, verdict, attempt)
+
+    def _record(
+        self, command: SendMessage, call: GraphCall, verdict: Verdict, attempt: int
+    ) -> None:
+        outcome = call.outcome
+        context = {
+            "key": command.idempotency_key,
+            "correlation_id": command.correlation_id,
+            "to": command.to,
+            "attempt": attempt,
+            "status": outcome.status_label,
+            "code": outcome.code_label,
+        }
+        if verdict is Verdict.SENT:
+            self._metrics.sent.labels(command.kind).inc()
+            if command.origin_received_at is not None and command.kind == "reply":
+                self._metrics.end_to_end.observe(
+                    max(0.0, self._clock() - command.origin_received_at)
+                )
+            log.info("message sent", extra={**context, "graph_message_id": outcome.message_id})
+        elif verdict is Verdict.RETRY:
+            self._metrics.retries.labels(outcome.code_label).inc()
+            log.warning("send failed; will retry", extra=context)
+        else:
+            self._metrics.parked.labels(outcome.code_label).inc()
+            log.error(
+                "send parked",
+                extra={**context, "graph_error": json.dumps(call.error) if call.error else None},
+            )

@@ -1,0 +1,97 @@
+"""What to do with a Graph API answer, and how long to wait before trying again. Pure.
+
+Retries wait in TTL queues named by their delay. RabbitMQ expires messages only at a queue's
+head, so each queue must hold one delay value: jittered delays are snapped to a fixed geometric
+ladder (steps of 2^(1/4), ~19 %), which keeps the jitter and bounds the number of queues.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+# Graph error codes that say "not now" rather than "never": throttling and temporary outages.
+TRANSIENT_CODES: Final = frozenset(
+    {
+        1,  # API unknown (temporary)
+        2,  # API service (temporary)
+        4,  # application request limit reached
+        80007,  # WhatsApp Business Account rate limit
+        130429,  # Cloud API throughput reached
+        131016,  # service unavailable
+        131056,  # pair rate limit: too many messages to one user
+        131057,  # account in maintenance mode
+        133004,  # server temporarily unavailable
+    }
+)
+
+BASE_DELAY_SECONDS: Final = 1.0
+MAX_DELAY_SECONDS: Final = 900.0
+_LADDER_MIN_MS: Final = 250
+_LADDER_STEPS_PER_DOUBLING: Final = 4
+
+
+class Verdict(Enum):
+    SENT = "sent"
+    RETRY = "retry"
+    PARK = "park"
+
+
+@dataclass(frozen=True)
+class GraphOutcome:
+    """A Graph call's result, as far as deciding goes."""
+
+    http_status: int | None  # None: no HTTP answer (timeout, connection refused)
+    error_code: int | None = None
+    message_id: str | None = None
+    retry_after_seconds: float | None = None
+    failure: str | None = None  # "timeout" / "connection_error" when there was no answer
+
+    @property
+    def status_label(self) -> str:
+        return str(self.http_status) if self.http_status is not None else (self.failure or "none")
+
+    @property
+    def code_label(self) -> str:
+        return str(self.error_code) if self.error_code is not None else "none"
+
+
+def classify(outcome: GraphOutcome) -> Verdict:
+    status = outcome.http_status
+    if status is not None and 200 <= status < 300 and outcome.message_id:
+        return Verdict.SENT
+    if status is None or status == 429 or status >= 500:
+        return Verdict.RETRY
+    if outcome.error_code in TRANSIENT_CODES:
+        return Verdict.RETRY
+    return Verdict.PARK
+
+
+def decide(outcome: GraphOutcome, attempt: int, max_attempts: int) -> Verdict:
+    """``classify``, except that a retry past ``max_attempts`` parks the message."""
+    verdict = classify(outcome)
+    if verdict is Verdict.RETRY and attempt >= max_attempts:
+        return Verdict.PARK
+    return verdict
+
+
+def ladder_ms(delay_seconds: float, *, round_up: bool = False) -> int:
+    """Snap a delay onto the ladder 250 ms · 2^(k/4); ``round_up`` never waits less."""
+    delay_ms = max(float(_LADDER_MIN_MS), min(delay_seconds, MAX_DELAY_SECONDS) * 1000)
+    exact = math.log2(delay_ms / _LADDER_MIN_MS) * _LADDER_STEPS_PER_DOUBLING
+    step = math.ceil(exact - 1e-9) if round_up else round(exact)
+    return round(_LADDER_MIN_MS * 2 ** (step / _LADDER_STEPS_PER_DOUBLING))
+
+
+def retry_delay_ms(attempt: int, random_unit: float, retry_after_seconds: float | None) -> int:
+    """Delay before attempt ``attempt + 1``: exponential, "equal jitter", at least Retry-After.
+
+    ``random_unit`` is uniform in [0, 1): the caller owns randomness so this stays testable.
+    """
+    base = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** max(0, attempt - 1))
+    jittered = base / 2 + base / 2 * random_unit
+    if retry_after_seconds is not None and retry_after_seconds > jittered:
+        return ladder_ms(retry_after_seconds, round_up=True)
+    return ladder_ms(jittered)

@@ -1,0 +1,1 @@
+"""Operator and developer tools: the webhook simulator and the local runner."""

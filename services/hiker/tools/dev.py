@@ -1,0 +1,147 @@
+"""``make run``: every service as a child process against the local RabbitMQ and Redis.
+
+Checks the broker and Redis first and explains how to start them instead of printing a
+traceback; prints each child's JSON log lines in a readable form; stops everything on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+from redis.asyncio import Redis
+
+from hiker.core.settings import CommonSettings, load_settings
+
+# Placeholders so a fresh clone runs at once; real deployments set their own (see README).
+DEV_DEFAULTS: Mapping[str, str] = {
+    "HIKER_VERIFY_TOKEN": "dev-verify-token",
+    "HIKER_APP_SECRET": "dev-app-secret",
+    "HIKER_ACCESS_TOKEN": "dev-access-token",
+}
+GRAPH_MOCK_URL = "http://127.0.0.1:8090"
+COLOURS = {"ingress": 36, "conversation": 35, "sender": 33, "graph-mock": 32}
+START_HELP = """\
+How to start them:
+  on this machine:   rabbitmq-server -detached
+                     redis-server --daemonize yes
+  with Docker:       docker compose -f deploy/compose/compose.yaml up -d rabbitmq redis
+Or point HIKER_AMQP_URL / HIKER_REDIS_URL at running ones."""
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def check_dependencies(settings: CommonSettings) -> list[str]:
+    """A sentence per unreachable dependency; empty when both answer."""
+    problems = []
+    amqp_url = settings.amqp_url.get_secret_value()
+    try:
+        connection = await asyncio.wait_for(aio_pika.connect(amqp_url), timeout=5)
+        await connection.close()
+    except Exception as exc:
+        problems.append(f"RabbitMQ is not reachable at {redact(amqp_url)} ({type(exc).__name__})")
+    redis_url = settings.redis_url.get_secret_value()
+    redis = Redis.from_url(redis_url, socket_connect_timeout=3)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        problems.append(f"Redis is not reachable at {redact(redis_url)} ({type(exc).__name__})")
+    finally:
+        await redis.aclose()
+    return problems
+
+
+def render(service: str, line: str) -> str:
+    """A JSON log line as ``service | LEVEL event key=value``; other lines as they are."""
+    colour = COLOURS.get(service, 37)
+    prefix = f"\033[{colour}m{service:>12}\033[0m |"
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return f"{prefix} {line}"
+    if not isinstance(record, dict):
+        return f"{prefix} {line}"
+    skip = {"time", "level", "event", "service", "name", "taskName"}
+    extras = " ".join(f"{k}={v}" for k, v in record.items() if k not in skip and v is not None)
+    return f"{prefix} {record.get('level', ''):<7} {record.get('event', '')} {extras}".rstrip()
+
+
+async def _pump(service: str, stream: asyncio.StreamReader) -> None:
+    async for raw in stream:
+        print(render(service, raw.decode(errors="replace").rstrip()), flush=True)
+
+
+async def run_all() -> int:
+    env = dict(os.environ)
+    for name, value in DEV_DEFAULTS.items():
+        if not env.get(name):
+            env[name] = value
+            print(f"dev: {name} not set; using a local development placeholder", flush=True)
+    settings = load_settings(CommonSettings, env)
+    problems = await check_dependencies(settings)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print(START_HELP, file=sys.stderr)
+        return 1
+    services = ["ingress", "conversation", "sender"]
+    if not env.get("HIKER_GRAPH_BASE_URL"):
+        env["HIKER_GRAPH_BASE_URL"] = GRAPH_MOCK_URL
+        services.insert(0, "graph-mock")
+        print(f"dev: no HIKER_GRAPH_BASE_URL; sending to the Graph mock at {GRAPH_MOCK_URL}")
+    children: dict[str, asyncio.subprocess.Process] = {}
+    for service in services:
+        child_env = dict(env)
+        child_env.pop("HIKER_METRICS_PORT", None)  # each service keeps its own default port
+        children[service] = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hiker", service,
+            env=child_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+    pumps = [
+        asyncio.create_task(_pump(name, child.stdout))
+        for name, child in children.items()
+        if child.stdout is not None
+    ]
+    port = env.get("HIKER_HTTP_PORT", "8080")
+    print(
+        f"dev: webhook at http://127.0.0.1:{port}/webhook — try, in another terminal:\n"
+        f"     .venv/bin/hiker simulate --from 15550001111 --text hello\n"
+        f"dev: sent messages: curl {env['HIKER_GRAPH_BASE_URL']}/_mock/messages   (Ctrl-C stops)",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiters = {asyncio.create_task(c.wait()): name for name, c in children.items()}
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*waiters, stopper], return_when=asyncio.FIRST_COMPLETED)
+    exit_code = 0
+    for task in done:
+        if task in waiters:
+            print(f"dev: {waiters[task]} exited with {task.result()}; stopping the rest")
+            exit_code = 1
+    for child in children.values():
+        if child.returncode is None:
+            child.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(c.wait() for c in children.values())), 20)
+    except TimeoutError:
+        for child in children.values():
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+    await asyncio.gather(*pumps, return_exceptions=True)
+    stopper.cancel()
+    return exit_code

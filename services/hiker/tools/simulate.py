@@ -1,0 +1,87 @@
+"""Post a correctly signed, real-shaped webhook to an ingress, as Meta would."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+import aiohttp
+
+from hiker.core.signature import SIGNATURE_HEADER, sign
+
+DEFAULT_PHONE_NUMBER_ID = "100000000000001"
+DEFAULT_DISPLAY_NUMBER = "15550000000"
+
+
+def new_wamid() -> str:
+    return "wamid.SIM" + secrets.token_hex(16).upper()
+
+
+def text_message(
+    user: str, text: str, *, wamid: str | None = None, timestamp: int | None = None
+) -> dict[str, Any]:
+    return {
+        "from": user,
+        "id": wamid or new_wamid(),
+        "timestamp": str(timestamp if timestamp is not None else int(time.time())),
+        "type": "text",
+        "text": {"body": text},
+    }
+
+
+def messages_change(
+    messages: list[dict[str, Any]] | None = None,
+    *,
+    statuses: list[dict[str, Any]] | None = None,
+    phone_number_id: str = DEFAULT_PHONE_NUMBER_ID,
+    name: str = "Simulated User",
+) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "metadata": {
+            "display_phone_number": DEFAULT_DISPLAY_NUMBER,
+            "phone_number_id": phone_number_id,
+        },
+    }
+    if messages:
+        users = sorted({m["from"] for m in messages if "from" in m})
+        value["contacts"] = [{"profile": {"name": name}, "wa_id": u} for u in users]
+        value["messages"] = messages
+    if statuses:
+        value["statuses"] = statuses
+    return {"value": value, "field": "messages"}
+
+
+def webhook_body(*changes: dict[str, Any], entry_id: str = "100000000000000") -> dict[str, Any]:
+    """One entry holding ``changes``; for several entries, build the dict directly."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": entry_id, "changes": list(changes)}],
+    }
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+async def post_signed(
+    session: aiohttp.ClientSession, url: str, body: bytes, app_secret: str
+) -> tuple[int, str]:
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(app_secret.encode(), body),
+    }
+    async with session.post(url, data=body, headers=headers) as response:
+        return response.status, await response.text()
+
+
+async def simulate(
+    url: str, user: str, text: str, app_secret: str, phone_number_id: str, wamid: str | None
+) -> tuple[int, str, str]:
+    message = text_message(user, text, wamid=wamid)
+    body = encode(webhook_body(messages_change([message], phone_number_id=phone_number_id)))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        status, answer = await post_signed(session, url, body, app_secret)
+    return status, answer, message["id"]
