@@ -102,8 +102,10 @@ def create_app(
     app[METRICS] = metrics
     app[SETTINGS] = settings
 
+    consuming = asyncio.Event()
+
     async def broker_ready() -> bool:
-        return broker.is_connected()
+        return consuming.is_set() and broker.is_connected()
 
     async def redis_ready() -> bool:
         return await ping(redis)
@@ -119,6 +121,7 @@ def create_app(
         await broker.consume(
             topology.CONVERSATION_TIMERS, timers_consumer(handlers), prefetch=settings.prefetch
         )
+        consuming.set()
 
     async def sample_pending() -> None:
         while True:

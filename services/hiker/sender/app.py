@@ -88,8 +88,10 @@ def create_app(
             },
         )
 
+    consuming = asyncio.Event()
+
     async def broker_ready() -> bool:
-        return broker.is_connected()
+        return consuming.is_set() and broker.is_connected()
 
     async def redis_ready() -> bool:
         return await ping(redis)
@@ -127,6 +129,7 @@ def create_app(
             await broker.consume(
                 topology.SENDER_OUTBOX, outbox_consumer(handler), prefetch=settings.prefetch
             )
+            consuming.set()
 
         connecting = asyncio.create_task(keep_trying(start, "RabbitMQ"))
         yield

@@ -1,0 +1,185 @@
+"""The whole pipeline in-process: ingress, conversation, sender and the Graph mock, each built by
+its own ``create_app`` against the real broker and Redis, on ephemeral ports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from hiker.conversation.app import create_app as create_conversation
+from hiker.core.settings import (
+    ConversationSettings,
+    GraphMockSettings,
+    IngressSettings,
+    SenderSettings,
+    load_settings,
+)
+from hiker.graphmock.app import create_app as create_graph_mock
+from hiker.ingress.app import OPS_APP
+from hiker.ingress.app import create_app as create_ingress
+from hiker.sender.app import create_app as create_sender
+from hiker.tools.simulate import encode, messages_change, post_signed, text_message, webhook_body
+
+pytestmark = pytest.mark.integration
+
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+ACCESS_TOKEN = "test-access-token"
+PHONE_NUMBER_ID = "100000000000001"
+
+
+@dataclass
+class Pipeline:
+    env: dict[str, str]
+    session: aiohttp.ClientSession
+    servers: dict[str, TestServer] = field(default_factory=dict)
+
+    def url(self, name: str, path: str) -> str:
+        return str(self.servers[name].make_url(path))
+
+    @property
+    def webhook_url(self) -> str:
+        return self.url("ingress", "/webhook")
+
+    async def post(self, body: dict[str, Any] | bytes) -> int:
+        raw = body if isinstance(body, bytes) else encode(body)
+        status, _ = await post_signed(self.session, self.webhook_url, raw, APP_SECRET)
+        return status
+
+    async def say(self, user: str, text: str, *, wamid: str | None = None) -> str:
+        """Post a text message from ``user``; returns its wamid."""
+        message = text_message(user, text, wamid=wamid)
+        assert await self.post(webhook_body(messages_change([message]))) == 200
+        return str(message["id"])
+
+    async def sent(self, to: str | None = None) -> list[dict[str, Any]]:
+        params = {"to": to} if to else {}
+        async with self.session.get(self.url("graph", "/_mock/messages"), params=params) as r:
+            result: list[dict[str, Any]] = await r.json()
+            return result
+
+    async def texts(self, to: str) -> list[str]:
+        return [m["text"] for m in await self.sent(to)]
+
+    async def wait_for_texts(self, to: str, count: int, within: float = 15.0) -> list[str]:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            texts = await self.texts(to)
+            if len(texts) >= count:
+                return texts
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"expected {count} messages to {to}, got {await self.texts(to)}")
+
+    async def script_faults(self, to: str, *responses: dict[str, Any]) -> None:
+        body = {"to": to, "responses": list(responses)}
+        async with self.session.post(self.url("graph", "/_mock/faults"), json=body) as r:
+            assert r.status == 200
+
+    async def metrics(self, name: str) -> str:
+        async with self.session.get(self.url(name, "/metrics")) as response:
+            return await response.text()
+
+    async def start(self, name: str, app: web.Application) -> TestServer:
+        server = TestServer(app)
+        await server.start_server()
+        self.servers[name] = server
+        return server
+
+    async def stop(self, name: str) -> None:
+        await self.servers.pop(name).close()
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text exposition (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        sample, _, label_part = key.partition("{")
+        if sample != name:
+            continue
+        got = ",".join(sorted(label_part.rstrip("}").split(","))) if label_part else ""
+        if got == wanted:
+            return float(value)
+    return 0.0
+
+
+PipelineFactory = Callable[..., Awaitable[Pipeline]]
+
+
+@pytest.fixture
+async def make_pipeline(
+    amqp_url: str, redis_url: str, redis_prefix: str
+) -> AsyncIterator[PipelineFactory]:
+    """Build the pipeline with environment overrides (e.g. a short idle timeout)."""
+    pipelines: list[Pipeline] = []
+
+    async def build(
+        *, services: tuple[str, ...] = ("graph", "ingress", "conversation", "sender"), **env: str
+    ) -> Pipeline:
+        base = {
+            "HIKER_AMQP_URL": amqp_url,
+            "HIKER_REDIS_URL": redis_url,
+            "HIKER_REDIS_PREFIX": redis_prefix,
+            "HIKER_APP_SECRET": APP_SECRET,
+            "HIKER_VERIFY_TOKEN": VERIFY_TOKEN,
+            "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
+            "HIKER_IDLE_TIMEOUT_SECONDS": "1.5",
+            "HIKER_SEND_RATE_PER_SECOND": "0",
+        }
+        base.update(env)
+        pipeline = Pipeline(env=base, session=aiohttp.ClientSession())
+        pipelines.append(pipeline)
+        if "graph" in services:
+            graph = await pipeline.start(
+                "graph", create_graph_mock(load_settings(GraphMockSettings, base))
+            )
+            base.setdefault("HIKER_GRAPH_BASE_URL", str(graph.make_url("")))
+        for name in services:
+            if name != "graph":
+                await start_service(pipeline, name)
+        return pipeline
+
+    yield build
+    for pipeline in pipelines:
+        for name in list(pipeline.servers)[::-1]:
+            await pipeline.stop(name)
+        await pipeline.session.close()
+
+
+async def start_service(pipeline: Pipeline, name: str) -> None:
+    """Start one service of ``pipeline`` and wait until it is connected and consuming."""
+    env = pipeline.env
+    if name == "ingress":
+        app = create_ingress(load_settings(IngressSettings, env))
+        await pipeline.start("ingress", app)
+        await pipeline.start("ingress-ops", app[OPS_APP])
+        ready_url = pipeline.url("ingress-ops", "/readyz")
+    elif name == "conversation":
+        await pipeline.start(
+            "conversation", create_conversation(load_settings(ConversationSettings, env))
+        )
+        ready_url = pipeline.url("conversation", "/readyz")
+    elif name == "sender":
+        await pipeline.start("sender", create_sender(load_settings(SenderSettings, env)))
+        ready_url = pipeline.url("sender", "/readyz")
+    else:
+        raise ValueError(name)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        async with pipeline.session.get(ready_url) as response:
+            if response.status == 200:
+                # Connected; give the consumers their first moment to register.
+                await asyncio.sleep(0.1)
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} did not become ready")

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from hiker.core.settings import (
+    ConfigError,
+    ConversationSettings,
+    IngressSettings,
+    SenderSettings,
+    load_settings,
+)
+
+
+def test_missing_required_variables_are_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(IngressSettings, {})
+    message = str(caught.value)
+    assert "HIKER_APP_SECRET is required" in message
+    assert "HIKER_VERIFY_TOKEN is required" in message
+
+
+def test_malformed_values_are_named_without_echoing_them() -> None:
+    env = {"HIKER_ACCESS_TOKEN": "t", "HIKER_AMQP_URL": "http://user:hunter2@broker/"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(SenderSettings, env)
+    assert "HIKER_AMQP_URL is invalid" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_numbers_are_validated() -> None:
+    with pytest.raises(ConfigError, match="HIKER_IDLE_TIMEOUT_SECONDS is invalid"):
+        load_settings(ConversationSettings, {"HIKER_IDLE_TIMEOUT_SECONDS": "soon"})
+    with pytest.raises(ConfigError, match="HIKER_IDLE_TIMEOUT_SECONDS is invalid"):
+        load_settings(ConversationSettings, {"HIKER_IDLE_TIMEOUT_SECONDS": "-1"})
+
+
+def test_defaults_and_fractions() -> None:
+    settings = load_settings(ConversationSettings, {"HIKER_IDLE_TIMEOUT_SECONDS": "0.5"})
+    assert settings.idle_timeout_seconds == 0.5
+    assert settings.followup_text == "are you there"
+    assert settings.metrics_port == 9102
+    sender = load_settings(SenderSettings, {"HIKER_ACCESS_TOKEN": "secret-token"})
+    assert sender.send_rate_per_second == 80
+    assert str(sender.graph_base_url) == "https://graph.facebook.com/"
+
+
+def test_secrets_do_not_show_in_repr() -> None:
+    settings = load_settings(
+        IngressSettings, {"HIKER_APP_SECRET": "s3cr3t", "HIKER_VERIFY_TOKEN": "v3rify"}
+    )
+    assert "s3cr3t" not in repr(settings)
+    assert "v3rify" not in repr(settings)
+    assert "guest:guest" not in repr(settings)
+
+
+def test_each_service_has_its_own_metrics_port() -> None:
+    ports = {
+        load_settings(
+            IngressSettings, {"HIKER_APP_SECRET": "a", "HIKER_VERIFY_TOKEN": "b"}
+        ).metrics_port,
+        load_settings(ConversationSettings, {}).metrics_port,
+        load_settings(SenderSettings, {"HIKER_ACCESS_TOKEN": "c"}).metrics_port,
+    }
+    assert len(ports) == 3

@@ -1,0 +1,180 @@
+"""Classification of webhook bodies, including every update kind in pywa's corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hiker.core.contracts import (
+    ChangeReceived,
+    MessageReceived,
+    StatusReceived,
+    WebhookErrorReceived,
+)
+from hiker.ingress.webhook import MalformedBody, Unclassified, classify, message_text, parse
+from hiker.tools.simulate import messages_change, text_message, webhook_body
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "pywa-updates"
+
+
+def corpus() -> list[tuple[str, dict[str, Any]]]:
+    if not FIXTURES.is_dir():
+        return []
+    cases = []
+    for path in sorted(FIXTURES.glob("*.json")):
+        for name, body in json.loads(path.read_text()).items():
+            cases.append((f"{path.stem}:{name}", body))
+    return cases
+
+
+CORPUS = corpus()
+
+
+def test_corpus_is_present_where_ci_runs() -> None:
+    if not CORPUS:
+        if os.environ.get("CI"):
+            pytest.fail(f"webhook corpus missing at {FIXTURES}")
+        pytest.skip(f"webhook corpus not found at {FIXTURES}")
+    assert len(CORPUS) > 50
+
+
+@pytest.mark.parametrize(("name", "body"), CORPUS, ids=[name for name, _ in CORPUS])
+def test_every_corpus_update_is_classified_without_loss(name: str, body: dict[str, Any]) -> None:
+    result = classify(body, received_at=1.0)
+    assert not isinstance(result, Unclassified), name
+    changes = [c for e in body["entry"] for c in e["changes"]]
+    expected = 0
+    for change in changes:
+        value = change["value"]
+        if change["field"] == "messages":
+            expected += sum(len(value.get(k, [])) for k in ("messages", "statuses", "errors"))
+        else:
+            expected += 1
+    assert len(result) == expected
+    for item in result:
+        assert "." not in item.routing_key.split(".", 1)[-1]
+        if isinstance(item.event, MessageReceived):
+            assert item.event.wamid
+            assert item.event.user
+            assert item.correlation_id == item.event.wamid
+        if isinstance(item.event, ChangeReceived):
+            assert item.routing_key in (f"change.{item.event.field}", "unknown")
+
+
+def test_batch_yields_every_message_status_and_error_in_order() -> None:
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [messages_change([text_message("111", "a"), text_message("222", "b")])],
+            },
+            {
+                "id": "2",
+                "changes": [
+                    messages_change(
+                        statuses=[{"id": "wamid.S", "status": "read", "timestamp": "1"}]
+                    ),
+                    {
+                        "field": "messages",
+                        "value": {
+                            "metadata": {"phone_number_id": "9"},
+                            "errors": [{"code": 131000, "title": "Something went wrong"}],
+                        },
+                    },
+                ],
+            },
+        ],
+    }
+    result = classify(body, received_at=5.0)
+    assert not isinstance(result, Unclassified)
+    kinds = [type(item.event) for item in result]
+    assert kinds == [MessageReceived, MessageReceived, StatusReceived, WebhookErrorReceived]
+    assert [item.routing_key for item in result] == [
+        "message.text",
+        "message.text",
+        "status.read",
+        "error",
+    ]
+    first = result[0].event
+    assert isinstance(first, MessageReceived)
+    assert (first.user, first.text, first.received_at) == ("111", "a", 5.0)
+
+
+def test_user_falls_back_to_the_business_scoped_id() -> None:
+    message = {
+        "from_user_id": "US.123",
+        "id": "wamid.B",
+        "timestamp": "1",
+        "type": "text",
+        "text": {"body": "hello"},
+    }
+    result = classify(webhook_body(messages_change([message])), received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    event = result[0].event
+    assert isinstance(event, MessageReceived)
+    assert event.user == "US.123"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"hello": "world"},
+        [],
+        "text",
+        42,
+        {"object": "page", "entry": [{"changes": []}]},
+        {"object": "whatsapp_business_account", "entry": []},
+    ],
+)
+def test_foreign_documents_are_unclassified(document: Any) -> None:
+    assert isinstance(classify(document, received_at=1.0), Unclassified)
+
+
+def test_unreadable_messages_change_is_kept_while_the_rest_goes_through() -> None:
+    broken = {
+        "field": "messages",
+        "value": {"metadata": {"phone_number_id": "1"}, "messages": [{"id": "wamid.X"}]},
+    }
+    body = webhook_body(broken, messages_change([text_message("111", "ok")]))
+    result = classify(body, received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    assert [item.routing_key for item in result] == ["unknown", "message.text"]
+
+
+def test_routing_keys_cannot_be_steered_by_payload_dots() -> None:
+    message = {"from": "1", "id": "wamid.D", "timestamp": "1", "type": "a.b.#"}
+    result = classify(webhook_body(messages_change([message])), received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    assert result[0].routing_key == "message.a_b__"
+
+
+def test_parse_rejects_what_is_not_json() -> None:
+    for raw in (b"", b"{", b"\xff\xfe", b"{'a': 1}"):
+        with pytest.raises(MalformedBody):
+            parse(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ({"type": "text", "text": {"body": "hi"}}, "hi"),
+        ({"type": "button", "button": {"text": "Yes", "payload": "y"}}, "Yes"),
+        (
+            {
+                "type": "interactive",
+                "interactive": {"type": "list_reply", "list_reply": {"id": "x", "title": "T"}},
+            },
+            "T",
+        ),
+        ({"type": "image", "image": {"id": "1", "caption": "look"}}, "look"),
+        ({"type": "image", "image": {"id": "1"}}, None),
+        ({"type": "reaction", "reaction": {"emoji": "x"}}, None),
+    ],
+)
+def test_message_text(raw: dict[str, Any], text: str | None) -> None:
+    assert message_text(raw) == text
