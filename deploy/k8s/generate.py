@@ -96,7 +96,10 @@ def manifests() -> dict[str, str]:
                 # Copy secrets.env.example to secrets.env (git-ignored) and fill it in.
                 "envs": ["secrets.env"],
                 "options": {
-                    "labels": {"app.kubernetes.io/name": "hiker", "app.kubernetes.io/instance": RELEASE}
+                    "labels": {
+                        "app.kubernetes.io/name": "hiker",
+                        "app.kubernetes.io/instance": RELEASE,
+                    }
                 },
             }
         ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -90,6 +91,25 @@ def _dev(_: argparse.Namespace) -> int:
     return asyncio.run(run_all())
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from hiker.tools import doctor
+
+    return doctor.run(args)
+
+
+def _parked(args: argparse.Namespace) -> int:
+    from hiker.tools import parked
+
+    return parked.run(args)
+
+
+# Tools each add their own options (``configure``) and run with the parsed arguments.
+TOOLS: dict[str, tuple[Callable[[argparse.Namespace], int], str, str]] = {
+    "doctor": (_doctor, "hiker.tools.doctor", "check a setup and print what to fix"),
+    "parked": (_parked, "hiker.tools.parked", "list parked sends, or replay them"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hiker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -111,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="secret used when HIKER_APP_SECRET is unset (matches `make run`)",
     )
     commands.add_parser("dev", help="run every service locally (what `make run` does)")
+    for name, (_, module, help_text) in TOOLS.items():
+        tool = commands.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).configure(tool)
     return parser
 
 
@@ -122,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "simulate":
             return _simulate(args)
+        if args.command in TOOLS:
+            return TOOLS[args.command][0](args)
         return _dev(args)
     except ConfigError as exc:
         print(f"hiker {args.command}: {exc}", file=sys.stderr)

@@ -56,7 +56,7 @@ async def test_hello_gets_a_reply_and_one_followup(make_pipeline: PipelineFactor
     assert await pipeline.texts("15550000001") == ["hello to you too", FOLLOWUP]
     conversation = await pipeline.metrics("conversation")
     assert metric_value(conversation, "hiker_timers_scheduled_total") == 1
-    assert metric_value(conversation, "hiker_followups_emitted_total") == 1
+    assert metric_value(conversation, "hiker_followups_emitted_total", form="text") == 1
     sender = await pipeline.metrics("sender")
     assert metric_value(sender, "hiker_messages_sent_total", kind="reply") == 1
     assert metric_value(sender, "hiker_messages_sent_total", kind="followup") == 1
@@ -77,7 +77,7 @@ async def test_message_during_wait_moves_the_followup(make_pipeline: PipelineFac
     assert await pipeline.texts(user) == ["hello to you too", FOLLOWUP]
     conversation = await pipeline.metrics("conversation")
     assert metric_value(conversation, "hiker_timers_superseded_total") == 1
-    assert metric_value(conversation, "hiker_followups_emitted_total") == 1
+    assert metric_value(conversation, "hiker_followups_emitted_total", form="text") == 1
 
 
 async def test_duplicate_delivery_does_not_reply_twice(make_pipeline: PipelineFactory) -> None:

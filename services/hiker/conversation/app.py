@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from hiker.conversation.consumers import inbound_consumer, timers_consumer
-from hiker.conversation.handlers import ConversationConfig, ConversationHandlers
+from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
-from hiker.conversation.rules import DEFAULT_RULES, Rule
+from hiker.conversation.responder import (
+    Responder,
+    RuleBookResponder,
+    RuleSource,
+    load_responder,
+)
+from hiker.conversation.rulesfile import default_rulebook
 from hiker.conversation.state import ConversationStore
-from hiker.conversation.timers import delay_ms
 from hiker.core import topology
 from hiker.core.broker import Broker, keep_trying
 from hiker.core.claims import ClaimStore
@@ -42,9 +47,13 @@ def create_app(
     broker: Broker | None = None,
     redis: Redis | None = None,
     registry: CollectorRegistry | None = None,
-    rules: Sequence[Rule] = DEFAULT_RULES,
+    responder: Responder | None = None,
 ) -> web.Application:
-    """The operations app (metrics, health); starting it connects and starts consuming."""
+    """The operations app (metrics, health); starting it connects and starts consuming.
+
+    The rules file (``settings.rules_file``) is read here, so an invalid one stops the start
+    with RulesFileError naming file and line; ``responder`` overrides ``settings.responder``.
+    """
     registry = registry or new_registry()
     broker = broker or Broker(
         settings.amqp_url.get_secret_value(), client_name="hiker-conversation"
@@ -52,7 +61,17 @@ def create_app(
     redis = redis or connect_redis(settings.redis_url.get_secret_value())
     keys = Keys(settings.redis_prefix)
     metrics = ConversationMetrics(registry)
-    wait_queue = topology.timer_wait_queue(delay_ms(settings.idle_timeout_seconds))
+    rules = RuleSource(
+        default_rulebook(settings.followup_text, settings.idle_timeout_seconds),
+        settings.rules_file,
+        on_reload=lambda outcome: metrics.rules_reloads.labels(outcome).inc(),
+    )
+    if responder is None:
+        responder = (
+            load_responder(settings.responder, rules)
+            if settings.responder
+            else RuleBookResponder(rules)
+        )
 
     async def send(command: SendMessage) -> None:
         await broker.publish(
@@ -65,22 +84,22 @@ def create_app(
             headers={topology.HEADER_CORRELATION_ID: command.correlation_id},
         )
 
-    async def schedule(timer: IdleTimerStarted) -> None:
+    async def schedule(timer: IdleTimerStarted, delay_seconds: float) -> None:
+        delay = topology.delay_ms(delay_seconds)
+        # One wait queue per delay; declared once per process, on first use.
+        queue = await broker.declare_queue(topology.timer_wait_queue(delay))
         await broker.publish(
             "",
-            wait_queue.name,
+            queue.name,
             timer.to_bytes(),
             type_name=timer.type_name(),
             correlation_id=timer.wamid,
-            expiration_ms=delay_ms(settings.idle_timeout_seconds),
+            expiration_ms=delay,
         )
 
     handlers = ConversationHandlers(
-        config=ConversationConfig(
-            idle_timeout_seconds=settings.idle_timeout_seconds,
-            followup_text=settings.followup_text,
-            rules=tuple(rules),
-        ),
+        rules=rules,
+        responder=responder,
         conversations=ConversationStore(
             redis, keys, idle_timeout_seconds=settings.idle_timeout_seconds
         ),
@@ -112,9 +131,18 @@ def create_app(
 
     add_ops_routes(app, registry, {"rabbitmq": broker_ready, "redis": redis_ready})
 
+    def wait_queues() -> list[topology.QueueSpec]:
+        """The wait queue of every idle timeout the rules configure now."""
+        book = rules.current
+        timeouts = {book.default.idle_timeout_seconds}
+        timeouts.update(policy.idle_timeout_seconds for policy in book.numbers.values())
+        delays = sorted({topology.delay_ms(t) for t in timeouts})
+        return [topology.timer_wait_queue(delay) for delay in delays]
+
     async def start() -> None:
         await broker.connect(topology.CONVERSATION_TOPOLOGY)
-        await broker.declare_queue(wait_queue)
+        for queue in wait_queues():
+            await broker.declare_queue(queue)
         await broker.consume(
             topology.CONVERSATION_INBOUND, inbound_consumer(handlers), prefetch=settings.prefetch
         )
@@ -127,14 +155,15 @@ def create_app(
         while True:
             with contextlib.suppress(Exception):
                 if broker.is_connected():
-                    depth = await broker.queue_depth(wait_queue.name)
-                    metrics.pending.set(depth or 0)
+                    depths = [await broker.queue_depth(q.name) for q in wait_queues()]
+                    metrics.pending.set(sum(d or 0 for d in depths))
             await asyncio.sleep(PENDING_SAMPLE_SECONDS)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(keep_trying(start, "RabbitMQ")),
             asyncio.create_task(sample_pending()),
+            asyncio.create_task(rules.watch(settings.rules_reload_seconds)),
         ]
         yield
         for task in tasks:

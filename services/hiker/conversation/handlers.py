@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 
 from hiker.conversation.metrics import ConversationMetrics
-from hiker.conversation.rules import Rule, choose_reply
+from hiker.conversation.responder import Responder, RuleSource
 from hiker.conversation.state import ConversationStore
-from hiker.conversation.timers import FiredDecision, decide_fired, start_timer
+from hiker.conversation.timers import FiredDecision, decide_fired, start_timer, window_open
 from hiker.core.broker import RetryLater
 from hiker.core.claims import Claim, ClaimState, ClaimStore
 from hiker.core.contracts import (
     IdleTimerStarted,
     MessageReceived,
+    MessageTemplate,
     SendMessage,
     StatusReceived,
     WebhookErrorReceived,
@@ -28,21 +28,16 @@ from hiker.core.redis_store import Keys
 log = logging.getLogger(__name__)
 
 PublishCommand = Callable[[SendMessage], Awaitable[None]]
-ScheduleTimer = Callable[[IdleTimerStarted], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class ConversationConfig:
-    idle_timeout_seconds: float
-    followup_text: str
-    rules: Sequence[Rule]
+# The timer and its delay: each delay has its own wait queue.
+ScheduleTimer = Callable[[IdleTimerStarted, float], Awaitable[None]]
 
 
 class ConversationHandlers:
     def __init__(
         self,
         *,
-        config: ConversationConfig,
+        rules: RuleSource,
+        responder: Responder,
         conversations: ConversationStore,
         claims: ClaimStore,
         keys: Keys,
@@ -51,7 +46,8 @@ class ConversationHandlers:
         metrics: ConversationMetrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._config = config
+        self._rules = rules
+        self._responder = responder
         self._conversations = conversations
         self._claims = claims
         self._keys = keys
@@ -71,7 +67,11 @@ class ConversationHandlers:
             latest = await self._conversations.record_inbound(
                 event.phone_number_id, event.user, event.wamid, event.received_at, event.timestamp
             )
-            reply = choose_reply(self._config.rules, event.text)
+            reply = await self._responder.respond(event)
+            if reply is not None and not window_open(event.timestamp, self._clock()):
+                # Processed a day late (a long outage): a text would fail with 131047.
+                self._metrics.skipped.labels("reply", "window_closed").inc()
+                reply = None
             if reply is not None:
                 await self._send(
                     SendMessage(
@@ -86,15 +86,16 @@ class ConversationHandlers:
                 )
             if latest:
                 # A message older than the recorded one would only start a superseded timer.
-                await self._schedule(
-                    start_timer(
-                        event.phone_number_id,
-                        event.user,
-                        event.wamid,
-                        self._clock(),
-                        self._config.idle_timeout_seconds,
-                    )
+                timeout = self._rules.current.policy(event.phone_number_id).idle_timeout_seconds
+                timer = start_timer(
+                    event.phone_number_id,
+                    event.user,
+                    event.wamid,
+                    self._clock(),
+                    timeout,
+                    message_timestamp=event.timestamp,
                 )
+                await self._schedule(timer, timeout)
             await claim.confirm()
         except BaseException:
             await claim.release()
@@ -116,11 +117,22 @@ class ConversationHandlers:
 
     async def on_timer_fired(self, timer: IdleTimerStarted) -> None:
         """Emit the follow-up once per idle period, unless a newer message superseded the timer."""
-        self._metrics.lateness.observe(max(0.0, self._clock() - timer.due_at))
+        now = self._clock()
+        self._metrics.lateness.observe(max(0.0, now - timer.due_at))
+        policy = self._rules.current.policy(timer.phone_number_id)
         activity = await self._conversations.last_activity(timer.phone_number_id, timer.user)
-        if decide_fired(timer, activity) is FiredDecision.SUPERSEDED:
+        decision = decide_fired(timer, activity, now, policy.followup_template is not None)
+        if decision is FiredDecision.SUPERSEDED:
             self._metrics.timers_fired.inc()
             self._metrics.timers_superseded.inc()
+            return
+        if decision is FiredDecision.SKIP_WINDOW_CLOSED:
+            self._metrics.timers_fired.inc()
+            self._metrics.skipped.labels("followup", "window_closed").inc()
+            log.info(
+                "follow-up skipped: service window closed and no template configured",
+                extra={"wamid": timer.wamid, "user": timer.user},
+            )
             return
         claim = await self._claim(
             self._keys.followup(timer.phone_number_id, timer.user, timer.wamid)
@@ -129,14 +141,23 @@ class ConversationHandlers:
             self._metrics.timers_fired.inc()
             return
         try:
+            template = policy.followup_template
+            if decision is FiredDecision.FOLLOW_UP_TEMPLATE and template is not None:
+                content: dict[str, object] = {
+                    "template": MessageTemplate(name=template.name, language=template.language)
+                }
+            else:
+                content = {"text": policy.followup_text}
             await self._send(
-                SendMessage(
-                    idempotency_key=f"followup:{timer.wamid}",
-                    phone_number_id=timer.phone_number_id,
-                    to=timer.user,
-                    text=self._config.followup_text,
-                    kind="followup",
-                    correlation_id=timer.wamid,
+                SendMessage.model_validate(
+                    {
+                        "idempotency_key": f"followup:{timer.wamid}",
+                        "phone_number_id": timer.phone_number_id,
+                        "to": timer.user,
+                        "kind": "followup",
+                        "correlation_id": timer.wamid,
+                        **content,
+                    }
                 )
             )
             await claim.confirm()
@@ -144,7 +165,9 @@ class ConversationHandlers:
             await claim.release()
             raise
         self._metrics.timers_fired.inc()
-        self._metrics.followups.inc()
+        self._metrics.followups.labels(
+            "template" if decision is FiredDecision.FOLLOW_UP_TEMPLATE else "text"
+        ).inc()
         log.info("follow-up emitted", extra={"wamid": timer.wamid, "user": timer.user})
 
     async def on_status(self, event: StatusReceived) -> None:

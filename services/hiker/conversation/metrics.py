@@ -50,7 +50,23 @@ class ConversationMetrics:
             registry=registry,
         )
         self.followups = Counter(
-            "hiker_followups_emitted", "Follow-ups handed to the sender.", registry=registry
+            "hiker_followups_emitted",
+            "Follow-ups handed to the sender, by form (text, or template outside the window).",
+            ["form"],
+            registry=registry,
+        )
+        self.skipped = Counter(
+            "hiker_sends_skipped",
+            "Replies and follow-ups not sent, by kind and reason (window_closed: past the 24 h "
+            "customer service window with no template configured).",
+            ["kind", "reason"],
+            registry=registry,
+        )
+        self.rules_reloads = Counter(
+            "hiker_rules_reloads",
+            "Rules file reloads by outcome (applied, rejected).",
+            ["outcome"],
+            registry=registry,
         )
         self.lateness = Histogram(
             "hiker_timer_lateness_seconds",

@@ -1,4 +1,4 @@
-"""Reply rules as data. Pure: text in, reply out.
+"""Reply rules and per-number policy as data. Pure: text in, reply out.
 
 A rule matches the whole message (``exact``) or its first word(s) (``prefix``, the rest captured
 as ``{rest}``). Matching ignores surrounding space and case; the captured rest keeps its case.
@@ -6,8 +6,8 @@ as ``{rest}``). Matching ignores surrounding space and case; the captured rest k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -21,7 +21,7 @@ class Rule:
     def apply(self, text: str) -> str | None:
         normalized = " ".join(text.split())
         folded = normalized.casefold()
-        pattern = self.pattern.casefold()
+        pattern = " ".join(self.pattern.split()).casefold()
         if self.match == "exact":
             return self.reply if folded == pattern else None
         if folded == pattern or folded.startswith(pattern + " "):
@@ -34,6 +34,44 @@ class Rule:
 class Reply:
     rule: str
     text: str
+
+
+@dataclass(frozen=True)
+class Template:
+    """An approved message template: what may be sent outside the 24-hour service window."""
+
+    name: str
+    language: str
+
+
+@dataclass(frozen=True)
+class NumberPolicy:
+    """How one business phone number follows up on a quiet user."""
+
+    followup_text: str
+    idle_timeout_seconds: float
+    # Sent instead of the follow-up text when the 24 h window has closed; None: skip instead.
+    followup_template: Template | None = None
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    """Everything the rules file configures: replies and the per-number follow-up policy."""
+
+    rules: tuple[Rule, ...]
+    default: NumberPolicy
+    default_reply: str | None = None
+    numbers: Mapping[str, NumberPolicy] = field(default_factory=dict)
+
+    def policy(self, phone_number_id: str) -> NumberPolicy:
+        return self.numbers.get(phone_number_id, self.default)
+
+    def reply_to(self, text: str | None) -> Reply | None:
+        """The first matching rule's reply, else the default reply (for text messages)."""
+        reply = choose_reply(self.rules, text)
+        if reply is None and text and self.default_reply:
+            return Reply("default", self.default_reply)
+        return reply
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (

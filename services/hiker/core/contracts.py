@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Contract(BaseModel):
@@ -89,20 +89,36 @@ class IdleTimerStarted(Contract):
     wamid: str
     scheduled_at: float
     due_at: float
+    # Meta's time of the message: the 24-hour customer service window closes a day after it.
+    message_timestamp: int | None = None
+
+
+class MessageTemplate(Contract):
+    """An approved template, sendable outside the 24-hour customer service window."""
+
+    name: str
+    language: str
 
 
 class SendMessage(Contract):
-    """Send a text message to a user through the Graph API."""
+    """Send a text (or, outside the service window, a template) to a user via the Graph API."""
 
     # Sender calls Graph at most once per key, whatever the redeliveries upstream.
     idempotency_key: str
     phone_number_id: str
     to: str
-    text: str
+    text: str | None = None
+    template: MessageTemplate | None = None
     kind: Literal["reply", "followup"]
     correlation_id: str
     # When the webhook that caused this send reached ingress; drives end-to-end latency.
     origin_received_at: float | None = None
+
+    @model_validator(mode="after")
+    def _text_or_template(self) -> SendMessage:
+        if (self.text is None) == (self.template is None):
+            raise ValueError("exactly one of text and template is required")
+        return self
 
 
 InboundEvent = MessageReceived | StatusReceived | WebhookErrorReceived

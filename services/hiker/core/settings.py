@@ -7,6 +7,7 @@ app secret, sender the access token, and neither refuses to start for lack of th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
@@ -73,6 +74,11 @@ class ConversationSettings(CommonSettings):
     # How long a claim on a message may stay unconfirmed before another worker may take it over.
     claim_lease_seconds: float = Field(default=30.0, gt=0)
     prefetch: int = Field(default=64, ge=1, le=10_000)
+    # Replies and per-number follow-ups from a YAML file (see conversation/rulesfile.py).
+    rules_file: Path | None = None
+    rules_reload_seconds: float = Field(default=2.0, gt=0)
+    # ``package.module:factory`` building a custom responder (see conversation/responder.py).
+    responder: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
 
 
 class SenderSettings(CommonSettings):

@@ -133,6 +133,11 @@ SENDER_OUTBOX = QueueSpec(SENDER_OUTBOX_QUEUE, _consumed(), ((COMMANDS_EXCHANGE,
 SENDER_PARKED = QueueSpec(SENDER_PARKED_QUEUE, _quorum(), ((DEAD_EXCHANGE, RK_PARKED),))
 
 
+def delay_ms(seconds: float) -> int:
+    """Delays name their queues in whole milliseconds (never 0: a TTL of 0 means "now or drop")."""
+    return max(1, round(seconds * 1000))
+
+
 def timer_wait_queue(delay_ms: int) -> QueueSpec:
     """The wait queue for idle timers of exactly ``delay_ms``; expired ones go to the fired queue.
 

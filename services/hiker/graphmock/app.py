@@ -104,7 +104,11 @@ def create_app(
         try:
             payload = await request.json()
             to = str(payload["to"])
-            text = str(payload["text"]["body"])
+            if payload.get("type") == "template":
+                template = payload["template"]
+                text = f"[template {template['name']} {template['language']['code']}]"
+            else:
+                text = str(payload["text"]["body"])
         except (ValueError, KeyError, TypeError):
             return _graph_error(400, 100, "Invalid parameter")
         fault = state.next_fault(to)

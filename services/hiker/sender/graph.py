@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
+from hiker.core.contracts import SendMessage
 from hiker.sender.retry import GraphOutcome
 
 
@@ -34,15 +35,9 @@ class GraphClient:
         self._version = api_version
         self._token = access_token
 
-    async def send_text(self, phone_number_id: str, to: str, text: str) -> GraphCall:
-        url = f"{self._base}/{self._version}/{phone_number_id}/messages"
-        payload = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-            "type": "text",
-            "text": {"preview_url": False, "body": text},
-        }
+    async def send(self, command: SendMessage) -> GraphCall:
+        url = f"{self._base}/{self._version}/{command.phone_number_id}/messages"
+        payload = message_payload(command)
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
         started = time.perf_counter()
         try:
@@ -57,6 +52,25 @@ class GraphClient:
         return GraphCall(
             GraphOutcome(http_status=None, failure=failure), time.perf_counter() - started
         )
+
+
+def message_payload(command: SendMessage) -> dict[str, Any]:
+    """The Graph request body for ``command``: a text, or an approved template."""
+    payload: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": command.to,
+    }
+    if command.template is not None:
+        payload["type"] = "template"
+        payload["template"] = {
+            "name": command.template.name,
+            "language": {"code": command.template.language},
+        }
+    else:
+        payload["type"] = "text"
+        payload["text"] = {"preview_url": False, "body": command.text}
+    return payload
 
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:

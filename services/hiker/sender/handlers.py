@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class Graph(Protocol):
-    async def send_text(self, phone_number_id: str, to: str, text: str) -> GraphCall: ...
+    async def send(self, command: SendMessage) -> GraphCall: ...
 
 
 class Pacing(Protocol):
@@ -77,7 +77,7 @@ class SendHandler:
             raise RetryLater(command.idempotency_key)
         try:
             await self._pacer.wait_turn(command.phone_number_id)
-            call = await self._graph.send_text(command.phone_number_id, command.to, command.text)
+            call = await self._graph.send(command)
             outcome = call.outcome
             self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()
             self._metrics.graph_latency.observe(call.latency_seconds)

@@ -1,0 +1,153 @@
+"""The rules file: YAML → ``RuleBook``, with errors that name the file, the line and the problem.
+
+```yaml
+rules:                        # first match wins; matching ignores case and extra spaces
+  - {name: hello, match: exact, pattern: hello, reply: hello to you too}
+  - {name: echo, match: prefix, pattern: echo, reply: "{rest}"}
+default_reply: null           # sent when no rule matches a text message; null: no reply
+followup:                     # for every phone number id not listed under numbers
+  text: are you there
+  idle_timeout_seconds: 600
+numbers:
+  "100000000000001":
+    followup:
+      text: still there?
+      idle_timeout_seconds: 300
+      template: {name: hello_world, language: en_US}   # outside the 24 h window
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hiker.conversation.rules import DEFAULT_RULES, NumberPolicy, Rule, RuleBook, Template
+from hiker.core.settings import ConfigError
+
+
+class RulesFileError(ConfigError):
+    """The rules file cannot be used; the message lists every problem with its line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Rule(_Strict):
+    name: str = Field(min_length=1)
+    match: Literal["exact", "prefix"]
+    pattern: str = Field(min_length=1)
+    reply: str = Field(min_length=1)
+
+    @field_validator("reply")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(rest="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only the placeholder {{rest}} is available ({exc})") from None
+        return value
+
+
+class _Template(_Strict):
+    name: str = Field(min_length=1)
+    language: str = Field(min_length=2)
+
+
+class _Followup(_Strict):
+    text: str | None = Field(default=None, min_length=1)
+    idle_timeout_seconds: float | None = Field(default=None, gt=0)
+    template: _Template | None = None
+
+
+class _Number(_Strict):
+    followup: _Followup = _Followup()
+
+
+class _File(_Strict):
+    rules: list[_Rule] | None = None
+    default_reply: str | None = None
+    followup: _Followup = _Followup()
+    numbers: dict[str, _Number] = Field(default_factory=dict)
+
+
+def default_rulebook(followup_text: str, idle_timeout_seconds: float) -> RuleBook:
+    """What runs without a rules file: the built-in rules and the environment's follow-up."""
+    return RuleBook(rules=DEFAULT_RULES, default=NumberPolicy(followup_text, idle_timeout_seconds))
+
+
+def parse_rules(text: str, source: str, base: RuleBook) -> RuleBook:
+    """``text`` (the file's content) as a RuleBook; what it leaves out comes from ``base``."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise RulesFileError(f"{source}{line}: not valid YAML: {exc}") from None
+    if document is None:
+        document = {}
+    try:
+        parsed = _File.model_validate(document)
+    except ValidationError as exc:
+        problems = [
+            f"{source}:{_line_of(root, error['loc'])}: {_path(error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise RulesFileError("\n".join(problems)) from None
+    default = _policy(parsed.followup, base.default)
+    return RuleBook(
+        rules=tuple(Rule(r.name, r.match, r.pattern, r.reply) for r in parsed.rules)
+        if parsed.rules is not None
+        else base.rules,
+        default=default,
+        default_reply=parsed.default_reply,
+        numbers={pnid: _policy(n.followup, default) for pnid, n in parsed.numbers.items()},
+    )
+
+
+def load_rules_file(path: Path, base: RuleBook) -> RuleBook:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesFileError(f"{path}: cannot be read: {exc}") from None
+    return parse_rules(text, str(path), base)
+
+
+def _policy(followup: _Followup, fallback: NumberPolicy) -> NumberPolicy:
+    template = followup.template or None
+    return NumberPolicy(
+        followup_text=followup.text or fallback.followup_text,
+        idle_timeout_seconds=followup.idle_timeout_seconds or fallback.idle_timeout_seconds,
+        followup_template=Template(template.name, template.language)
+        if template
+        else fallback.followup_template,
+    )
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "file"
+
+
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of the YAML node at ``loc``, or of its nearest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                key = next((k for k, _ in node.value if k.value == str(part)), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line

@@ -1,0 +1,338 @@
+"""charts/hiker through the real Helm SDK: lint, render with the CI values (defaults and every
+feature on), Kubernetes schema validation of every object, hardening of every workload, the
+values schema, and the alert rules kept in step with the compose stack's."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+from deploy_support import (
+    CHART,
+    CI_VALUES,
+    COMPONENTS,
+    DASHBOARDS,
+    KUBE_VERSION,
+    NAMESPACE,
+    PROMETHEUS,
+    RELEASE,
+    assert_hardened_workload,
+    of_kind,
+    render,
+    validate_k8s,
+    values_file,
+)
+
+pytestmark = pytest.mark.deploy
+
+DEFAULTS = values_file("default-values.yaml")
+ALL_FEATURES = values_file("all-features-values.yaml")
+
+
+def with_overrides(base: dict[str, Any], **paths: Any) -> dict[str, Any]:
+    """A deep copy of base with dotted paths set (``**{"prometheusRule.enabled": True}``)."""
+    values = copy.deepcopy(base)
+    for dotted, value in paths.items():
+        node = values
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return values
+
+
+def test_ci_values_cover_defaults_and_all_features() -> None:
+    assert {"default-values.yaml", "all-features-values.yaml"} <= set(CI_VALUES)
+
+
+@pytest.mark.parametrize("values_name", CI_VALUES)
+def test_chart_lints_clean(values_name: str) -> None:
+    report = helm.lint(
+        CHART,
+        values_file(values_name),
+        strict=True,
+        namespace=NAMESPACE,
+        kube_version=f"v{KUBE_VERSION}",
+    )
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not problems, report
+    assert not report["errors"], report
+
+
+@pytest.mark.parametrize("values_name", CI_VALUES)
+def test_every_rendered_object_is_valid_kubernetes(values_name: str) -> None:
+    objects = render(values_file(values_name))
+    assert objects
+    for obj in objects:
+        validate_k8s(obj)
+        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(names) == len(set(names)), "two objects of one kind share a name"
+
+
+@pytest.mark.parametrize("values_name", CI_VALUES)
+def test_every_service_is_a_hardened_deployment_with_a_metrics_service(values_name: str) -> None:
+    objects = render(values_file(values_name))
+    deployments = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: d
+        for d in of_kind(objects, "Deployment")
+    }
+    assert set(deployments) == set(COMPONENTS)
+    services = {s["metadata"]["name"]: s for s in of_kind(objects, "Service")}
+    configmaps = {c["metadata"]["name"]: c for c in of_kind(objects, "ConfigMap")}
+    for component, deployment in deployments.items():
+        assert_hardened_workload(deployment)
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        # The metrics Service targets the same port the probes use and the config announces.
+        metrics = services[f"{RELEASE}-{component}"]
+        assert metrics["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+        assert [p["targetPort"] for p in metrics["spec"]["ports"]] == ["metrics"]
+        config = configmaps[container["envFrom"][0]["configMapRef"]["name"]]["data"]
+        port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+        assert config["HIKER_METRICS_PORT"] == str(port)
+        assert not any(
+            k in config for k in ("HIKER_APP_SECRET", "HIKER_ACCESS_TOKEN", "HIKER_AMQP_URL")
+        )
+    webhook = services[f"{RELEASE}-ingress-webhook"]
+    assert webhook["spec"]["ports"][0]["targetPort"] == "webhook"
+    assert configmaps[f"{RELEASE}-ingress"]["data"]["HIKER_HTTP_PORT"] == "8080"
+
+
+def test_each_service_gets_only_its_own_secrets() -> None:
+    objects = render(DEFAULTS)
+    received = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: {
+            e["name"] for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        for d in of_kind(objects, "Deployment")
+    }
+    common = {"HIKER_AMQP_URL", "HIKER_REDIS_URL"}
+    assert received["ingress"] == common | {"HIKER_APP_SECRET", "HIKER_VERIFY_TOKEN"}
+    assert received["conversation"] == common
+    assert received["sender"] == common | {"HIKER_ACCESS_TOKEN"}
+    (secret,) = of_kind(objects, "Secret")
+    assert set(secret["stringData"]) == set().union(*received.values())
+
+
+def test_defaults_without_secrets_refuse_to_render() -> None:
+    with pytest.raises(helm.HelmError, match=r"secret\.amqpUrl is required"):
+        render(None)
+
+
+def test_an_existing_secret_replaces_the_chart_secret() -> None:
+    objects = render(with_overrides(DEFAULTS, **{"secret.existingSecret": "mine"}))
+    assert not of_kind(objects, "Secret")
+    for deployment in of_kind(objects, "Deployment"):
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env} == {"mine"}
+
+
+def test_default_install_has_pdbs_and_no_optional_objects() -> None:
+    objects = render(DEFAULTS)
+    assert len(of_kind(objects, "PodDisruptionBudget")) == len(COMPONENTS)
+    optional = {
+        "Ingress",
+        "HorizontalPodAutoscaler",
+        "ScaledObject",
+        "TriggerAuthentication",
+        "NetworkPolicy",
+        "ServiceMonitor",
+        "PrometheusRule",
+    }
+    assert not optional & {o["kind"] for o in objects}
+    # Dashboards are opt-in: only the per-service config maps.
+    assert len(of_kind(objects, "ConfigMap")) == len(COMPONENTS)
+
+
+def test_all_features_render_every_optional_kind() -> None:
+    kinds = {o["kind"] for o in render(ALL_FEATURES)}
+    assert {
+        "Ingress",
+        "HorizontalPodAutoscaler",
+        "ScaledObject",
+        "TriggerAuthentication",
+        "NetworkPolicy",
+        "ServiceMonitor",
+        "PrometheusRule",
+    } <= kinds
+
+
+def test_keda_scales_consumers_on_their_queues() -> None:
+    objects = render(ALL_FEATURES)
+    scaled = {s["spec"]["scaleTargetRef"]["name"]: s for s in of_kind(objects, "ScaledObject")}
+    queues = {"conversation": "hiker.conversation.inbound", "sender": "hiker.sender.outbox"}
+    assert set(scaled) == {f"{RELEASE}-{c}" for c in queues}
+    (auth,) = of_kind(objects, "TriggerAuthentication")
+    assert auth["spec"]["secretTargetRef"] == [
+        {
+            "parameter": "host",
+            "name": ALL_FEATURES["secret"]["existingSecret"],
+            "key": "HIKER_AMQP_URL",
+        }
+    ]
+    deployments = {d["metadata"]["name"]: d for d in of_kind(objects, "Deployment")}
+    for component, queue in queues.items():
+        (trigger,) = scaled[f"{RELEASE}-{component}"]["spec"]["triggers"]
+        assert trigger["type"] == "rabbitmq"
+        assert trigger["metadata"]["queueName"] == queue
+        assert trigger["metadata"]["mode"] == "QueueLength"
+        assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+        # KEDA owns the replica count; a fixed one would be reset on every upgrade.
+        assert "replicas" not in deployments[f"{RELEASE}-{component}"]["spec"]
+
+
+def test_hpa_and_keda_on_one_service_is_refused() -> None:
+    values = with_overrides(ALL_FEATURES, **{"sender.autoscaling.enabled": True})
+    with pytest.raises(helm.HelmError, match="keda"):
+        render(values)
+
+
+def test_webhook_ingress_has_tls_and_routes_only_the_webhook() -> None:
+    objects = render(ALL_FEATURES)
+    (ingress,) = of_kind(objects, "Ingress")
+    assert ingress["spec"]["tls"][0]["secretName"]
+    paths = [p for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert [p["path"] for p in paths] == ["/webhook"]
+    assert {p["backend"]["service"]["name"] for p in paths} == {f"{RELEASE}-ingress-webhook"}
+
+
+def test_network_policies_admit_only_the_service_ports() -> None:
+    objects = render(ALL_FEATURES)
+    policies = of_kind(objects, "NetworkPolicy")
+    assert len(policies) == len(COMPONENTS)
+    for policy in policies:
+        ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+        component = policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        assert ports == ({"metrics", "webhook"} if component == "ingress" else {"metrics"})
+
+
+def test_service_monitors_carry_the_release_label_and_scrape_the_metrics_port() -> None:
+    objects = render(ALL_FEATURES)
+    monitors = of_kind(objects, "ServiceMonitor")
+    assert len(monitors) == len(COMPONENTS)
+    services = of_kind(objects, "Service")
+    for monitor in monitors:
+        assert monitor["metadata"]["labels"]["release"] == ALL_FEATURES["serviceMonitor"]["release"]
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        selected = [s for s in services if selector.items() <= s["metadata"]["labels"].items()]
+        assert any(p["name"] == "metrics" for s in selected for p in s["spec"]["ports"])
+
+
+def test_dashboard_configmaps_are_the_dashboard_files_for_the_grafana_sidecar() -> None:
+    objects = render(ALL_FEATURES)
+    dashboards = [
+        c for c in of_kind(objects, "ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]
+    ]
+    files = {p.name: p.read_text() for p in DASHBOARDS.glob("*.json")}
+    assert len(dashboards) == len(files) == 2
+    shipped = {}
+    for configmap in dashboards:
+        assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+        shipped.update(configmap["data"])
+    assert {k: json.loads(v) for k, v in shipped.items()} == {
+        k: json.loads(v) for k, v in files.items()
+    }
+
+
+def test_values_schema_rejects_unknown_keys() -> None:
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema(DEFAULTS)
+        chart.validate_schema(ALL_FEATURES)
+        typos: list[dict[str, Any]] = [
+            {"replicaCount": 3},
+            {"ingress": {"replicas": 3}},
+            {"sender": {"keda": {"enabled": True, "queueName": "q", "queueLenght": 5}}},
+            {"serviceMonitor": {"enable": True}},
+            {"secret": {"token": "x"}},
+        ]
+        for typo in typos:
+            with pytest.raises(helm.HelmValuesError, match="additional properties"):
+                chart.validate_schema(with_overrides(DEFAULTS) | typo)
+
+
+def test_values_schema_keeps_secrets_out_of_config_maps() -> None:
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError):
+        chart.validate_schema({"conversation": {"config": {"HIKER_AMQP_URL": "amqp://u:p@h/"}}})
+
+
+def test_every_value_is_commented() -> None:
+    """Each key in values.yaml has a comment right above it, except the entries of maps that are
+    passed through whole (env, resources, security contexts, labels), documented by their parent."""
+    passthrough = {"config", "resources", "podSecurityContext", "securityContext", "labels"}
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    stack: list[tuple[int, str]] = []
+    undocumented = []
+    for i, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z_][\w.-]*):", line)
+        if not match:
+            continue
+        indent, key = len(match.group(1)), match.group(2)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        inside_passthrough = any(k in passthrough for _, k in stack)
+        stack.append((indent, key))
+        previous = lines[i - 1].strip() if i else ""
+        has_value = bool(line.split(":", 1)[1].split("#")[0].strip())
+        # A block header is documented by its children; a leaf (or a pass-through map) by itself.
+        needs_comment = has_value or key in passthrough
+        if not inside_passthrough and needs_comment and not previous.startswith("#"):
+            undocumented.append(f"line {i + 1}: {key}")
+    assert not undocumented, undocumented
+
+
+def _alerts(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
+
+
+def _normalise(expr: str) -> str:
+    expr = re.sub(rf'namespace="{NAMESPACE}",\s*', "", expr)
+    expr = re.sub(rf'\{{namespace="{NAMESPACE}"\}}', "", expr)
+    return " ".join(expr.split())
+
+
+def test_prometheus_rule_matches_the_compose_alerts(promtool: str, tmp_path: Path) -> None:
+    values = with_overrides(DEFAULTS, **{"prometheusRule.enabled": True})
+    (rule,) = of_kind(render(values), "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    rendered = tmp_path / "chart-rules.yml"
+    rendered.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(rendered)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    chart_alerts = _alerts(rule["spec"]["groups"])
+    compose_alerts = _alerts(yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"])
+    assert set(chart_alerts) == set(compose_alerts)
+    for name, alert in chart_alerts.items():
+        other = compose_alerts[name]
+        assert _normalise(alert["expr"]) == _normalise(other["expr"]), name
+        assert alert.get("for") == other.get("for"), name
+        assert alert["labels"] == other["labels"], name
+
+
+def test_alerts_that_matter_are_there() -> None:
+    values = with_overrides(ALL_FEATURES)
+    (rule,) = of_kind(render(values), "PrometheusRule")
+    alerts = _alerts(rule["spec"]["groups"])
+    stuck = alerts["HikerTimersStuck"]["expr"]
+    assert "hiker_timers_pending" in stuck
+    assert "increase(hiker_timers_fired_total" in stuck
+    # Twice the idle timeout, with a floor so increase() has enough samples to see a fire.
+    idle = int(ALL_FEATURES["conversation"]["config"]["HIKER_IDLE_TIMEOUT_SECONDS"])
+    assert f"[{max(300, 2 * idle)}s]" in stuck
+    assert "increase(hiker_messages_parked_total" in alerts["HikerMessagesParked"]["expr"]
+    assert "[15m]" in alerts["HikerMessagesParked"]["expr"]
+    assert "hiker_graph_requests_total" in alerts["HikerGraphErrorRateHigh"]["expr"]
+    assert 'outcome="unavailable"' in alerts["HikerIngressUnavailable"]["expr"]
+    for alert in alerts.values():
+        assert alert["labels"]["severity"] in {"warning", "critical"}
+        assert alert["annotations"]["summary"]

@@ -1,0 +1,396 @@
+"""The dashboards against the real thing: run graph-mock, ingress, conversation and sender as
+processes on a real RabbitMQ (a vhost of their own) and Redis (a key prefix of their own), play a
+short scripted conversation with `hiker simulate`, scrape the services with a real Prometheus, and
+show that every Hiker panel's query returns data.
+
+The conversation is chosen so that every series a panel reads exists: a reply, a retried send
+(graph-mock answers 500 once), a parked send (131047), a duplicate webhook, a superseded and a
+fired idle timer with its follow-up, a bad signature, a verification and failed/delivered
+statuses. RabbitMQ panels are left out: this Prometheus scrapes only the Hiker services.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import yaml
+from deploy_support import DASHBOARDS, require_tool
+
+pytestmark = [pytest.mark.deploy, pytest.mark.slow]
+
+APP_SECRET = "live-test-app-secret"
+VERIFY_TOKEN = "live-test-verify-token"
+ACCESS_TOKEN = "live-test-access-token"
+IDLE_SECONDS = 2
+PHONE_NUMBER_ID = "100000000000001"
+USER_OK = "15550001001"
+USER_RETRY = "15550001002"
+USER_PARK = "15550001003"
+JOBS = ("ingress", "conversation", "sender")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http(
+    url: str,
+    *,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    method: str | None = None,
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Processes:
+    """Child processes with their output in files, stopped (SIGTERM, then SIGKILL) at the end."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.outputs: list[IO[bytes]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log = (self.logs / f"{name}.log").open("wb")
+        self.outputs.append(log)
+        self.running[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def check_alive(self) -> None:
+        for name, process in self.running.items():
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited ({process.returncode}):\n{self.tail(name)}")
+
+    def tail(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        for process in self.running.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.running.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        for output in self.outputs:
+            output.close()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    running = Processes(tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def redis_prefix_cleaned(services: Any) -> Iterator[str]:
+    prefix = f"hiker-live-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    import redis
+
+    client = redis.Redis.from_url(services.redis_url, socket_connect_timeout=3)
+    try:
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def hiker_executable() -> str:
+    beside = Path(sys.executable).parent / "hiker"
+    if beside.exists():
+        return str(beside)
+    return require_tool("hiker")
+
+
+def panel_queries() -> Iterator[tuple[str, str]]:
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                yield f"{dashboard['title']} / {panel['title']}", target["expr"]
+
+
+def concrete(expr: str) -> str:
+    """The query as Grafana sends it with 'All' selected; windows cover the whole run."""
+    return (
+        expr.replace("$__rate_interval", "5m")
+        .replace("$__range", "1h")
+        .replace("$namespace", ".*")
+        .replace("$job", ".*")
+    )
+
+
+def simulate(
+    hiker: str,
+    env: dict[str, str],
+    url: str,
+    user: str,
+    text: str,
+    wamid: str | None = None,
+    secret: str = APP_SECRET,
+) -> int:
+    argv = [
+        hiker,
+        "simulate",
+        "--url",
+        url,
+        "--from",
+        user,
+        "--text",
+        text,
+        "--phone-number-id",
+        PHONE_NUMBER_ID,
+    ]
+    if wamid:
+        argv += ["--wamid", wamid]
+    result = subprocess.run(
+        argv,
+        env={**env, "HIKER_APP_SECRET": secret},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return result.returncode
+
+
+def post_statuses(url: str) -> int:
+    """Status webhooks: what `hiker simulate` does not send (it only sends text messages)."""
+    from hiker.core.signature import SIGNATURE_HEADER, sign
+    from hiker.tools.simulate import encode, messages_change, webhook_body
+
+    now = str(int(time.time()))
+    statuses = [
+        {"id": "wamid.LIVE1", "status": "delivered", "timestamp": now, "recipient_id": USER_OK},
+        {
+            "id": "wamid.LIVE2",
+            "status": "failed",
+            "timestamp": now,
+            "recipient_id": USER_PARK,
+            "errors": [{"code": 131047, "title": "Re-engagement message"}],
+        },
+    ]
+    body = encode(webhook_body(messages_change(statuses=statuses, phone_number_id=PHONE_NUMBER_ID)))
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(APP_SECRET.encode(), body),
+    }
+    status, _ = http(url, data=body, headers=headers, method="POST")
+    return status
+
+
+def test_every_hiker_panel_has_data_from_the_running_services(
+    amqp_url: str, services: Any, redis_prefix_cleaned: str, processes: Processes, tmp_path: Path
+) -> None:
+    prometheus = require_tool("prometheus")
+    hiker = hiker_executable()
+    ports = {name: free_port() for name in ("webhook", "graph", "prometheus", *JOBS, "graph-mock")}
+    common = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HIKER_AMQP_URL": amqp_url,
+        "HIKER_REDIS_URL": services.redis_url,
+        "HIKER_REDIS_PREFIX": redis_prefix_cleaned,
+        "HIKER_LOG_LEVEL": "WARNING",
+        "HIKER_METRICS_HOST": "127.0.0.1",
+    }
+    graph = f"http://127.0.0.1:{ports['graph']}"
+    webhook = f"http://127.0.0.1:{ports['webhook']}/webhook"
+    processes.start(
+        "graph-mock",
+        [hiker, "graph-mock"],
+        {
+            **common,
+            "HIKER_METRICS_PORT": str(ports["graph-mock"]),
+            "HIKER_GRAPH_MOCK_HOST": "127.0.0.1",
+            "HIKER_GRAPH_MOCK_PORT": str(ports["graph"]),
+            "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
+        },
+    )
+    processes.start(
+        "ingress",
+        [hiker, "ingress"],
+        {
+            **common,
+            "HIKER_METRICS_PORT": str(ports["ingress"]),
+            "HIKER_HTTP_HOST": "127.0.0.1",
+            "HIKER_HTTP_PORT": str(ports["webhook"]),
+            "HIKER_APP_SECRET": APP_SECRET,
+            "HIKER_VERIFY_TOKEN": VERIFY_TOKEN,
+        },
+    )
+    processes.start(
+        "conversation",
+        [hiker, "conversation"],
+        {
+            **common,
+            "HIKER_METRICS_PORT": str(ports["conversation"]),
+            "HIKER_IDLE_TIMEOUT_SECONDS": str(IDLE_SECONDS),
+        },
+    )
+    processes.start(
+        "sender",
+        [hiker, "sender"],
+        {
+            **common,
+            "HIKER_METRICS_PORT": str(ports["sender"]),
+            "HIKER_GRAPH_BASE_URL": graph,
+            "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
+        },
+    )
+
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": f"hiker-{job}",
+                "static_configs": [{"targets": [f"127.0.0.1:{ports[job]}"]}],
+            }
+            for job in JOBS
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    prom = f"http://127.0.0.1:{ports['prometheus']}"
+    processes.start(
+        "prometheus",
+        [
+            prometheus,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+        ],
+        {"PATH": common["PATH"]},
+    )
+
+    for name in ("graph-mock", *JOBS):
+        port = ports[name]
+
+        def ready(port: int = port) -> bool:
+            processes.check_alive()
+            return http(f"http://127.0.0.1:{port}/readyz")[0] == 200
+
+        wait_for(f"{name} /readyz", ready)
+    wait_for("prometheus", lambda: http(f"{prom}/-/ready")[0] == 200)
+
+    def scraped_once() -> bool:
+        # Ready is not scraped: a counter's first sample must be taken before it moves, or
+        # rate() sees no increase (and a quantile panel shows NaN) however much happened.
+        result = prom_query(prom, 'count(up{job=~"hiker-.*"} == 1)')
+        return bool(result) and int(result[0]["value"][1]) == len(JOBS)
+
+    wait_for("Prometheus to scrape every service once", scraped_once, timeout=30)
+    time.sleep(1)
+
+    # The script. Faults first, so the sends they target meet them.
+    for user, fault in (
+        (USER_RETRY, {"status": 500, "code": 1}),
+        (USER_PARK, {"status": 400, "code": 131047}),
+    ):
+        body = json.dumps({"to": user, "responses": [fault]}).encode()
+        assert (
+            http(
+                f"{graph}/_mock/faults",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )[0]
+            == 200
+        )
+    env = {**common}
+    assert simulate(hiker, env, webhook, USER_OK, "hello") == 0
+    assert simulate(hiker, env, webhook, USER_RETRY, "hello") == 0
+    assert simulate(hiker, env, webhook, USER_PARK, "hello") == 0
+    # A second message right away supersedes the first timer; sending it twice is a duplicate.
+    repeated = "wamid.LIVE" + uuid.uuid4().hex.upper()
+    assert simulate(hiker, env, webhook, USER_OK, "echo again", wamid=repeated) == 0
+    assert simulate(hiker, env, webhook, USER_OK, "echo again", wamid=repeated) == 0
+    assert simulate(hiker, env, webhook, USER_OK, "hello", secret="not-the-app-secret") != 0
+    assert post_statuses(webhook) == 200
+    query = urllib.parse.urlencode(
+        {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"}
+    )
+    assert http(f"{webhook}?{query}") == (200, b"42")
+
+    def conversation_done() -> bool:
+        processes.check_alive()
+        sent = json.loads(http(f"{graph}/_mock/messages")[1])
+        texts = {(m["to"], m["text"]) for m in sent}
+        return {(USER_OK, "are you there"), (USER_RETRY, "hello to you too")} <= texts
+
+    wait_for("the replies and the follow-up at graph-mock", conversation_done, timeout=90)
+
+    def all_series_scraped() -> bool:
+        # The last counters to move: wait until Prometheus has scraped them.
+        result = prom_query(
+            prom, "sum(hiker_followups_emitted_total) * sum(hiker_messages_parked_total)"
+        )
+        return bool(result) and float(result[0]["value"][1]) > 0
+
+    wait_for(
+        "Prometheus to scrape the follow-up and the parked send", all_series_scraped, timeout=30
+    )
+    time.sleep(3)  # a few more scrapes, so every rate() window holds the final values twice
+
+    empty = []
+    checked = 0
+    for title, expr in panel_queries():
+        if "rabbitmq_" in expr:
+            continue
+        checked += 1
+        result = prom_query(prom, concrete(expr))
+        values = [float(series["value"][1]) for series in result]
+        if not values or (
+            "histogram_quantile" in expr and not any(math.isfinite(v) for v in values)
+        ):
+            empty.append(f"{title}: {expr} -> {values}")
+    assert checked >= 20
+    assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+def prom_query(base: str, expr: str) -> list[dict[str, Any]]:
+    status, body = http(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    answer = json.loads(body)
+    assert status == 200, answer
+    assert answer["status"] == "success", answer
+    result: list[dict[str, Any]] = answer["data"]["result"]
+    return result
