@@ -30,7 +30,7 @@ REDIS = web.AppKey("redis", Redis)
 METRICS = web.AppKey("sender_metrics", SenderMetrics)
 
 # Claims on a send last longer than one Graph call may take (timeout plus pacing headroom).
-_CLAIM_HEADROOM_SECONDS = 20.0
+_CLAIM_HEADROOM_SECONDS = 5.0
 # How long "already sent" is remembered: longer than any redelivery or retry path.
 _SENT_TTL_SECONDS = 7 * 24 * 3600
 
@@ -122,6 +122,8 @@ def create_app(
             park=park,
             metrics=metrics,
             max_attempts=settings.max_attempts,
+            # A call reports back within its timeout; the margin covers the event loop's delays.
+            call_deadline_seconds=settings.graph_timeout_seconds + 2,
         )
 
         async def start() -> None:

@@ -53,6 +53,7 @@ class SendHandler:
         park: Park,
         metrics: SenderMetrics,
         max_attempts: int,
+        call_deadline_seconds: float,
         clock: Callable[[], float] = time.time,
         random_unit: Callable[[], float] = random.random,
     ) -> None:
@@ -64,6 +65,7 @@ class SendHandler:
         self._park = park
         self._metrics = metrics
         self._max_attempts = max_attempts
+        self._call_deadline = call_deadline_seconds
         self._clock = clock
         self._random = random_unit
 
@@ -75,8 +77,13 @@ class SendHandler:
             return
         if claim.state is ClaimState.BUSY:
             raise RetryLater(command.idempotency_key)
+        if claim.state is ClaimState.IN_DOUBT:
+            await self._park_in_doubt(command, attempt)
+            await claim.release()
+            return
         try:
             await self._pacer.wait_turn(command.phone_number_id)
+            await claim.begin_call(self._call_deadline)
             call = await self._graph.send(command)
             outcome = call.outcome
             self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()
@@ -97,6 +104,19 @@ class SendHandler:
             await claim.release()
             raise
         self._record(command, call, verdict, attempt)
+
+    async def _park_in_doubt(self, command: SendMessage, attempt: int) -> None:
+        """A sender died during this command's Graph call: it may or may not have been sent.
+
+        Resending could double the message, dropping it could lose it; a person decides
+        (``hiker parked list`` / ``replay``).
+        """
+        await self._park(command, attempt, Parked("in_doubt", "unknown", "unknown", None))
+        self._metrics.parked.labels("unknown").inc()
+        log.error(
+            "send parked: a previous attempt died during its Graph call (outcome unknown)",
+            extra={"key": command.idempotency_key, "to": command.to},
+        )
 
     def _record(
         self, command: SendMessage, call: GraphCall, verdict: Verdict, attempt: int

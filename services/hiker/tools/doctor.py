@@ -142,7 +142,7 @@ async def diagnose(environ: Mapping[str, str], options: DoctorOptions) -> list[F
 
 
 async def _broker_findings(
-    environ: Mapping[str, str], loaded: Mapping[str, BaseSettings], timeout: float
+    environ: Mapping[str, str], loaded: Mapping[str, BaseSettings], timeout_seconds: float
 ) -> list[Finding]:
     common = _common_settings(environ)
     if common is None:
@@ -153,17 +153,21 @@ async def _broker_findings(
         if isinstance(conversation, ConversationSettings)
         else None
     )
-    findings = await check_rabbitmq(common.amqp_url.get_secret_value(), wait_delay_ms, timeout)
+    findings = await check_rabbitmq(
+        common.amqp_url.get_secret_value(), wait_delay_ms, timeout_seconds
+    )
     if wait_delay_ms is None:
         findings.append(_not_checked("queue: idle-timer wait queue", "HIKER_IDLE_TIMEOUT_SECONDS"))
     return findings
 
 
-async def _redis_findings(environ: Mapping[str, str], timeout: float) -> list[Finding]:
+async def _redis_findings(environ: Mapping[str, str], timeout_seconds: float) -> list[Finding]:
     common = _common_settings(environ)
     if common is None:
         return [_not_checked("redis", "HIKER_REDIS_URL / HIKER_REDIS_PREFIX")]
-    return [await check_redis(common.redis_url.get_secret_value(), common.redis_prefix, timeout)]
+    return [
+        await check_redis(common.redis_url.get_secret_value(), common.redis_prefix, timeout_seconds)
+    ]
 
 
 async def _http_findings(
@@ -201,14 +205,18 @@ def _not_checked(check: str, needs: str) -> Finding:
 # --- RabbitMQ ------------------------------------------------------------------------------
 
 
-async def check_rabbitmq(url: str, wait_delay_ms: int | None, timeout: float) -> list[Finding]:
+async def check_rabbitmq(
+    url: str, wait_delay_ms: int | None, timeout_seconds: float
+) -> list[Finding]:
     """Login and vhost, then every exchange and queue (and the wait queue of ``wait_delay_ms``)."""
     shown = redact(url)
     vhost = unquote(urlsplit(url).path[1:]) or "/"
     try:
-        connection = await asyncio.wait_for(aio_pika.connect(url, timeout=timeout), timeout)
+        connection = await asyncio.wait_for(
+            aio_pika.connect(url, timeout=timeout_seconds), timeout_seconds
+        )
     except Exception as exc:
-        return [_connection_failure(exc, shown, vhost, timeout)]
+        return [_connection_failure(exc, shown, vhost, timeout_seconds)]
     try:
         findings = [Finding("rabbitmq", Status.OK, f"connected to {shown}")]
         for exchange in topology.EXCHANGES:
@@ -224,7 +232,9 @@ async def check_rabbitmq(url: str, wait_delay_ms: int | None, timeout: float) ->
             await connection.close()
 
 
-def _connection_failure(exc: BaseException, shown: str, vhost: str, timeout: float) -> Finding:
+def _connection_failure(
+    exc: BaseException, shown: str, vhost: str, timeout_seconds: float
+) -> Finding:
     if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError):
         return Finding(
             "rabbitmq",
@@ -242,7 +252,7 @@ def _connection_failure(exc: BaseException, shown: str, vhost: str, timeout: flo
             "USER '.*' '.*' '.*'",
         )
     if isinstance(exc, TimeoutError):
-        reason = f"no answer within {timeout:g}s"
+        reason = f"no answer within {timeout_seconds:g}s"
     else:
         reason = f"{type(exc).__name__}: {exc}"
     return Finding(
@@ -368,16 +378,18 @@ def _refused(check: str, permission: str, exc: aiormq.exceptions.AMQPError, vhos
 # --- Redis ---------------------------------------------------------------------------------
 
 
-async def check_redis(url: str, prefix: str, timeout: float) -> Finding:
+async def check_redis(url: str, prefix: str, timeout_seconds: float) -> Finding:
     """Set a prefixed key with a short expiry and delete it: reachable, logged in, writable."""
     shown = redact(url)
     try:
-        client = Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = Redis.from_url(
+            url, socket_connect_timeout=timeout_seconds, socket_timeout=timeout_seconds
+        )
     except ValueError as exc:
         return Finding("redis", Status.FAIL, f"unusable URL: {exc}", "fix HIKER_REDIS_URL")
     key = f"{prefix}doctor:{secrets.token_hex(8)}"
     try:
-        await asyncio.wait_for(_write_and_delete(client, key), timeout * 2)
+        await asyncio.wait_for(_write_and_delete(client, key), timeout_seconds * 2)
     except redis_exceptions.AuthenticationError:
         return Finding(
             "redis",
@@ -394,7 +406,7 @@ async def check_redis(url: str, prefix: str, timeout: float) -> Finding:
         )
     except TimeoutError:
         return Finding(
-            "redis", Status.FAIL, f"no answer within {timeout:g}s at {shown}", "check Redis"
+            "redis", Status.FAIL, f"no answer within {timeout_seconds:g}s at {shown}", "check Redis"
         )
     except redis_exceptions.ResponseError as exc:
         # READONLY (a replica), OOM (maxmemory reached), NOPERM (an ACL): Redis names it.
