@@ -103,10 +103,17 @@ def _parked(args: argparse.Namespace) -> int:
     return parked.run(args)
 
 
+def _tunnel_url(args: argparse.Namespace) -> int:
+    from hiker.tools import tunnel
+
+    return tunnel.run(args)
+
+
 # Tools each add their own options (``configure``) and run with the parsed arguments.
 TOOLS: dict[str, tuple[Callable[[argparse.Namespace], int], str, str]] = {
     "doctor": (_doctor, "hiker.tools.doctor", "check a setup and print what to fix"),
     "parked": (_parked, "hiker.tools.parked", "list parked sends, or replay them"),
+    "tunnel-url": (_tunnel_url, "hiker.tools.tunnel", "print the public webhook URL of a tunnel"),
 }
 
 

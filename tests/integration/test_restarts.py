@@ -51,3 +51,26 @@ async def test_conversation_down_when_timer_fires_sends_it_on_return(
     assert await pipeline.wait_for_texts(user, 2) == ["hello to you too", "are you there"]
     await asyncio.sleep(1.5)
     assert await pipeline.texts(user) == ["hello to you too", "are you there"]
+
+
+async def test_sigterm_finishes_the_send_in_flight_then_exits(
+    make_pipeline: PipelineFactory, spawn: Callable[[str, dict[str, str]], ServiceProcess]
+) -> None:
+    pipeline = await make_pipeline(
+        services=("graph", "ingress", "conversation"), HIKER_IDLE_TIMEOUT_SECONDS="60"
+    )
+    sender = spawn("sender", pipeline.env)
+    await sender.start()
+    user = "15550000010"
+    await pipeline.script_faults(user, {"status": 200, "delay": 1.5})  # a slow Graph answer
+    await pipeline.say(user, "hello")
+    await asyncio.sleep(0.7)  # the Graph call is under way
+    assert sender.process is not None
+    sender.process.terminate()
+    assert await asyncio.wait_for(sender.process.wait(), 15) == 0
+    # It waited for Graph's answer before leaving: the reply is recorded once, nothing redone.
+    assert await pipeline.texts(user) == ["hello to you too"]
+    restarted = spawn("sender", pipeline.env)
+    await restarted.start()
+    await asyncio.sleep(1.5)
+    assert await pipeline.texts(user) == ["hello to you too"]
