@@ -118,7 +118,9 @@ TOOLS: dict[str, tuple[Callable[[argparse.Namespace], int], str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hiker", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="hiker", description="Hiker: a WhatsApp Cloud API bot platform around RabbitMQ."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in SERVICES.items():
         commands.add_parser(name, help=help_text)

@@ -121,15 +121,7 @@ def create_app(
     app[METRICS] = metrics
     app[SETTINGS] = settings
 
-    consuming = asyncio.Event()
-
-    async def broker_ready() -> bool:
-        return consuming.is_set() and broker.is_connected()
-
-    async def redis_ready() -> bool:
-        return await ping(redis)
-
-    add_ops_routes(app, registry, {"rabbitmq": broker_ready, "redis": redis_ready})
+    add_ops_routes(app, registry, {"rabbitmq": broker.is_ready, "redis": lambda: ping(redis)})
 
     def wait_queues() -> list[topology.QueueSpec]:
         """The wait queue of every idle timeout the rules configure now."""
@@ -149,7 +141,7 @@ def create_app(
         await broker.consume(
             topology.CONVERSATION_TIMERS, timers_consumer(handlers), prefetch=settings.prefetch
         )
-        consuming.set()
+        broker.mark_serving()
 
     async def sample_pending() -> None:
         while True:

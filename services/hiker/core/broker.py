@@ -92,6 +92,7 @@ class Broker:
         self._declared_queues: dict[str, AbstractQueue] = {}
         self._consumers: list[_Consumer] = []
         self._stopping = asyncio.Event()
+        self._serving = False
 
     async def connect(self, topology: Topology) -> None:
         """Connect, open the publishing channel and declare ``topology``.
@@ -130,6 +131,14 @@ class Broker:
             and self._channel is not None
             and not self._channel.is_closed
         )
+
+    def mark_serving(self) -> None:
+        """Everything the service needs is declared and consumed: it may report ready."""
+        self._serving = True
+
+    async def is_ready(self) -> bool:
+        """Readiness probe: connected, and set up (``mark_serving``) since the last connect."""
+        return self._serving and self.is_connected()
 
     async def declare(self, topology: Topology) -> None:
         for spec in topology.exchanges:
@@ -268,6 +277,7 @@ class Broker:
 
     async def close(self) -> None:
         await self.stop_consuming()
+        self._serving = False
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()

@@ -55,10 +55,7 @@ def create_app(
 
     ops = web.Application()
 
-    async def broker_ready() -> bool:
-        return broker.is_connected()
-
-    add_ops_routes(ops, registry, {"rabbitmq": broker_ready})
+    add_ops_routes(ops, registry, {"rabbitmq": broker.is_ready})
     app[OPS_APP] = ops
     # Zero-valued series from the start, so rate() and alerts see every outcome.
     for outcome in [o.name.lower() for o in Outcome] + ["too_large", "verified", "verify_rejected"]:
@@ -68,9 +65,12 @@ def create_app(
 
 async def _broker_lifecycle(app: web.Application) -> AsyncIterator[None]:
     broker = app[BROKER]
-    connecting = asyncio.create_task(
-        keep_trying(lambda: broker.connect(INGRESS_TOPOLOGY), "RabbitMQ")
-    )
+
+    async def start() -> None:
+        await broker.connect(INGRESS_TOPOLOGY)
+        broker.mark_serving()
+
+    connecting = asyncio.create_task(keep_trying(start, "RabbitMQ"))
     yield
     connecting.cancel()
     await broker.close()

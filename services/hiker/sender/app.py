@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -53,50 +54,42 @@ def create_app(
     app[REDIS] = redis
     app[METRICS] = metrics
 
-    async def schedule_retry(command: SendMessage, attempt: int, delay_ms: int) -> None:
-        queue = await broker.declare_queue(topology.sender_retry_queue(delay_ms))
+    async def publish_command(
+        exchange: str,
+        routing_key: str,
+        command: SendMessage,
+        headers: dict[str, Any],
+        expiration_ms: int | None = None,
+    ) -> None:
         await broker.publish(
-            "",
-            queue.name,
+            exchange,
+            routing_key,
             command.to_bytes(),
             type_name=command.type_name(),
             message_id=command.idempotency_key,
             correlation_id=command.correlation_id,
-            headers={
-                topology.HEADER_ATTEMPT: attempt,
-                topology.HEADER_CORRELATION_ID: command.correlation_id,
-            },
-            expiration_ms=delay_ms,
+            headers={topology.HEADER_CORRELATION_ID: command.correlation_id, **headers},
+            expiration_ms=expiration_ms,
+        )
+
+    async def schedule_retry(command: SendMessage, attempt: int, delay_ms: int) -> None:
+        queue = await broker.declare_queue(topology.sender_retry_queue(delay_ms))
+        await publish_command(
+            "", queue.name, command, {topology.HEADER_ATTEMPT: attempt}, expiration_ms=delay_ms
         )
 
     async def park(command: SendMessage, attempt: int, parked: Parked) -> None:
-        await broker.publish(
-            topology.DEAD_EXCHANGE,
-            topology.RK_PARKED,
-            command.to_bytes(),
-            type_name=command.type_name(),
-            message_id=command.idempotency_key,
-            correlation_id=command.correlation_id,
-            headers={
-                topology.HEADER_ATTEMPT: attempt,
-                topology.HEADER_CORRELATION_ID: command.correlation_id,
-                topology.HEADER_PARKED_REASON: parked.reason,
-                topology.HEADER_GRAPH_STATUS: parked.http_status,
-                topology.HEADER_GRAPH_CODE: parked.code,
-                topology.HEADER_GRAPH_ERROR: json.dumps(parked.error or {}),
-                topology.HEADER_PARKED_AT: time.time(),
-            },
-        )
+        headers = {
+            topology.HEADER_ATTEMPT: attempt,
+            topology.HEADER_PARKED_REASON: parked.reason,
+            topology.HEADER_GRAPH_STATUS: parked.http_status,
+            topology.HEADER_GRAPH_CODE: parked.code,
+            topology.HEADER_GRAPH_ERROR: json.dumps(parked.error or {}),
+            topology.HEADER_PARKED_AT: time.time(),
+        }
+        await publish_command(topology.DEAD_EXCHANGE, topology.RK_PARKED, command, headers)
 
-    consuming = asyncio.Event()
-
-    async def broker_ready() -> bool:
-        return consuming.is_set() and broker.is_connected()
-
-    async def redis_ready() -> bool:
-        return await ping(redis)
-
-    add_ops_routes(app, registry, {"rabbitmq": broker_ready, "redis": redis_ready})
+    add_ops_routes(app, registry, {"rabbitmq": broker.is_ready, "redis": lambda: ping(redis)})
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         # The HTTP session is made here, inside the running loop, never at import time.
@@ -131,7 +124,7 @@ def create_app(
             await broker.consume(
                 topology.SENDER_OUTBOX, outbox_consumer(handler), prefetch=settings.prefetch
             )
-            consuming.set()
+            broker.mark_serving()
 
         connecting = asyncio.create_task(keep_trying(start, "RabbitMQ"))
         yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -47,6 +48,9 @@ def redact(url: str) -> str:
 async def check_dependencies(settings: CommonSettings) -> list[str]:
     """A sentence per unreachable dependency; empty when both answer."""
     problems = []
+    # aio-pika logs a failed connect itself; the sentence below says it better.
+    for name in ("aio_pika", "aiormq"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     amqp_url = settings.amqp_url.get_secret_value()
     try:
         connection = await asyncio.wait_for(aio_pika.connect(amqp_url), timeout=5)

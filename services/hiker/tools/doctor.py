@@ -660,7 +660,8 @@ def render_table(findings: Sequence[Finding], width: int | None = None) -> str:
         lines.extend(indent + more for more in text[1:])
     counts = {status: sum(f.status is status for f in findings) for status in Status}
     lines.append(
-        f"\n{counts[Status.FAIL]} failed, {counts[Status.WARN]} warnings, {counts[Status.OK]} ok"
+        f"\n{counts[Status.FAIL]} failed, {counts[Status.WARN]} "
+        f"warning{'' if counts[Status.WARN] == 1 else 's'}, {counts[Status.OK]} ok"
     )
     return "\n".join(lines)
 

@@ -168,6 +168,11 @@ async def _connect(amqp_url: str) -> AsyncIterator[AbstractConnection]:
         ) from None
     try:
         yield connection
+    except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
+        # Unacked messages go back to the queue with the connection: nothing is lost.
+        raise ParkedError(
+            f"RabbitMQ failed midway ({type(exc).__name__}); what was not done stays parked"
+        ) from None
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
