@@ -72,8 +72,22 @@ def strip_helm(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the rules file) as literal blocks, readable and diffable as files."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def _dump(objects: Iterable[dict[str, Any]]) -> str:
-    docs = [yaml.safe_dump(o, sort_keys=False, default_flow_style=False) for o in objects]
+    docs = [
+        yaml.dump(o, Dumper=_Dumper, sort_keys=False, default_flow_style=False) for o in objects
+    ]
     return HEADER + "---\n".join(docs)
 
 

@@ -40,6 +40,8 @@ COUNTERS = frozenset(
         "hiker_timers_superseded_total",
         "hiker_timers_fired_total",
         "hiker_followups_emitted_total",
+        "hiker_sends_skipped_total",
+        "hiker_rules_reloads_total",
         "hiker_graph_requests_total",
         "hiker_messages_sent_total",
         "hiker_send_retries_total",
@@ -57,6 +59,18 @@ HISTOGRAMS = frozenset(
 )
 GAUGES = frozenset({"hiker_timers_pending"})
 HIKER_METRICS = COUNTERS | HISTOGRAMS | GAUGES
+
+# Where conversation finds its rules file, in compose and in the chart alike.
+RULES_PATH = "/etc/hiker/rules.yaml"
+
+
+def parse_rules_file(text: str, source: str) -> Any:
+    """The rules as conversation reads them, through hiker's own parser: a RuleBook, or
+    RulesFileError naming the line and the problem."""
+    from hiker.conversation.rulesfile import default_rulebook, parse_rules
+
+    return parse_rules(text, source, default_rulebook("are you there", 600))
+
 
 # Custom resources: kubernetes-validate has no schema for them, so only their identity is checked.
 CRD_API_VERSIONS = {

@@ -1,6 +1,7 @@
 """charts/hiker through the real Helm SDK: lint, render with the CI values (defaults and every
 feature on), Kubernetes schema validation of every object, hardening of every workload, the
-values schema, and the alert rules kept in step with the compose stack's."""
+values schema, conversation's rules file (parsed with hiker's own parser), and the alert rules
+kept in step with the compose stack's."""
 
 from __future__ import annotations
 
@@ -18,13 +19,16 @@ from deploy_support import (
     CHART,
     CI_VALUES,
     COMPONENTS,
+    COMPOSE,
     DASHBOARDS,
     KUBE_VERSION,
     NAMESPACE,
     PROMETHEUS,
     RELEASE,
+    RULES_PATH,
     assert_hardened_workload,
     of_kind,
+    parse_rules_file,
     render,
     validate_k8s,
     values_file,
@@ -147,8 +151,9 @@ def test_default_install_has_pdbs_and_no_optional_objects() -> None:
         "PrometheusRule",
     }
     assert not optional & {o["kind"] for o in objects}
-    # Dashboards are opt-in: only the per-service config maps.
-    assert len(of_kind(objects, "ConfigMap")) == len(COMPONENTS)
+    # Dashboards are opt-in: only the per-service config maps and conversation's rules file.
+    names = {c["metadata"]["name"] for c in of_kind(objects, "ConfigMap")}
+    assert names == {f"{RELEASE}-{c}" for c in COMPONENTS} | {f"{RELEASE}-conversation-rules"}
 
 
 def test_all_features_render_every_optional_kind() -> None:
@@ -242,6 +247,85 @@ def test_dashboard_configmaps_are_the_dashboard_files_for_the_grafana_sidecar() 
     }
 
 
+def _conversation(objects: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Conversation's pod spec and the environment its ConfigMap gives it."""
+    (deployment,) = [
+        d for d in of_kind(objects, "Deployment") if d["metadata"]["name"].endswith("-conversation")
+    ]
+    (config,) = [
+        c
+        for c in of_kind(objects, "ConfigMap")
+        if c["metadata"]["name"] == f"{RELEASE}-conversation"
+    ]
+    return deployment["spec"]["template"], config["data"]
+
+
+def test_the_rules_configmap_parses_with_hikers_parser_and_is_the_compose_default() -> None:
+    objects = render(DEFAULTS)
+    (rules,) = [
+        c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].endswith("-rules")
+    ]
+    assert set(rules["data"]) == {"rules.yaml"}
+    text = rules["data"]["rules.yaml"]
+    # What the pod reads parses (RulesFileError would name the line), and by default it is the
+    # very file compose mounts.
+    parse_rules_file(text, f"ConfigMap {rules['metadata']['name']}: rules.yaml")
+    assert text == (COMPOSE / "rules.yaml").read_text()
+
+    template, env = _conversation(objects)
+    assert env["HIKER_RULES_FILE"] == RULES_PATH
+    assert "HIKER_RESPONDER" not in env
+    (container,) = template["spec"]["containers"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "rules"]
+    # A directory mount: a subPath mount would never see the kubelet swap in an update.
+    assert mount == {"name": "rules", "mountPath": str(Path(RULES_PATH).parent), "readOnly": True}
+    (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == "rules"]
+    assert volume["configMap"]["name"] == rules["metadata"]["name"]
+    assert volume["configMap"]["items"] == [{"key": "rules.yaml", "path": Path(RULES_PATH).name}]
+    # Conversation reloads the file itself: a rules change must not roll the pods.
+    assert set(template["metadata"]["annotations"]) <= {"checksum/config", "checksum/secret"}
+    # Only conversation reads rules.
+    for deployment in of_kind(objects, "Deployment"):
+        if not deployment["metadata"]["name"].endswith("-conversation"):
+            pod = deployment["spec"]["template"]["spec"]
+            assert "rules" not in {v["name"] for v in pod["volumes"]}
+
+
+def test_rules_given_as_a_value_render_as_written() -> None:
+    mine = (
+        "rules:\n  - {name: ping, match: exact, pattern: ping, reply: pong}\ndefault_reply: eh?\n"
+    )
+    objects = render(with_overrides(DEFAULTS, **{"conversation.rules": mine}))
+    (rules,) = [
+        c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].endswith("-rules")
+    ]
+    assert rules["data"]["rules.yaml"] == mine
+    book = parse_rules_file(rules["data"]["rules.yaml"], "rules.yaml")
+    assert [r.name for r in book.rules] == ["ping"]
+
+
+def test_an_existing_rules_configmap_and_a_responder() -> None:
+    objects = render(ALL_FEATURES)
+    assert not [
+        c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].endswith("-rules")
+    ]
+    template, env = _conversation(objects)
+    (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == "rules"]
+    assert volume["configMap"]["name"] == ALL_FEATURES["conversation"]["existingRulesConfigMap"]
+    assert env["HIKER_RULES_FILE"] == RULES_PATH
+    assert env["HIKER_RESPONDER"] == ALL_FEATURES["conversation"]["responder"]
+
+
+def test_no_rules_means_the_built_in_rules() -> None:
+    objects = render(with_overrides(DEFAULTS, **{"conversation.rules": ""}))
+    assert not [
+        c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].endswith("-rules")
+    ]
+    template, env = _conversation(objects)
+    assert "HIKER_RULES_FILE" not in env
+    assert "rules" not in {v["name"] for v in template["spec"]["volumes"]}
+
+
 def test_values_schema_rejects_unknown_keys() -> None:
     with helm.Chart.load(CHART) as chart:
         chart.validate_schema(DEFAULTS)
@@ -252,10 +336,19 @@ def test_values_schema_rejects_unknown_keys() -> None:
             {"sender": {"keda": {"enabled": True, "queueName": "q", "queueLenght": 5}}},
             {"serviceMonitor": {"enable": True}},
             {"secret": {"token": "x"}},
+            {"conversation": {"rulesConfigMap": "mine"}},
+            {"sender": {"rules": "rules: []"}},
         ]
         for typo in typos:
             with pytest.raises(helm.HelmValuesError, match="additional properties"):
                 chart.validate_schema(with_overrides(DEFAULTS) | typo)
+        # HIKER_RESPONDER is `package.module:factory`, as the service's settings demand.
+        chart.validate_schema(with_overrides(DEFAULTS, **{"conversation.responder": "a.b:make"}))
+        for responder in ("a.b", "a.b:make()", "a b:make"):
+            with pytest.raises(helm.HelmValuesError):
+                chart.validate_schema(
+                    with_overrides(DEFAULTS, **{"conversation.responder": responder})
+                )
 
 
 def test_values_schema_keeps_secrets_out_of_config_maps() -> None:
@@ -266,7 +359,15 @@ def test_values_schema_keeps_secrets_out_of_config_maps() -> None:
 def test_every_value_is_commented() -> None:
     """Each key in values.yaml has a comment right above it, except the entries of maps that are
     passed through whole (env, resources, security contexts, labels), documented by their parent."""
-    passthrough = {"config", "resources", "podSecurityContext", "securityContext", "labels"}
+    # `rules` is a block of YAML text (the rules file itself), commented inside.
+    passthrough = {
+        "config",
+        "resources",
+        "podSecurityContext",
+        "securityContext",
+        "labels",
+        "rules",
+    }
     lines = (CHART / "values.yaml").read_text().splitlines()
     stack: list[tuple[int, str]] = []
     undocumented = []
@@ -333,6 +434,11 @@ def test_alerts_that_matter_are_there() -> None:
     assert "[15m]" in alerts["HikerMessagesParked"]["expr"]
     assert "hiker_graph_requests_total" in alerts["HikerGraphErrorRateHigh"]["expr"]
     assert 'outcome="unavailable"' in alerts["HikerIngressUnavailable"]["expr"]
+    rejected = alerts["HikerRulesReloadRejected"]["expr"]
+    assert (
+        'increase(hiker_rules_reloads_total{namespace="hiker-test", outcome="rejected"}[10m])'
+        in (rejected)
+    )
     for alert in alerts.values():
         assert alert["labels"]["severity"] in {"warning", "critical"}
         assert alert["annotations"]["summary"]

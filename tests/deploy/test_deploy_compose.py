@@ -1,6 +1,7 @@
 """deploy/compose and deploy/prometheus: the compose file is valid against the compose
 specification, refers only to files that exist, starts in a health-gated order, takes its secrets
-from .env, and its Prometheus and Grafana configuration agree with the services."""
+from .env, ships a rules file conversation can read, keeps the ngrok tunnel an opt-in profile,
+and its Prometheus and Grafana configuration agree with the services."""
 
 from __future__ import annotations
 
@@ -12,12 +13,23 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import COMPONENTS, COMPOSE, DASHBOARDS, METRICS_PORTS, PROMETHEUS, REPO
+from deploy_support import (
+    COMPONENTS,
+    COMPOSE,
+    DASHBOARDS,
+    METRICS_PORTS,
+    PROMETHEUS,
+    REPO,
+    RULES_PATH,
+    parse_rules_file,
+)
 
 pytestmark = pytest.mark.deploy
 
 COMPOSE_FILE = COMPOSE / "compose.yaml"
 HIKER_SERVICES = (*COMPONENTS, "graph-mock")
+# Optional extras, each only under its profile (`docker compose --profile tunnel up`).
+PROFILE_SERVICES = {"tunnel": "tunnel", "tunnel-url": "tunnel"}
 
 
 def compose() -> dict[str, Any]:
@@ -81,10 +93,13 @@ def test_every_referenced_file_exists() -> None:
 
 
 def test_the_stack_has_everything_the_design_names() -> None:
-    assert set(services()) == {*HIKER_SERVICES, "rabbitmq", "redis", "prometheus", "grafana"}
-    assert not any("profiles" in s for s in services().values()), (
-        "only optional extras use profiles"
-    )
+    core = {name for name, service in services().items() if "profiles" not in service}
+    assert core == {*HIKER_SERVICES, "rabbitmq", "redis", "prometheus", "grafana"}
+    optional = {
+        name: service["profiles"] for name, service in services().items() if name not in core
+    }
+    # Only optional extras use profiles, and a plain `docker compose up` starts none of them.
+    assert optional == {name: [profile] for name, profile in PROFILE_SERVICES.items()}
     rabbit = services()["rabbitmq"]
     assert re.fullmatch(r"rabbitmq:4\.\d+-management", rabbit["image"]), rabbit["image"]
     redis = services()["redis"]
@@ -116,6 +131,10 @@ def test_start_order_is_health_gated() -> None:
         depends = service.get("depends_on", {})
         assert isinstance(depends, dict), f"{name}: use the long form with conditions"
         for target, condition in depends.items():
+            if (name, target) == ("tunnel-url", "tunnel"):
+                # ngrok has no health check to offer; tunnel-url polls its API until a URL shows.
+                assert condition["condition"] == "service_started"
+                continue
             assert condition["condition"] == "service_healthy", f"{name} -> {target}"
             assert "healthcheck" in all_services[target], f"{target} has no healthcheck"
     for name in HIKER_SERVICES:
@@ -231,3 +250,111 @@ def test_nothing_in_compose_points_outside_the_repository() -> None:
     for service in services().values():
         for source in _bind_sources(service):
             assert (COMPOSE / source).resolve().is_relative_to(REPO), source
+
+
+def test_conversation_reads_the_shipped_rules_file() -> None:
+    conversation = services()["conversation"]
+    assert conversation["environment"]["HIKER_RULES_FILE"] == RULES_PATH
+    # Read-only, and the file itself (not the folder, which holds .env).
+    assert f"./rules.yaml:{RULES_PATH}:ro" in conversation["volumes"]
+
+
+def _uncommented_examples(text: str) -> str:
+    """The rules file with its commented-out YAML examples switched on."""
+    return re.sub(r"^# (?=[a-z_]+:|  )", "", text, flags=re.M)
+
+
+def test_the_shipped_rules_parse_and_equal_the_built_in_rules() -> None:
+    from hiker.conversation.rules import DEFAULT_RULES
+
+    text = (COMPOSE / "rules.yaml").read_text()
+    book = parse_rules_file(text, "deploy/compose/rules.yaml")
+    # The same replies with or without the file; the environment keeps the follow-up.
+    assert book.rules == DEFAULT_RULES
+    assert book.default.followup_text == "are you there"
+    assert book.default.idle_timeout_seconds == 600
+    assert not book.numbers
+    # The commented examples are valid too, so uncommenting one is safe.
+    examples = _uncommented_examples(text)
+    assert examples != text
+    switched_on = parse_rules_file(examples, "deploy/compose/rules.yaml (examples)")
+    (policy,) = switched_on.numbers.values()
+    assert policy.followup_template is not None
+
+
+def test_an_invalid_rules_file_is_reported_with_its_line() -> None:
+    from hiker.conversation.rulesfile import RulesFileError
+
+    broken = (COMPOSE / "rules.yaml").read_text().replace("match: prefix", "match: sometimes")
+    line = broken.splitlines().index("    match: sometimes") + 1
+    with pytest.raises(RulesFileError, match=rf"rules\.yaml:{line}:"):
+        parse_rules_file(broken, "rules.yaml")
+
+
+def test_the_tunnel_profile_exposes_ingress_through_ngrok() -> None:
+    tunnel = services()["tunnel"]
+    # The official image, pinned to a 3.x release (never latest).
+    assert re.fullmatch(r"ngrok/ngrok:3\.\d+\.\d+(-(alpine|debian))?", tunnel["image"])
+    command = tunnel["command"]
+    assert isinstance(command, str)
+    assert command.startswith("http ingress:8080 ")
+    # --url only when a static domain is set; an unset NGROK_DOMAIN adds no argument.
+    assert "${NGROK_DOMAIN:+--url=${NGROK_DOMAIN}}" in command
+    assert tunnel["depends_on"]["ingress"]["condition"] == "service_healthy"
+    assert tunnel["ports"] == ["127.0.0.1:4040:4040"]
+    assert "ALL" in tunnel["cap_drop"]
+
+    url = services()["tunnel-url"]
+    assert url["image"] == services()["ingress"]["image"]
+    assert url["command"] == ["tunnel-url", "--api", "http://tunnel:4040"]
+    assert url["restart"] == "no"
+    assert url.get("read_only") is True
+    assert set(url["depends_on"]) == {"tunnel"}
+
+
+def test_the_ngrok_authtoken_comes_from_env_and_is_never_required_or_written_down() -> None:
+    token = services()["tunnel"]["environment"]["NGROK_AUTHTOKEN"]
+    # From .env only; `:-` not `:?`, since compose interpolates every service, profile or not,
+    # and a plain `docker compose up` must not need an ngrok account.
+    assert token == "${NGROK_AUTHTOKEN:-}"
+    text = COMPOSE_FILE.read_text()
+    assert "NGROK_AUTHTOKEN:?" not in text
+    assert "NGROK_AUTHTOKEN" not in _example_env(), ".env.example documents it, commented out"
+    assert re.search(r"^# NGROK_AUTHTOKEN=$", (COMPOSE / ".env.example").read_text(), re.M)
+    for name in PROFILE_SERVICES:
+        for key, value in (services()[name].get("environment") or {}).items():
+            assert str(value).startswith("${"), f"{name}: {key} must come from .env"
+
+
+def test_the_rules_reload_alert_fires_on_the_first_rejection(promtool: str, tmp_path: Path) -> None:
+    """A pod's counter series is born at 1 on its first rejection, which increase() alone
+    misses; the alert must fire then too, and stop once nothing new is rejected."""
+    (rule,) = [
+        r
+        for g in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "HikerRulesReloadRejected"
+    ]
+    expected = [{"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}]
+    series = 'hiker_rules_reloads_total{job="hiker-conversation", outcome="rejected"}'
+    tests = {
+        "rule_files": [str(PROMETHEUS / "alerts.yml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                # First rejection at 3m, a second one at 20m.
+                "input_series": [{"series": series, "values": "_ _ _ 1x17 2x10"}],
+                "alert_rule_test": [
+                    {"eval_time": t, "alertname": "HikerRulesReloadRejected", "exp_alerts": e}
+                    for t, e in (("5m", expected), ("16m", []), ("22m", expected))
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "rules-test.yml"
+    path.write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

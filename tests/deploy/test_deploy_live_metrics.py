@@ -6,7 +6,10 @@ show that every Hiker panel's query returns data.
 The conversation is chosen so that every series a panel reads exists: a reply, a retried send
 (graph-mock answers 500 once), a parked send (131047), a duplicate webhook, a superseded and a
 fired idle timer with its follow-up, a bad signature, a verification and failed/delivered
-statuses. RabbitMQ panels are left out: this Prometheus scrapes only the Hiker services.
+statuses, a message older than the 24-hour window (its reply and follow-up are skipped), and
+conversation running on deploy/compose/rules.yaml with one edit applied and one rejected. Rare
+events are provoked rather than excused, so no panel is exempt. RabbitMQ panels are left out:
+this Prometheus scrapes only the Hiker services.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import IO, Any
 
 import pytest
 import yaml
-from deploy_support import DASHBOARDS, require_tool
+from deploy_support import COMPOSE, DASHBOARDS, require_tool
 
 pytestmark = [pytest.mark.deploy, pytest.mark.slow]
 
@@ -41,6 +44,8 @@ PHONE_NUMBER_ID = "100000000000001"
 USER_OK = "15550001001"
 USER_RETRY = "15550001002"
 USER_PARK = "15550001003"
+USER_STALE = "15550001004"  # writes from more than 24 h ago (a message processed a day late)
+USER_RULES = "15550001005"  # tries a rule added while conversation runs
 JOBS = ("ingress", "conversation", "sender")
 
 
@@ -220,11 +225,38 @@ def post_statuses(url: str) -> int:
     return status
 
 
+def post_stale_message(url: str) -> int:
+    """A text message whose Meta timestamp is 25 h old: outside the customer service window."""
+    from hiker.core.signature import SIGNATURE_HEADER, sign
+    from hiker.tools.simulate import encode, messages_change, text_message, webhook_body
+
+    message = text_message(USER_STALE, "hello", timestamp=int(time.time()) - 25 * 3600)
+    body = encode(webhook_body(messages_change([message], phone_number_id=PHONE_NUMBER_ID)))
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(APP_SECRET.encode(), body),
+    }
+    status, _ = http(url, data=body, headers=headers, method="POST")
+    return status
+
+
+def counter_value(metrics_url: str, sample: str) -> float:
+    """One sample's value from a /metrics page (0 when absent)."""
+    for line in http(metrics_url)[1].decode().splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def test_every_hiker_panel_has_data_from_the_running_services(
     amqp_url: str, services: Any, redis_prefix_cleaned: str, processes: Processes, tmp_path: Path
 ) -> None:
     prometheus = require_tool("prometheus")
     hiker = hiker_executable()
+    # Conversation runs on the rules file compose ships (a copy, edited below).
+    rules_file = tmp_path / "rules.yaml"
+    shipped_rules = (COMPOSE / "rules.yaml").read_text()
+    rules_file.write_text(shipped_rules)
     ports = {name: free_port() for name in ("webhook", "graph", "prometheus", *JOBS, "graph-mock")}
     common = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -266,6 +298,8 @@ def test_every_hiker_panel_has_data_from_the_running_services(
             **common,
             "HIKER_METRICS_PORT": str(ports["conversation"]),
             "HIKER_IDLE_TIMEOUT_SECONDS": str(IDLE_SECONDS),
+            "HIKER_RULES_FILE": str(rules_file),
+            "HIKER_RULES_RELOAD_SECONDS": "0.5",
         },
     )
     processes.start(
@@ -346,6 +380,21 @@ def test_every_hiker_panel_has_data_from_the_running_services(
     assert simulate(hiker, env, webhook, USER_OK, "echo again", wamid=repeated) == 0
     assert simulate(hiker, env, webhook, USER_OK, "hello", secret="not-the-app-secret") != 0
     assert post_statuses(webhook) == 200
+    assert post_stale_message(webhook) == 200
+
+    # A rules edit is applied without a restart; a broken one is rejected and changes nothing.
+    conversation_metrics = f"http://127.0.0.1:{ports['conversation']}/metrics"
+    applied = 'hiker_rules_reloads_total{outcome="applied"}'
+    rejected = 'hiker_rules_reloads_total{outcome="rejected"}'
+    rules_file.write_text(
+        shipped_rules.replace(
+            "rules:\n", "rules:\n  - {name: ping, match: exact, pattern: ping, reply: pong}\n", 1
+        )
+    )
+    wait_for("the rules edit", lambda: counter_value(conversation_metrics, applied) == 1)
+    assert simulate(hiker, env, webhook, USER_RULES, "ping") == 0
+    rules_file.write_text(shipped_rules.replace("match: exact", "match: sometimes"))
+    wait_for("the broken edit", lambda: counter_value(conversation_metrics, rejected) == 1)
     query = urllib.parse.urlencode(
         {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"}
     )
@@ -355,19 +404,29 @@ def test_every_hiker_panel_has_data_from_the_running_services(
         processes.check_alive()
         sent = json.loads(http(f"{graph}/_mock/messages")[1])
         texts = {(m["to"], m["text"]) for m in sent}
-        return {(USER_OK, "are you there"), (USER_RETRY, "hello to you too")} <= texts
+        return {
+            (USER_OK, "are you there"),
+            (USER_RETRY, "hello to you too"),
+            (USER_RULES, "pong"),
+        } <= texts
 
     wait_for("the replies and the follow-up at graph-mock", conversation_done, timeout=90)
 
     def all_series_scraped() -> bool:
         # The last counters to move: wait until Prometheus has scraped them.
         result = prom_query(
-            prom, "sum(hiker_followups_emitted_total) * sum(hiker_messages_parked_total)"
+            prom,
+            "sum(hiker_followups_emitted_total) * sum(hiker_messages_parked_total)"
+            ' * sum(hiker_sends_skipped_total{kind="followup"})'
+            ' * sum(hiker_rules_reloads_total{outcome="rejected"})',
         )
         return bool(result) and float(result[0]["value"][1]) > 0
 
     wait_for(
-        "Prometheus to scrape the follow-up and the parked send", all_series_scraped, timeout=30
+        "Prometheus to scrape the follow-up, the parked send, the skipped follow-up and the"
+        " rejected rules edit",
+        all_series_scraped,
+        timeout=30,
     )
     time.sleep(3)  # a few more scrapes, so every rate() window holds the final values twice
 

@@ -87,6 +87,14 @@ Rendered as sorted YAML so its checksum only changes when a value does.
 {{- if $c.webhookPort }}
 {{- $_ := set $env "HIKER_HTTP_PORT" $c.webhookPort }}
 {{- end }}
+{{- if eq .component "conversation" }}
+{{- if include "hiker.rulesConfigMapName" .root }}
+{{- $_ := set $env "HIKER_RULES_FILE" "/etc/hiker/rules.yaml" }}
+{{- end }}
+{{- with $c.responder }}
+{{- $_ := set $env "HIKER_RESPONDER" . }}
+{{- end }}
+{{- end }}
 {{- range $key := keys $env | sortAlpha }}
 {{ $key }}: {{ index $env $key | toString | quote }}
 {{- end }}
@@ -96,4 +104,16 @@ Rendered as sorted YAML so its checksum only changes when a value does.
 {{- define "hiker.idleTimeoutSeconds" -}}
 {{- $env := merge (dict) (deepCopy .Values.conversation.config) (deepCopy .Values.config) }}
 {{- $env.HIKER_IDLE_TIMEOUT_SECONDS | default 600 | float64 | ceil | int }}
+{{- end }}
+
+{{/*
+The ConfigMap conversation's rules file comes from: the existing one, the chart's own when
+`conversation.rules` is set, or empty (no rules file: the built-in rules).
+*/}}
+{{- define "hiker.rulesConfigMapName" -}}
+{{- if .Values.conversation.existingRulesConfigMap }}
+{{- .Values.conversation.existingRulesConfigMap }}
+{{- else if .Values.conversation.rules }}
+{{- include "hiker.componentFullname" (dict "root" . "component" "conversation") }}-rules
+{{- end }}
 {{- end }}

@@ -79,3 +79,10 @@ class ConversationMetrics:
             "Idle timers waiting in the wait queue (sampled from the broker).",
             registry=registry,
         )
+        # Zero-valued series from the start: increase() and alerts then see a pod's first event.
+        for outcome in ("applied", "rejected"):
+            self.rules_reloads.labels(outcome)
+        for kind in ("reply", "followup"):
+            self.skipped.labels(kind, "window_closed")
+        for form in ("text", "template"):
+            self.followups.labels(form)

@@ -162,13 +162,22 @@ class Broker:
         return queue
 
     async def queue_depth(self, name: str) -> int | None:
-        """Messages ready in ``name`` (passive declare), or None when it does not exist."""
+        """Messages ready in ``name`` (passive declare), or None when it does not exist.
+
+        A passive declare of a missing queue closes its channel, so it gets a channel of its own
+        rather than risking the publishing one.
+        """
+        if self._connection is None:
+            raise RuntimeError("Broker.connect() was not called")
+        channel = await self._connection.channel(publisher_confirms=False)
         try:
-            channel = await self.channel.get_underlay_channel()
-            result = await channel.queue_declare(name, passive=True)
+            queue = await channel.declare_queue(name, passive=True)
         except aiormq.exceptions.ChannelNotFoundEntity:
             return None
-        return int(result.message_count or 0)
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        return int(queue.declaration_result.message_count or 0)
 
     async def publish(
         self,

@@ -48,3 +48,5 @@ class SenderMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=registry,
         )
+        for kind in ("reply", "followup"):
+            self.sent.labels(kind)
