@@ -70,6 +70,15 @@ class Claim:
         await self._store.swap(self.key, self._value, b"", 0, strict=False)
 
 
+async def is_done(redis: Redis, key: str) -> bool:
+    """Whether the work of ``key`` was confirmed (not merely claimed, nor inside a call)."""
+    value = await redis.get(key)
+    if value is None:
+        return False
+    raw = value.encode() if isinstance(value, str) else bytes(value)
+    return not raw.startswith((_CLAIM, _CALL))
+
+
 class ClaimStore:
     def __init__(self, redis: Redis, *, lease_seconds: float, done_ttl_seconds: int) -> None:
         self._redis = redis

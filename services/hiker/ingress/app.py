@@ -41,7 +41,11 @@ def create_app(
         publish_timeout=settings.publish_timeout_seconds,
     )
     metrics = IngressMetrics(registry)
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    # No decompression: Meta signs the bytes it sends, and nothing is inflated before the
+    # signature is checked (a gzip body is then simply not JSON: 400).
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, handler_args={"auto_decompress": False}
+    )
     app[BROKER] = broker
     app[METRICS] = metrics
     app[VERIFY_TOKEN] = settings.verify_token

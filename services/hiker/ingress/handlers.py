@@ -68,6 +68,11 @@ class WebhookIngestor:
         self._publish = publish
         self._metrics = metrics
         self._clock = clock
+        # Label lookups cost a lock and a dict walk per call; resolve each child once (hot path).
+        self._event_counters = {
+            kind: metrics.events.labels(kind) for kind in ("message", "status", "error", "change")
+        }
+        self._unknown_counter = metrics.events.labels("unknown")
 
     async def ingest(self, body: bytes, signature: str | None) -> Outcome:
         check = check_signature(self._secret, body, signature)
@@ -84,6 +89,9 @@ class WebhookIngestor:
         try:
             if isinstance(result, Unclassified):
                 await self._keep_unclassified(body, result)
+            elif len(result) == 1:
+                # The common case (one message per POST): no task or gather to set up.
+                await self._publish_routed(result[0])
             else:
                 # All confirms are awaited together: one round trip to the broker per batch.
                 await asyncio.gather(*(self._publish_routed(item) for item in result))
@@ -102,8 +110,10 @@ class WebhookIngestor:
             message_id=item.correlation_id,
             correlation_id=item.correlation_id,
         )
-        kind = "unknown" if item.routing_key == topology.RK_UNKNOWN else _KINDS[type(item.event)]
-        self._metrics.events.labels(kind).inc()
+        if item.routing_key == topology.RK_UNKNOWN:
+            self._unknown_counter.inc()
+        else:
+            self._event_counters[_KINDS[type(item.event)]].inc()
 
     async def _keep_unclassified(self, body: bytes, result: Unclassified) -> None:
         log.warning(
@@ -112,4 +122,4 @@ class WebhookIngestor:
         await self._publish(
             topology.INBOUND_EXCHANGE, topology.RK_UNKNOWN, body, type_name="UnclassifiedWebhook"
         )
-        self._metrics.events.labels("unknown").inc()
+        self._unknown_counter.inc()

@@ -26,3 +26,11 @@ class IngressMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
+        self._outcomes: dict[str, Counter] = {}
+
+    def outcome(self, name: str) -> Counter:
+        """``webhooks.labels(name)``, resolved once per outcome (it is called per request)."""
+        child = self._outcomes.get(name)
+        if child is None:
+            child = self._outcomes[name] = self.webhooks.labels(name)
+        return child

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import SecretStr
 
 from hiker.core.signature import SIGNATURE_HEADER
@@ -43,8 +44,12 @@ async def receive_update(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         metrics.webhooks.labels("too_large").inc()
         raise
+    except RequestPayloadError:
+        # A body that breaks its own transfer encoding is as malformed as bad JSON.
+        metrics.outcome(Outcome.MALFORMED.name.lower()).inc()
+        return web.Response(status=400, text=_OUTCOME_TEXT[Outcome.MALFORMED])
     outcome = await request.app[INGESTOR].ingest(body, request.headers.get(SIGNATURE_HEADER))
-    metrics.webhooks.labels(outcome.name.lower()).inc()
+    metrics.outcome(outcome.name.lower()).inc()
     headers = {"Retry-After": "5"} if outcome is Outcome.UNAVAILABLE else None
     return web.Response(status=outcome.value, text=_OUTCOME_TEXT[outcome], headers=headers)
 

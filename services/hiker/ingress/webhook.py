@@ -9,9 +9,9 @@ whose shape is not a WhatsApp webhook at all is ``Unclassified`` and kept whole.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import from_json
 
 from hiker.core import topology
@@ -51,8 +51,18 @@ class _ErrorItem(_Lenient):
     message: str | None = None
 
 
+def _amqp_short_string(value: str) -> str:
+    # Ids travel as AMQP message and correlation ids: short strings of at most 255 bytes.
+    if len(value.encode()) > 255:
+        raise ValueError("longer than 255 bytes")
+    return value
+
+
+AmqpId = Annotated[str, AfterValidator(_amqp_short_string)]
+
+
 class _Message(_Lenient):
-    id: str
+    id: AmqpId
     from_: str | None = Field(default=None, alias="from")
     from_user_id: str | None = None
     timestamp: int
@@ -60,7 +70,7 @@ class _Message(_Lenient):
 
 
 class _Status(_Lenient):
-    id: str
+    id: AmqpId
     status: str
     timestamp: int | None = None
     recipient_id: str | None = None

@@ -85,7 +85,8 @@ def create_app(
             topology.HEADER_GRAPH_STATUS: parked.http_status,
             topology.HEADER_GRAPH_CODE: parked.code,
             topology.HEADER_GRAPH_ERROR: json.dumps(parked.error or {}),
-            topology.HEADER_PARKED_AT: time.time(),
+            # A string: AMQP tables carry a Python float as 32 bits, a minute off at today's epoch.
+            topology.HEADER_PARKED_AT: f"{time.time():.3f}",
         }
         await publish_command(topology.DEAD_EXCHANGE, topology.RK_PARKED, command, headers)
 

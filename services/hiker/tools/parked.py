@@ -14,16 +14,18 @@ dead-lettered (a policy adding a delivery limit to it would change that: do not 
 
 What ``replay`` guarantees, per parked message:
 - it is never lost: the parked copy is acked only after the broker confirmed the replayed one;
-- it is published once, except after a crash in the narrow window between the broker's confirm
-  and the Redis marker below, where the next run publishes it again; the sender then drops the
-  second copy by its idempotency key (``sent:{key}``) once the first was sent, so the user still
-  gets one message;
-- a replay marker in Redis, claimed (with a lease) before publishing and confirmed after, keyed by
-  the command's idempotency key and the time it was parked, lets a later run recognise a copy it
-  already replayed (a crash between the marker and the ack) and just ack it. Two runs at once do
-  not replay the same message: a live lease makes the other run leave it parked.
-Including the parking time in the key means a send that fails again after a replay, and is parked
-anew, can be replayed again.
+- the user gets it once: the sender sends at most once per idempotency key (its ``sent:{key}``
+  record in Redis, released when it parks a send, written when a send succeeds). A parked copy
+  whose key the sender has since recorded as sent is obsolete: ``replay`` removes it without
+  publishing. That covers a run that died after publishing but before its ack, once the replayed
+  copy went through; if that copy is still on its way, the next run publishes the send again and
+  the sender drops whichever copy comes second. So a crash can at worst publish a command twice,
+  never send a message twice, and never lose one.
+Why not a marker keyed by the time of parking: that header is a float, which AMQP tables carry
+as 32 bits (about two minutes of resolution today), so a send parked again soon after a replay
+would look replayed already and be dropped. The sender's own record has no such blind spot.
+The record lasts as long as the sender keeps it (7 days): a copy whose replay was sent earlier
+than that, and whose ack was lost, would be sent again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any, Final
 
 import aio_pika
@@ -49,20 +52,17 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 from redis import exceptions as redis_exceptions
+from redis.asyncio import Redis
 
 from hiker.core import topology
-from hiker.core.claims import ClaimState, ClaimStore
+from hiker.core.claims import is_done
 from hiker.core.contracts import SendMessage
 from hiker.core.observability import mask_phone, mask_text
-from hiker.core.redis_store import connect_redis
+from hiker.core.redis_store import Keys, connect_redis
 from hiker.core.settings import CommonSettings, load_settings
 from hiker.tools.dev import redact
 
 DEFAULT_LIST_LIMIT: Final = 50
-# Longer than any replay run takes to publish one message; a crashed run's claim frees after it.
-REPLAY_LEASE_SECONDS: Final = 60.0
-# As long as the sender remembers a sent key: after that a duplicate could not be caught anyway.
-REPLAY_MARKER_TTL_SECONDS: Final = 7 * 24 * 3600
 _CONNECT_TIMEOUT_SECONDS: Final = 10.0
 
 
@@ -97,7 +97,7 @@ class ParkedSend:
             graph_code=str(headers.get(topology.HEADER_GRAPH_CODE, "none")),
             graph_status=str(headers.get(topology.HEADER_GRAPH_STATUS, "none")),
             graph_message=_graph_message(headers.get(topology.HEADER_GRAPH_ERROR)),
-            parked_at=float(parked_at) if isinstance(parked_at, int | float) else None,
+            parked_at=_epoch_seconds(parked_at),
             attempt=attempt if isinstance(attempt, int) else 1,
         )
 
@@ -109,7 +109,10 @@ class ParkedSend:
         """What ``list`` shows: masked recipient, never the text sent to the user."""
         command = self.command
         return {
-            "age_seconds": round(now - self.parked_at, 1) if self.parked_at is not None else None,
+            # Clamped: the parking time travels with about a minute of error (see module doc).
+            "age_seconds": (
+                round(max(0.0, now - self.parked_at), 1) if self.parked_at is not None else None
+            ),
             "reason": self.reason,
             "graph_code": self.graph_code,
             "graph_status": self.graph_status,
@@ -122,6 +125,18 @@ class ParkedSend:
             "correlation_id": command.correlation_id if command else None,
             "readable": command is not None,
         }
+
+
+def _epoch_seconds(raw: object) -> float | None:
+    """The parking time: a number, or a decimal string (exact, unlike a float header)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float | Decimal):
+        return float(raw)
+    if isinstance(raw, str | bytes):
+        with contextlib.suppress(ValueError):
+            return float(raw)
+    return None
 
 
 def _graph_message(raw: object) -> str:
@@ -145,14 +160,14 @@ class Listing:
 @dataclass
 class ReplayReport:
     replayed: int = 0
-    already_replayed: int = 0  # a previous run published them; their parked copies were acked
+    already_sent: int = 0  # a replayed copy was sent before; the obsolete parked copy was acked
     left_parked: int = 0  # not matching, unreadable, or held by another run
     unreadable: int = 0
 
 
-def replay_marker_key(prefix: str, idempotency_key: str, parked_at: float | None) -> str:
-    # repr() of a float is exact and stable, so the same parked copy always maps to one key.
-    return f"{prefix}replayed:{idempotency_key}:{parked_at!r}"
+async def already_sent(redis: Redis, keys: Keys, idempotency_key: str) -> bool:
+    """Whether the sender recorded ``idempotency_key`` as sent (not merely claimed in flight)."""
+    return await is_done(redis, keys.sent(idempotency_key))
 
 
 @contextlib.asynccontextmanager
@@ -237,9 +252,7 @@ async def replay_parked(
     """
     report = ReplayReport()
     redis = connect_redis(redis_url)
-    claims = ClaimStore(
-        redis, lease_seconds=REPLAY_LEASE_SECONDS, done_ttl_seconds=REPLAY_MARKER_TTL_SECONDS
-    )
+    keys = Keys(redis_prefix)
     try:
         async with _connect(amqp_url) as connection:
             reading = await connection.channel()
@@ -262,9 +275,7 @@ async def replay_parked(
                     message = await queue.get(no_ack=False, fail=False)
                     if message is None:
                         break
-                    if not await _replay_one(
-                        message, commands, claims, redis_prefix, reasons, report
-                    ):
+                    if not await _replay_one(message, commands, redis, keys, reasons, report):
                         held.append(message)
             finally:
                 report.left_parked += len(held)
@@ -281,8 +292,8 @@ async def replay_parked(
 async def _replay_one(
     message: AbstractIncomingMessage,
     commands: aio_pika.abc.AbstractExchange,
-    claims: ClaimStore,
-    redis_prefix: str,
+    redis: Redis,
+    keys: Keys,
     reasons: Collection[str],
     report: ReplayReport,
 ) -> bool:
@@ -294,15 +305,10 @@ async def _replay_one(
     if command is None:
         report.unreadable += 1
         return False
-    claim = await claims.claim(
-        replay_marker_key(redis_prefix, command.idempotency_key, parked.parked_at)
-    )
-    if claim.state is ClaimState.DONE:
+    if await already_sent(redis, keys, command.idempotency_key):
         await message.ack()
-        report.already_replayed += 1
+        report.already_sent += 1
         return True
-    if claim.state is ClaimState.BUSY:
-        return False
     try:
         await commands.publish(
             aio_pika.Message(
@@ -321,15 +327,11 @@ async def _replay_one(
             topology.RK_SEND,
             mandatory=True,
         )
-    except BaseException as exc:
-        await claim.release()
-        if isinstance(exc, aio_pika.exceptions.PublishError | aio_pika.exceptions.DeliveryError):
-            raise ParkedError(
-                f"the broker did not take the replayed send ({type(exc).__name__}): "
-                "is the sender's outbox declared and not full? Nothing was lost"
-            ) from None
-        raise
-    await claim.confirm()
+    except (aio_pika.exceptions.PublishError, aio_pika.exceptions.DeliveryError) as exc:
+        raise ParkedError(
+            f"the broker did not take the replayed send ({type(exc).__name__}): "
+            "is the sender's outbox declared and not full? Nothing was lost"
+        ) from None
     await message.ack()
     report.replayed += 1
     return True
@@ -440,8 +442,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(asdict(report)))
     else:
         print(
-            f"replayed {report.replayed}; already replayed before (parked copy removed) "
-            f"{report.already_replayed}; left parked {report.left_parked}"
+            f"replayed {report.replayed}; already sent before (parked copy removed) "
+            f"{report.already_sent}; left parked {report.left_parked}"
             + (f" ({report.unreadable} unreadable)" if report.unreadable else "")
         )
     return 0

@@ -1,0 +1,224 @@
+"""``hiker doctor`` against the real RabbitMQ, Redis, an in-process ingress and the Graph mock.
+
+Each test breaks one thing an operator gets wrong and checks that the report names it, says how
+to fix it, exits 1, and shows no secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+import aio_pika
+import aiormq
+import pytest
+
+from hiker.core import topology
+from hiker.core.broker import Broker
+from hiker.tools.doctor import DoctorOptions, Finding, Status, diagnose, exit_code
+from tests.conftest import Services
+from tests.integration.conftest import (
+    ACCESS_TOKEN,
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    PipelineFactory,
+)
+
+pytestmark = pytest.mark.integration
+
+WAIT_QUEUE = "hiker.timers.wait.1500ms"  # the pipeline's idle timeout is 1.5 s
+
+
+def find(findings: list[Finding], check: str) -> Finding:
+    matches = [f for f in findings if f.check == check]
+    assert matches, f"no {check!r} row in {[f.check for f in findings]}"
+    return matches[0]
+
+
+def base_env(amqp_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    return {
+        "HIKER_AMQP_URL": amqp_url,
+        "HIKER_REDIS_URL": redis_url,
+        "HIKER_REDIS_PREFIX": redis_prefix,
+        "HIKER_APP_SECRET": APP_SECRET,
+        "HIKER_VERIFY_TOKEN": VERIFY_TOKEN,
+        "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
+        "HIKER_IDLE_TIMEOUT_SECONDS": "1.5",
+        # Nothing listens here: tests that do not start a Graph mock get a quick refusal.
+        "HIKER_GRAPH_BASE_URL": "http://127.0.0.1:1/",
+    }
+
+
+async def queue_exists(amqp_url: str, name: str) -> bool:
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        try:
+            await channel.declare_queue(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        return True
+    finally:
+        await connection.close()
+
+
+async def test_a_sound_setup_passes_and_the_cli_says_so(make_pipeline: PipelineFactory) -> None:
+    pipeline = await make_pipeline()
+    options = DoctorOptions(pipeline.webhook_url, PHONE_NUMBER_ID, timeout=3)
+    findings = await diagnose(pipeline.env, options)
+    assert [f for f in findings if f.status is not Status.OK] == []
+    assert exit_code(findings) == 0
+    checks = {f.check for f in findings}
+    queues = {spec.name for spec in topology.EXCHANGES} | {
+        "hiker.conversation.inbound",
+        "hiker.conversation.timers",
+        "hiker.sender.outbox",
+        "hiker.sender.parked",
+        "hiker.inspect",
+        "hiker.poison",
+        WAIT_QUEUE,
+    }
+    assert {name for name in queues if not any(c.endswith(name) for c in checks)} == set()
+    assert "echoed the challenge" in find(findings, "ingress handshake").detail
+    assert PHONE_NUMBER_ID in find(findings, "graph: phone number id").detail
+
+    # The same through the command line, as an operator (or a deploy job) runs it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIKER_")}
+    env.update(pipeline.env, HIKER_PHONE_NUMBER_ID=PHONE_NUMBER_ID)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hiker", "doctor", "--json", "--ingress-url", pipeline.webhook_url,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stdout.decode() + stderr.decode()
+    report = json.loads(stdout)
+    assert report["ok"] is True
+    assert {row["status"] for row in report["checks"]} == {"OK"}
+    for secret in (APP_SECRET, VERIFY_TOKEN, ACCESS_TOKEN, "guest:guest"):
+        assert secret not in stdout.decode() + stderr.decode()
+
+
+async def test_unreachable_redis_and_unknown_vhost_fail(
+    amqp_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    env = base_env(amqp_url, "redis://127.0.0.1:1/0", redis_prefix)
+    env["HIKER_AMQP_URL"] = amqp_url.rsplit("/", 1)[0] + "/hiker-test-no-such-vhost"
+    findings = await diagnose(env, DoctorOptions("http://127.0.0.1:1/webhook", timeout=2))
+    redis = find(findings, "redis")
+    assert redis.status is Status.FAIL
+    assert "not reachable at redis://127.0.0.1:1/0" in redis.detail
+    assert "HIKER_REDIS_URL" in redis.fix
+    rabbit = find(findings, "rabbitmq")
+    assert rabbit.status is Status.FAIL
+    assert "hiker-test-no-such-vhost" in rabbit.detail
+    assert "add_vhost" in rabbit.fix
+    assert exit_code(findings) == 1
+
+
+async def test_wait_queue_declared_with_other_arguments_is_named(
+    amqp_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    # The classic way timers stop: the wait queue exists, but without its dead-letter exchange
+    # (here: an old classic queue), so expired timers go nowhere.
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        await channel.declare_queue(WAIT_QUEUE, durable=True, arguments={"x-max-length": 10})
+    finally:
+        await connection.close()
+    env = base_env(amqp_url, redis_url, redis_prefix)
+    findings = await diagnose(env, DoctorOptions("http://127.0.0.1:1/webhook", timeout=2))
+    wait = find(findings, f"queue: {WAIT_QUEUE}")
+    assert wait.status is Status.FAIL
+    assert wait.detail.startswith("exists with different arguments")
+    assert "inequivalent arg" in wait.detail
+    assert f"delete_queue {WAIT_QUEUE}" in wait.fix
+    assert "pending idle timers" in wait.fix
+    assert exit_code(findings) == 1
+    # Looking changed nothing: the queue keeps its arguments, and no other queue was created.
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        await channel.declare_queue(WAIT_QUEUE, durable=True, arguments={"x-max-length": 10})
+    finally:
+        await connection.close()
+    assert find(findings, "queue: hiker.sender.outbox").status is Status.WARN
+    assert not await queue_exists(amqp_url, "hiker.sender.outbox")
+
+
+async def test_missing_permissions_are_reported(
+    amqp_url: str, redis_url: str, redis_prefix: str, services: Services
+) -> None:
+    if services.rabbitmqctl is None:
+        pytest.skip("needs rabbitmqctl to change permissions")
+    broker = Broker(amqp_url, client_name="doctor-test")
+    await broker.connect(topology.SENDER_TOPOLOGY)
+    await broker.close()
+    vhost = amqp_url.rsplit("/", 1)[1]
+    env = base_env(amqp_url, redis_url, redis_prefix)
+    options = DoctorOptions("http://127.0.0.1:1/webhook", timeout=2)
+
+    services.rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", "^$", ".*")
+    findings = await diagnose(env, options)
+    commands = find(findings, f"exchange: {topology.COMMANDS_EXCHANGE}")
+    assert commands.status is Status.FAIL
+    assert commands.detail.startswith("no write permission")
+    assert "set_permissions" in commands.fix
+
+    services.rabbitmqctl("set_permissions", "-p", vhost, "guest", "^$", ".*", ".*")
+    findings = await diagnose(env, options)
+    outbox = find(findings, "queue: hiker.sender.outbox")
+    assert outbox.status is Status.FAIL
+    assert outbox.detail.startswith("no configure permission")
+    assert exit_code(findings) == 1
+
+
+async def test_wrong_access_token_and_verify_token_fail(make_pipeline: PipelineFactory) -> None:
+    pipeline = await make_pipeline(services=("graph", "ingress"))
+    env = {
+        **pipeline.env,
+        "HIKER_ACCESS_TOKEN": "an-expired-token",
+        "HIKER_VERIFY_TOKEN": "not-the-dashboard-one",
+    }
+    findings = await diagnose(env, DoctorOptions(pipeline.webhook_url, PHONE_NUMBER_ID, timeout=3))
+    token = find(findings, "graph: access token")
+    assert token.status is Status.FAIL
+    assert "code 190" in token.detail
+    assert "renew HIKER_ACCESS_TOKEN" in token.fix
+    handshake = find(findings, "ingress handshake")
+    assert handshake.status is Status.FAIL
+    assert "403" in handshake.detail
+    assert exit_code(findings) == 1
+    shown = json.dumps([f.__dict__ for f in findings], default=str)
+    assert "an-expired-token" not in shown
+    assert "not-the-dashboard-one" not in shown
+
+
+async def test_missing_app_secret_names_the_variable(
+    amqp_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    env = base_env(amqp_url, redis_url, redis_prefix)
+    del env["HIKER_APP_SECRET"]
+    findings = await diagnose(env, DoctorOptions("http://127.0.0.1:1/webhook", timeout=2))
+    ingress = find(findings, "config: ingress")
+    assert ingress.status is Status.FAIL
+    assert ingress.detail == "HIKER_APP_SECRET is required but not set"
+    assert find(findings, "config: sender").status is Status.OK
+    assert find(findings, "redis").status is Status.OK
+    assert exit_code(findings) == 1
+
+
+async def test_no_phone_number_id_is_a_warning_not_a_failure(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = await make_pipeline()
+    findings = await diagnose(pipeline.env, DoctorOptions(pipeline.webhook_url, None, timeout=3))
+    phone = find(findings, "graph: phone number id")
+    assert phone.status is Status.WARN
+    assert "--phone-number-id" in phone.fix
+    assert find(findings, "graph: access token").status is Status.OK
+    assert exit_code(findings) == 0
+    assert exit_code(findings, strict=True) == 1
