@@ -43,6 +43,9 @@ fmt: $(STAMP) ## fix what ruff can fix and format
 bench: $(STAMP) ## throughput and latency benchmarks (not part of make test)
 	$(BIN)/python -m benchmarks
 
+soak: $(STAMP) ## the fault tests with ten times the traffic (several minutes)
+	HIKER_SOAK_SCALE=10 $(BIN)/pytest tests/integration/test_faults.py -p no:cacheprovider
+
 image: ## build the container image (needs a Docker engine)
 	docker build -t hiker:dev .
 

@@ -37,6 +37,8 @@ from tests.integration.conftest import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+# `make soak` runs these with more users (and so for longer); `make test` with the default.
+SCALE = int(os.environ.get("HIKER_SOAK_SCALE", "1"))
 REPLY = "hello to you too"
 FOLLOWUP = "are you there"
 
@@ -108,7 +110,7 @@ async def texts_by_user(pipeline: Pipeline) -> dict[str, Counter[str]]:
 
 
 def users_for(tag: int, count: int) -> list[str]:
-    return [f"1555{tag:03d}{i:04d}" for i in range(count)]
+    return [f"1555{tag:03d}{i:05d}" for i in range(count)]
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -141,7 +143,7 @@ async def test_broker_restart_mid_stream_loses_and_doubles_nothing(
     make_pipeline: PipelineFactory, broker_restarts: Restart
 ) -> None:
     pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="120")
-    users = users_for(1, 150)
+    users = users_for(1, 150 * SCALE)
     streaming = asyncio.create_task(
         stream(pipeline.session, lambda: pipeline.webhook_url, users, per_second=50)
     )
@@ -176,7 +178,7 @@ async def test_redis_stalled_for_a_while_loses_and_doubles_no_followup(
         pipeline = await make_pipeline(
             HIKER_REDIS_URL=f"redis://127.0.0.1:{port}/0", HIKER_IDLE_TIMEOUT_SECONDS="2"
         )
-        users = users_for(2, 20)
+        users = users_for(2, 20 * SCALE)
         for user in users:
             await pipeline.say(user, "hello")
         await asyncio.sleep(0.5)
@@ -217,7 +219,7 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
     process = spawn(victim, pipeline.env)
     await process.start()
     url = f"http://127.0.0.1:{http_port}/webhook" if victim == "ingress" else pipeline.webhook_url
-    users = users_for(3, 120)
+    users = users_for(3, 120 * SCALE)
     streaming = asyncio.create_task(stream(pipeline.session, lambda: url, users, per_second=60))
     await asyncio.sleep(0.8)
     await process.kill()
@@ -244,7 +246,7 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
     # Only a sender dying inside a Graph call leaves a send in doubt; it is parked, not lost.
     if victim != "sender":
         assert not in_doubt
-    assert len(in_doubt) <= 3
+    assert len(in_doubt) <= 3 * SCALE
 
 
 async def test_two_replicas_of_every_service(make_pipeline: PipelineFactory) -> None:
@@ -255,7 +257,7 @@ async def test_two_replicas_of_every_service(make_pipeline: PipelineFactory) -> 
         for key, server in twin.servers.items():
             pipeline.servers[f"{key}-2"] = server
     urls = [pipeline.webhook_url, pipeline.url("ingress-2", "/webhook")]
-    users = users_for(4, 40)
+    users = users_for(4, 40 * SCALE)
     for i, user in enumerate(users):
         body = encode(webhook_body(messages_change([text_message(user, "hello")])))
         # Meta may deliver the same webhook twice, to different replicas.
