@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Root installs Debian packages itself; anyone else through sudo.
+SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-integration check fmt bench soak image constraints clean
@@ -32,16 +34,18 @@ test-integration: $(STAMP) ## against real RabbitMQ and Redis
 	$(BIN)/pytest tests/integration
 
 check: $(STAMP) ## lint, format and type checks; changes nothing
-	$(BIN)/ruff check services tests
-	$(BIN)/ruff format --check services tests
+	$(BIN)/ruff check services tests benchmarks
+	$(BIN)/ruff format --check services tests benchmarks
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## fix what ruff can fix and format
-	$(BIN)/ruff check --fix services tests
-	$(BIN)/ruff format services tests
+	$(BIN)/ruff check --fix services tests benchmarks
+	$(BIN)/ruff format services tests benchmarks
 
-bench: $(STAMP) ## throughput and latency benchmarks (not part of make test)
-	$(BIN)/python -m benchmarks
+bench: $(STAMP) ## benchmarks, tables in bench-results/ (BENCH_ARGS=--quick for a short run)
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 soak: $(STAMP) ## the fault tests with ten times the traffic (several minutes)
 	HIKER_SOAK_SCALE=10 $(BIN)/pytest tests/integration/test_faults.py -p no:cacheprovider

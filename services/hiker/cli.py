@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from hiker.core.observability import configure_logging
-from hiker.core.runtime import Site, serve
+from hiker.core.runtime import Site, run, serve
 from hiker.core.settings import (
     ConfigError,
     ConversationSettings,
@@ -27,7 +27,7 @@ def _run_ingress() -> None:
     settings = load_settings(IngressSettings)
     configure_logging("ingress", settings.log_level)
     app = create_app(settings)
-    asyncio.run(
+    run(
         serve(
             # Operations first: health answers while the broker connection is being made.
             Site(app[OPS_APP], settings.metrics_host, settings.metrics_port),
@@ -41,7 +41,7 @@ def _run_conversation() -> None:
 
     settings = load_settings(ConversationSettings)
     configure_logging("conversation", settings.log_level)
-    asyncio.run(serve(Site(create_app(settings), settings.metrics_host, settings.metrics_port)))
+    run(serve(Site(create_app(settings), settings.metrics_host, settings.metrics_port)))
 
 
 def _run_sender() -> None:
@@ -49,7 +49,7 @@ def _run_sender() -> None:
 
     settings = load_settings(SenderSettings)
     configure_logging("sender", settings.log_level)
-    asyncio.run(serve(Site(create_app(settings), settings.metrics_host, settings.metrics_port)))
+    run(serve(Site(create_app(settings), settings.metrics_host, settings.metrics_port)))
 
 
 def _run_graph_mock() -> None:
@@ -58,7 +58,7 @@ def _run_graph_mock() -> None:
     settings = load_settings(GraphMockSettings)
     configure_logging("graph-mock", settings.log_level)
     app = create_app(settings)
-    asyncio.run(
+    run(
         serve(
             Site(app, settings.graph_mock_host, settings.graph_mock_port),
             Site(app[OPS_APP], settings.metrics_host, settings.metrics_port),

@@ -5,11 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 log = logging.getLogger(__name__)
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` to completion on uvloop where it is installed, else on asyncio's own loop.
+
+    uvloop's transports do the per-request socket and timer work in C: in the ingress profile
+    that work was a third of the CPU, so the same cores take more webhooks per second.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,325 @@
+"""Render a results dict as Markdown tables (what RESULTS.md is built from)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(results: dict[str, Any]) -> str:
+    s = results["scenarios"]
+    m = results["machine"]
+    parts = [
+        f"# Hiker benchmarks ({'quick' if results['quick'] else 'full'} run {results['started']})",
+        f"{m['cpus']} CPUs, load average at start {m['load_avg_at_start'][0]:.2f}, "
+        f"at end {m['load_avg_at_end'][0]:.2f}; Python {m['python']}; {results['seconds']} s.",
+    ]
+    ing = s.get("ingress", {})
+    if "throughput" in ing:
+        parts.append("## Ingress (wrk, closed loop, signed bodies, unique wamids)")
+        rows = []
+        for label, key in (("whole pipeline", "throughput"), ("ingress + broker only", "alone")):
+            for r in ing.get(key, []):
+                cpu = r.get("cpu", {}).get("ingress", {})
+                rows.append(
+                    [
+                        label,
+                        r["messages_per_post"],
+                        r["posts_per_s"],
+                        r["messages_per_s"],
+                        r["p50_ms"],
+                        r["p99_ms"],
+                        r["non_2xx"] + r["socket_errors"],
+                        cpu.get("cores"),
+                        cpu.get("cpu_us_per_message"),
+                    ]
+                )
+        parts.append(
+            _table(
+                [
+                    "setup",
+                    "msgs/POST",
+                    "POST/s",
+                    "msgs/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "errors",
+                    "ingress cores",
+                    "ingress CPU µs/msg",
+                ],
+                rows,
+            )
+        )
+        rows = []
+        for label, key in (
+            ("whole pipeline", "fixed_rate"),
+            ("whole pipeline, consumers at nice 10", "niced_fixed_rate"),
+            ("ingress + broker only", "alone_fixed_rate"),
+        ):
+            f = ing.get(key)
+            if f:
+                rows.append(
+                    [
+                        label,
+                        f["rate"],
+                        f["achieved_rps"],
+                        f["p50_ms"],
+                        f["p99_ms"],
+                        f["p999_ms"],
+                        f["max_ms"],
+                        f["requests"] - f["ok"],
+                        f.get("replies_sent"),
+                        f["generator_cpu_share"],
+                        f["generator_lag_p99_ms"],
+                    ]
+                )
+        if rows:
+            parts.append("Fixed rate (open loop, latency from the scheduled send time):")
+            parts.append(
+                _table(
+                    [
+                        "setup",
+                        "offered/s",
+                        "achieved/s",
+                        "p50 ms",
+                        "p99 ms",
+                        "p99.9 ms",
+                        "max ms",
+                        "failed",
+                        "replies sent",
+                        "generator cores",
+                        "generator lag p99 ms",
+                    ],
+                    rows,
+                )
+            )
+        whole = ing.get("throughput", [])
+        if whole and "cpu" in whole[0]:
+            rows = [
+                [name, c["cores"], c["cpu_us_per_message"]] for name, c in whole[0]["cpu"].items()
+            ]
+            parts.append("CPU while the whole pipeline took single-message POSTs at full speed:")
+            parts.append(_table(["process", "cores", "CPU µs per message"], rows))
+    pw = s.get("pywa", {})
+    if "throughput" in pw:
+        parts.append("## Hiker vs pywa (same machine, same run, same wrk and bodies)")
+        hiker = {r["messages_per_post"]: r for r in ing.get("throughput", [])}
+        rows = []
+        for r in pw["throughput"]:
+            h = hiker.get(r["messages_per_post"], {})
+            ratio = (h["posts_per_s"] / r["posts_per_s"]) if h and r["posts_per_s"] else None
+            rows.append(
+                [
+                    r["messages_per_post"],
+                    h.get("posts_per_s"),
+                    h.get("messages_per_s"),
+                    h.get("p99_ms"),
+                    h.get("replies_per_s"),
+                    r["posts_per_s"],
+                    r["p99_ms"],
+                    r.get("replies_per_s"),
+                    r.get("replies_per_post"),
+                    r.get("replies_failed"),
+                    round(ratio, 2) if ratio else None,
+                ]
+            )
+        parts.append(
+            _table(
+                [
+                    "msgs/POST",
+                    "Hiker POST/s",
+                    "Hiker msgs/s",
+                    "Hiker p99 ms",
+                    "Hiker replies/s (during)",
+                    "pywa POST/s",
+                    "pywa p99 ms",
+                    "pywa replies/s (to drain)",
+                    "pywa replies/POST",
+                    "pywa replies failed",
+                    "Hiker ÷ pywa (POST/s)",
+                ],
+                rows,
+            )
+        )
+        f, h = pw.get("fixed_rate"), ing.get("fixed_rate")
+        if f:
+            rows = [
+                [
+                    "pywa",
+                    f["rate"],
+                    f["achieved_rps"],
+                    f["p50_ms"],
+                    f["p99_ms"],
+                    f["requests"] - f["ok"],
+                    f.get("replies_sent"),
+                    f.get("accepted_but_lost_on_stop"),
+                ]
+            ]
+            if h:
+                rows.insert(
+                    0,
+                    [
+                        "Hiker (whole pipeline)",
+                        h["rate"],
+                        h["achieved_rps"],
+                        h["p50_ms"],
+                        h["p99_ms"],
+                        h["requests"] - h["ok"],
+                        h.get("replies_sent"),
+                        h["ok"] - h["replies_sent"] if "replies_sent" in h else None,
+                    ],
+                )
+            parts.append(
+                _table(
+                    [
+                        "at 1,000/s offered",
+                        "rate",
+                        "achieved/s",
+                        "p50 ms",
+                        "p99 ms",
+                        "failed/timed out",
+                        "replies",
+                        "answered 200 but never replied",
+                    ],
+                    rows,
+                )
+            )
+    e = s.get("e2e", {})
+    if "p50_ms" in e:
+        parts.append(
+            f"## End to end at {e['rate']}/s for {e['seconds']} s "
+            f"({e['phone_number_ids']} phone number ids, pacing "
+            f"{e['pacing_per_number']}/s each)"
+        )
+        parts.append(
+            _table(
+                [
+                    "webhooks",
+                    "replies",
+                    "lost",
+                    "p50 ms",
+                    "p99 ms",
+                    "max ms",
+                    "webhook p99 ms",
+                    "sender histogram p50/p99 ms",
+                ],
+                [
+                    [
+                        e["webhooks_ok"],
+                        e["replies_accepted"],
+                        e["lost"],
+                        e["p50_ms"],
+                        e["p99_ms"],
+                        e["max_ms"],
+                        e["webhook_p99_ms"],
+                        f"{e['sender_histogram_p50_ms']} / {e['sender_histogram_p99_ms']}",
+                    ]
+                ],
+            )
+        )
+    t = s.get("timers", {})
+    if "fired" in t:
+        parts.append(f"## Idle timers: {t['timers']:,} pending, due at {t['due_rate_per_s']:.0f}/s")
+        parts.append(
+            _table(
+                ["metric", "value"],
+                [
+                    [
+                        "wait queue memory per pending timer (bytes)",
+                        t["queue_memory_bytes_per_timer"],
+                    ],
+                    [
+                        "broker node memory per pending timer (bytes)",
+                        t.get("node_memory_bytes_per_timer"),
+                    ],
+                    ["publish time for all timers (s)", t["publish_seconds"]],
+                    ["fired", t["fired"]],
+                    [
+                        "superseded (metric / expected)",
+                        f"{t['superseded_metric']} / {t['superseded_expected']}",
+                    ],
+                    [
+                        "follow-ups sent (Graph mock / expected)",
+                        f"{t['followups_sent']} / {t['followups_expected']}",
+                    ],
+                    ["follow-ups to superseded users", t["followups_to_superseded_users"]],
+                    ["other Graph calls", t["other_graph_calls"]],
+                    [
+                        "firing lateness p50 / p99 ms (hiker_timer_lateness_seconds)",
+                        f"{t['lateness_p50_ms']} / {t['lateness_p99_ms']}",
+                    ],
+                    [
+                        "due → Graph accepted p50 / p99 / max ms",
+                        f"{t['due_to_graph_p50_ms']} / {t['due_to_graph_p99_ms']} / "
+                        f"{t['due_to_graph_max_ms']}",
+                    ],
+                ],
+            )
+        )
+    snd = s.get("sender", {})
+    if "unpaced" in snd:
+        parts.append("## Sender (SendMessage commands pre-loaded in the outbox, Graph mock)")
+        rows = [
+            [
+                k,
+                r["configured_rate"],
+                r["commands"],
+                r["sent"],
+                r["sends_per_s"],
+                r["per_second_min"],
+                r["per_second_max"],
+                r.get("deviation_pct"),
+                r["sender_cores"],
+            ]
+            for k, r in snd.items()
+            if isinstance(r, dict)
+        ]
+        parts.append(
+            _table(
+                [
+                    "pacing",
+                    "configured/s",
+                    "commands",
+                    "sent",
+                    "sends/s",
+                    "min/s",
+                    "max/s",
+                    "deviation %",
+                    "sender cores",
+                ],
+                rows,
+            )
+        )
+    p = s.get("profile", {})
+    if "areas_pct" in p:
+        parts.append(
+            f"## Ingress profile (py-spy, {p['samples']} samples, "
+            f"{p['load']['posts_per_s']} POST/s)"
+        )
+        parts.append(_table(["area", "% of samples"], [list(x) for x in p["areas_pct"]]))
+        parts.append(_table(["function (self time)", "%"], [list(x) for x in p["self_pct"][:15]]))
+    problems = [
+        f"- {name}: {count} x {what}"
+        for name, r in s.items()
+        for what, count in sorted((r.get("log_problems") or {}).items())
+    ]
+    if problems:
+        parts.append("## Warnings and errors the services logged\n" + "\n".join(problems))
+    errors = [f"- {name}: {r['error']}" for name, r in s.items() if "error" in r]
+    if errors:
+        parts.append("## Errors\n" + "\n".join(errors))
+    return "\n\n".join(parts) + "\n"
