@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short smoke run (~1-2 min)")
     parser.add_argument("--only", default="", help=f"comma list of {','.join(scenarios.SCENARIOS)}")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument(
+        "--prefetch", type=int, default=None, help="HIKER_PREFETCH for conversation and sender"
+    )
     args = parser.parse_args(argv)
     chosen = [s for s in args.only.split(",") if s] or list(scenarios.SCENARIOS)
     unknown = [s for s in chosen if s not in scenarios.SCENARIOS]
@@ -41,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     out = env.RESULTS_DIR / f"run-{stamp}{'-quick' if args.quick else ''}"
     out.mkdir(parents=True, exist_ok=True)
     ctx = scenarios.Context(
-        quick=args.quick, out=out, tools_python=env.tools_python(), connections=args.connections
+        quick=args.quick,
+        out=out,
+        tools_python=env.tools_python(),
+        connections=args.connections,
+        prefetch=args.prefetch,
     )
     results: dict[str, Any] = {
         "started": stamp,

@@ -114,6 +114,11 @@ def render(results: dict[str, Any]) -> str:
             ]
             parts.append("CPU while the whole pipeline took single-message POSTs at full speed:")
             parts.append(_table(["process", "cores", "CPU µs per message"], rows))
+        fixed_cpu = ing.get("fixed_rate", {}).get("cpu")
+        if fixed_cpu:
+            rows = [[name, c["cores"], c["cpu_us_per_message"]] for name, c in fixed_cpu.items()]
+            parts.append("CPU while the whole pipeline took 1,000 webhooks/s (fixed rate):")
+            parts.append(_table(["process", "cores", "CPU µs per message"], rows))
     pw = s.get("pywa", {})
     if "throughput" in pw:
         parts.append("## Hiker vs pywa (same machine, same run, same wrk and bodies)")
@@ -248,6 +253,7 @@ def render(results: dict[str, Any]) -> str:
                     ],
                     ["publish time for all timers (s)", t["publish_seconds"]],
                     ["fired", t["fired"]],
+                    ["fired per second while due (all)", t.get("fired_per_s_while_due")],
                     [
                         "superseded (metric / expected)",
                         f"{t['superseded_metric']} / {t['superseded_expected']}",
@@ -270,6 +276,24 @@ def render(results: dict[str, Any]) -> str:
                 ],
             )
         )
+        slower = t.get("slower")
+        if slower:
+            x = slower
+            sentences = [
+                f"The same with {x['timers']:,} timers due at {x['due_rate_per_s']:.0f}/s:",
+                f"fired {x['fired_per_s_while_due']}/s,",
+                f"lateness p50 / p99 {x['lateness_p50_ms']} / {x['lateness_p99_ms']} ms,",
+                f"due → Graph accepted p50 / p99 {x['due_to_graph_p50_ms']} /",
+                f"{x['due_to_graph_p99_ms']} ms,",
+                f"follow-ups {x['followups_sent']} / {x['followups_expected']},",
+                f"to superseded users {x['followups_to_superseded_users']},",
+                f"other Graph calls {x['other_graph_calls']}.",
+            ]
+            parts.append(" ".join(sentences))
+        if t.get("cpu_while_due"):
+            rows = [[n, c["cores"], c["cpu_us_per_message"]] for n, c in t["cpu_while_due"].items()]
+            parts.append("CPU while the timers came due:")
+            parts.append(_table(["process", "cores", "CPU µs per timer"], rows))
     snd = s.get("sender", {})
     if "unpaced" in snd:
         parts.append("## Sender (SendMessage commands pre-loaded in the outbox, Graph mock)")
@@ -305,13 +329,14 @@ def render(results: dict[str, Any]) -> str:
             )
         )
     p = s.get("profile", {})
-    if "areas_pct" in p:
+    for name, prof in p.get("services", {}).items():
         parts.append(
-            f"## Ingress profile (py-spy, {p['samples']} samples, "
-            f"{p['load']['posts_per_s']} POST/s)"
+            f"## {name} profile (py-spy, {prof['samples']} samples, whole pipeline at "
+            f"{p['rate']:,.0f} webhooks/s)"
         )
-        parts.append(_table(["area", "% of samples"], [list(x) for x in p["areas_pct"]]))
-        parts.append(_table(["function (self time)", "%"], [list(x) for x in p["self_pct"][:15]]))
+        parts.append(_table(["area", "% of samples"], [list(x) for x in prof["areas_pct"]]))
+        rows = [list(x) for x in prof["self_pct"][:12]]
+        parts.append(_table(["function (self time)", "%"], rows))
     problems = [
         f"- {name}: {count} x {what}"
         for name, r in s.items()

@@ -25,6 +25,7 @@ class Context:
     out: Path
     tools_python: Path
     connections: int = 64
+    prefetch: int | None = None  # conversation's and sender's HIKER_PREFETCH; None: default
 
     def seconds(self, quick: float, full: float) -> float:
         return quick if self.quick else full
@@ -38,7 +39,11 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def _cpu_snapshot(pipeline: Pipeline) -> dict[str, float]:
-    return {name: s.cpu_seconds() for name, s in pipeline.services.items()}
+    snapshot = {name: s.cpu_seconds() for name, s in pipeline.services.items()}
+    broker = env.broker_pid()
+    if broker is not None:
+        snapshot["rabbitmq"] = env.process_cpu_seconds(broker)
+    return snapshot
 
 
 def _cpu_report(
@@ -134,12 +139,25 @@ def _throughput(
     return row
 
 
-def _fixed_rate(ctx: Context, url: str, rate: float, duration: float, name: str) -> dict[str, Any]:
+def _fixed_rate(
+    ctx: Context,
+    url: str,
+    rate: float,
+    duration: float,
+    name: str,
+    pipeline: Pipeline | None = None,
+) -> dict[str, Any]:
     body_file = bodies.write_bodies(
         ctx.out / f"bodies-fixed-{name}.tsv", posts=int(rate * duration), secret=env.APP_SECRET
     )
+    before = _cpu_snapshot(pipeline) if pipeline else {}
     summary = run_loadgen(ctx, url, body_file, rate=rate, duration=duration, name=name)["summary"]
-    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in summary.items()}
+    result = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in summary.items()}
+    if pipeline:
+        result["cpu"] = _cpu_report(
+            before, _cpu_snapshot(pipeline), summary["elapsed_s"], summary["ok"]
+        )
+    return result
 
 
 def ingress(ctx: Context) -> dict[str, Any]:
@@ -172,7 +190,9 @@ def ingress(ctx: Context) -> dict[str, Any]:
         _purge(iso, "hiker.conversation.inbound", "hiker.sender.outbox")
         time.sleep(2)
         sent_before = pipeline.sent_count()
-        fixed = _fixed_rate(ctx, pipeline.webhook_url, 1000, fixed_duration, "ingress-fixed")
+        fixed = _fixed_rate(
+            ctx, pipeline.webhook_url, 1000, fixed_duration, "ingress-fixed", pipeline
+        )
         # Every hello of the fixed-rate phase must come back as a reply (nothing lost).
         expected = fixed["ok"]
         deadline = time.monotonic() + ctx.seconds(30, 90)
@@ -408,13 +428,23 @@ def _ms(value: float | None) -> float | None:
 
 
 def timers(ctx: Context) -> dict[str, Any]:
+    """100,000 pending timers coming due at 1,000/s; then a smaller set at half that rate, to
+    show the lateness where the machine is not saturated."""
+    result = _timers_run(ctx, 10_000 if ctx.quick else 100_000, 1000.0, "logs-timers")
+    slower = _timers_run(ctx, 5_000 if ctx.quick else 30_000, 500.0, "logs-timers-500")
+    keep = ("timers", "due_rate_per_s", "fired_per_s_while_due", "lateness_p50_ms")
+    keep += ("lateness_p99_ms", "due_to_graph_p50_ms", "due_to_graph_p99_ms", "followups_sent")
+    keep += ("followups_expected", "followups_to_superseded_users", "other_graph_calls")
+    result["slower"] = {k: slower[k] for k in keep}
+    return result
+
+
+def _timers_run(ctx: Context, count: int, due_rate: float, logs: str) -> dict[str, Any]:
     import redis
 
     from hiker.core import topology
     from hiker.core.contracts import IdleTimerStarted
 
-    count = 10_000 if ctx.quick else 100_000
-    due_rate = 1000.0
     superseded_every = 10
     idle = 600.0  # the configured idle timeout: superseding messages' own timers never fire here
     pnid = bodies.PHONE_NUMBER_ID
@@ -422,7 +452,7 @@ def timers(ctx: Context) -> dict[str, Any]:
     users = [f"1{run[:4]}{i:010d}" for i in range(count)]
     wamids = [f"wamid.TIMER{run}{i:010d}" for i in range(count)]
     result: dict[str, Any] = {"timers": count, "due_rate_per_s": due_rate}
-    pipeline = Pipeline(Isolation(), ctx.out / "logs-timers", idle_timeout=idle)
+    pipeline = Pipeline(Isolation(), ctx.out / logs, idle_timeout=idle, prefetch=ctx.prefetch)
     with pipeline.iso as iso, pipeline:
         wait_spec = topology.timer_wait_queue(topology.delay_ms(idle))
         time.sleep(1)
@@ -492,6 +522,10 @@ def timers(ctx: Context) -> dict[str, Any]:
         deadline = dues[-1] + (30 if ctx.quick else 90)
         fired = 0.0
         samples: list[dict[str, Any]] = []
+        while time.time() < first_due - 1:
+            time.sleep(0.2)
+        cpu_before = _cpu_snapshot(pipeline)
+        cpu_started = time.time()
         while time.time() < deadline:
             fired = env.metric_value(env.scrape(conv_metrics), "hiker_timers_fired_total") or 0
             if fired >= count:
@@ -499,7 +533,11 @@ def timers(ctx: Context) -> dict[str, Any]:
             if time.time() > first_due - 2:
                 # Where timers wait while they fire: still in the wait queue (broker expiry or
                 # dead-lettering behind) or in the fired queue (conversation behind)?
-                depth = iso.queues()
+                depth = iso.depths(
+                    wait_spec.name,
+                    topology.CONVERSATION_TIMERS_QUEUE,
+                    topology.SENDER_OUTBOX_QUEUE,
+                )
                 samples.append(
                     {
                         "t_after_first_due": round(time.time() - first_due, 1),
@@ -507,15 +545,17 @@ def timers(ctx: Context) -> dict[str, Any]:
                             0, min(count, int((time.time() - first_due) * due_rate))
                         ),
                         "fired_metric": int(fired),
-                        "wait_queue": depth.get(wait_spec.name, {}).get("messages"),
-                        "fired_queue": depth.get(topology.CONVERSATION_TIMERS_QUEUE, {}).get(
-                            "messages"
-                        ),
-                        "outbox": depth.get(topology.SENDER_OUTBOX_QUEUE, {}).get("messages"),
+                        "wait_queue": depth[wait_spec.name],
+                        "fired_queue": depth[topology.CONVERSATION_TIMERS_QUEUE],
+                        "outbox": depth[topology.SENDER_OUTBOX_QUEUE],
                     }
                 )
             time.sleep(1)
         result["samples"] = samples
+        result["fired_per_s_while_due"] = round(fired / max(1e-9, time.time() - first_due), 1)
+        result["cpu_while_due"] = _cpu_report(
+            cpu_before, _cpu_snapshot(pipeline), time.time() - cpu_started, int(fired)
+        )
         expected_followups = count - len(superseded_users)
         deadline = time.time() + 60
         while pipeline.sent_count() < expected_followups and time.time() < deadline:
@@ -724,62 +764,35 @@ async def _publish_sends(url: str, count: int) -> None:
 
 
 def profile(ctx: Context) -> dict[str, Any]:
-    """py-spy on ingress under closed-loop load (ingress + broker only, single-message POSTs)."""
-    duration = ctx.seconds(6, 20)
+    """py-spy on every service at once while the whole pipeline takes a steady 600 webhooks/s.
+
+    A steady load below saturation, not a closed loop: each profile then shows what one message
+    costs that service, not which process won the fight for the two cores.
+    """
+    duration = ctx.seconds(8, 20)
+    rate = 600.0
     py_spy = ctx.tools_python.parent / "py-spy"
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"rate": rate, "services": {}}
     with (
         Isolation() as iso,
-        Pipeline(
-            iso, ctx.out / "logs-profile", with_conversation=False, with_sender=False
-        ) as pipeline,
+        Pipeline(iso, ctx.out / "logs-profile") as pipeline,
     ):
-        body_file = _bodies_for(ctx, 1, duration)
-        ingress_pid = pipeline.services["ingress"].pid
-        raw = ctx.out / "profile-ingress.txt"
-        spy = subprocess.Popen(
-            [
-                str(py_spy),
-                "record",
-                "--pid",
-                str(ingress_pid),
-                "--duration",
-                str(int(duration - 2)),
-                "--rate",
-                "250",
-                "--format",
-                "raw",
-                "--output",
-                str(raw),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        time.sleep(1)
+        spies: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+        for name in ("ingress", "conversation", "sender"):
+            raw = ctx.out / f"profile-{name}.txt"
+            argv = [str(py_spy), "record", "--pid", str(pipeline.services[name].pid)]
+            argv += ["--duration", str(int(duration - 2)), "--rate", "100"]
+            argv += ["--format", "raw", "--output", str(raw)]
+            spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spies[name] = (spy, raw)
+        result["load"] = _fixed_rate(
+            ctx, pipeline.webhook_url, rate, duration, "profile-fixed", pipeline
         )
-        row = _throughput(
-            ctx, pipeline.webhook_url, body_file, 1, duration, lambda: _cpu_snapshot(pipeline)
-        )
-        spy.wait(60)
-        subprocess.run(
-            [
-                str(py_spy),
-                "record",
-                "--pid",
-                str(ingress_pid),
-                "--duration",
-                "1",
-                "--format",
-                "speedscope",
-                "--output",
-                str(ctx.out / "profile-ingress-idle.json"),
-            ],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    result["load"] = row
-    if raw.exists():
-        result.update(summarize_profile(raw))
-    result["raw_profile"] = str(raw)
+        for name, (spy, raw) in spies.items():
+            spy.wait(60)
+            if raw.exists():
+                result["services"][name] = summarize_profile(raw) | {"raw_profile": str(raw)}
     return result
 
 
@@ -821,22 +834,27 @@ def _short(frame: str) -> str:
     return f"{name} ({tail})"
 
 
+# Where a sample's CPU went: the library of the innermost frame that belongs to one of these.
 _AREAS = (
-    ("signature", ("hiker/core/signature.py",)),
-    ("parse+validate (webhook.py/pydantic)", ("hiker/ingress/webhook.py", "pydantic")),
-    ("aio-pika/aiormq/pamqp publish+confirm", ("aio_pika/", "aiormq/", "pamqp/")),
+    ("signature (hmac)", ("hiker/core/signature.py", "hmac.py")),
+    ("pydantic", ("pydantic/", "pydantic_core/")),
+    ("json", ("json/",)),
+    ("aio-pika/aiormq/pamqp", ("aio_pika/", "aiormq/", "pamqp/")),
+    ("redis client", ("redis/",)),
     ("metrics (prometheus_client)", ("prometheus_client/",)),
-    ("logging", ("logging/", "pythonjsonlogger")),
-    ("aiohttp server", ("aiohttp/",)),
-    ("asyncio event loop", ("asyncio/",)),
+    ("logging", ("logging/", "pythonjsonlogger", "hiker/core/observability.py")),
+    ("aiohttp", ("aiohttp/", "multidict/", "yarl/")),
+    ("hiker code", ("hiker/",)),
+    ("asyncio / event loop", ("asyncio/", "uvloop/", "selectors.py")),
 )
 
 
 def _area(frames: list[str]) -> str:
-    """The first area (in ``_AREAS`` order) that appears anywhere in a sample's stack."""
-    for area, needles in _AREAS:
-        if any(n in frame for frame in frames for n in needles):
-            return area
+    """The area of the innermost frame (leaf first) that belongs to one of ``_AREAS``."""
+    for frame in reversed(frames):
+        for area, needles in _AREAS:
+            if any(n in frame for n in needles):
+                return area
     return "other"
 
 

@@ -5,6 +5,7 @@ Ports (publishing, state, claims, clock) are passed in; the AMQP consumers call 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -72,16 +73,21 @@ class ConversationHandlers:
                 # Processed a day late (a long outage): a text would fail with 131047.
                 self._metrics.skipped.labels("reply", "window_closed").inc()
                 reply = None
+            # The reply and the timer are independent publishes: both confirms are awaited
+            # together, so a message costs one broker round trip, not two.
+            publishes: list[Awaitable[None]] = []
             if reply is not None:
-                await self._send(
-                    SendMessage(
-                        idempotency_key=f"reply:{event.wamid}",
-                        phone_number_id=event.phone_number_id,
-                        to=event.user,
-                        text=reply.text,
-                        kind="reply",
-                        correlation_id=event.wamid,
-                        origin_received_at=event.received_at,
+                publishes.append(
+                    self._send(
+                        SendMessage(
+                            idempotency_key=f"reply:{event.wamid}",
+                            phone_number_id=event.phone_number_id,
+                            to=event.user,
+                            text=reply.text,
+                            kind="reply",
+                            correlation_id=event.wamid,
+                            origin_received_at=event.received_at,
+                        )
                     )
                 )
             if latest:
@@ -95,7 +101,8 @@ class ConversationHandlers:
                     timeout,
                     message_timestamp=event.timestamp,
                 )
-                await self._schedule(timer, timeout)
+                publishes.append(self._schedule(timer, timeout))
+            await asyncio.gather(*publishes)
             await claim.confirm()
         except BaseException:
             await claim.release()

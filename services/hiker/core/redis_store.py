@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+
+# Connections per process. A consumer with a large prefetch runs that many handlers at once;
+# past this bound they wait their turn for a connection (back-pressure) instead of failing
+# with "too many connections" halfway through a send they could no longer record.
+MAX_CONNECTIONS = 64
 
 
 def connect_redis(url: str) -> Redis:
     """A client for ``url``; it connects lazily, on first command, and reconnects on its own."""
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=10.0,
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
         health_check_interval=15,
         retry_on_timeout=True,
     )
+    return Redis.from_pool(pool)
 
 
 class Keys:
