@@ -7,8 +7,9 @@ Run inside the benchmark venv (``bench-results/venv``):
 pywa hard-codes ``https://graph.facebook.com/v{version}`` as its httpx session's base URL (see
 ``pywa.api.GraphAPI.__init__``) and offers no option for it, so the base URL is reset on the
 httpx client it was given after construction: a public httpx attribute, no pywa code patched.
-Like pywa itself, it answers Meta only after its handler (and so the Graph call) finished and
-keeps nothing durable: a crash loses what was in flight.
+pywa's FastAPI route answers 200 and then runs its handlers as a Starlette background task, on
+the same connection before it reads the next request; nothing is kept durable: a crash (or a
+stop) loses every update that was answered 200 but not yet handled.
 """
 
 from __future__ import annotations
