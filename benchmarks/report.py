@@ -126,7 +126,9 @@ def render(results: dict[str, Any]) -> str:
         rows = []
         for r in pw["throughput"]:
             h = hiker.get(r["messages_per_post"], {})
-            ratio = (h["posts_per_s"] / r["posts_per_s"]) if h and r["posts_per_s"] else None
+            # pywa reads only the first message of a POST (entry[0].changes[0].messages[0]):
+            # the messages it takes in per second are its POSTs per second.
+            ratio = (h["messages_per_s"] / r["posts_per_s"]) if h and r["posts_per_s"] else None
             rows.append(
                 [
                     r["messages_per_post"],
@@ -155,7 +157,7 @@ def render(results: dict[str, Any]) -> str:
                     "pywa replies/s (to drain)",
                     "pywa replies/POST",
                     "pywa replies failed",
-                    "Hiker ÷ pywa (POST/s)",
+                    "Hiker ÷ pywa (messages taken in/s)",
                 ],
                 rows,
             )
