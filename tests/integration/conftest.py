@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aio_pika
 import aiohttp
 import pytest
 from aiohttp import web
@@ -99,6 +100,17 @@ class Pipeline:
 
     async def stop(self, name: str) -> None:
         await self.servers.pop(name).close()
+
+
+async def queue_depth(amqp_url: str, queue: str) -> int:
+    """Messages ready in ``queue`` right now (a passive declare: nothing is created)."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

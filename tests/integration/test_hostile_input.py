@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-import aio_pika
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,7 +25,13 @@ from multidict import CIMultiDict
 from hiker.core import topology
 from hiker.core.signature import SIGNATURE_HEADER, sign
 from hiker.tools.simulate import encode, messages_change, text_message, webhook_body
-from tests.integration.conftest import APP_SECRET, Pipeline, PipelineFactory, metric_value
+from tests.integration.conftest import (
+    APP_SECRET,
+    Pipeline,
+    PipelineFactory,
+    metric_value,
+    queue_depth,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -46,16 +51,6 @@ def rss_bytes() -> int:
     """Resident set size of this process (which runs the ingress), from /proc/self/statm."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-async def queue_depth(amqp_url: str, queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
-    finally:
-        await connection.close()
 
 
 async def published(amqp_url: str) -> tuple[int, int]:

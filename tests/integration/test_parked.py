@@ -20,19 +20,9 @@ from hiker.core.contracts import SendMessage
 from hiker.core.observability import mask_phone
 from hiker.core.redis_store import Keys
 from hiker.tools.parked import list_parked, replay_parked
-from tests.integration.conftest import PHONE_NUMBER_ID, Pipeline, PipelineFactory
+from tests.integration.conftest import PHONE_NUMBER_ID, Pipeline, PipelineFactory, queue_depth
 
 pytestmark = pytest.mark.integration
-
-
-async def queue_depth(amqp_url: str, queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
-    finally:
-        await connection.close()
 
 
 async def wait_for_depth(amqp_url: str, queue: str, depth: int, within: float = 15.0) -> None:

@@ -16,21 +16,12 @@ from tests.integration.conftest import (
     VERIFY_TOKEN,
     PipelineFactory,
     metric_value,
+    queue_depth,
 )
 
 pytestmark = pytest.mark.integration
 
 FOLLOWUP = "are you there"
-
-
-async def queue_depth(amqp_url: str, queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
-    finally:
-        await connection.close()
 
 
 async def get_all(amqp_url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
