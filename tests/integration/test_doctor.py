@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 
 import aio_pika
 import aiormq
@@ -147,6 +148,49 @@ async def test_wait_queue_declared_with_other_arguments_is_named(
         await connection.close()
     assert find(findings, "queue: hiker.sender.outbox").status is Status.WARN
     assert not await queue_exists(amqp_url, "hiker.sender.outbox")
+
+
+async def test_per_number_wait_queues_of_the_rules_file_are_checked(
+    amqp_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    # A number with its own idle timeout has its own wait queue; misdeclared, its timers stop
+    # while every other number's still fire.
+    own_queue = "hiker.timers.wait.45000ms"
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        await channel.declare_queue(own_queue, durable=True, arguments={"x-max-length": 10})
+    finally:
+        await connection.close()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "numbers:\n"
+        f'  "{PHONE_NUMBER_ID}":\n'
+        "    followup: {text: 'still there?', idle_timeout_seconds: 45}\n"
+    )
+    env = base_env(amqp_url, redis_url, redis_prefix) | {"HIKER_RULES_FILE": str(rules)}
+    findings = await diagnose(env, DoctorOptions("http://127.0.0.1:1/webhook", timeout=2))
+    assert find(findings, "rules file").status is Status.OK
+    assert "1 phone numbers with their own follow-up" in find(findings, "rules file").detail
+    own = find(findings, f"queue: {own_queue}")
+    assert own.status is Status.FAIL
+    assert own.detail.startswith("exists with different arguments")
+    # The default timeout's queue is still checked (not declared yet in this vhost: a warning).
+    assert find(findings, f"queue: {WAIT_QUEUE}").status is Status.WARN
+    assert exit_code(findings) == 1
+
+
+async def test_a_broken_rules_file_is_named_with_its_line(
+    amqp_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: hi, match: sometimes, pattern: hi, reply: hey}\n")
+    env = base_env(amqp_url, redis_url, redis_prefix) | {"HIKER_RULES_FILE": str(rules)}
+    findings = await diagnose(env, DoctorOptions("http://127.0.0.1:1/webhook", timeout=2))
+    row = find(findings, "rules file")
+    assert row.status is Status.FAIL
+    assert f"{rules}:2: rules[0].match" in row.detail
+    assert exit_code(findings) == 1
 
 
 async def test_missing_permissions_are_reported(

@@ -2,9 +2,11 @@
 
 Checks, in this order:
 - configuration: each service's ``HIKER_*`` variables, validated as the service itself would;
+- the rules file (``HIKER_RULES_FILE``), parsed as conversation would parse it;
 - RabbitMQ: login and vhost, every exchange and queue of ``hiker.core.topology`` (the idle-timer
-  wait queue for ``HIKER_IDLE_TIMEOUT_SECONDS`` included) declared with the expected arguments,
-  and the permissions the services need (configure, write);
+  wait queue of ``HIKER_IDLE_TIMEOUT_SECONDS`` and of every per-number timeout in the rules file
+  included) declared with the expected arguments, and the permissions the services need
+  (configure, write);
 - Redis: reachable and writable (a prefixed key set with a short expiry, then deleted);
 - Graph API: the access token accepted and the phone number id known (a read-only ``GET``), and
   the token's expiry where Graph tells it;
@@ -50,6 +52,7 @@ from pydantic_settings import BaseSettings
 from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 
+from hiker.conversation.rulesfile import default_rulebook, load_rules_file
 from hiker.core import topology
 from hiker.core.settings import (
     CommonSettings,
@@ -131,8 +134,11 @@ async def diagnose(environ: Mapping[str, str], options: DoctorOptions) -> list[F
         else:
             findings.append(Finding(f"config: {service}", Status.OK, "all variables valid"))
 
+    rules_finding, wait_delays_ms = _rules_findings(loaded.get("conversation"))
+    if rules_finding is not None:
+        findings.append(rules_finding)
     groups = await asyncio.gather(
-        _broker_findings(environ, loaded, options.timeout),
+        _broker_findings(environ, wait_delays_ms, options.timeout),
         _redis_findings(environ, options.timeout),
         _http_findings(environ, loaded, options),
     )
@@ -141,22 +147,44 @@ async def diagnose(environ: Mapping[str, str], options: DoctorOptions) -> list[F
     return _scrub(findings, _secret_values(environ))
 
 
+def _rules_findings(conversation: BaseSettings | None) -> tuple[Finding | None, list[int] | None]:
+    """The rules file's row, and the wait-queue delays conversation will use (None: unknown)."""
+    if not isinstance(conversation, ConversationSettings):
+        return None, None
+    base = default_rulebook(conversation.followup_text, conversation.idle_timeout_seconds)
+    path = conversation.rules_file
+    if path is None:
+        return None, [topology.delay_ms(conversation.idle_timeout_seconds)]
+    try:
+        book = load_rules_file(path, base)
+    except ConfigError as exc:
+        finding = Finding(
+            "rules file",
+            Status.FAIL,
+            str(exc),
+            "fix the named line; conversation refuses to start with this file (a running one "
+            "keeps its last good rules)",
+        )
+        return finding, [topology.delay_ms(conversation.idle_timeout_seconds)]
+    policies = [book.default, *book.numbers.values()]
+    delays = sorted({topology.delay_ms(policy.idle_timeout_seconds) for policy in policies})
+    detail = (
+        f"{path}: {len(book.rules)} rules, {len(book.numbers)} phone numbers with their own "
+        f"follow-up"
+    )
+    return Finding("rules file", Status.OK, detail), delays
+
+
 async def _broker_findings(
-    environ: Mapping[str, str], loaded: Mapping[str, BaseSettings], timeout_seconds: float
+    environ: Mapping[str, str], wait_delays_ms: list[int] | None, timeout_seconds: float
 ) -> list[Finding]:
     common = _common_settings(environ)
     if common is None:
         return [_not_checked("rabbitmq", "HIKER_AMQP_URL")]
-    conversation = loaded.get("conversation")
-    wait_delay_ms = (
-        topology.delay_ms(conversation.idle_timeout_seconds)
-        if isinstance(conversation, ConversationSettings)
-        else None
-    )
     findings = await check_rabbitmq(
-        common.amqp_url.get_secret_value(), wait_delay_ms, timeout_seconds
+        common.amqp_url.get_secret_value(), wait_delays_ms or [], timeout_seconds
     )
-    if wait_delay_ms is None:
+    if wait_delays_ms is None:
         findings.append(_not_checked("queue: idle-timer wait queue", "HIKER_IDLE_TIMEOUT_SECONDS"))
     return findings
 
@@ -206,9 +234,9 @@ def _not_checked(check: str, needs: str) -> Finding:
 
 
 async def check_rabbitmq(
-    url: str, wait_delay_ms: int | None, timeout_seconds: float
+    url: str, wait_delays_ms: Sequence[int], timeout_seconds: float
 ) -> list[Finding]:
-    """Login and vhost, then every exchange and queue (and the wait queue of ``wait_delay_ms``)."""
+    """Login and vhost, then every exchange and queue (and the wait queues of those delays)."""
     shown = redact(url)
     vhost = unquote(urlsplit(url).path[1:]) or "/"
     try:
@@ -222,8 +250,7 @@ async def check_rabbitmq(
         for exchange in topology.EXCHANGES:
             findings.append(await _check_exchange(connection, exchange, vhost))
         queues = list(FIXED_QUEUES)
-        if wait_delay_ms is not None:
-            queues.append(topology.timer_wait_queue(wait_delay_ms))
+        queues.extend(topology.timer_wait_queue(delay) for delay in wait_delays_ms)
         for queue in queues:
             findings.append(await _check_queue(connection, queue, vhost))
         return findings
