@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -10,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hiker.core.broker import RetryLater
-from hiker.core.claims import ClaimState, ClaimStore
+from hiker.core.broker import TRANSIENT_ERRORS, RetryLater
+from hiker.core.claims import Claim, ClaimState, ClaimStore
 from hiker.core.contracts import SendMessage
 from hiker.core.redis_store import Keys
 from hiker.sender.graph import GraphCall
@@ -90,7 +91,7 @@ class SendHandler:
             self._metrics.graph_latency.observe(call.latency_seconds)
             verdict = decide(outcome, attempt, self._max_attempts)
             if verdict is Verdict.SENT:
-                await claim.confirm(b"wamid:" + (outcome.message_id or "").encode())
+                await self._record_sent(claim, outcome.message_id)
             elif verdict is Verdict.RETRY:
                 delay = retry_delay_ms(attempt, self._random(), outcome.retry_after_seconds)
                 await self._schedule_retry(command, attempt + 1, delay)
@@ -104,6 +105,30 @@ class SendHandler:
             await claim.release()
             raise
         self._record(command, call, verdict, attempt)
+
+    async def _record_sent(self, claim: Claim, message_id: str | None) -> None:
+        """Graph accepted the message: record it, riding out a Redis blip to do so.
+
+        Giving up at once would leave the call mark behind, and the redelivery would park a
+        message known to be sent as "in doubt". Only when Redis stays away past the call's
+        deadline does the error go up (and the send is then parked, never resent).
+        """
+        value = b"wamid:" + (message_id or "").encode()
+        give_up_at = time.monotonic() + self._call_deadline
+        pause = 0.05
+        while True:
+            try:
+                await claim.confirm(value)
+                return
+            except TRANSIENT_ERRORS as exc:
+                if time.monotonic() + pause > give_up_at:
+                    raise
+                log.warning(
+                    "recording a sent message failed; retrying",
+                    extra={"key": claim.key, "error": type(exc).__name__},
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def _park_in_doubt(self, command: SendMessage, attempt: int) -> None:
         """A sender died during this command's Graph call: it may or may not have been sent.

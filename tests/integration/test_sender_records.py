@@ -1,0 +1,156 @@
+"""Sender against a real, private Redis that goes away right after Graph accepted a message.
+
+The send happened; losing Redis for a moment must not turn it into a send "in doubt" (parked for
+a person) nor into a second send. The handler is built from its real parts except Graph, which
+is a stand-in that accepts the message and then kills Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis import exceptions as redis_exceptions
+from redis.asyncio import Redis
+
+from hiker.core.claims import ClaimState, ClaimStore
+from hiker.core.contracts import SendMessage
+from hiker.core.redis_store import Keys, connect_redis
+from hiker.sender.graph import GraphCall
+from hiker.sender.handlers import Parked, SendHandler
+from hiker.sender.metrics import SenderMetrics
+from hiker.sender.retry import GraphOutcome
+from tests.integration.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+COMMAND = SendMessage(
+    idempotency_key="reply:wamid.RECORDS1",
+    phone_number_id="100000000000001",
+    to="15550001234",
+    text="hello to you too",
+    kind="reply",
+    correlation_id="wamid.RECORDS1",
+)
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, so that it can be killed and brought back."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - a daemon for the test, not awaited
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = Redis.from_url(self.url)
+        try:
+            for _ in range(100):
+                try:
+                    await client.ping()
+                    return
+                except (OSError, redis_exceptions.ConnectionError):
+                    await asyncio.sleep(0.05)
+            raise RuntimeError("private redis-server did not start")
+        finally:
+            await client.aclose()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server to run a private Redis that can be killed")
+    server = PrivateRedis(tmp_path)
+    await server.start()
+    yield server
+    server.kill()
+
+
+class AcceptThen:
+    """Graph stand-in: accepts every message, then runs ``after`` (here: Redis goes away)."""
+
+    def __init__(self, after: Callable[[], Awaitable[None]]) -> None:
+        self.after = after
+        self.calls = 0
+
+    async def send(self, command: SendMessage) -> GraphCall:
+        self.calls += 1
+        await self.after()
+        return GraphCall(GraphOutcome(200, message_id=f"wamid.SENT{self.calls}"), 0.01)
+
+
+class NoPacing:
+    async def wait_turn(self, phone_number_id: str) -> float:
+        return 0.0
+
+
+async def test_a_redis_outage_right_after_graph_accepted_neither_parks_nor_resends(
+    private_redis: PrivateRedis,
+) -> None:
+    parked: list[Parked] = []
+    retried: list[int] = []
+
+    async def bring_back_later() -> None:
+        private_redis.kill()
+
+        async def restart() -> None:
+            await asyncio.sleep(1.5)
+            await private_redis.start()
+
+        restarts.append(asyncio.create_task(restart()))
+
+    restarts: list[asyncio.Task[None]] = []
+    graph = AcceptThen(bring_back_later)
+    redis = connect_redis(private_redis.url)
+
+    async def park(command: SendMessage, attempt: int, why: Parked) -> None:
+        parked.append(why)
+
+    async def schedule_retry(command: SendMessage, attempt: int, delay_ms: int) -> None:
+        retried.append(attempt)
+
+    keys = Keys("test:")
+    claims = ClaimStore(redis, lease_seconds=12, done_ttl_seconds=60)
+    handler = SendHandler(
+        graph=graph,
+        pacer=NoPacing(),
+        claims=claims,
+        keys=keys,
+        schedule_retry=schedule_retry,
+        park=park,
+        metrics=SenderMetrics(CollectorRegistry()),
+        max_attempts=5,
+        call_deadline_seconds=10,
+    )
+    try:
+        await handler.handle(COMMAND, 1)
+        await asyncio.gather(*restarts)
+        # Recorded as sent, with Graph's id: a redelivery is a duplicate, not a send in doubt.
+        assert await redis.get(keys.sent(COMMAND.idempotency_key)) == b"wamid:wamid.SENT1"
+        assert (await claims.claim(keys.sent(COMMAND.idempotency_key))).state is ClaimState.DONE
+        await handler.handle(COMMAND, 1)
+        assert graph.calls == 1
+        assert parked == []
+        assert retried == []
+    finally:
+        await redis.aclose()
