@@ -103,6 +103,21 @@ async def test_parked_send_is_listed_twice_then_replayed_once(
     assert await pipeline.texts(user) == ["hello to you too"]
 
 
+async def test_looking_at_parked_sends_many_times_drops_none(
+    make_pipeline: PipelineFactory, amqp_url: str
+) -> None:
+    # Every listing returns the messages to the queue, which a quorum queue counts: on RabbitMQ
+    # 4.0-4.2 the default limit of 20 would drop them. More listings than that change nothing.
+    pipeline = await make_pipeline(services=("graph", "sender"))
+    user = "15550001009"
+    await park(pipeline, amqp_url, user, {"status": 401, "code": 190})
+    for _ in range(25):
+        assert (await list_parked(amqp_url)).total == 1
+    assert await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE) == 1
+    [parked] = (await list_parked(amqp_url)).parked
+    assert parked.row(time.time())["graph_code"] == "190"
+
+
 async def test_reason_filter_leaves_other_codes_parked(
     make_pipeline: PipelineFactory, amqp_url: str, redis_url: str, redis_prefix: str
 ) -> None:

@@ -18,6 +18,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
@@ -26,7 +27,7 @@ from aio_pika.abc import (
 )
 from redis import exceptions as redis_exceptions
 
-from hiker.core.topology import QueueSpec, Topology
+from hiker.core.topology import QueueSpec, Topology, for_server, server_version
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class Broker:
         self._consumers: list[_Consumer] = []
         self._stopping = asyncio.Event()
         self._serving = False
+        # Known once connected; some queue arguments depend on it (``topology.for_server``).
+        self._server_version: tuple[int, int] = (0, 0)
 
     async def connect(self, topology: Topology) -> None:
         """Connect, open the publishing channel and declare ``topology``.
@@ -106,6 +109,7 @@ class Broker:
             self._url, client_properties={"connection_name": self._client_name}
         )
         try:
+            self._server_version = broker_version(connection)
             self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             self._connection = connection
             self._exchanges[""] = self._channel.default_exchange
@@ -153,6 +157,7 @@ class Broker:
         known = self._declared_queues.get(spec.name)
         if known is not None:
             return known
+        spec = for_server(spec, self._server_version)
         queue = await self.channel.declare_queue(
             spec.name, durable=True, arguments=dict(spec.arguments)
         )
@@ -227,6 +232,7 @@ class Broker:
             raise RuntimeError("Broker.connect() was not called")
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=prefetch)
+        spec = for_server(spec, self._server_version)
         queue = await channel.declare_queue(spec.name, durable=True, arguments=dict(spec.arguments))
         consumer = _Consumer(queue=queue, channel=channel, tag="")
 
@@ -321,3 +327,12 @@ async def keep_trying(action: Callable[[], Awaitable[None]], what: str) -> None:
             return
         await asyncio.sleep(delay)
         delay = min(delay * 2, 10.0)
+
+
+def broker_version(connection: AbstractConnection) -> tuple[int, int]:
+    """The broker's version from the connection handshake (``(0, 0)`` when it does not say)."""
+    underlay = connection.transport
+    properties = underlay.connection.server_properties if underlay is not None else {}
+    version = properties.get("version", b"")
+    text = version.decode() if isinstance(version, bytes) else str(version)
+    return server_version(text)

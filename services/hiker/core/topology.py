@@ -13,12 +13,17 @@ Facts this layout is built around:
 - A wait queue never gets ``x-expires``: RabbitMQ would delete it, timers and all, while idle.
 - Quorum queues count redeliveries; ``x-delivery-limit`` is set explicitly (RabbitMQ before 4.0 has
   no default) so a poison message ends in ``hiker.poison`` instead of looping.
+- RabbitMQ 4.0 gave every quorum queue a default delivery limit of 20, counted (up to 4.2) on
+  every return, so a parked message looked at 20 times would be dropped. The queues that hold
+  messages for people get ``x-delivery-limit: -1`` there (no limit); RabbitMQ 3.x reads ``-1``
+  as "drop at the first return", so on 3.x they get no limit argument at all (``for_server``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 INBOUND_EXCHANGE: Final = "hiker.inbound"
@@ -168,6 +173,24 @@ def sender_retry_queue(delay_ms: int) -> QueueSpec:
             }
         ),
     )
+
+
+# Queues whose messages wait for a person (parked sends, poison, unknown shapes): looking at them
+# (``hiker parked list``, the management UI's "Get messages") must never count towards dropping.
+HELD_FOR_PEOPLE: Final = frozenset({POISON_QUEUE, INSPECT_QUEUE, SENDER_PARKED_QUEUE})
+
+
+def server_version(text: str) -> tuple[int, int]:
+    """``"4.1.0"`` → ``(4, 1)``; what cannot be read counts as ``(0, 0)`` (oldest rules)."""
+    found = re.match(r"\s*(\d+)\.(\d+)", text)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
+def for_server(spec: QueueSpec, version: tuple[int, int]) -> QueueSpec:
+    """``spec`` as it is declared on a broker of ``version`` (see the module's notes)."""
+    if spec.name in HELD_FOR_PEOPLE and version >= (4, 0):
+        return replace(spec, arguments={**spec.arguments, "x-delivery-limit": -1})
+    return spec
 
 
 INGRESS_TOPOLOGY: Final = Topology(EXCHANGES, (POISON, INSPECT, CONVERSATION_INBOUND))

@@ -54,6 +54,7 @@ from redis.asyncio import Redis
 
 from hiker.conversation.rulesfile import default_rulebook, load_rules_file
 from hiker.core import topology
+from hiker.core.broker import broker_version
 from hiker.core.settings import (
     CommonSettings,
     ConfigError,
@@ -251,8 +252,11 @@ async def check_rabbitmq(
             findings.append(await _check_exchange(connection, exchange, vhost))
         queues = list(FIXED_QUEUES)
         queues.extend(topology.timer_wait_queue(delay) for delay in wait_delays_ms)
+        version = broker_version(connection)
         for queue in queues:
-            findings.append(await _check_queue(connection, queue, vhost))
+            # Compared with what the services declare on this broker version.
+            expected = topology.for_server(queue, version)
+            findings.append(await _check_queue(connection, expected, vhost))
         return findings
     finally:
         with contextlib.suppress(Exception):
