@@ -32,8 +32,14 @@ def render(results: dict[str, Any]) -> str:
     if "throughput" in ing:
         parts.append("## Ingress (wrk, closed loop, signed bodies, unique wamids)")
         rows = []
-        for label, key in (("whole pipeline", "throughput"), ("ingress + broker only", "alone")):
-            for r in ing.get(key, []):
+        sets = (
+            ("whole pipeline", "throughput"),
+            ("whole pipeline, consumers at nice 10", "niced_throughput"),
+            ("ingress + broker only", "alone"),
+        )
+        for label, key in sets:
+            found = ing.get(key, [])
+            for r in found if isinstance(found, list) else [found]:
                 cpu = r.get("cpu", {}).get("ingress", {})
                 rows.append(
                     [

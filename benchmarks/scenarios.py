@@ -211,8 +211,18 @@ def ingress(ctx: Context) -> dict[str, Any]:
         Pipeline(iso, ctx.out / "logs-ingress-niced", consumer_nice=10) as pipeline,
     ):
         time.sleep(1)
+        body_file = _bodies_for(ctx, 1, duration)
+        sent_before = pipeline.sent_count()
+        row = _throughput(
+            ctx, pipeline.webhook_url, body_file, 1, duration, lambda: _cpu_snapshot(pipeline)
+        )
+        row["replies_per_s"] = round((pipeline.sent_count() - sent_before) / row["seconds"], 1)
+        result["niced_throughput"] = row
+        log(f"  1/POST: {row['posts_per_s']} POST/s, p99 {row['p99_ms']} ms")
+        _purge(iso, "hiker.conversation.inbound", "hiker.sender.outbox")
+        time.sleep(2)
         result["niced_fixed_rate"] = _fixed_rate(
-            ctx, pipeline.webhook_url, 1000, fixed_duration, "ingress-niced-fixed"
+            ctx, pipeline.webhook_url, 1000, fixed_duration, "ingress-niced-fixed", pipeline
         )
         log(
             f"  fixed 1000/s: p50 {result['niced_fixed_rate']['p50_ms']} ms "
