@@ -66,6 +66,17 @@ async def queue_exists(amqp_url: str, name: str) -> bool:
         await connection.close()
 
 
+async def declare_misconfigured_queue(amqp_url: str, name: str) -> None:
+    """``name`` as an old classic queue with no dead-letter exchange (timers would expire into
+    nowhere); declaring it again with these arguments succeeds only if they are unchanged."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        await channel.declare_queue(name, durable=True, arguments={"x-max-length": 10})
+    finally:
+        await connection.close()
+
+
 async def test_a_sound_setup_passes_and_the_cli_says_so(make_pipeline: PipelineFactory) -> None:
     pipeline = await make_pipeline()
     options = DoctorOptions(pipeline.webhook_url, PHONE_NUMBER_ID, timeout=3)
@@ -124,12 +135,7 @@ async def test_wait_queue_declared_with_other_arguments_is_named(
 ) -> None:
     # The classic way timers stop: the wait queue exists, but without its dead-letter exchange
     # (here: an old classic queue), so expired timers go nowhere.
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        await channel.declare_queue(WAIT_QUEUE, durable=True, arguments={"x-max-length": 10})
-    finally:
-        await connection.close()
+    await declare_misconfigured_queue(amqp_url, WAIT_QUEUE)
     env = base_env(amqp_url, redis_url, redis_prefix)
     findings = await diagnose(env, DoctorOptions("http://127.0.0.1:1/webhook", timeout=2))
     wait = find(findings, f"queue: {WAIT_QUEUE}")
@@ -140,12 +146,7 @@ async def test_wait_queue_declared_with_other_arguments_is_named(
     assert "pending idle timers" in wait.fix
     assert exit_code(findings) == 1
     # Looking changed nothing: the queue keeps its arguments, and no other queue was created.
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        await channel.declare_queue(WAIT_QUEUE, durable=True, arguments={"x-max-length": 10})
-    finally:
-        await connection.close()
+    await declare_misconfigured_queue(amqp_url, WAIT_QUEUE)
     assert find(findings, "queue: hiker.sender.outbox").status is Status.WARN
     assert not await queue_exists(amqp_url, "hiker.sender.outbox")
 
@@ -156,12 +157,7 @@ async def test_per_number_wait_queues_of_the_rules_file_are_checked(
     # A number with its own idle timeout has its own wait queue; misdeclared, its timers stop
     # while every other number's still fire.
     own_queue = "hiker.timers.wait.45000ms"
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        await channel.declare_queue(own_queue, durable=True, arguments={"x-max-length": 10})
-    finally:
-        await connection.close()
+    await declare_misconfigured_queue(amqp_url, own_queue)
     rules = tmp_path / "rules.yaml"
     rules.write_text(
         "numbers:\n"

@@ -152,28 +152,30 @@ def _rules_findings(conversation: BaseSettings | None) -> tuple[Finding | None, 
     """The rules file's row, and the wait-queue delays conversation will use (None: unknown)."""
     if not isinstance(conversation, ConversationSettings):
         return None, None
-    base = default_rulebook(conversation.followup_text, conversation.idle_timeout_seconds)
+    # Without a (valid) file, conversation runs on the environment's follow-up alone.
+    book = default_rulebook(conversation.followup_text, conversation.idle_timeout_seconds)
+    finding = None
     path = conversation.rules_file
-    if path is None:
-        return None, [topology.delay_ms(conversation.idle_timeout_seconds)]
-    try:
-        book = load_rules_file(path, base)
-    except ConfigError as exc:
-        finding = Finding(
-            "rules file",
-            Status.FAIL,
-            str(exc),
-            "fix the named line; conversation refuses to start with this file (a running one "
-            "keeps its last good rules)",
-        )
-        return finding, [topology.delay_ms(conversation.idle_timeout_seconds)]
+    if path is not None:
+        try:
+            book = load_rules_file(path, book)
+        except ConfigError as exc:
+            finding = Finding(
+                "rules file",
+                Status.FAIL,
+                str(exc),
+                "fix the named line; conversation refuses to start with this file (a running "
+                "one keeps its last good rules)",
+            )
+        else:
+            finding = Finding(
+                "rules file",
+                Status.OK,
+                f"{path}: {len(book.rules)} rules, {len(book.numbers)} phone numbers with their "
+                "own follow-up",
+            )
     policies = [book.default, *book.numbers.values()]
-    delays = sorted({topology.delay_ms(policy.idle_timeout_seconds) for policy in policies})
-    detail = (
-        f"{path}: {len(book.rules)} rules, {len(book.numbers)} phone numbers with their own "
-        f"follow-up"
-    )
-    return Finding("rules file", Status.OK, detail), delays
+    return finding, sorted({topology.delay_ms(policy.idle_timeout_seconds) for policy in policies})
 
 
 async def _broker_findings(
