@@ -407,22 +407,26 @@ class Pipeline:
         return self._start("graph-mock", env)
 
     def start_conversation(self) -> Service:
-        env = self.common_env("conversation") | {
-            "HIKER_IDLE_TIMEOUT_SECONDS": str(self.idle_timeout),
-        }
-        if self.prefetch:
-            env["HIKER_PREFETCH"] = str(self.prefetch)
-        return self._start("conversation", env, nice=self.consumer_nice)
+        return self._start_consumer(
+            "conversation", {"HIKER_IDLE_TIMEOUT_SECONDS": str(self.idle_timeout)}
+        )
 
     def start_sender(self) -> Service:
-        env = self.common_env("sender") | {
-            "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
-            "HIKER_GRAPH_BASE_URL": self.graph_url,
-            "HIKER_SEND_RATE_PER_SECOND": str(self.send_rate),
-        }
+        return self._start_consumer(
+            "sender",
+            {
+                "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
+                "HIKER_GRAPH_BASE_URL": self.graph_url,
+                "HIKER_SEND_RATE_PER_SECOND": str(self.send_rate),
+            },
+        )
+
+    def _start_consumer(self, name: str, extra: dict[str, str]) -> Service:
+        """Conversation or sender: the shared prefetch and nice level apply to both."""
+        env = self.common_env(name) | extra
         if self.prefetch:
             env["HIKER_PREFETCH"] = str(self.prefetch)
-        return self._start("sender", env, nice=self.consumer_nice)
+        return self._start(name, env, nice=self.consumer_nice)
 
     def start_ingress(self) -> Service:
         env = self.common_env("ingress") | {

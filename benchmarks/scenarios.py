@@ -139,6 +139,21 @@ def _throughput(
     return row
 
 
+def _pipeline_throughput(
+    ctx: Context, pipeline: Pipeline, per_post: int, duration: float
+) -> dict[str, Any]:
+    """``_throughput`` against ``pipeline``'s ingress, with the CPU of every process and, when
+    the sender runs, the replies the pipeline completed meanwhile (the rest wait durably)."""
+    body_file = _bodies_for(ctx, per_post, duration)
+    sent_before = pipeline.sent_count()
+    row = _throughput(
+        ctx, pipeline.webhook_url, body_file, per_post, duration, lambda: _cpu_snapshot(pipeline)
+    )
+    if pipeline.with_sender:
+        row["replies_per_s"] = round((pipeline.sent_count() - sent_before) / row["seconds"], 1)
+    return row
+
+
 def _fixed_rate(
     ctx: Context,
     url: str,
@@ -168,20 +183,9 @@ def ingress(ctx: Context) -> dict[str, Any]:
     pipeline = Pipeline(Isolation(), ctx.out / "logs-ingress")
     with pipeline.iso as iso, pipeline:
         for per_post in SHAPES:
-            body_file = _bodies_for(ctx, per_post, duration)
             _purge(iso, "hiker.conversation.inbound", "hiker.sender.outbox")
             time.sleep(1)
-            sent_before = pipeline.sent_count()
-            row = _throughput(
-                ctx,
-                pipeline.webhook_url,
-                body_file,
-                per_post,
-                duration,
-                lambda: _cpu_snapshot(pipeline),
-            )
-            # Replies the pipeline completed meanwhile (the rest wait durably in the broker).
-            row["replies_per_s"] = round((pipeline.sent_count() - sent_before) / row["seconds"], 1)
+            row = _pipeline_throughput(ctx, pipeline, per_post, duration)
             log(
                 f"  {per_post}/POST: {row['posts_per_s']} POST/s, p99 {row['p99_ms']} ms, "
                 f"replies {row['replies_per_s']}/s"
@@ -211,12 +215,7 @@ def ingress(ctx: Context) -> dict[str, Any]:
         Pipeline(iso, ctx.out / "logs-ingress-niced", consumer_nice=10) as pipeline,
     ):
         time.sleep(1)
-        body_file = _bodies_for(ctx, 1, duration)
-        sent_before = pipeline.sent_count()
-        row = _throughput(
-            ctx, pipeline.webhook_url, body_file, 1, duration, lambda: _cpu_snapshot(pipeline)
-        )
-        row["replies_per_s"] = round((pipeline.sent_count() - sent_before) / row["seconds"], 1)
+        row = _pipeline_throughput(ctx, pipeline, 1, duration)
         result["niced_throughput"] = row
         log(f"  1/POST: {row['posts_per_s']} POST/s, p99 {row['p99_ms']} ms")
         _purge(iso, "hiker.conversation.inbound", "hiker.sender.outbox")
@@ -236,15 +235,7 @@ def ingress(ctx: Context) -> dict[str, Any]:
         ) as pipeline,
     ):
         for per_post in SHAPES:
-            body_file = _bodies_for(ctx, per_post, duration)
-            row = _throughput(
-                ctx,
-                pipeline.webhook_url,
-                body_file,
-                per_post,
-                duration,
-                lambda: _cpu_snapshot(pipeline),
-            )
+            row = _pipeline_throughput(ctx, pipeline, per_post, duration)
             result["alone"].append(row)
             _purge(iso, "hiker.conversation.inbound")
             log(f"  {per_post}/POST: {row['posts_per_s']} POST/s, p99 {row['p99_ms']} ms")
