@@ -197,27 +197,36 @@ class Broker:
         expiration_ms: int | None = None,
     ) -> None:
         """Publish and await the broker's confirm; PublishFailed when it did not take it."""
-        message = aio_pika.Message(
-            body,
+        # Properties go straight to the channel: an aio_pika.Message would be built only to be
+        # converted into these, a quarter of a publish's CPU at thousands per second.
+        properties = aiormq.spec.Basic.Properties(
             content_type="application/json",
-            delivery_mode=DeliveryMode.PERSISTENT,
-            type=type_name,
+            delivery_mode=DeliveryMode.PERSISTENT.value,
+            message_type=type_name,
             message_id=message_id,
             correlation_id=correlation_id,
             headers=dict(headers or {}),
-            expiration=expiration_ms / 1000 if expiration_ms is not None else None,
+            expiration=str(expiration_ms) if expiration_ms is not None else None,
         )
         target = self._exchanges.get(exchange)
         if target is None:
             raise PublishFailed(f"exchange {exchange!r} was not declared")
         try:
-            await target.publish(
-                message, routing_key, mandatory=True, timeout=self._publish_timeout
+            if self.channel.is_closed:
+                raise aiormq.exceptions.ChannelInvalidStateError("publishing channel closed")
+            underlay = await self.channel.get_underlay_channel()
+            await underlay.basic_publish(
+                body,
+                exchange=target.name,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=True,
+                timeout=self._publish_timeout,
             )
+        except aio_pika.exceptions.PublishError as exc:  # a DeliveryError too: first
+            raise PublishFailed(f"no queue bound for {exchange}/{routing_key}") from exc
         except aio_pika.exceptions.DeliveryError as exc:
             raise PublishFailed(f"broker refused the message ({exchange}/{routing_key})") from exc
-        except aio_pika.exceptions.PublishError as exc:
-            raise PublishFailed(f"no queue bound for {exchange}/{routing_key}") from exc
         except (TimeoutError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
 
