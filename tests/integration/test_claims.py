@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from hiker.core.claims import ClaimLost, ClaimState, ClaimStore
+from hiker.core.claims import ClaimLost, ClaimState, ClaimStep, ClaimStore
 
 pytestmark = pytest.mark.integration
 
@@ -70,4 +70,53 @@ async def test_a_call_in_progress_keeps_others_waiting(
     claim = await store.claim(key)
     await claim.begin_call(5)
     await asyncio.sleep(0.35)
+    assert (await store.claim(key)).state is ClaimState.BUSY
+
+
+# Counts its runs in KEYS[1] and returns ARGV[1]: a stand-in for work done with the claim.
+_COUNTING_STEP = "redis.call('INCR', KEYS[1])\nreturn tonumber(ARGV[1])"
+
+
+async def test_a_step_runs_with_the_claim_and_only_when_it_is_taken(
+    store: ClaimStore, redis_url: str, redis_prefix: str
+) -> None:
+    key, runs = redis_prefix + "k6", redis_prefix + "k6:runs"
+    step = ClaimStep(_COUNTING_STEP, (runs,), (7,))
+    claim = await store.claim(key, step=step)
+    assert (claim.state, claim.step_result, claim.in_call) == (ClaimState.CLAIMED, 7, False)
+    busy = await store.claim(key, step=step)
+    await claim.confirm()
+    done = await store.claim(key, step=step)
+    assert (busy.state, busy.step_result) == (ClaimState.BUSY, None)
+    assert (done.state, done.step_result) == (ClaimState.DONE, None)
+    client = Redis.from_url(redis_url)
+    try:
+        assert int(await client.get(runs)) == 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_claim_whose_step_says_go_now_enters_the_call_at_once(
+    store: ClaimStore, redis_prefix: str
+) -> None:
+    key = redis_prefix + "k7"
+    go_now = ClaimStep(_COUNTING_STEP, (redis_prefix + "k7:runs",), (0,))
+    claim = await store.claim(key, step=go_now, call_within=0.2)
+    assert (claim.state, claim.in_call) == (ClaimState.CLAIMED, True)
+    await asyncio.sleep(0.35)  # past the lease and the call's deadline, never confirmed
+    assert (await store.claim(key)).state is ClaimState.IN_DOUBT
+
+
+async def test_a_claim_told_to_wait_enters_the_call_only_when_asked(
+    store: ClaimStore, redis_prefix: str
+) -> None:
+    key = redis_prefix + "k8"
+    wait = ClaimStep(_COUNTING_STEP, (redis_prefix + "k8:runs",), (50_000,))
+    claim = await store.claim(key, step=wait, call_within=5)
+    assert (claim.state, claim.step_result, claim.in_call) == (ClaimState.CLAIMED, 50_000, False)
+    await asyncio.sleep(0.35)  # a crash while waiting: the lease runs out, no doubt
+    retry = await store.claim(key, step=wait, call_within=5)
+    assert retry.state is ClaimState.CLAIMED
+    await retry.begin_call(5)
+    assert retry.in_call
     assert (await store.claim(key)).state is ClaimState.BUSY

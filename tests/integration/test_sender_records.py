@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 
-from hiker.core.claims import ClaimState, ClaimStore
+from hiker.core.claims import ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import SendMessage
 from hiker.core.redis_store import Keys, connect_redis
 from hiker.sender.graph import GraphCall
@@ -100,8 +100,11 @@ class AcceptThen:
 
 
 class NoPacing:
-    async def wait_turn(self, phone_number_id: str) -> float:
-        return 0.0
+    def reserve(self, phone_number_id: str) -> ClaimStep | None:
+        return None
+
+    async def wait(self, reserved_us: int | None) -> None:
+        return None
 
 
 async def test_a_redis_outage_right_after_graph_accepted_neither_parks_nor_resends(

@@ -15,7 +15,7 @@ from hiker.conversation.responder import Responder, RuleSource
 from hiker.conversation.state import ConversationStore
 from hiker.conversation.timers import FiredDecision, decide_fired, start_timer, window_open
 from hiker.core.broker import RetryLater
-from hiker.core.claims import Claim, ClaimState, ClaimStore
+from hiker.core.claims import Claim, ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import (
     IdleTimerStarted,
     MessageReceived,
@@ -59,15 +59,17 @@ class ConversationHandlers:
 
     async def on_message(self, event: MessageReceived) -> None:
         """Reply by the rules and (re)start the idle timer, once per wamid."""
-        claim = await self._claim(self._keys.claim(event.wamid))
+        record = self._conversations.record_inbound(
+            event.phone_number_id, event.user, event.wamid, event.received_at, event.timestamp
+        )
+        claim = await self._claim(self._keys.claim(event.wamid), record)
         if claim is None:
             self._metrics.duplicates.inc()
             log.info("duplicate message dropped", extra={"wamid": event.wamid})
             return
         try:
-            latest = await self._conversations.record_inbound(
-                event.phone_number_id, event.user, event.wamid, event.received_at, event.timestamp
-            )
+            # Recorded with the claim; False when a later message of the user is recorded.
+            latest = claim.step_result == 1
             reply = await self._responder.respond(event)
             if reply is not None and not window_open(event.timestamp, self._clock()):
                 # Processed a day late (a long outage): a text would fail with 131047.
@@ -200,9 +202,9 @@ class ConversationHandlers:
             extra={"code": event.code, "title": event.title, "detail": event.message},
         )
 
-    async def _claim(self, key: str) -> Claim | None:
+    async def _claim(self, key: str, step: ClaimStep | None = None) -> Claim | None:
         """The claim when this worker now owns the work; None for a duplicate."""
-        claim = await self._claims.claim(key)
+        claim = await self._claims.claim(key, step=step)
         if claim.state is ClaimState.DONE:
             return None
         if claim.state is ClaimState.BUSY:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from hiker.conversation.timers import Activity
+from hiker.core.claims import ClaimStep
 from hiker.core.redis_store import Keys
 
 # Record a message as the conversation's latest unless a later one is already recorded, so that
@@ -29,17 +30,16 @@ class ConversationStore:
         self._redis = redis
         self._keys = keys
         self._ttl_ms = round((max(idle_timeout_seconds * 2, _WINDOW_SECONDS) + 3600) * 1000)
-        self._record = redis.register_script(_RECORD)
 
-    async def record_inbound(
+    def record_inbound(
         self, phone_number_id: str, user: str, wamid: str, received_at: float, sent_at: int
-    ) -> bool:
-        """Store ``wamid`` as the latest message; False when a later one is already stored."""
+    ) -> ClaimStep:
+        """Store ``wamid`` as the latest message, as the step of the message's claim.
+
+        The step returns 1 when stored, 0 when a later message is already stored.
+        """
         key = self._keys.conversation(phone_number_id, user)
-        stored = await self._record(
-            keys=[key], args=[wamid, repr(received_at), str(sent_at), self._ttl_ms]
-        )
-        return bool(stored)
+        return ClaimStep(_RECORD, (key,), (wamid, repr(received_at), str(sent_at), self._ttl_ms))
 
     async def last_activity(self, phone_number_id: str, user: str) -> Activity | None:
         key = self._keys.conversation(phone_number_id, user)

@@ -105,7 +105,7 @@ def create_app(
                 api_version=settings.graph_api_version,
                 access_token=settings.access_token,
             ),
-            pacer=Pacer(redis, keys, settings.send_rate_per_second),
+            pacer=Pacer(keys, settings.send_rate_per_second),
             claims=ClaimStore(
                 redis,
                 lease_seconds=settings.graph_timeout_seconds + _CLAIM_HEADROOM_SECONDS,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hiker.core.broker import TRANSIENT_ERRORS, RetryLater
-from hiker.core.claims import Claim, ClaimState, ClaimStore
+from hiker.core.claims import Claim, ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import SendMessage
 from hiker.core.redis_store import Keys
 from hiker.sender.graph import GraphCall
@@ -27,7 +27,9 @@ class Graph(Protocol):
 
 
 class Pacing(Protocol):
-    async def wait_turn(self, phone_number_id: str) -> float: ...
+    def reserve(self, phone_number_id: str) -> ClaimStep | None: ...
+
+    async def wait(self, reserved_us: int | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,13 @@ class SendHandler:
         self._random = random_unit
 
     async def handle(self, command: SendMessage, attempt: int) -> None:
-        claim = await self._claims.claim(self._keys.sent(command.idempotency_key))
+        # One round trip claims the send, reserves its pacing slot and, when the slot is now,
+        # marks the Graph call as started.
+        claim = await self._claims.claim(
+            self._keys.sent(command.idempotency_key),
+            step=self._pacer.reserve(command.phone_number_id),
+            call_within=self._call_deadline,
+        )
         if claim.state is ClaimState.DONE:
             self._metrics.deduplicated.inc()
             log.info("send already done; dropped", extra={"key": command.idempotency_key})
@@ -83,8 +91,9 @@ class SendHandler:
             await claim.release()
             return
         try:
-            await self._pacer.wait_turn(command.phone_number_id)
-            await claim.begin_call(self._call_deadline)
+            if not claim.in_call:
+                await self._pacer.wait(claim.step_result)
+                await claim.begin_call(self._call_deadline)
             call = await self._graph.send(command)
             outcome = call.outcome
             self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()

@@ -1,18 +1,20 @@
 """Per-phone-number pacing shared by every sender replica, kept in Redis (GCRA).
 
-Each send reserves the next free slot of its phone number (one every 1/rate seconds) and waits
-until then. The reservation is atomic in Redis, on Redis's clock, so N replicas together keep the
-rate that one would; nothing is lost when a replica restarts but a few milliseconds of schedule.
+Each send reserves the next free slot of its phone number (one every 1/rate seconds), in the
+same Redis round trip that claims the send, and waits until then. The reservation is atomic in
+Redis, on Redis's clock, so N replicas together keep the rate that one would; nothing is lost
+when a replica restarts but a few milliseconds of schedule.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from redis.asyncio import Redis
-
+from hiker.core.claims import ClaimStep
 from hiker.core.redis_store import Keys
 
+# The body of a claim step (``ClaimStep``): the send's slot is reserved in the same round trip
+# that claims the send. Returns the microseconds to wait for the slot (0: now).
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -25,18 +27,17 @@ return tat - now
 
 
 class Pacer:
-    def __init__(self, redis: Redis, keys: Keys, rate_per_second: float) -> None:
+    def __init__(self, keys: Keys, rate_per_second: float) -> None:
         self._keys = keys
         self._interval_us = round(1_000_000 / rate_per_second) if rate_per_second > 0 else 0
-        self._reserve = redis.register_script(_RESERVE)
 
-    async def wait_turn(self, phone_number_id: str) -> float:
-        """Sleep until this send's slot; returns the seconds waited (0 when pacing is off)."""
+    def reserve(self, phone_number_id: str) -> ClaimStep | None:
+        """The step that reserves this send's slot; None when pacing is off."""
         if self._interval_us == 0:
-            return 0.0
-        wait_us = int(
-            await self._reserve(keys=[self._keys.pace(phone_number_id)], args=[self._interval_us])
-        )
-        if wait_us > 0:
-            await asyncio.sleep(wait_us / 1_000_000)
-        return wait_us / 1_000_000
+            return None
+        return ClaimStep(_RESERVE, (self._keys.pace(phone_number_id),), (self._interval_us,))
+
+    async def wait(self, reserved_us: int | None) -> None:
+        """Sleep until the slot that ``reserve``'s step returned."""
+        if reserved_us:
+            await asyncio.sleep(reserved_us / 1_000_000)
