@@ -316,6 +316,7 @@ def render(results: dict[str, Any]) -> str:
                 r["per_second_max"],
                 r.get("deviation_pct"),
                 r["sender_cores"],
+                r.get("cpu_us_per_message"),
             ]
             for k, r in snd.items()
             if isinstance(r, dict)
@@ -332,8 +333,26 @@ def render(results: dict[str, Any]) -> str:
                     "max/s",
                     "deviation %",
                     "sender cores",
+                    "CPU µs per send",
                 ],
                 rows,
+            )
+        )
+    conv = s.get("conversation", {})
+    if "messages_per_s" in conv:
+        parts.append("## Conversation (MessageReceived `hello` events pre-loaded, no sender)")
+        parts.append(
+            _table(
+                ["messages", "left", "messages/s", "conversation cores", "CPU µs per message"],
+                [
+                    [
+                        conv["messages"],
+                        conv["left"],
+                        conv["messages_per_s"],
+                        conv["conversation_cores"],
+                        conv["cpu_us_per_message"],
+                    ]
+                ],
             )
         )
     p = s.get("profile", {})

@@ -708,6 +708,7 @@ def sender(ctx: Context) -> dict[str, Any]:
             if full_seconds
             else None,
             "sender_cores": round(cpu / max(1e-9, (times[-1] - started) if times else 1), 3),
+            "cpu_us_per_message": round(cpu / len(times) * 1e6, 1) if times else None,
         }
         if rate:
             row["deviation_pct"] = round((measured - rate) / rate * 100, 2)
@@ -759,6 +760,93 @@ async def _publish_sends(url: str, count: int) -> None:
             await asyncio.gather(*publishes)
     finally:
         await connection.close()
+
+
+def conversation(ctx: Context) -> dict[str, Any]:
+    """Conversation alone draining a backlog of ``hello`` messages: its capacity per core.
+
+    The closed-loop CPU tables divide every process's CPU by the webhooks taken in, while the
+    consumers finish only part of them within the phase; this measures what one processed
+    message costs conversation (reply and timer published with confirms, claim confirmed).
+    """
+    count = 4000 if ctx.quick else 20000
+    with (
+        Isolation() as iso,
+        Pipeline(
+            iso, ctx.out / "logs-conversation", with_ingress=False, with_sender=False
+        ) as pipeline,
+    ):
+        pipeline.services.pop("conversation").stop()  # declared the topology; fill while away
+        asyncio.run(_publish_messages(iso.amqp_url, count))
+        service = pipeline.start_conversation()
+        cpu0, started = service.cpu_seconds(), time.monotonic()
+        samples: list[tuple[float, int]] = []
+        deadline = started + count / 200 + 60
+        while time.monotonic() < deadline:
+            depth = iso.depths(INBOUND)[INBOUND] or 0
+            samples.append((time.monotonic(), depth))
+            if depth == 0:
+                break
+            time.sleep(0.25)
+        cpu = service.cpu_seconds() - cpu0
+        elapsed = samples[-1][0] - started
+    # The steady part: from a tenth of the backlog done to nine tenths (no start-up, no tail).
+    steady = [(t, d) for t, d in samples if count * 0.1 <= count - d <= count * 0.9]
+    rate = (steady[0][1] - steady[-1][1]) / (steady[-1][0] - steady[0][0]) if len(steady) > 1 else 0
+    row = {
+        "messages": count,
+        "left": samples[-1][1],
+        "messages_per_s": round(rate, 1),
+        "conversation_cores": round(cpu / elapsed, 3) if elapsed else None,
+        "cpu_us_per_message": round(cpu / count * 1e6, 1),
+    }
+    log(f"conversation: {row['messages_per_s']}/s, {row['cpu_us_per_message']} µs CPU/message")
+    return row
+
+
+INBOUND = "hiker.conversation.inbound"
+
+
+async def _publish_messages(url: str, count: int) -> None:
+    """``count`` MessageReceived ``hello`` events from as many users, as ingress publishes them."""
+    import secrets
+
+    from hiker.core import topology
+    from hiker.core.broker import Broker
+    from hiker.core.contracts import MessageReceived
+
+    run = secrets.token_hex(4)
+    broker = Broker(url, client_name="bench-publisher")
+    await broker.connect(topology.Topology(topology.EXCHANGES))
+    try:
+        for start in range(0, count, 2000):
+            events = [
+                MessageReceived(
+                    wamid=f"wamid.BENCH{run}{i}",
+                    phone_number_id=bodies.PHONE_NUMBER_ID,
+                    user=f"1555{i:09d}",
+                    message_type="text",
+                    text="hello",
+                    timestamp=int(time.time()),
+                    received_at=time.time(),
+                )
+                for i in range(start, min(start + 2000, count))
+            ]
+            await asyncio.gather(
+                *(
+                    broker.publish(
+                        topology.INBOUND_EXCHANGE,
+                        f"{topology.RK_MESSAGE_PREFIX}.text",
+                        event.to_bytes(),
+                        type_name=MessageReceived.type_name(),
+                        message_id=event.wamid,
+                        correlation_id=event.wamid,
+                    )
+                    for event in events
+                )
+            )
+    finally:
+        await broker.close()
 
 
 # --- profile ----------------------------------------------------------------------------------
@@ -865,5 +953,6 @@ SCENARIOS = {
     "e2e": e2e,
     "timers": timers,
     "sender": sender,
+    "conversation": conversation,
     "profile": profile,
 }

@@ -40,7 +40,7 @@ async def test_one_failing_command_fails_alone(
     outcomes = await asyncio.gather(
         client.incr(counter), client.incr(text), client.incr(counter), return_exceptions=True
     )
-    assert outcomes[0] == 1 and outcomes[2] == 2
+    assert (outcomes[0], outcomes[2]) == (1, 2)
     assert isinstance(outcomes[1], redis_exceptions.ResponseError)
 
 
