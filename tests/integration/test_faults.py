@@ -284,6 +284,34 @@ async def test_two_replicas_of_every_service(make_pipeline: PipelineFactory) -> 
     assert all(f + d > 0 for f, d in zip(firsts, duplicates, strict=True)), "both replicas work"
 
 
+async def test_two_sender_replicas_share_one_pace(make_pipeline: PipelineFactory) -> None:
+    """The pacing slots live in Redis: two senders together keep the rate one would."""
+    pipeline = await make_pipeline(
+        HIKER_IDLE_TIMEOUT_SECONDS="120", HIKER_SEND_RATE_PER_SECOND="10"
+    )
+    twin = Pipeline(env=pipeline.env, session=pipeline.session, servers={})
+    await start_service(twin, "sender")
+    for key, server in twin.servers.items():
+        pipeline.servers[f"{key}-2"] = server
+    users = users_for(8, 16)
+    body = webhook_body(messages_change([text_message(u, "hello") for u in users]))
+    assert await pipeline.post(body) == 200
+
+    async def all_sent() -> bool:
+        return len(await pipeline.sent()) == len(users)
+
+    await wait_until(all_sent, 30, "all sends")
+    sent_at = sorted(m["accepted_at"] for m in await pipeline.sent())
+    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
+    assert min(gaps) >= 0.09, gaps  # 10 per second for the pair, not per replica
+    counts = [
+        metric_value(await pipeline.metrics(name), "hiker_messages_sent_total", kind="reply")
+        for name in ("sender", "sender-2")
+    ]
+    assert sum(counts) == len(users)
+    assert min(counts) > 0, "both replicas sent"
+
+
 async def test_graph_trouble_ends_sent_once_or_parked(
     make_pipeline: PipelineFactory, amqp_url: str
 ) -> None:
