@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 
+from hiker.core.broker import RetryLater
 from hiker.core.claims import ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import SendMessage
 from hiker.core.redis_store import Keys, connect_redis
@@ -155,5 +156,63 @@ async def test_a_redis_outage_right_after_graph_accepted_neither_parks_nor_resen
         assert graph.calls == 1
         assert parked == []
         assert retried == []
+    finally:
+        await redis.aclose()
+
+
+class SlowGraph:
+    """Graph stand-in that takes the message at once and answers ``answer_after`` later."""
+
+    def __init__(self, answer_after: float) -> None:
+        self.answer_after = answer_after
+        self.calls = 0
+        self.called = asyncio.Event()
+
+    async def send(self, command: SendMessage) -> GraphCall:
+        self.calls += 1
+        self.called.set()
+        await asyncio.sleep(self.answer_after)
+        return GraphCall(GraphOutcome(200, message_id=f"wamid.SLOW{self.calls}"), 0.01)
+
+
+async def test_a_consumer_cancelled_during_the_graph_call_does_not_send_twice(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """aiormq cancels in-flight consumers when their channel closes (a broker restart); the
+    broker then redelivers the command. The call under way must still finish and be recorded,
+    so that the redelivery is a duplicate rather than a second message to the user."""
+    graph = SlowGraph(answer_after=0.3)
+    redis = connect_redis(redis_url)
+
+    async def no_publish(*_: object) -> None:
+        raise AssertionError("neither a retry nor parking was expected")
+
+    keys = Keys(redis_prefix)
+    handler = SendHandler(
+        graph=graph,
+        pacer=NoPacing(),
+        claims=ClaimStore(redis, lease_seconds=12, done_ttl_seconds=60),
+        keys=keys,
+        schedule_retry=no_publish,
+        park=no_publish,
+        metrics=SenderMetrics(CollectorRegistry()),
+        max_attempts=5,
+        call_deadline_seconds=10,
+    )
+    try:
+        consumer = asyncio.create_task(handler.handle(COMMAND, 1))
+        await graph.called.wait()
+        consumer.cancel()  # the channel closed while Meta was being called
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        # The redelivery arrives once the broker is back; the first call is still finishing.
+        for _ in range(50):
+            try:
+                await handler.handle(COMMAND, 1)
+                break
+            except RetryLater:
+                await asyncio.sleep(0.1)
+        assert graph.calls == 1
+        assert await redis.get(keys.sent(COMMAND.idempotency_key)) == b"wamid:wamid.SLOW1"
     finally:
         await redis.aclose()

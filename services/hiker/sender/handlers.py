@@ -71,6 +71,8 @@ class SendHandler:
         self._call_deadline = call_deadline_seconds
         self._clock = clock
         self._random = random_unit
+        # Graph calls that outlive their consumer (see ``handle``); held so they finish.
+        self._settling: set[asyncio.Future[None]] = set()
 
     async def handle(self, command: SendMessage, attempt: int) -> None:
         # One round trip claims the send, reserves its pacing slot and, when the slot is now,
@@ -94,6 +96,20 @@ class SendHandler:
             if not claim.in_call:
                 await self._pacer.wait(claim.step_result)
                 await claim.begin_call(self._call_deadline)
+        except BaseException:
+            await claim.release()  # Graph was not called: the redelivery may send
+            raise
+        # From here the message may reach Meta. A consumer is cancelled when its channel closes
+        # (aiormq does so on a broker restart) and the broker redelivers the command; were the
+        # call cancelled and the claim released, that redelivery would send it a second time.
+        # So the call and its bookkeeping run to their end in a task of their own.
+        settling = asyncio.ensure_future(self._call(command, attempt, claim))
+        self._settling.add(settling)
+        settling.add_done_callback(self._settling.discard)
+        await asyncio.shield(settling)
+
+    async def _call(self, command: SendMessage, attempt: int, claim: Claim) -> None:
+        try:
             call = await self._graph.send(command)
             outcome = call.outcome
             self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()
