@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only ingress,pywa,e2e,timers,sender,profile]``.
+"""``python -m benchmarks [--quick] [--only ingress,pywa,e2e,timers,sender,conversation,profile]``.
 
 Everything runs against the local RabbitMQ and Redis, each scenario in its own vhost and Redis
 prefix (deleted afterwards, also on failure or Ctrl-C), on free ports, loopback only. Results
