@@ -9,12 +9,19 @@ import json
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks import bodies, env, wrk
 from benchmarks.env import Isolation, Pipeline, log
+
+if TYPE_CHECKING:
+    from hiker.core.contracts import Contract
+
+# A contract to publish, with its message id and correlation id.
+Published = tuple["Contract", str, str]
 
 CONSUMERS = ("conversation", "sender", "graph-mock")
 
@@ -719,47 +726,57 @@ def sender(ctx: Context) -> dict[str, Any]:
 
 
 async def _publish_sends(url: str, count: int) -> None:
+    """``count`` SendMessage commands, as conversation publishes them."""
     import secrets
-
-    import aio_pika
 
     from hiker.core import topology
     from hiker.core.contracts import SendMessage
 
     run = secrets.token_hex(4)
-    connection = await aio_pika.connect(url)
+
+    def command(i: int) -> tuple[SendMessage, str, str]:
+        sent = SendMessage(
+            idempotency_key=f"bench:{run}:{i}",
+            phone_number_id=bodies.PHONE_NUMBER_ID,
+            to=f"1555{i:09d}",
+            text="hello to you too",
+            kind="reply",
+            correlation_id=f"wamid.BENCH{run}{i}",
+            origin_received_at=time.time(),
+        )
+        return sent, sent.idempotency_key, sent.correlation_id
+
+    await _publish_contracts(url, topology.COMMANDS_EXCHANGE, topology.RK_SEND, count, command)
+
+
+async def _publish_contracts(
+    url: str, exchange: str, routing_key: str, count: int, make: Callable[[int], Published]
+) -> None:
+    """Publish ``make(0..count-1)`` with confirms through the services' own Broker, 2,000 at
+    a time; ``make`` gives the contract, its message id and its correlation id."""
+    from hiker.core import topology
+    from hiker.core.broker import Broker
+
+    broker = Broker(url, client_name="bench-publisher")
+    await broker.connect(topology.Topology(topology.EXCHANGES))
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange(topology.COMMANDS_EXCHANGE)
         for start in range(0, count, 2000):
-            publishes = []
-            for i in range(start, min(start + 2000, count)):
-                command = SendMessage(
-                    idempotency_key=f"bench:{run}:{i}",
-                    phone_number_id=bodies.PHONE_NUMBER_ID,
-                    to=f"1555{i:09d}",
-                    text="hello to you too",
-                    kind="reply",
-                    correlation_id=f"wamid.BENCH{run}{i}",
-                    origin_received_at=time.time(),
-                )
-                publishes.append(
-                    exchange.publish(
-                        aio_pika.Message(
-                            command.to_bytes(),
-                            content_type="application/json",
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                            type=SendMessage.type_name(),
-                            message_id=command.idempotency_key,
-                            correlation_id=command.correlation_id,
-                        ),
-                        routing_key=topology.RK_SEND,
-                        mandatory=True,
+            batch = [make(i) for i in range(start, min(start + 2000, count))]
+            await asyncio.gather(
+                *(
+                    broker.publish(
+                        exchange,
+                        routing_key,
+                        contract.to_bytes(),
+                        type_name=contract.type_name(),
+                        message_id=message_id,
+                        correlation_id=correlation_id,
                     )
+                    for contract, message_id, correlation_id in batch
                 )
-            await asyncio.gather(*publishes)
+            )
     finally:
-        await connection.close()
+        await broker.close()
 
 
 def conversation(ctx: Context) -> dict[str, Any]:
@@ -812,41 +829,25 @@ async def _publish_messages(url: str, count: int) -> None:
     import secrets
 
     from hiker.core import topology
-    from hiker.core.broker import Broker
     from hiker.core.contracts import MessageReceived
 
     run = secrets.token_hex(4)
-    broker = Broker(url, client_name="bench-publisher")
-    await broker.connect(topology.Topology(topology.EXCHANGES))
-    try:
-        for start in range(0, count, 2000):
-            events = [
-                MessageReceived(
-                    wamid=f"wamid.BENCH{run}{i}",
-                    phone_number_id=bodies.PHONE_NUMBER_ID,
-                    user=f"1555{i:09d}",
-                    message_type="text",
-                    text="hello",
-                    timestamp=int(time.time()),
-                    received_at=time.time(),
-                )
-                for i in range(start, min(start + 2000, count))
-            ]
-            await asyncio.gather(
-                *(
-                    broker.publish(
-                        topology.INBOUND_EXCHANGE,
-                        f"{topology.RK_MESSAGE_PREFIX}.text",
-                        event.to_bytes(),
-                        type_name=MessageReceived.type_name(),
-                        message_id=event.wamid,
-                        correlation_id=event.wamid,
-                    )
-                    for event in events
-                )
-            )
-    finally:
-        await broker.close()
+
+    def message(i: int) -> tuple[MessageReceived, str, str]:
+        event = MessageReceived(
+            wamid=f"wamid.BENCH{run}{i}",
+            phone_number_id=bodies.PHONE_NUMBER_ID,
+            user=f"1555{i:09d}",
+            message_type="text",
+            text="hello",
+            timestamp=int(time.time()),
+            received_at=time.time(),
+        )
+        return event, event.wamid, event.wamid
+
+    await _publish_contracts(
+        url, topology.INBOUND_EXCHANGE, f"{topology.RK_MESSAGE_PREFIX}.text", count, message
+    )
 
 
 # --- profile ----------------------------------------------------------------------------------
