@@ -113,6 +113,20 @@ def users_for(tag: int, count: int) -> list[str]:
     return [f"1555{tag:03d}{i:05d}" for i in range(count)]
 
 
+async def send_gaps(pipeline: Pipeline, users: list[str]) -> list[float]:
+    """Post one webhook with a ``hello`` from each of ``users``; the seconds between the sends
+    that the Graph mock accepted, once every user has been answered."""
+    body = webhook_body(messages_change([text_message(u, "hello") for u in users]))
+    assert await pipeline.post(body) == 200
+
+    async def all_sent() -> bool:
+        return len(await pipeline.sent()) == len(users)
+
+    await wait_until(all_sent, 30, "all sends")
+    sent_at = sorted(m["accepted_at"] for m in await pipeline.sent())
+    return [b - a for a, b in itertools.pairwise(sent_at)]
+
+
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 
@@ -294,15 +308,7 @@ async def test_two_sender_replicas_share_one_pace(make_pipeline: PipelineFactory
     for key, server in twin.servers.items():
         pipeline.servers[f"{key}-2"] = server
     users = users_for(8, 16)
-    body = webhook_body(messages_change([text_message(u, "hello") for u in users]))
-    assert await pipeline.post(body) == 200
-
-    async def all_sent() -> bool:
-        return len(await pipeline.sent()) == len(users)
-
-    await wait_until(all_sent, 30, "all sends")
-    sent_at = sorted(m["accepted_at"] for m in await pipeline.sent())
-    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
+    gaps = await send_gaps(pipeline, users)
     assert min(gaps) >= 0.09, gaps  # 10 per second for the pair, not per replica
     counts = [
         metric_value(await pipeline.metrics(name), "hiker_messages_sent_total", kind="reply")
@@ -368,14 +374,6 @@ async def test_pacing_holds_during_retries(make_pipeline: PipelineFactory) -> No
     users = users_for(7, 12)
     for user in users[:4]:
         await pipeline.script_faults(user, {"status": 500})
-    body = webhook_body(messages_change([text_message(u, "hello") for u in users]))
-    assert await pipeline.post(body) == 200
-
-    async def all_sent() -> bool:
-        return len(await pipeline.sent()) == len(users)
-
-    await wait_until(all_sent, 30, "all sends")
-    sent_at = sorted(m["accepted_at"] for m in await pipeline.sent())
-    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
+    gaps = await send_gaps(pipeline, users)
     # 10 per second: slots 100 ms apart; the failed attempts used slots too.
     assert min(gaps) >= 0.09, gaps

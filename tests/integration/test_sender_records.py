@@ -23,7 +23,7 @@ from hiker.core.claims import ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import SendMessage
 from hiker.core.redis_store import Keys, connect_redis
 from hiker.sender.graph import GraphCall
-from hiker.sender.handlers import Parked, SendHandler
+from hiker.sender.handlers import Graph, Park, Parked, ScheduleRetry, SendHandler
 from hiker.sender.metrics import SenderMetrics
 from hiker.sender.retry import GraphOutcome
 from tests.integration.conftest import free_port
@@ -108,6 +108,28 @@ class NoPacing:
         return None
 
 
+def send_handler(
+    graph: Graph,
+    claims: ClaimStore,
+    keys: Keys,
+    *,
+    schedule_retry: ScheduleRetry,
+    park: Park,
+) -> SendHandler:
+    """The sender's handler from its real parts, with ``graph`` standing in for Meta."""
+    return SendHandler(
+        graph=graph,
+        pacer=NoPacing(),
+        claims=claims,
+        keys=keys,
+        schedule_retry=schedule_retry,
+        park=park,
+        metrics=SenderMetrics(CollectorRegistry()),
+        max_attempts=5,
+        call_deadline_seconds=10,
+    )
+
+
 async def test_a_redis_outage_right_after_graph_accepted_neither_parks_nor_resends(
     private_redis: PrivateRedis,
 ) -> None:
@@ -135,17 +157,7 @@ async def test_a_redis_outage_right_after_graph_accepted_neither_parks_nor_resen
 
     keys = Keys("test:")
     claims = ClaimStore(redis, lease_seconds=12, done_ttl_seconds=60)
-    handler = SendHandler(
-        graph=graph,
-        pacer=NoPacing(),
-        claims=claims,
-        keys=keys,
-        schedule_retry=schedule_retry,
-        park=park,
-        metrics=SenderMetrics(CollectorRegistry()),
-        max_attempts=5,
-        call_deadline_seconds=10,
-    )
+    handler = send_handler(graph, claims, keys, schedule_retry=schedule_retry, park=park)
     try:
         await handler.handle(COMMAND, 1)
         await asyncio.gather(*restarts)
@@ -188,17 +200,8 @@ async def test_a_consumer_cancelled_during_the_graph_call_does_not_send_twice(
         raise AssertionError("neither a retry nor parking was expected")
 
     keys = Keys(redis_prefix)
-    handler = SendHandler(
-        graph=graph,
-        pacer=NoPacing(),
-        claims=ClaimStore(redis, lease_seconds=12, done_ttl_seconds=60),
-        keys=keys,
-        schedule_retry=no_publish,
-        park=no_publish,
-        metrics=SenderMetrics(CollectorRegistry()),
-        max_attempts=5,
-        call_deadline_seconds=10,
-    )
+    claims = ClaimStore(redis, lease_seconds=12, done_ttl_seconds=60)
+    handler = send_handler(graph, claims, keys, schedule_retry=no_publish, park=no_publish)
     try:
         consumer = asyncio.create_task(handler.handle(COMMAND, 1))
         await graph.called.wait()
