@@ -58,7 +58,6 @@ if ARGV[3] ~= '' and result == 0 then
 end
 return {1, result}
 """
-_NO_STEP = "return 0"
 
 
 @dataclass(frozen=True)
@@ -72,6 +71,9 @@ class ClaimStep:
     lua: str
     keys: tuple[str, ...] = ()
     args: tuple[str | int, ...] = ()
+
+
+_NO_STEP = ClaimStep("return 0")
 
 
 class ClaimState(Enum):
@@ -153,7 +155,7 @@ class ClaimStore:
         ``call_within``, a taken claim whose step returned 0 (or that has no step) is marked as
         inside the outside call at once (``in_call``), saving ``begin_call``'s round trip.
         """
-        step = step or ClaimStep(_NO_STEP)
+        step = step or _NO_STEP
         script = self._claim_scripts.get(step.lua)
         if script is None:
             script = self._redis.register_script(_CLAIM_WITH_STEP % step.lua)
