@@ -4,6 +4,7 @@ its own ``create_app`` against the real broker and Redis, on ephemeral ports."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -109,6 +110,22 @@ async def queue_depth(amqp_url: str, queue: str) -> int:
         channel = await connection.channel()
         declared = await channel.declare_queue(queue, passive=True)
         return int(declared.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
+
+
+async def queued_contracts(amqp_url: str, queue: str) -> list[dict[str, Any]]:
+    """Every contract waiting in ``queue``, bundles unpacked; the messages stay queued."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        contracts: list[dict[str, Any]] = []
+        # Held unacknowledged until the connection closes, which gives them all back.
+        while (message := await declared.get(no_ack=False, fail=False)) is not None:
+            body = json.loads(message.body)
+            contracts.extend(body if isinstance(body, list) else [body])
+        return contracts
     finally:
         await connection.close()
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 
-from hiker.core.broker import Broker, PublishFailed
+from hiker.core.broker import Broker
+from hiker.core.errors import PublishFailed
 from hiker.core.topology import ExchangeSpec, QueueSpec, Topology
 
 pytestmark = pytest.mark.integration

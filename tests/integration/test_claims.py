@@ -58,9 +58,29 @@ async def test_a_call_that_never_reported_is_in_doubt_once(
     claim = await store.claim(key)
     await claim.begin_call(0.2)
     await asyncio.sleep(0.35)  # past the lease: only the call mark keeps others away
-    assert (await store.claim(key)).state is ClaimState.IN_DOUBT
+    doubt = await store.claim(key)
+    assert doubt.state is ClaimState.IN_DOUBT
     # The one who found it in doubt now holds it; nobody else settles it a second time.
     assert (await store.claim(key)).state is ClaimState.BUSY
+    await doubt.release()
+    assert (await store.claim(key)).state is ClaimState.CLAIMED
+
+
+async def test_a_settler_that_dies_leaves_it_in_doubt_never_free(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = Redis.from_url(redis_url)
+    store = ClaimStore(client, lease_seconds=0.2, done_ttl_seconds=60)
+    try:
+        key = redis_prefix + "k4b"
+        claim = await store.claim(key)
+        await claim.begin_call(0.1)
+        await asyncio.sleep(0.15)
+        assert (await store.claim(key)).state is ClaimState.IN_DOUBT  # and its settler dies
+        await asyncio.sleep(0.3)  # past the settler's lease: no fresh claim, in doubt again
+        assert (await store.claim(key)).state is ClaimState.IN_DOUBT
+    finally:
+        await client.aclose()
 
 
 async def test_a_call_in_progress_keeps_others_waiting(

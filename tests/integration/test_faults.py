@@ -113,11 +113,18 @@ def users_for(tag: int, count: int) -> list[str]:
     return [f"1555{tag:03d}{i:05d}" for i in range(count)]
 
 
-async def send_gaps(pipeline: Pipeline, users: list[str]) -> list[float]:
-    """Post one webhook with a ``hello`` from each of ``users``; the seconds between the sends
-    that the Graph mock accepted, once every user has been answered."""
-    body = webhook_body(messages_change([text_message(u, "hello") for u in users]))
-    assert await pipeline.post(body) == 200
+async def send_gaps(pipeline: Pipeline, users: list[str], webhooks: int = 4) -> list[float]:
+    """Post ``hello`` from each of ``users`` in ``webhooks`` webhooks; the seconds between the
+    sends that the Graph mock accepted, once every user has been answered.
+
+    The webhooks go out further apart than the publish linger, so the replies travel in several
+    bundles and several senders can share them."""
+    share = -(-len(users) // webhooks)
+    for start in range(0, len(users), share):
+        group = users[start : start + share]
+        body = webhook_body(messages_change([text_message(u, "hello") for u in group]))
+        assert await pipeline.post(body) == 200
+        await asyncio.sleep(0.05)
 
     async def all_sent() -> bool:
         return len(await pipeline.sent()) == len(users)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from hiker.core.broker import PublishFailed
+from hiker.core.bundles import BUNDLE_HEADER
+from hiker.core.errors import PublishFailed
+from hiker.core.publisher import Bundler
 from hiker.core.signature import sign
-from hiker.ingress.handlers import Outcome, WebhookIngestor
+from hiker.ingress.ingestor import Outcome, WebhookIngestor
 from hiker.ingress.metrics import IngressMetrics
 from hiker.tools.simulate import encode, messages_change, text_message, webhook_body
 
@@ -19,11 +22,14 @@ SECRET = b"secret"
 class FakePublisher:
     def __init__(self, fail_on: int | None = None) -> None:
         self.published: list[tuple[str, str, bytes]] = []
+        self.headers: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.fail_on = fail_on
 
-    async def __call__(self, exchange: str, routing_key: str, body: bytes, **_: Any) -> None:
+    async def __call__(
+        self, exchange: str, routing_key: str, body: bytes, *, headers: Any = None, **_: Any
+    ) -> None:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         await asyncio.sleep(0.01)  # a confirm's round trip
@@ -31,28 +37,48 @@ class FakePublisher:
         if self.fail_on is not None and len(self.published) == self.fail_on:
             raise PublishFailed("nack")
         self.published.append((exchange, routing_key, body))
+        self.headers.append(dict(headers or {}))
 
 
-def ingestor(publisher: FakePublisher) -> WebhookIngestor:
+def ingestor(publisher: FakePublisher, linger_seconds: float = 0.0) -> WebhookIngestor:
     return WebhookIngestor(
-        app_secret=SECRET, publish=publisher, metrics=IngressMetrics(CollectorRegistry())
+        app_secret=SECRET,
+        events=Bundler(publisher, linger_seconds=linger_seconds),
+        publish=publisher,
+        metrics=IngressMetrics(CollectorRegistry()),
     )
 
 
-async def test_confirms_of_a_batch_are_awaited_together() -> None:
+async def test_the_updates_of_a_webhook_travel_as_one_bundle() -> None:
     publisher = FakePublisher()
     messages = [text_message(f"1555{i:07d}", "hello") for i in range(50)]
     body = encode(webhook_body(messages_change(messages)))
     outcome = await ingestor(publisher).ingest(body, sign(SECRET, body))
     assert outcome is Outcome.ACCEPTED
-    assert len(publisher.published) == 50
-    assert publisher.max_in_flight == 50
+    assert [(e, rk) for e, rk, _ in publisher.published] == [("hiker.inbound", "message.text")]
+    assert json.loads(publisher.published[0][2])[49]["wamid"] == messages[49]["id"]
+    assert publisher.headers[0][BUNDLE_HEADER] == 50
+
+
+async def test_webhooks_arriving_within_the_linger_share_a_bundle() -> None:
+    publisher = FakePublisher()
+    ingest = ingestor(publisher, linger_seconds=0.05)
+    bodies = [
+        encode(webhook_body(messages_change([text_message(f"1555{i:07d}", "hello")])))
+        for i in range(5)
+    ]
+    outcomes = await asyncio.gather(*(ingest.ingest(b, sign(SECRET, b)) for b in bodies))
+    assert outcomes == [Outcome.ACCEPTED] * 5
+    assert len(publisher.published) == 1
+    assert len(json.loads(publisher.published[0][2])) == 5
 
 
 async def test_any_unconfirmed_update_makes_the_whole_webhook_503() -> None:
     publisher = FakePublisher(fail_on=1)
-    messages = [text_message(f"1555{i:07d}", "hello") for i in range(3)]
-    body = encode(webhook_body(messages_change(messages)))
+    change = messages_change([text_message("15550000001", "hello")])
+    # A message and a status: two routing keys, two bundles; the second is refused.
+    change["value"]["statuses"] = [{"id": "wamid.S", "status": "read", "recipient_id": "1"}]
+    body = encode(webhook_body(change))
     assert await ingestor(publisher).ingest(body, sign(SECRET, body)) is Outcome.UNAVAILABLE
 
 

@@ -11,9 +11,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from hiker.conversation.consumers import inbound_consumer, timers_consumer
+from hiker.conversation.consumers import inbound_routes, timers_routes
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
+from hiker.conversation.outbox import ConversationOutbox
 from hiker.conversation.responder import (
     Responder,
     RuleBookResponder,
@@ -25,18 +26,13 @@ from hiker.conversation.state import ConversationStore
 from hiker.core import topology
 from hiker.core.broker import Broker, keep_trying
 from hiker.core.claims import ClaimStore
-from hiker.core.contracts import IdleTimerStarted, SendMessage
+from hiker.core.dependencies import DependencyGate, DependencyMetrics
 from hiker.core.observability import add_ops_routes, new_registry
+from hiker.core.publisher import Bundler
 from hiker.core.redis_store import Keys, connect_redis, ping
 from hiker.core.settings import ConversationSettings
 
 log = logging.getLogger(__name__)
-
-BROKER = web.AppKey("broker", Broker)
-REDIS = web.AppKey("redis", Redis)
-HANDLERS = web.AppKey("handlers", ConversationHandlers)
-METRICS = web.AppKey("conversation_metrics", ConversationMetrics)
-SETTINGS = web.AppKey("settings", ConversationSettings)
 
 PENDING_SAMPLE_SECONDS = 5.0
 
@@ -73,29 +69,9 @@ def create_app(
             else RuleBookResponder(rules)
         )
 
-    async def send(command: SendMessage) -> None:
-        await broker.publish(
-            topology.COMMANDS_EXCHANGE,
-            topology.RK_SEND,
-            command.to_bytes(),
-            type_name=command.type_name(),
-            message_id=command.idempotency_key,
-            correlation_id=command.correlation_id,
-            headers={topology.HEADER_CORRELATION_ID: command.correlation_id},
-        )
-
-    async def schedule(timer: IdleTimerStarted, delay_seconds: float) -> None:
-        delay = topology.delay_ms(delay_seconds)
-        # One wait queue per delay; declared once per process, on first use.
-        queue = await broker.declare_queue(topology.timer_wait_queue(delay))
-        await broker.publish(
-            "",
-            queue.name,
-            timer.to_bytes(),
-            type_name=timer.type_name(),
-            correlation_id=timer.wamid,
-            expiration_ms=delay,
-        )
+    bundler = Bundler(broker.publish, linger_seconds=settings.publish_linger_ms / 1000)
+    outbox = ConversationOutbox(broker, bundler)
+    gate = DependencyGate(DependencyMetrics(registry))
 
     handlers = ConversationHandlers(
         rules=rules,
@@ -109,19 +85,21 @@ def create_app(
             done_ttl_seconds=settings.dedupe_ttl_seconds,
         ),
         keys=keys,
-        send=send,
-        schedule=schedule,
+        send=outbox.send,
+        schedule=outbox.schedule,
         metrics=metrics,
     )
 
     app = web.Application()
-    app[BROKER] = broker
-    app[REDIS] = redis
-    app[HANDLERS] = handlers
-    app[METRICS] = metrics
-    app[SETTINGS] = settings
-
-    add_ops_routes(app, registry, {"rabbitmq": broker.is_ready, "redis": lambda: ping(redis)})
+    add_ops_routes(
+        app,
+        registry,
+        {
+            "rabbitmq": broker.is_ready,
+            "redis": lambda: ping(redis),
+            "dependencies": gate.is_ready,
+        },
+    )
 
     def wait_queues() -> list[topology.QueueSpec]:
         """The wait queue of every idle timeout the rules configure now."""
@@ -136,10 +114,16 @@ def create_app(
         for queue in wait_queues():
             await broker.declare_queue(queue)
         await broker.consume(
-            topology.CONVERSATION_INBOUND, inbound_consumer(handlers), prefetch=settings.prefetch
+            topology.CONVERSATION_INBOUND,
+            inbound_routes(handlers),
+            prefetch=settings.prefetch,
+            gate=gate,
         )
         await broker.consume(
-            topology.CONVERSATION_TIMERS, timers_consumer(handlers), prefetch=settings.prefetch
+            topology.CONVERSATION_TIMERS,
+            timers_routes(handlers),
+            prefetch=settings.prefetch,
+            gate=gate,
         )
         broker.mark_serving()
 
@@ -160,6 +144,8 @@ def create_app(
         yield
         for task in tasks:
             task.cancel()
+        await broker.stop_consuming()
+        await bundler.aclose()
         await broker.close()
         await redis.aclose()
 

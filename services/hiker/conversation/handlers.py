@@ -14,7 +14,6 @@ from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import Responder, RuleSource
 from hiker.conversation.state import ConversationStore
 from hiker.conversation.timers import FiredDecision, decide_fired, start_timer, window_open
-from hiker.core.broker import RetryLater
 from hiker.core.claims import Claim, ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import (
     IdleTimerStarted,
@@ -24,6 +23,7 @@ from hiker.core.contracts import (
     StatusReceived,
     WebhookErrorReceived,
 )
+from hiker.core.errors import RetryLater
 from hiker.core.redis_store import Keys
 
 log = logging.getLogger(__name__)

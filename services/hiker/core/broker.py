@@ -2,7 +2,8 @@
 
 Publishing always uses publisher confirms, persistent delivery and ``mandatory`` so that a message
 the broker did not take (nack, unroutable, connection lost, timeout) raises ``PublishFailed``
-instead of vanishing. Consumers ack only after their handler, and every publish it made, finished.
+instead of vanishing. Consumers ack only after their handler, and every publish it made, finished
+(the policy is ``core.consumer``'s).
 """
 
 from __future__ import annotations
@@ -25,47 +26,23 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     DeliveryMode,
 )
-from redis import exceptions as redis_exceptions
 
+from hiker.core.consumer import Headers, QueueConsumer, Routes
+from hiker.core.dependencies import DependencyGate
+from hiker.core.errors import PublishFailed
 from hiker.core.topology import QueueSpec, Topology, for_server, server_version
 
 log = logging.getLogger(__name__)
 
 
-class PublishFailed(Exception):
-    """The broker did not confirm a message; the caller still owns it."""
-
-
-class Reject(Exception):
-    """The message can never be processed (bad payload): dead-letter it, do not retry."""
-
-
-class RetryLater(Exception):
-    """Someone else holds the work for now (a live claim); try the same message again shortly."""
-
-
-# Errors that say a dependency is away, not that the message is bad. The consumer keeps the
-# message and tries again rather than counting a redelivery towards the poison limit.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+# What the connection keeper retries on: the broker away or refusing, not a bug of ours.
+_RECONNECTABLE: tuple[type[BaseException], ...] = (
     PublishFailed,
-    RetryLater,
-    redis_exceptions.ConnectionError,
-    redis_exceptions.TimeoutError,
-    redis_exceptions.BusyLoadingError,
     ConnectionError,
     TimeoutError,
-    aiormq.exceptions.AMQPConnectionError,
-    aiormq.exceptions.ChannelInvalidStateError,
-)
-
-
-_RECONNECTABLE: tuple[type[BaseException], ...] = (
-    *TRANSIENT_ERRORS,
     OSError,
     aiormq.exceptions.AMQPError,
 )
-
-MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
 @dataclass
@@ -234,12 +211,13 @@ class Broker:
         except (TimeoutError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
 
-    async def consume(self, spec: QueueSpec, handler: MessageHandler, *, prefetch: int) -> None:
-        """Deliver ``spec``'s messages to ``handler`` on a channel of their own.
+    async def consume(
+        self, spec: QueueSpec, routes: Routes, *, prefetch: int, gate: DependencyGate
+    ) -> None:
+        """Deliver ``spec``'s messages to ``routes`` on a channel of their own.
 
-        The handler's outcome decides the ack: success acks; ``Reject`` dead-letters; a transient
-        error (a dependency away) keeps the message and retries it here with backoff; anything
-        else nacks with requeue, which the queue's delivery limit turns into poison eventually.
+        What becomes of each message (ack, held, poisoned) is ``core.consumer``'s policy;
+        ``gate`` is where the consumers of a service share which dependency is failing.
         """
         if self._connection is None:
             raise RuntimeError("Broker.connect() was not called")
@@ -247,6 +225,9 @@ class Broker:
         await channel.set_qos(prefetch_count=prefetch)
         spec = for_server(spec, self._server_version)
         queue = await channel.declare_queue(spec.name, durable=True, arguments=dict(spec.arguments))
+        handler = QueueConsumer(
+            spec.name, routes, gate=gate, set_apart=self._set_apart, stopping=self._stopping
+        )
         consumer = _Consumer(queue=queue, channel=channel, tag="")
 
         async def on_message(message: AbstractIncomingMessage) -> None:
@@ -254,7 +235,7 @@ class Broker:
             if task is not None:
                 consumer.inflight.add(task)
             try:
-                await self._handle(message, handler)
+                await handler.on_message(message)
             finally:
                 if task is not None:
                     consumer.inflight.discard(task)
@@ -262,38 +243,8 @@ class Broker:
         consumer.tag = await queue.consume(on_message)
         self._consumers.append(consumer)
 
-    async def _handle(self, message: AbstractIncomingMessage, handler: MessageHandler) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await handler(message)
-            except Reject as exc:
-                log.warning(
-                    "message rejected to the poison queue",
-                    extra={"reason": str(exc), "message_id": message.message_id},
-                )
-                await _settle(message.reject(requeue=False))
-                return
-            except TRANSIENT_ERRORS as exc:
-                if self._stopping.is_set() or message.channel.is_closed:
-                    # The broker requeues it (or already did, with the channel): hand it back.
-                    await _settle(message.nack(requeue=True))
-                    return
-                log.warning(
-                    "dependency unavailable, retrying message",
-                    extra={"error": type(exc).__name__, "retry_in": delay},
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception:
-                log.exception("handler failed; message requeued", extra={"id": message.message_id})
-                await _settle(message.nack(requeue=True))
-                return
-            else:
-                # Nothing waits on the ack's socket write: an ack lost with the connection only
-                # brings a redelivery, which the handlers' claims turn into a duplicate.
-                await _settle(message.channel.basic_ack(message.delivery_tag or 0, wait=False))
-                return
+    async def _set_apart(self, queue: str, body: bytes, type_name: str, headers: Headers) -> None:
+        await self.publish("", queue, body, type_name=type_name, headers=dict(headers))
 
     async def stop_consuming(self, grace_seconds: float = 10.0) -> None:
         """Stop new deliveries, then wait up to ``grace_seconds`` for handlers in flight."""
@@ -315,12 +266,6 @@ class Broker:
         self._consumers.clear()
         self._declared_queues.clear()
         self._exchanges.clear()
-
-
-async def _settle(outcome: Awaitable[None]) -> None:
-    # When the channel is gone the broker has already requeued the message; nothing to do.
-    with contextlib.suppress(aiormq.exceptions.AMQPError, RuntimeError, ConnectionError):
-        await outcome
 
 
 async def keep_trying(action: Callable[[], Awaitable[None]], what: str) -> None:

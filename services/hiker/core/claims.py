@@ -23,6 +23,9 @@ from redis.commands.core import AsyncScript
 _DONE = b"done"
 _CLAIM = b"claim:"
 _CALL = b"call:"
+# A call whose caller died, taken over (with a lease) by whoever settles it: until it is settled,
+# a claim finds it busy while that lease runs and in doubt after, never free to redo the work.
+_DOUBT = b"doubt:"
 
 # Change the key only while it still holds what this worker put there: after a lease expiry it
 # may belong to someone else.
@@ -80,7 +83,7 @@ class ClaimState(Enum):
     CLAIMED = "claimed"  # the caller owns the work now
     DONE = "done"  # the work was done before: a duplicate
     BUSY = "busy"  # someone else holds a live lease, or is inside an outside call
-    IN_DOUBT = "in_doubt"  # the caller owns the work, but a previous outside call never reported
+    IN_DOUBT = "in_doubt"  # a previous outside call never reported: settle it, do not redo it
 
 
 class ClaimLost(Exception):
@@ -129,12 +132,17 @@ async def is_done(redis: Redis, key: str) -> bool:
     if value is None:
         return False
     raw = value.encode() if isinstance(value, str) else bytes(value)
-    return not raw.startswith((_CLAIM, _CALL))
+    return not raw.startswith((_CLAIM, _CALL, _DOUBT))
 
 
 def _call_value(within_seconds: float, claim_value: bytes) -> bytes:
+    return _marked(_CALL, within_seconds, claim_value)
+
+
+def _marked(kind: bytes, within_seconds: float, claim_value: bytes) -> bytes:
+    """``kind`` + the deadline by which its holder reports back + the claim's own token."""
     deadline_ms = round((time.time() + within_seconds) * 1000)
-    return _CALL + str(deadline_ms).encode() + b":" + claim_value[len(_CLAIM) :]
+    return kind + str(deadline_ms).encode() + b":" + claim_value[len(_CLAIM) :]
 
 
 class ClaimStore:
@@ -180,13 +188,14 @@ class ClaimStore:
             current = result.encode() if isinstance(result, str) else bytes(result)
             if current.startswith(_CLAIM):
                 return Claim(self, key, value, ClaimState.BUSY)
-            if current.startswith(_CALL):
-                deadline_ms = int(current[len(_CALL) :].split(b":", 1)[0])
+            if current.startswith((_CALL, _DOUBT)):
+                deadline_ms = int(current.split(b":", 2)[1])
                 if time.time() * 1000 < deadline_ms:
                     return Claim(self, key, value, ClaimState.BUSY)
-                # The caller died inside the call. Take the key over to settle it, once.
-                if await self._swap(keys=[key], args=[current, value, self._lease_ms]):
-                    return Claim(self, key, value, ClaimState.IN_DOUBT)
+                # The caller died inside the call (or its settler died): settle it, once.
+                doubt = _marked(_DOUBT, self._lease_ms / 1000, value)
+                if await self._swap(keys=[key], args=[current, doubt, self.done_ttl_ms]):
+                    return Claim(self, key, doubt, ClaimState.IN_DOUBT)
                 continue
             return Claim(self, key, value, ClaimState.DONE)
         return Claim(self, key, value, ClaimState.BUSY)

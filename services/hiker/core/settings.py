@@ -38,6 +38,9 @@ class CommonSettings(BaseSettings):
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9100, ge=1, le=65535)
+    # How long a publish waits for others to the same destination, to leave with them as one
+    # message (core.publisher): a little latency for a lot less broker and client work.
+    publish_linger_ms: float = Field(default=5.0, ge=0, le=1000)
 
     @field_validator("amqp_url")
     @classmethod

@@ -11,9 +11,10 @@ from prometheus_client import CollectorRegistry
 
 from hiker.core.broker import Broker, keep_trying
 from hiker.core.observability import add_ops_routes, new_registry
+from hiker.core.publisher import Bundler
 from hiker.core.settings import IngressSettings
 from hiker.core.topology import INGRESS_TOPOLOGY
-from hiker.ingress.handlers import Outcome, WebhookIngestor
+from hiker.ingress.ingestor import Outcome, WebhookIngestor
 from hiker.ingress.metrics import IngressMetrics
 from hiker.ingress.routes import INGESTOR, METRICS, VERIFY_TOKEN, add_webhook_routes
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 OPS_APP = web.AppKey("ops_app", web.Application)
 BROKER = web.AppKey("broker", Broker)
+BUNDLER = web.AppKey("bundler", Bundler)
 
 
 def create_app(
@@ -49,8 +51,11 @@ def create_app(
     app[BROKER] = broker
     app[METRICS] = metrics
     app[VERIFY_TOKEN] = settings.verify_token
+    events = Bundler(broker.publish, linger_seconds=settings.publish_linger_ms / 1000)
+    app[BUNDLER] = events
     app[INGESTOR] = WebhookIngestor(
         app_secret=settings.app_secret.get_secret_value().encode(),
+        events=events,
         publish=broker.publish,
         metrics=metrics,
     )
@@ -77,4 +82,5 @@ async def _broker_lifecycle(app: web.Application) -> AsyncIterator[None]:
     connecting = asyncio.create_task(keep_trying(start, "RabbitMQ"))
     yield
     connecting.cancel()
+    await app[BUNDLER].aclose()
     await broker.close()

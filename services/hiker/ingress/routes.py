@@ -9,7 +9,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from pydantic import SecretStr
 
 from hiker.core.signature import SIGNATURE_HEADER
-from hiker.ingress.handlers import Outcome, WebhookIngestor
+from hiker.ingress.ingestor import Outcome, WebhookIngestor
 from hiker.ingress.metrics import IngressMetrics
 
 INGESTOR = web.AppKey("ingestor", WebhookIngestor)

@@ -17,21 +17,20 @@ from hiker.core import topology
 from hiker.core.broker import Broker, keep_trying
 from hiker.core.claims import ClaimStore
 from hiker.core.contracts import SendMessage
+from hiker.core.dependencies import DependencyGate, DependencyMetrics
 from hiker.core.observability import add_ops_routes, new_registry
 from hiker.core.redis_store import Keys, connect_redis, ping
 from hiker.core.settings import SenderSettings
-from hiker.sender.consumers import outbox_consumer
+from hiker.sender.consumers import outbox_routes
 from hiker.sender.graph import GraphClient
 from hiker.sender.handlers import Parked, SendHandler
 from hiker.sender.metrics import SenderMetrics
 from hiker.sender.pacing import Pacer
 
-BROKER = web.AppKey("broker", Broker)
-REDIS = web.AppKey("redis", Redis)
-METRICS = web.AppKey("sender_metrics", SenderMetrics)
-
 # Claims on a send last longer than one Graph call may take (timeout plus pacing headroom).
 _CLAIM_HEADROOM_SECONDS = 5.0
+# Graph calls under way at once per process (and HTTP connections to Graph).
+GRAPH_CONNECTIONS = 256
 # How long "already sent" is remembered: longer than any redelivery or retry path.
 _SENT_TTL_SECONDS = 7 * 24 * 3600
 
@@ -49,10 +48,8 @@ def create_app(
     redis = redis or connect_redis(settings.redis_url.get_secret_value())
     keys = Keys(settings.redis_prefix)
     metrics = SenderMetrics(registry)
+    gate = DependencyGate(DependencyMetrics(registry))
     app = web.Application()
-    app[BROKER] = broker
-    app[REDIS] = redis
-    app[METRICS] = metrics
 
     async def publish_command(
         exchange: str,
@@ -90,13 +87,19 @@ def create_app(
         }
         await publish_command(topology.DEAD_EXCHANGE, topology.RK_PARKED, command, headers)
 
-    add_ops_routes(app, registry, {"rabbitmq": broker.is_ready, "redis": lambda: ping(redis)})
+    add_ops_routes(
+        app,
+        registry,
+        {"rabbitmq": broker.is_ready, "redis": lambda: ping(redis), "dependencies": gate.is_ready},
+    )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         # The HTTP session is made here, inside the running loop, never at import time.
         session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=settings.graph_timeout_seconds),
-            connector=aiohttp.TCPConnector(limit=256),
+            connector=aiohttp.TCPConnector(limit=GRAPH_CONNECTIONS),
+            # Graph sets no cookies worth keeping; a jar would be consulted on every call.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         handler = SendHandler(
             graph=GraphClient(
@@ -118,12 +121,16 @@ def create_app(
             max_attempts=settings.max_attempts,
             # A call reports back within its timeout; the margin covers the event loop's delays.
             call_deadline_seconds=settings.graph_timeout_seconds + 2,
+            max_concurrent_calls=GRAPH_CONNECTIONS,
         )
 
         async def start() -> None:
             await broker.connect(topology.SENDER_TOPOLOGY)
             await broker.consume(
-                topology.SENDER_OUTBOX, outbox_consumer(handler), prefetch=settings.prefetch
+                topology.SENDER_OUTBOX,
+                outbox_routes(handler),
+                prefetch=settings.prefetch,
+                gate=gate,
             )
             broker.mark_serving()
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from pydantic import SecretStr
 
 from hiker.core.contracts import SendMessage
@@ -33,15 +34,17 @@ class GraphClient:
         self._session = session
         self._base = base_url.rstrip("/")
         self._version = api_version
-        self._token = access_token
+        self._headers = {
+            "Authorization": f"Bearer {access_token.get_secret_value()}",
+            "Content-Type": "application/json",
+        }
 
     async def send(self, command: SendMessage) -> GraphCall:
         url = f"{self._base}/{self._version}/{command.phone_number_id}/messages"
-        payload = message_payload(command)
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        payload = orjson.dumps(message_payload(command))
         started = time.perf_counter()
         try:
-            async with self._session.post(url, json=payload, headers=headers) as response:
+            async with self._session.post(url, data=payload, headers=self._headers) as response:
                 body = await _json(response)
                 latency = time.perf_counter() - started
                 return _interpret(response.status, response.headers, body, latency)
@@ -75,8 +78,8 @@ def message_payload(command: SendMessage) -> dict[str, Any]:
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:
     try:
-        body = await response.json(content_type=None)
-    except (ValueError, aiohttp.ContentTypeError):
+        body = orjson.loads(await response.read())
+    except orjson.JSONDecodeError:
         return {}
     return body if isinstance(body, dict) else {}
 

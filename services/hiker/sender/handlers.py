@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hiker.core.broker import TRANSIENT_ERRORS, RetryLater
 from hiker.core.claims import Claim, ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import SendMessage
+from hiker.core.errors import RetryLater, Unavailable, classify
 from hiker.core.redis_store import Keys
 from hiker.sender.graph import GraphCall
 from hiker.sender.metrics import SenderMetrics
@@ -40,6 +40,9 @@ class Parked:
     error: dict[str, Any] | None
 
 
+# How long the bookkeeping after a Graph call pauses, at most, between tries.
+_SETTLE_PAUSE_MAX_SECONDS = 2.0
+
 ScheduleRetry = Callable[[SendMessage, int, int], Awaitable[None]]  # command, next attempt, ms
 Park = Callable[[SendMessage, int, Parked], Awaitable[None]]
 
@@ -57,6 +60,7 @@ class SendHandler:
         metrics: SenderMetrics,
         max_attempts: int,
         call_deadline_seconds: float,
+        max_concurrent_calls: int = 256,
         clock: Callable[[], float] = time.time,
         random_unit: Callable[[], float] = random.random,
     ) -> None:
@@ -73,8 +77,15 @@ class SendHandler:
         self._random = random_unit
         # Graph calls that outlive their consumer (see ``handle``); held so they finish.
         self._settling: set[asyncio.Future[None]] = set()
+        self._calls = asyncio.Semaphore(max_concurrent_calls)
 
     async def handle(self, command: SendMessage, attempt: int) -> None:
+        # Bundles bring many commands at once: Graph calls wait their turn here, before the
+        # claim, so that no call's deadline runs while it queues for a connection.
+        async with self._calls:
+            await self._handle(command, attempt)
+
+    async def _handle(self, command: SendMessage, attempt: int) -> None:
         # One round trip claims the send, reserves its pacing slot and, when the slot is now,
         # marks the Graph call as started.
         claim = await self._claims.claim(
@@ -89,6 +100,8 @@ class SendHandler:
         if claim.state is ClaimState.BUSY:
             raise RetryLater(command.idempotency_key)
         if claim.state is ClaimState.IN_DOUBT:
+            # The key stays marked in doubt until the park is confirmed: a failure here
+            # brings this same branch again, never a fresh claim that would send.
             await self._park_in_doubt(command, attempt)
             await claim.release()
             return
@@ -109,51 +122,62 @@ class SendHandler:
         await asyncio.shield(settling)
 
     async def _call(self, command: SendMessage, attempt: int, claim: Claim) -> None:
-        try:
-            call = await self._graph.send(command)
-            outcome = call.outcome
-            self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()
-            self._metrics.graph_latency.observe(call.latency_seconds)
-            verdict = decide(outcome, attempt, self._max_attempts)
-            if verdict is Verdict.SENT:
-                await self._record_sent(claim, outcome.message_id)
-            elif verdict is Verdict.RETRY:
-                delay = retry_delay_ms(attempt, self._random(), outcome.retry_after_seconds)
-                await self._schedule_retry(command, attempt + 1, delay)
-                await claim.release()
-            else:
-                reason = "permanent" if attempt < self._max_attempts else "retries_exhausted"
-                parked = Parked(reason, outcome.status_label, outcome.code_label, call.error)
-                await self._park(command, attempt, parked)
-                await claim.release()
-        except BaseException:
-            await claim.release()
-            raise
-        self._record(command, call, verdict, attempt)
+        """Call Graph once, then settle the outcome; the claim is never released blindly.
 
-    async def _record_sent(self, claim: Claim, message_id: str | None) -> None:
-        """Graph accepted the message: record it, riding out a Redis blip to do so.
-
-        Giving up at once would leave the call mark behind, and the redelivery would park a
-        message known to be sent as "in doubt". Only when Redis stays away past the call's
-        deadline does the error go up (and the send is then parked, never resent).
+        Once the call has begun, only its known outcome may end the claim: the message recorded
+        as sent, or its retry or park published and then the claim released. While Redis or
+        the broker refuses that bookkeeping, it is retried here (the outcome is known only to
+        this process); if the process dies meanwhile, the call mark stays and the redelivery
+        parks the send as in doubt rather than send it again.
         """
-        value = b"wamid:" + (message_id or "").encode()
-        give_up_at = time.monotonic() + self._call_deadline
+        call = await self._graph.send(command)
+        outcome = call.outcome
+        self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()
+        self._metrics.graph_latency.observe(call.latency_seconds)
+        verdict = decide(outcome, attempt, self._max_attempts)
+        if verdict is Verdict.SENT:
+            value = b"wamid:" + (outcome.message_id or "").encode()
+            await self._until_done(lambda: claim.confirm(value), "recording a sent message", claim)
+        elif verdict is Verdict.RETRY:
+            delay = retry_delay_ms(attempt, self._random(), outcome.retry_after_seconds)
+            await self._until_done(
+                lambda: self._schedule_retry(command, attempt + 1, delay), "a retry", claim
+            )
+            await self._until_done(claim.release, "releasing a retried send", claim)
+        else:
+            reason = "permanent" if attempt < self._max_attempts else "retries_exhausted"
+            parked = Parked(reason, outcome.status_label, outcome.code_label, call.error)
+            await self._until_done(lambda: self._park(command, attempt, parked), "a park", claim)
+            await self._until_done(claim.release, "releasing a parked send", claim)
+        self._report(command, call, verdict, attempt)
+
+    async def _until_done(
+        self, step: Callable[[], Awaitable[None]], what: str, claim: Claim
+    ) -> None:
+        """Run ``step`` until it succeeds, pausing while a dependency refuses it."""
         pause = 0.05
+        failures = 0
         while True:
             try:
-                await claim.confirm(value)
+                await step()
                 return
-            except TRANSIENT_ERRORS as exc:
-                if time.monotonic() + pause > give_up_at:
+            except Exception as exc:
+                verdict = classify(exc)
+                if not isinstance(verdict, Unavailable):
                     raise
-                log.warning(
-                    "recording a sent message failed; retrying",
-                    extra={"key": claim.key, "error": type(exc).__name__},
-                )
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 1.0)
+                failures += 1
+                if failures == 1:  # the consumers' gate reports the outage itself
+                    log.warning(
+                        "%s failed; retrying until it goes through",
+                        what,
+                        extra={
+                            "key": claim.key,
+                            "dependency": verdict.dependency,
+                            "error_class": verdict.error_class,
+                        },
+                    )
+            await asyncio.sleep(pause * (0.5 + self._random()))
+            pause = min(pause * 2, _SETTLE_PAUSE_MAX_SECONDS)
 
     async def _park_in_doubt(self, command: SendMessage, attempt: int) -> None:
         """A sender died during this command's Graph call: it may or may not have been sent.
@@ -168,7 +192,7 @@ class SendHandler:
             extra={"key": command.idempotency_key, "to": command.to},
         )
 
-    def _record(
+    def _report(
         self, command: SendMessage, call: GraphCall, verdict: Verdict, attempt: int
     ) -> None:
         outcome = call.outcome

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from enum import Enum
-from typing import Protocol
 
 from hiker.core import topology
-from hiker.core.broker import PublishFailed
 from hiker.core.contracts import (
     ChangeReceived,
     MessageReceived,
     StatusReceived,
     WebhookErrorReceived,
 )
+from hiker.core.errors import PublishFailed
+from hiker.core.publisher import Bundler, Destination, Publish
 from hiker.core.signature import SignatureCheck, check_signature
 from hiker.ingress.metrics import IngressMetrics
 from hiker.ingress.webhook import MalformedBody, Routed, Unclassified, classify, parse
@@ -34,19 +34,6 @@ class Outcome(Enum):
     UNAVAILABLE = 503
 
 
-class Publish(Protocol):
-    def __call__(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        type_name: str,
-        message_id: str | None = None,
-        correlation_id: str | None = None,
-    ) -> Awaitable[None]: ...
-
-
 _KINDS: dict[type, str] = {
     MessageReceived: "message",
     StatusReceived: "status",
@@ -60,11 +47,13 @@ class WebhookIngestor:
         self,
         *,
         app_secret: bytes,
+        events: Bundler,
         publish: Publish,
         metrics: IngressMetrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = app_secret
+        self._events = events
         self._publish = publish
         self._metrics = metrics
         self._clock = clock
@@ -73,6 +62,8 @@ class WebhookIngestor:
             kind: metrics.events.labels(kind) for kind in ("message", "status", "error", "change")
         }
         self._unknown_counter = metrics.events.labels("unknown")
+        # Routing keys are few (message.<type>, status.<status>, error): one value each.
+        self._destinations: dict[str, Destination] = {}
 
     async def ingest(self, body: bytes, signature: str | None) -> Outcome:
         check = check_signature(self._secret, body, signature)
@@ -93,7 +84,7 @@ class WebhookIngestor:
                 # The common case (one message per POST): no task or gather to set up.
                 await self._publish_routed(result[0])
             else:
-                # All confirms are awaited together: one round trip to the broker per batch.
+                # Bundled by routing key, every confirm awaited together.
                 await asyncio.gather(*(self._publish_routed(item) for item in result))
         except PublishFailed as exc:
             log.warning("broker did not take the webhook; answering 503", extra={"error": str(exc)})
@@ -102,11 +93,15 @@ class WebhookIngestor:
         return Outcome.ACCEPTED
 
     async def _publish_routed(self, item: Routed) -> None:
-        await self._publish(
-            topology.INBOUND_EXCHANGE,
-            item.routing_key,
-            item.event.to_bytes(),
-            type_name=item.event.type_name(),
+        destination = self._destinations.get(item.routing_key)
+        if destination is None:
+            destination = Destination(
+                topology.INBOUND_EXCHANGE, item.routing_key, item.event.type_name()
+            )
+            self._destinations[item.routing_key] = destination
+        await self._events.publish(
+            destination,
+            item.event,
             message_id=item.correlation_id,
             correlation_id=item.correlation_id,
         )

@@ -1,0 +1,119 @@
+"""What a failure means for the message in hand: hold it, retry it, or poison it.
+
+Handlers raise; the consumer (``core.consumer``) asks ``classify`` what the error says. A
+dependency in trouble (RabbitMQ or Redis away, or answering "not now") is never the message's
+fault: the message is held and retried once the dependency answers again, and never counts
+towards the poison limit. Poison is for messages that can never be processed, and for bugs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import aiormq
+from redis import exceptions as redis_exceptions
+
+REDIS: Final = "redis"
+RABBITMQ: Final = "rabbitmq"
+
+
+class PublishFailed(Exception):
+    """The broker did not confirm a message; the caller still owns it."""
+
+
+class Reject(Exception):
+    """The message can never be processed (bad payload): dead-letter it, do not retry."""
+
+
+class RetryLater(Exception):
+    """Someone else holds the work for now (a live claim); try the same message again shortly."""
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A dependency is failing: hold the message until it answers again.
+
+    ``error_class`` is a short, stable label for metrics and alerts (``READONLY``,
+    ``connection``...), never the error's text, which may carry a host name or a key.
+    """
+
+    dependency: str
+    error_class: str
+
+
+@dataclass(frozen=True)
+class Busy:
+    """The work is held elsewhere for now (a live claim): retry the message after a pause."""
+
+
+BUSY: Final = Busy()
+
+# Redis server errors that say "not now" rather than "this command is wrong": memory full,
+# a replica or a failover in progress, credentials rotated, a dataset loading, a long script,
+# a cluster resharding, or a server in protected mode refusing this client. By reply prefix,
+# since redis-py maps only some of them to classes of their own.
+_REDIS_NOT_NOW: Final = frozenset(
+    {
+        "OOM",
+        "READONLY",
+        "NOAUTH",
+        "WRONGPASS",
+        "NOPERM",
+        "MASTERDOWN",
+        "LOADING",
+        "BUSY",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+        "DENIED",
+    }
+)
+
+_AMQP_UNAVAILABLE: Final = (
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.ConnectionClosed,
+)
+
+
+def classify(exc: BaseException) -> Unavailable | Busy | None:
+    """``Unavailable`` (hold, the dependency's fault), ``BUSY`` (retry soon), or None (a bug or
+    a bad message: the message's own fault)."""
+    if isinstance(exc, RetryLater):
+        return BUSY
+    if isinstance(exc, PublishFailed):
+        return Unavailable(RABBITMQ, "publish_failed")
+    if isinstance(exc, redis_exceptions.RedisError):
+        return _classify_redis(exc)
+    if isinstance(exc, _AMQP_UNAVAILABLE):
+        return Unavailable(RABBITMQ, "connection")
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        # Raised by the clients' sockets before either library wrapped them.
+        return Unavailable("network", type(exc).__name__)
+    return None
+
+
+def _classify_redis(exc: redis_exceptions.RedisError) -> Unavailable | None:
+    prefix = _reply_prefix(exc)
+    if prefix in _REDIS_NOT_NOW:
+        return Unavailable(REDIS, prefix)
+    if isinstance(exc, redis_exceptions.ResponseError):
+        # Script errors, WRONGTYPE, syntax: Redis is fine, the command is not.
+        return None
+    if isinstance(exc, redis_exceptions.AuthenticationError):
+        return Unavailable(REDIS, "auth")
+    if isinstance(exc, redis_exceptions.TimeoutError):
+        return Unavailable(REDIS, "timeout")
+    if isinstance(exc, redis_exceptions.ConnectionError):
+        # A server in protected mode answers "-DENIED ..." and closes while we connect.
+        return Unavailable(REDIS, "DENIED" if "DENIED" in str(exc) else "connection")
+    return None
+
+
+def _reply_prefix(exc: redis_exceptions.RedisError) -> str:
+    # redis-py strips the prefix of the errors it maps to a class and keeps it as status_code;
+    # the others (BUSY, DENIED, WRONGTYPE...) keep it as the first word of their text.
+    if exc.status_code:
+        return exc.status_code
+    text = str(exc)
+    return text.split(" ", 1)[0] if text else ""
