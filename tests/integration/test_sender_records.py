@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry
 from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 
-from hiker.core.errors import RetryLater
 from hiker.core.claims import ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import SendMessage
+from hiker.core.errors import RetryLater
 from hiker.core.redis_store import Keys, connect_redis
 from hiker.sender.graph import GraphCall
 from hiker.sender.handlers import Graph, Park, Parked, ScheduleRetry, SendHandler
