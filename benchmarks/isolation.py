@@ -1,0 +1,134 @@
+"""One vhost and one Redis key prefix per measurement, on the shared RabbitMQ and Redis, and
+always deleted afterwards (on failure and Ctrl-C too, through the exit hook)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+from dataclasses import dataclass, field
+
+from benchmarks import processes
+
+AMQP_HOST = os.environ.get("BENCH_AMQP_HOST", "127.0.0.1:5672")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def rabbitmqctl(*args: str, timeout: float = 60) -> str:
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass
+class Isolation:
+    """One vhost and one Redis prefix, deleted on exit."""
+
+    name: str = field(default_factory=lambda: f"hiker-bench-{secrets.token_hex(4)}")
+
+    @property
+    def vhost(self) -> str:
+        return self.name
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@{AMQP_HOST}/{self.vhost}"
+
+    @property
+    def redis_prefix(self) -> str:
+        return f"{self.name}:"
+
+    def __enter__(self) -> Isolation:
+        processes.on_exit(self.cleanup)
+        rabbitmqctl("add_vhost", self.vhost)
+        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        processes.done(self.cleanup)
+        with contextlib.suppress(Exception):
+            rabbitmqctl("delete_vhost", self.vhost, timeout=120)
+        with contextlib.suppress(Exception):
+            import redis
+
+            client = redis.Redis.from_url(REDIS_URL)
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=f"{self.redis_prefix}*", count=5000):
+                batch.append(key)
+                if len(batch) >= 5000:
+                    client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                client.unlink(*batch)
+            client.close()
+
+    def purge(self, *queues: str) -> None:
+        for name in queues:
+            with contextlib.suppress(RuntimeError):
+                rabbitmqctl("purge_queue", "-p", self.vhost, name)
+
+    def depths(self, *names: str) -> dict[str, int | None]:
+        """Ready messages per queue, read live over AMQP (passive declare).
+
+        ``rabbitmqctl`` boots an Erlang VM per call (half a CPU-second): sampling with it every
+        second would take a quarter of a 2-core machine away from what is being measured.
+        """
+
+        async def read() -> dict[str, int | None]:
+            import aio_pika
+
+            connection = await aio_pika.connect(self.amqp_url)
+            try:
+                result: dict[str, int | None] = {}
+                for name in names:
+                    channel = await connection.channel()
+                    try:
+                        queue = await channel.declare_queue(name, passive=True)
+                        result[name] = queue.declaration_result.message_count
+                    except aio_pika.exceptions.ChannelClosed:
+                        result[name] = None
+                return result
+            finally:
+                await connection.close()
+
+        import asyncio
+
+        return asyncio.run(read())
+
+    def queues(self) -> dict[str, dict[str, int]]:
+        """name → {messages, memory} from ``rabbitmqctl list_queues``."""
+        out = rabbitmqctl(
+            "list_queues", "-p", self.vhost, "name", "messages", "memory", "--formatter", "json"
+        )
+        return {
+            q["name"]: {"messages": int(q["messages"] or 0), "memory": int(q["memory"] or 0)}
+            for q in json.loads(out or "[]")
+        }
+
+
+def node_memory_total() -> int | None:
+    """The broker node's total memory (bytes), from ``rabbitmq-diagnostics memory_breakdown``."""
+    try:
+        done = subprocess.run(
+            [
+                *("rabbitmq-diagnostics", "-q", "memory_breakdown"),
+                *("--unit", "bytes", "--formatter", "json"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        data = json.loads(done.stdout)
+        # {"category": {"bytes": N, "percentage": P}, ...}: the total is their sum.
+        return sum(int(v["bytes"]) for v in data.values() if isinstance(v, dict) and "bytes" in v)
+    except Exception:
+        return None
