@@ -139,8 +139,8 @@ def _run_here(
             for _ in range(args.repeat or 1):
                 runs.setdefault(name, []).append(_scenario(name, ctx))
     except KeyboardInterrupt:
-        runs.setdefault(name, []).append({"error": "interrupted"})
-    return _collect(runs, results["scenarios"], results)
+        results["interrupted"] = True
+    return _collect(runs, results["scenarios"], results) or results.get("interrupted", False)
 
 
 def _compare(
@@ -170,12 +170,13 @@ def _compare(
                             results[side.name]["hiker_file"] = result["hiker_file"]
         except KeyboardInterrupt:
             log("interrupted: reporting what finished")
+            results["interrupted"] = True
     failed = False
     for side in ("baseline", "current"):
         per_side = {name: r[side] for name, r in runs.items() if side in r}
         target = results["baseline"]["scenarios"] if side == "baseline" else results["scenarios"]
         failed |= _collect(per_side, target, results, key=f"{side}_runs")
-    return failed
+    return failed or results.get("interrupted", False)
 
 
 def _collect(
@@ -202,6 +203,7 @@ def _child(args: argparse.Namespace, chosen: list[str]) -> int:
     log(f"{args.side} side: harness imports hiker from {hiker_file}")
     ctx = _context(args, args.out, side=args.side)
     scenarios: dict[str, Any] = {}
+    name = chosen[0]
     try:
         for name in chosen:
             scenarios[name] = _scenario(name, ctx)

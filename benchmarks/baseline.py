@@ -95,10 +95,10 @@ def run_side(side: Side, scenario: str, out: Path, passthrough: list[str]) -> di
     try:
         child.wait()
     except BaseException:
-        # Ctrl-C reached the child too (same process group); SIGTERM reached only this one.
-        # Either way the child cleans up its own services, vhosts and keys before it exits.
+        # Ctrl-C reached the child too (same process group), a SIGTERM maybe only this one:
+        # the child stops at the first of them and cleans up its services, vhosts and keys.
         with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGINT)
+            child.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(180)
         raise

@@ -8,9 +8,11 @@ import json
 import os
 import secrets
 import subprocess
+import time
 from dataclasses import dataclass, field
 
 from benchmarks import processes
+from benchmarks.processes import log
 
 AMQP_HOST = os.environ.get("BENCH_AMQP_HOST", "127.0.0.1:5672")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -45,6 +47,7 @@ class Isolation:
 
     def __enter__(self) -> Isolation:
         processes.on_exit(self.cleanup)
+        log(f"vhost {self.vhost} (and Redis prefix {self.redis_prefix})")
         rabbitmqctl("add_vhost", self.vhost)
         rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
         return self
@@ -54,8 +57,7 @@ class Isolation:
 
     def cleanup(self) -> None:
         processes.done(self.cleanup)
-        with contextlib.suppress(Exception):
-            rabbitmqctl("delete_vhost", self.vhost, timeout=120)
+        self._delete_vhost()
         with contextlib.suppress(Exception):
             import redis
 
@@ -69,6 +71,20 @@ class Isolation:
             if batch:
                 client.unlink(*batch)
             client.close()
+
+    def _delete_vhost(self) -> None:
+        # The broker is shared: another engineer's test may be restarting its app right now.
+        error: Exception | None = None
+        for attempt in range(5):
+            try:
+                rabbitmqctl("delete_vhost", self.vhost, timeout=120)
+                return
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                if "does not exist" in str(exc):  # an earlier attempt did it
+                    return
+                error = exc
+            time.sleep(2 * (attempt + 1))
+        log(f"could not delete vhost {self.vhost} ({error}): rabbitmqctl delete_vhost {self.vhost}")
 
     def purge(self, *queues: str) -> None:
         for name in queues:

@@ -96,12 +96,25 @@ def _terminate_all() -> None:
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM unwinds like Ctrl-C, so that every ``with`` block and the exit hook clean up."""
+    """SIGTERM unwinds like Ctrl-C, so that every ``with`` block and the exit hook clean up.
+
+    Only the first signal does: a second Ctrl-C, or the SIGTERM a parent harness forwards after
+    the terminal's Ctrl-C reached both, must not cut the deleting of vhosts and keys short.
+    A SIGINT ignored from the start (a background job) stays ignored.
+    """
+    stopping = False
 
     def on_signal(signum: int, _: object) -> None:
+        nonlocal stopping
+        if stopping:
+            log(f"signal {signum}: already stopping, cleaning up first")
+            return
+        stopping = True
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_signal)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_signal)
     atexit.register(_terminate_all)
 
 

@@ -34,6 +34,8 @@ def render(results: dict[str, Any]) -> str:
         f"{m['cpus']} CPUs, load average at start {m['load_avg_at_start'][0]:.2f}, "
         f"at end {m['load_avg_at_end'][0]:.2f}; Python {m['python']}; {results['seconds']} s.",
     ]
+    if results.get("interrupted"):
+        parts.append("**Interrupted**: only what finished before the interruption is shown.")
     current = results.get("current", {})
     before = results.get("baseline")
     if before:
