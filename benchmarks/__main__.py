@@ -172,10 +172,11 @@ def _compare(
             log("interrupted: reporting what finished")
             results["interrupted"] = True
     failed = False
-    for side in ("baseline", "current"):
-        per_side = {name: r[side] for name, r in runs.items() if side in r}
-        target = results["baseline"]["scenarios"] if side == "baseline" else results["scenarios"]
-        failed |= _collect(per_side, target, results, key=f"{side}_runs")
+    for side_name in ("baseline", "current"):
+        per_side = {name: r[side_name] for name, r in runs.items() if side_name in r}
+        is_baseline = side_name == "baseline"
+        target = results["baseline"]["scenarios"] if is_baseline else results["scenarios"]
+        failed |= _collect(per_side, target, results, key=f"{side_name}_runs")
     return failed or results.get("interrupted", False)
 
 
