@@ -551,6 +551,7 @@ def _cost(c: dict[str, Any], before: dict[str, Any] | None = None) -> list[str]:
             r["webhook_p99_ms"],
             r["generator_lag_p99_ms"],
             " + ".join(f"{v:.2f}" for v in r.get("background_cores", {}).values()) or None,
+            r.get("background_ms_per_reply"),
         ]
         for r in rates
     ]
@@ -568,15 +569,17 @@ def _cost(c: dict[str, Any], before: dict[str, Any] | None = None) -> list[str]:
                 "e2e max ms",
                 "webhook p99 ms",
                 "generator lag p99 ms",
-                "RabbitMQ + Redis cores before the load",
+                "RabbitMQ + Redis cores idle",
+                "of which others' (ms/reply)",
             ],
             rows,
         )
     )
     parts.append(
-        "e2e: the webhook's scheduled send time → the Graph mock accepted its reply. The last "
-        "column is the shared servers' CPU while this run sent them nothing (others' work, "
-        "counted in their rows above)."
+        "e2e: the webhook's scheduled send time → the Graph mock accepted its reply. Idle: the "
+        "shared servers' CPU while this run sent them nothing (before the load and after the "
+        "last reply), others' work that their rows above include; the last column is that "
+        "idle CPU over the window, per reply (an estimate)."
     )
     return parts
 
