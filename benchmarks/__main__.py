@@ -18,6 +18,7 @@ import platform
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS_DIR / f"run-{stamp}{'-quick' if args.quick else ''}"
     out.mkdir(parents=True, exist_ok=True)
+    processes.log_to(out / "bench.log")
     results: dict[str, Any] = {
         "started": stamp,
         "quick": args.quick,
@@ -134,10 +136,13 @@ def _run_here(
     ctx = _context(args, out)
     results["current"] = {"label": baseline.current_side().label, "hiker_file": _hiker_file()}
     runs: dict[str, list[dict[str, Any]]] = {}
+    repeat = args.repeat or 1
     try:
         for name in chosen:
-            for _ in range(args.repeat or 1):
-                runs.setdefault(name, []).append(_scenario(name, ctx))
+            for i in range(1, repeat + 1):
+                here = replace(ctx, out=out / f"{name}-{i}") if repeat > 1 else ctx
+                here.out.mkdir(parents=True, exist_ok=True)
+                runs.setdefault(name, []).append(_scenario(name, here))
     except KeyboardInterrupt:
         results["interrupted"] = True
     return _collect(runs, results["scenarios"], results) or results.get("interrupted", False)
@@ -200,6 +205,7 @@ def _collect(
 
 def _child(args: argparse.Namespace, chosen: list[str]) -> int:
     """One side of --baseline: the scenarios here, whose ``hiker`` is that side's."""
+    processes.log_to(args.out / "bench.log")
     hiker_file = _hiker_file()
     log(f"{args.side} side: harness imports hiker from {hiker_file}")
     ctx = _context(args, args.out, side=args.side)

@@ -28,8 +28,21 @@ _RESERVED = {8080, 8090, 9101, 9102, 9103, 9104}
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+_LOG_FILES: list[Path] = []
+
+
 def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    line = f"[bench {time.strftime('%H:%M:%S')}] {message}"
+    print(line, file=sys.stderr, flush=True)
+    for path in _LOG_FILES:
+        with path.open("a") as handle:
+            handle.write(line + "\n")
+
+
+def log_to(path: Path) -> None:
+    """Keep this run's log lines (vhosts made, code resolved, figures) beside its results."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _LOG_FILES.append(path)
 
 
 def free_port() -> int:

@@ -46,6 +46,11 @@ def render(results: dict[str, Any]) -> str:
         parts += _comparison(results)
     elif current:
         parts.append(f"Services of {current.get('label')} ({current.get('hiker_file')}).")
+    repeated = [
+        f"{n} ({r['repeats']})" for n, r in results["scenarios"].items() if r.get("repeats")
+    ]
+    if repeated:
+        parts.append(f"Medians of several runs: {', '.join(repeated)}.")
     parts += _sections(results["scenarios"], before["scenarios"] if before else None)
     if before:
         parts.append(f"# Before: {before['label']}")
