@@ -80,14 +80,15 @@ def at_rate(ctx: Context, rate: float, duration: float) -> dict[str, Any]:
     replies = len(latencies)
     used = cpu_used(before, after)
     used["loadgen"] = CpuTimes(summary["generator_user_s"], summary["generator_system_s"])
-    cpu = {name: per_reply(times, replies, window) for name, times in used.items()}
+    cpu = {process: per_reply(times, replies, window) for process, times in used.items()}
     total = CpuTimes(
         sum(used[n].user for n in PIPELINE if n in used),
         sum(used[n].system for n in PIPELINE if n in used),
     )
     seconds = last_reply - summary["first_sent_at"] if replies else None
+    idle = {n: round((background[n] + background_after.get(n, 0.0)) / 2, 3) for n in background}
     # Others' share of the shared servers' rows, assuming it stayed at the level seen around.
-    others = sum((background[n] + background_after.get(n, 0.0)) / 2 for n in background)
+    others = sum(idle.values())
     row = {
         "rate": rate,
         "duration_s": duration,
@@ -104,9 +105,7 @@ def at_rate(ctx: Context, rate: float, duration: float) -> dict[str, Any]:
         "webhook_p50_ms": round(summary["p50_ms"], 2),
         "webhook_p99_ms": round(summary["p99_ms"], 2),
         "generator_lag_p99_ms": round(summary["generator_lag_p99_ms"], 2),
-        "background_cores": {
-            n: round((background[n] + background_after.get(n, 0.0)) / 2, 3) for n in background
-        },
+        "background_cores": idle,
         "background_ms_per_reply": round(others * window / replies * 1000, 3) if replies else None,
         "cpu": cpu,
         "pipeline": per_reply(total, replies, window),
