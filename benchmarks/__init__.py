@@ -1,1 +1,1 @@
-"""Hiker benchmarks: ``python -m benchmarks [--quick] [--only a,b]`` (see RESULTS.md)."""
+"""Hiker benchmarks: ``python -m benchmarks [--quick] [--only a,b] [--baseline REF]``."""

@@ -64,3 +64,26 @@ def write_bodies(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_user_bodies(
+    path: Path,
+    users: list[str],
+    *,
+    text: str,
+    secret: str,
+    phone_number_id: str = PHONE_NUMBER_ID,
+) -> Path:
+    """One signed single-message POST from each of ``users``, in order."""
+    prefix = "wamid.USER" + secrets.token_hex(6).upper()
+    secret_bytes = secret.encode()
+    lines = []
+    for i, user in enumerate(users):
+        change = messages_change(
+            [text_message(user, text, wamid=f"{prefix}{i:010d}")], phone_number_id=phone_number_id
+        )
+        body = encode(webhook_body(change))
+        lines.append(f"{user}\t{sign(secret_bytes, body)}\t{body.decode()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,15 +1,22 @@
-"""A small open-loop (fixed-rate) HTTP load generator, wrk2-style, without coordinated omission.
+"""A small HTTP load generator: open loop (fixed rate, wrk2-style) or closed loop (N in flight).
 
-Request i is *scheduled* at ``t0 + i / rate``; its latency is measured from that scheduled time,
-not from when it could actually be written, so a stalled server (or a stalled generator) shows up
-as latency instead of silently lowering the offered load. Requests go out on their schedule
-whatever is outstanding: a new keep-alive connection is opened when none is idle.
+Open loop (``--rate``, ``--duration``): request i is *scheduled* at ``t0 + i / rate``; its latency
+is measured from that scheduled time, not from when it could actually be written, so a stalled
+server (or a stalled generator) shows up as latency instead of silently lowering the offered load
+(no coordinated omission). Requests go out on their schedule whatever is outstanding: a new
+keep-alive connection is opened when none is idle.
+
+Closed loop (``--concurrency``, ``--count``): that many connections each send the next body as
+soon as the previous answer came back, until ``count`` were sent; ``sent_at`` is when each was
+written. A server that closes the connection after answering (HTTP/1.0, ``Connection: close``)
+gets a new one for the next request.
 
 Standalone on purpose (stdlib + optional uvloop): it runs as its own process, normally with the
 benchmark venv's Python so that uvloop is there, and reports its own CPU time and schedule lag to
 show it was not the bottleneck.
 
     python loadgen.py --url http://127.0.0.1:PORT/webhook --bodies FILE --rate 1000 --duration 30
+    python loadgen.py --url ... --bodies FILE --concurrency 32 --count 4000
 Writes a JSON report (summary + per-request records) to --out.
 """
 
@@ -29,11 +36,13 @@ class Conn:
         self.writer = writer
 
 
-async def request(conn: Conn, raw: bytes) -> int:
+async def request(conn: Conn, raw: bytes) -> tuple[int, bool]:
+    """The answer's status, and whether the server keeps the connection open after it."""
     conn.writer.write(raw)
     head = await conn.reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
-    length = 0
+    keep_alive = head.startswith(b"HTTP/1.1")
+    length: int | None = None
     chunked = False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
@@ -42,6 +51,8 @@ async def request(conn: Conn, raw: bytes) -> int:
             length = int(value.strip())
         elif lname == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
+        elif lname == b"connection":
+            keep_alive = value.strip().lower() == b"keep-alive"
     if chunked:
         while True:
             size = int((await conn.reader.readuntil(b"\r\n")).strip(), 16)
@@ -50,7 +61,9 @@ async def request(conn: Conn, raw: bytes) -> int:
                 break
     elif length:
         await conn.reader.readexactly(length)
-    return status
+    elif length is None and not keep_alive:
+        await conn.reader.read()  # the body ends with the connection
+    return status, keep_alive
 
 
 def build_requests(url: str, path_file: str, limit: int) -> list[tuple[str, bytes]]:
@@ -71,49 +84,135 @@ def build_requests(url: str, path_file: str, limit: int) -> list[tuple[str, byte
     return out
 
 
-async def run(args: argparse.Namespace) -> dict[str, object]:
+class Results:
+    """What each request did; summarised the same way in both modes."""
+
+    def __init__(self, requests: list[tuple[str, bytes]]) -> None:
+        n = len(requests)
+        self.requests = requests
+        self.sent_at = [0.0] * n  # wall clock: scheduled (open loop) or written (closed loop)
+        self.latency: list[float | None] = [None] * n
+        self.status = [0] * n
+        self.lag = [0.0] * n
+        self.errors: dict[str, int] = {}
+        self.opened = 0
+        self.elapsed = 0.0
+        self.cpu = (0.0, 0.0)  # user, system seconds of this process while it sent
+
+    def failed(self, exc: BaseException) -> None:
+        name = type(exc).__name__
+        self.errors[name] = self.errors.get(name, 0) + 1
+
+    def summary(self, args: argparse.Namespace) -> dict[str, object]:
+        n, elapsed = len(self.requests), self.elapsed
+        ok = sorted(
+            v
+            for v, s in zip(self.latency, self.status, strict=True)
+            if v is not None and 200 <= s < 300
+        )
+        lags = sorted(self.lag)
+
+        def pct(values: list[float], q: float) -> float | None:
+            if not values:
+                return None
+            return values[min(len(values) - 1, int(q * len(values)))]
+
+        codes: dict[str, int] = {}
+        for s in self.status:
+            codes[str(s)] = codes.get(str(s), 0) + 1
+        user, system = self.cpu
+        ends = [self.sent_at[i] + v for i, v in enumerate(self.latency) if v is not None and v >= 0]
+        return {
+            "mode": "closed" if args.concurrency else "open",
+            "rate": args.rate,
+            "duration": args.duration,
+            "concurrency": args.concurrency,
+            "requests": n,
+            "ok": len(ok),
+            "status": codes,
+            "errors": self.errors,
+            "elapsed_s": elapsed,
+            "first_sent_at": min(self.sent_at, default=0.0),
+            "last_answered_at": max(ends, default=0.0),
+            "achieved_rps": len(ok) / elapsed if elapsed else 0.0,
+            "p50_ms": (pct(ok, 0.50) or 0) * 1000,
+            "p90_ms": (pct(ok, 0.90) or 0) * 1000,
+            "p99_ms": (pct(ok, 0.99) or 0) * 1000,
+            "p999_ms": (pct(ok, 0.999) or 0) * 1000,
+            "max_ms": (ok[-1] if ok else 0) * 1000,
+            "generator_cpu_s": user + system,
+            "generator_user_s": user,
+            "generator_system_s": system,
+            "generator_cpu_share": (user + system) / elapsed if elapsed else 0.0,
+            "generator_lag_p99_ms": (pct(lags, 0.99) or 0) * 1000,
+            "connections_opened": self.opened,
+            "uvloop": args.uvloop_used,
+        }
+
+    def records(self) -> list[dict[str, object]]:
+        return [
+            {
+                "key": self.requests[i][0],
+                "sent_at": self.sent_at[i],
+                "latency": v if v is not None else -1.0,
+                "status": self.status[i],
+            }
+            for i, v in enumerate(self.latency)
+        ]
+
+
+def _cpu() -> tuple[float, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
+def _cpu_since(before: tuple[float, float]) -> tuple[float, float]:
+    user, system = _cpu()
+    return user - before[0], system - before[1]
+
+
+async def _connect(host: str, port: int, results: Results) -> Conn:
+    reader, writer = await asyncio.open_connection(host, port)
+    results.opened += 1
+    return Conn(reader, writer)
+
+
+async def run_open(args: argparse.Namespace) -> Results:
     parts = urlsplit(args.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     total = int(args.rate * args.duration)
     requests = build_requests(args.url, args.bodies, total)
     if len(requests) < total:
         raise SystemExit(f"only {len(requests)} bodies for {total} requests")
-    idle: list[Conn] = []
-    opened = 0
+    results = Results(requests)
     # Warm a pool so the first second does not measure connection setup.
-    for _ in range(args.connections):
-        reader, writer = await asyncio.open_connection(host, port)
-        idle.append(Conn(reader, writer))
-        opened += 1
-    scheduled = [0.0] * total
-    latency: list[float | None] = [None] * total
-    status = [0] * total
-    lag = [0.0] * total
-    errors: dict[str, int] = {}
+    idle = [await _connect(host, port, results) for _ in range(args.connections)]
     sem = asyncio.Semaphore(args.max_connections)
     pending: set[asyncio.Task[None]] = set()
 
     async def one(i: int, t_sched: float) -> None:
-        nonlocal opened
         async with sem:
             conn = idle.pop() if idle else None
             try:
                 if conn is None:
-                    reader, writer = await asyncio.open_connection(host, port)
-                    conn = Conn(reader, writer)
-                    opened += 1
-                lag[i] = time.perf_counter() - t_sched
-                status[i] = await asyncio.wait_for(request(conn, requests[i][1]), args.timeout)
+                    conn = await _connect(host, port, results)
+                results.lag[i] = time.perf_counter() - t_sched
+                status, keep_alive = await asyncio.wait_for(
+                    request(conn, requests[i][1]), args.timeout
+                )
+                results.status[i] = status
                 # asyncio may wake a timer up to its clock resolution early: never below 0.
-                latency[i] = max(0.0, time.perf_counter() - t_sched)
-                idle.append(conn)
+                results.latency[i] = max(0.0, time.perf_counter() - t_sched)
+                if keep_alive:
+                    idle.append(conn)
+                else:
+                    conn.writer.close()
             except Exception as exc:  # counted, never fatal
-                name = type(exc).__name__
-                errors[name] = errors.get(name, 0) + 1
+                results.failed(exc)
                 if conn is not None:
                     conn.writer.close()
 
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = _cpu()
     wall0, perf0 = time.time(), time.perf_counter()
     t0 = perf0 + 0.05
     interval = 1.0 / args.rate
@@ -122,75 +221,76 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         delay = t_sched - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        scheduled[i] = wall0 + (t_sched - perf0)
+        results.sent_at[i] = wall0 + (t_sched - perf0)
         task = asyncio.create_task(one(i, t_sched))
         pending.add(task)
         task.add_done_callback(pending.discard)
     if pending:
         await asyncio.wait(pending, timeout=args.timeout + 5)
-    elapsed = time.perf_counter() - t0
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    results.elapsed = time.perf_counter() - t0
+    results.cpu = _cpu_since(cpu0)
     for conn in idle:
         conn.writer.close()
-    ok = [v for v, s in zip(latency, status, strict=True) if v is not None and 200 <= s < 300]
-    ok.sort()
-    lags = sorted(lag)
+    return results
 
-    def pct(values: list[float], q: float) -> float | None:
-        if not values:
-            return None
-        return values[min(len(values) - 1, int(q * len(values)))]
 
-    codes: dict[str, int] = {}
-    for s in status:
-        codes[str(s)] = codes.get(str(s), 0) + 1
-    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    summary = {
-        "rate": args.rate,
-        "duration": args.duration,
-        "requests": total,
-        "ok": len(ok),
-        "status": codes,
-        "errors": errors,
-        "elapsed_s": elapsed,
-        "achieved_rps": len(ok) / elapsed if elapsed else 0.0,
-        "p50_ms": (pct(ok, 0.50) or 0) * 1000,
-        "p90_ms": (pct(ok, 0.90) or 0) * 1000,
-        "p99_ms": (pct(ok, 0.99) or 0) * 1000,
-        "p999_ms": (pct(ok, 0.999) or 0) * 1000,
-        "max_ms": (ok[-1] if ok else 0) * 1000,
-        "generator_cpu_s": cpu,
-        "generator_cpu_share": cpu / elapsed if elapsed else 0.0,
-        "generator_lag_p99_ms": (pct(lags, 0.99) or 0) * 1000,
-        "connections_opened": opened,
-        "uvloop": args.uvloop_used,
-    }
-    records = None
-    if args.records:
-        records = [
-            {
-                "key": requests[i][0],
-                "sent_at": scheduled[i],
-                "latency": latency[i] if latency[i] is not None else -1.0,
-                "status": status[i],
-            }
-            for i in range(total)
-        ]
-    return {"summary": summary, "records": records}
+async def run_closed(args: argparse.Namespace) -> Results:
+    parts = urlsplit(args.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    requests = build_requests(args.url, args.bodies, args.count)
+    if len(requests) < args.count:
+        raise SystemExit(f"only {len(requests)} bodies for {args.count} requests")
+    results = Results(requests)
+    conns = [await _connect(host, port, results) for _ in range(args.concurrency)]
+    cursor = iter(range(args.count))
+    wall0, perf0 = time.time(), time.perf_counter()
+
+    async def worker(conn: Conn | None) -> None:
+        for i in cursor:
+            try:
+                if conn is None:
+                    conn = await _connect(host, port, results)
+                started = time.perf_counter()
+                results.sent_at[i] = wall0 + (started - perf0)
+                status, keep_alive = await asyncio.wait_for(
+                    request(conn, requests[i][1]), args.timeout
+                )
+                results.status[i] = status
+                results.latency[i] = time.perf_counter() - started
+                if not keep_alive:
+                    conn.writer.close()
+                    conn = None
+            except Exception as exc:  # counted, never fatal; the next request gets a new one
+                results.failed(exc)
+                if conn is not None:
+                    conn.writer.close()
+                conn = None
+        if conn is not None:
+            conn.writer.close()
+
+    cpu0 = _cpu()
+    await asyncio.gather(*(worker(c) for c in conns))
+    results.elapsed = time.perf_counter() - perf0
+    results.cpu = _cpu_since(cpu0)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--bodies", required=True)
-    parser.add_argument("--rate", type=float, required=True)
-    parser.add_argument("--duration", type=float, required=True)
-    parser.add_argument("--connections", type=int, default=32, help="warm pool")
+    parser.add_argument("--rate", type=float, help="open loop: requests per second")
+    parser.add_argument("--duration", type=float, help="open loop: seconds")
+    parser.add_argument("--concurrency", type=int, default=0, help="closed loop: in flight")
+    parser.add_argument("--count", type=int, default=0, help="closed loop: requests")
+    parser.add_argument("--connections", type=int, default=32, help="open loop: warm pool")
     parser.add_argument("--max-connections", type=int, default=1024)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--records", action="store_true", help="keep per-request records")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    if not args.concurrency and not (args.rate and args.duration):
+        parser.error("give --rate and --duration (open loop) or --concurrency and --count")
     args.uvloop_used = False
     try:
         import uvloop
@@ -199,7 +299,11 @@ def main() -> None:
         args.uvloop_used = True
     except ImportError:
         pass
-    report = asyncio.run(run(args))
+    results = asyncio.run(run_closed(args) if args.concurrency else run_open(args))
+    report = {
+        "summary": results.summary(args),
+        "records": results.records() if args.records else None,
+    }
     with open(args.out, "w") as handle:
         json.dump(report, handle)
     print(json.dumps(report["summary"]))

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from benchmarks.env import load_tool_prefix
+from benchmarks.processes import load_tool_prefix
 
 LUA = r"""
 local bodies_path = "%(bodies)s"

@@ -1,33 +1,16 @@
-"""Render a results dict as Markdown tables (what RESULTS.md is built from)."""
+"""The component tables: ingress, pywa beside it, end to end, timers, sender, conversation and
+the profiles. Each takes every scenario's result and returns Markdown parts (none when its
+scenario did not run)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    def cell(v: Any) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2f}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return str(v)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+from benchmarks.report.markdown import table
 
 
-def render(results: dict[str, Any]) -> str:
-    s = results["scenarios"]
-    m = results["machine"]
-    parts = [
-        f"# Hiker benchmarks ({'quick' if results['quick'] else 'full'} run {results['started']})",
-        f"{m['cpus']} CPUs, load average at start {m['load_avg_at_start'][0]:.2f}, "
-        f"at end {m['load_avg_at_end'][0]:.2f}; Python {m['python']}; {results['seconds']} s.",
-    ]
+def ingress(s: dict[str, Any]) -> list[str]:
+    parts: list[str] = []
     ing = s.get("ingress", {})
     if "throughput" in ing:
         parts.append("## Ingress (wrk, closed loop, signed bodies, unique wamids)")
@@ -55,7 +38,7 @@ def render(results: dict[str, Any]) -> str:
                     ]
                 )
         parts.append(
-            _table(
+            table(
                 [
                     "setup",
                     "msgs/POST",
@@ -96,7 +79,7 @@ def render(results: dict[str, Any]) -> str:
         if rows:
             parts.append("Fixed rate (open loop, latency from the scheduled send time):")
             parts.append(
-                _table(
+                table(
                     [
                         "setup",
                         "offered/s",
@@ -119,12 +102,18 @@ def render(results: dict[str, Any]) -> str:
                 [name, c["cores"], c["cpu_us_per_message"]] for name, c in whole[0]["cpu"].items()
             ]
             parts.append("CPU while the whole pipeline took single-message POSTs at full speed:")
-            parts.append(_table(["process", "cores", "CPU µs per message"], rows))
+            parts.append(table(["process", "cores", "CPU µs per message"], rows))
         fixed_cpu = ing.get("fixed_rate", {}).get("cpu")
         if fixed_cpu:
             rows = [[name, c["cores"], c["cpu_us_per_message"]] for name, c in fixed_cpu.items()]
             parts.append("CPU while the whole pipeline took 1,000 webhooks/s (fixed rate):")
-            parts.append(_table(["process", "cores", "CPU µs per message"], rows))
+            parts.append(table(["process", "cores", "CPU µs per message"], rows))
+    return parts
+
+
+def pywa(s: dict[str, Any]) -> list[str]:
+    parts: list[str] = []
+    ing = s.get("ingress", {})
     pw = s.get("pywa", {})
     if "throughput" in pw:
         parts.append("## Hiker vs pywa (same machine, same run, same wrk and bodies)")
@@ -151,7 +140,7 @@ def render(results: dict[str, Any]) -> str:
                 ]
             )
         parts.append(
-            _table(
+            table(
                 [
                     "msgs/POST",
                     "Hiker POST/s",
@@ -197,7 +186,7 @@ def render(results: dict[str, Any]) -> str:
                     ],
                 )
             parts.append(
-                _table(
+                table(
                     [
                         "at 1,000/s offered",
                         "rate",
@@ -211,6 +200,11 @@ def render(results: dict[str, Any]) -> str:
                     rows,
                 )
             )
+    return parts
+
+
+def e2e(s: dict[str, Any]) -> list[str]:
+    parts: list[str] = []
     e = s.get("e2e", {})
     if "p50_ms" in e:
         parts.append(
@@ -219,7 +213,7 @@ def render(results: dict[str, Any]) -> str:
             f"{e['pacing_per_number']}/s each)"
         )
         parts.append(
-            _table(
+            table(
                 [
                     "webhooks",
                     "replies",
@@ -244,11 +238,16 @@ def render(results: dict[str, Any]) -> str:
                 ],
             )
         )
+    return parts
+
+
+def timers(s: dict[str, Any]) -> list[str]:
+    parts: list[str] = []
     t = s.get("timers", {})
     if "fired" in t:
         parts.append(f"## Idle timers: {t['timers']:,} pending, due at {t['due_rate_per_s']:.0f}/s")
         parts.append(
-            _table(
+            table(
                 ["metric", "value"],
                 [
                     [
@@ -301,7 +300,12 @@ def render(results: dict[str, Any]) -> str:
         if t.get("cpu_while_due"):
             rows = [[n, c["cores"], c["cpu_us_per_message"]] for n, c in t["cpu_while_due"].items()]
             parts.append("CPU while the timers came due:")
-            parts.append(_table(["process", "cores", "CPU µs per timer"], rows))
+            parts.append(table(["process", "cores", "CPU µs per timer"], rows))
+    return parts
+
+
+def sender(s: dict[str, Any]) -> list[str]:
+    parts: list[str] = []
     snd = s.get("sender", {})
     if "unpaced" in snd:
         parts.append("## Sender (SendMessage commands pre-loaded in the outbox, Graph mock)")
@@ -322,7 +326,7 @@ def render(results: dict[str, Any]) -> str:
             if isinstance(r, dict)
         ]
         parts.append(
-            _table(
+            table(
                 [
                     "pacing",
                     "configured/s",
@@ -338,11 +342,16 @@ def render(results: dict[str, Any]) -> str:
                 rows,
             )
         )
+    return parts
+
+
+def conversation(s: dict[str, Any]) -> list[str]:
+    parts: list[str] = []
     conv = s.get("conversation", {})
     if "messages_per_s" in conv:
         parts.append("## Conversation (MessageReceived `hello` events pre-loaded, no sender)")
         parts.append(
-            _table(
+            table(
                 ["messages", "left", "messages/s", "conversation cores", "CPU µs per message"],
                 [
                     [
@@ -355,23 +364,18 @@ def render(results: dict[str, Any]) -> str:
                 ],
             )
         )
+    return parts
+
+
+def profile(s: dict[str, Any]) -> list[str]:
+    parts: list[str] = []
     p = s.get("profile", {})
     for name, prof in p.get("services", {}).items():
         parts.append(
             f"## {name} profile (py-spy, {prof['samples']} samples, whole pipeline at "
             f"{p['rate']:,.0f} webhooks/s)"
         )
-        parts.append(_table(["area", "% of samples"], [list(x) for x in prof["areas_pct"]]))
+        parts.append(table(["area", "% of samples"], [list(x) for x in prof["areas_pct"]]))
         rows = [list(x) for x in prof["self_pct"][:12]]
-        parts.append(_table(["function (self time)", "%"], rows))
-    problems = [
-        f"- {name}: {count} x {what}"
-        for name, r in s.items()
-        for what, count in sorted((r.get("log_problems") or {}).items())
-    ]
-    if problems:
-        parts.append("## Warnings and errors the services logged\n" + "\n".join(problems))
-    errors = [f"- {name}: {r['error']}" for name, r in s.items() if "error" in r]
-    if errors:
-        parts.append("## Errors\n" + "\n".join(errors))
-    return "\n\n".join(parts) + "\n"
+        parts.append(table(["function (self time)", "%"], rows))
+    return parts
