@@ -55,6 +55,7 @@ from redis.asyncio import Redis
 from hiker.conversation.rulesfile import default_rulebook, load_rules_file
 from hiker.core import topology
 from hiker.core.broker import broker_version
+from hiker.core.observability import redact
 from hiker.core.settings import (
     CommonSettings,
     ConfigError,
@@ -63,7 +64,6 @@ from hiker.core.settings import (
     SenderSettings,
     load_settings,
 )
-from hiker.tools.dev import redact
 
 DEFAULT_TIMEOUT_SECONDS: Final = 3.0
 # A token that expires sooner than this is worth a warning: renewing takes a person.

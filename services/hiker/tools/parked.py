@@ -57,10 +57,9 @@ from redis.asyncio import Redis
 from hiker.core import topology
 from hiker.core.claims import is_done
 from hiker.core.contracts import SendMessage
-from hiker.core.observability import mask_phone, mask_text
+from hiker.core.observability import mask_phone, mask_text, redact
 from hiker.core.redis_store import Keys, connect_redis
 from hiker.core.settings import CommonSettings, load_settings
-from hiker.tools.dev import redact
 
 DEFAULT_LIST_LIMIT: Final = 50
 _CONNECT_TIMEOUT_SECONDS: Final = 10.0
