@@ -98,9 +98,9 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _parked(args: argparse.Namespace) -> int:
-    from hiker.tools import parked
+    from hiker.tools.parked import cli
 
-    return parked.run(args)
+    return cli.run(args)
 
 
 def _tunnel_url(args: argparse.Namespace) -> int:
@@ -112,7 +112,7 @@ def _tunnel_url(args: argparse.Namespace) -> int:
 # Tools each add their own options (``configure``) and run with the parsed arguments.
 TOOLS: dict[str, tuple[Callable[[argparse.Namespace], int], str, str]] = {
     "doctor": (_doctor, "hiker.tools.doctor", "check a setup and print what to fix"),
-    "parked": (_parked, "hiker.tools.parked", "list parked sends, or replay them"),
+    "parked": (_parked, "hiker.tools.parked.cli", "list parked sends, or replay them"),
     "tunnel-url": (_tunnel_url, "hiker.tools.tunnel", "print the public webhook URL of a tunnel"),
 }
 
