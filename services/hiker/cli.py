@@ -103,6 +103,12 @@ def _parked(args: argparse.Namespace) -> int:
     return cli.run(args)
 
 
+def _poison(args: argparse.Namespace) -> int:
+    from hiker.tools.poison import cli
+
+    return cli.run(args)
+
+
 def _tunnel_url(args: argparse.Namespace) -> int:
     from hiker.tools import tunnel
 
@@ -113,6 +119,11 @@ def _tunnel_url(args: argparse.Namespace) -> int:
 TOOLS: dict[str, tuple[Callable[[argparse.Namespace], int], str, str]] = {
     "doctor": (_doctor, "hiker.tools.doctor", "check a setup and print what to fix"),
     "parked": (_parked, "hiker.tools.parked.cli", "list parked sends, or replay them"),
+    "poison": (
+        _poison,
+        "hiker.tools.poison.cli",
+        "list poisoned or inspected messages, or replay them",
+    ),
     "tunnel-url": (_tunnel_url, "hiker.tools.tunnel", "print the public webhook URL of a tunnel"),
 }
 
