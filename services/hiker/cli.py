@@ -92,9 +92,9 @@ def _dev(_: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from hiker.tools import doctor
+    from hiker.tools.doctor import cli
 
-    return doctor.run(args)
+    return cli.run(args)
 
 
 def _parked(args: argparse.Namespace) -> int:
@@ -117,7 +117,7 @@ def _tunnel_url(args: argparse.Namespace) -> int:
 
 # Tools each add their own options (``configure``) and run with the parsed arguments.
 TOOLS: dict[str, tuple[Callable[[argparse.Namespace], int], str, str]] = {
-    "doctor": (_doctor, "hiker.tools.doctor", "check a setup and print what to fix"),
+    "doctor": (_doctor, "hiker.tools.doctor.cli", "check a setup and print what to fix"),
     "parked": (_parked, "hiker.tools.parked.cli", "list parked sends, or replay them"),
     "poison": (
         _poison,

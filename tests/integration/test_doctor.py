@@ -18,7 +18,8 @@ import pytest
 
 from hiker.core import topology
 from hiker.core.broker import Broker
-from hiker.tools.doctor import DoctorOptions, Finding, Status, diagnose, exit_code
+from hiker.tools.doctor.checkup import DoctorOptions, diagnose
+from hiker.tools.doctor.report import Finding, Status, exit_code
 from tests.conftest import Services
 from tests.integration.conftest import (
     ACCESS_TOKEN,

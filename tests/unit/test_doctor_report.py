@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 from hiker.core.observability import redact
-from hiker.tools.doctor import (
+from hiker.tools.doctor.cli import default_ingress_url
+from hiker.tools.doctor.report import (
     Finding,
     Status,
-    _scrub,
-    _secret_values,
-    default_ingress_url,
     exit_code,
     render_json,
     render_table,
+    scrub,
+    secret_values,
 )
 
 FINDINGS = [
@@ -71,7 +71,7 @@ def test_secret_values_are_scrubbed_from_every_finding() -> None:
         "Graph said: token EAAG-secret-token is bad; broker-password; redis-password",
         "app-secret-value",
     )
-    [clean] = _scrub([leaky], _secret_values(environ))
+    [clean] = scrub([leaky], secret_values(environ))
     assert clean.detail == "Graph said: token *** is bad; ***; ***"
     assert clean.fix == "***"
 
