@@ -23,8 +23,12 @@ probe publishes an empty message with a routing key no binding matches, which th
 No secret is printed: URLs are shown without passwords and every finding is scrubbed of the
 secret values found in the environment.
 
+In a stack whose services each see only their own variables (``--compose``, ``--service``), every
+service's readiness is asked too, and a row that needs another container's variables is marked as
+checked there (``SKIP``); see ``stack``.
+
 - ``checkup``: ``diagnose``, every check in order;
-- ``config``, ``rabbitmq``, ``redis``, ``graph``, ``ingress``: the checks;
+- ``config``, ``rabbitmq``, ``redis``, ``graph``, ``ingress``, ``stack``: the checks;
 - ``report``: rows, statuses, exit code, table and JSON, secrets scrubbed;
 - ``cli``: the command's options.
 """

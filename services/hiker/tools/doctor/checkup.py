@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,8 +22,10 @@ from hiker.tools.doctor.ingress import check_ingress_handshake
 from hiker.tools.doctor.rabbitmq import check_rabbitmq
 from hiker.tools.doctor.redis import check_redis
 from hiker.tools.doctor.report import Finding, not_checked, scrub, secret_values
+from hiker.tools.doctor.stack import ServiceEndpoint, check_services, elsewhere, services_here
 
 DEFAULT_TIMEOUT_SECONDS: Final = 3.0
+_WAIT_QUEUES: Final = "queue: idle-timer wait queues"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class DoctorOptions:
     ingress_url: str
     phone_number_id: str | None = None
     timeout: float = DEFAULT_TIMEOUT_SECONDS
+    # The running services of a stack whose containers each see only their own variables (see
+    # ``stack``); empty: this environment is every service's, as on a host with ``make run``.
+    services: tuple[ServiceEndpoint, ...] = ()
 
 
 async def diagnose(environ: Mapping[str, str], options: DoctorOptions) -> list[Finding]:
@@ -38,14 +43,23 @@ async def diagnose(environ: Mapping[str, str], options: DoctorOptions) -> list[F
 
     Network checks run concurrently, each bounded by ``options.timeout``.
     """
-    findings, loaded = config_findings(environ, SERVICE_SETTINGS)
-    rules_finding, wait_delays_ms = rules_findings(loaded.get("conversation"))
-    if rules_finding is not None:
-        findings.append(rules_finding)
+    stack = bool(options.services)
+    here = services_here(environ) if stack else set(SERVICE_SETTINGS)
+    findings, loaded = config_findings(environ, here)
+    findings.extend(
+        elsewhere(f"config: {service}", service, "its own variables")
+        for service in SERVICE_SETTINGS
+        if service not in here
+    )
+    wait_delays_ms: list[int] | None = None
+    if "conversation" in here:
+        rules_finding, wait_delays_ms = rules_findings(loaded.get("conversation"))
+        if rules_finding is not None:
+            findings.append(rules_finding)
     groups = await asyncio.gather(
-        _broker_findings(environ, wait_delays_ms, options.timeout),
+        _broker_findings(environ, wait_delays_ms, options.timeout, here),
         _redis_findings(environ, options.timeout),
-        _http_findings(environ, loaded, options),
+        _http_findings(environ, loaded, options, here),
     )
     for group in groups:
         findings.extend(group)
@@ -53,7 +67,10 @@ async def diagnose(environ: Mapping[str, str], options: DoctorOptions) -> list[F
 
 
 async def _broker_findings(
-    environ: Mapping[str, str], wait_delays_ms: list[int] | None, timeout_seconds: float
+    environ: Mapping[str, str],
+    wait_delays_ms: list[int] | None,
+    timeout_seconds: float,
+    here: Collection[str],
 ) -> list[Finding]:
     common = common_settings(environ)
     if common is None:
@@ -61,7 +78,10 @@ async def _broker_findings(
     findings = await check_rabbitmq(
         common.amqp_url.get_secret_value(), wait_delays_ms or [], timeout_seconds
     )
-    if wait_delays_ms is None:
+    if "conversation" not in here:
+        # Their names follow conversation's idle timeouts, which only its container knows.
+        findings.append(elsewhere(_WAIT_QUEUES, "conversation", "its idle timeout and rules file"))
+    elif wait_delays_ms is None:
         findings.append(not_checked("queue: idle-timer wait queue", "HIKER_IDLE_TIMEOUT_SECONDS"))
     return findings
 
@@ -76,13 +96,22 @@ async def _redis_findings(environ: Mapping[str, str], timeout_seconds: float) ->
 
 
 async def _http_findings(
-    environ: Mapping[str, str], loaded: Mapping[str, BaseSettings], options: DoctorOptions
+    environ: Mapping[str, str],
+    loaded: Mapping[str, BaseSettings],
+    options: DoctorOptions,
+    here: Collection[str],
 ) -> list[Finding]:
     async with aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=options.timeout)
     ) as session:
+        services = await check_services(session, options.services)
         sender = loaded.get("sender")
-        if isinstance(sender, SenderSettings):
+        if "sender" not in here:
+            graph = [
+                elsewhere(check, "sender", "HIKER_ACCESS_TOKEN")
+                for check in ("graph: access token", "graph: phone number id")
+            ]
+        elif isinstance(sender, SenderSettings):
             graph = await check_graph(session, sender, options.phone_number_id)
         else:
             graph = [not_checked("graph: access token", "the sender's configuration")]
@@ -91,6 +120,8 @@ async def _http_findings(
         verify_token = environ.get("HIKER_VERIFY_TOKEN")
         if verify_token:
             ingress = await check_ingress_handshake(session, options.ingress_url, verify_token)
+        elif "ingress" not in here:
+            ingress = elsewhere("ingress handshake", "ingress", "HIKER_VERIFY_TOKEN")
         else:
             ingress = not_checked("ingress handshake", "HIKER_VERIFY_TOKEN")
-    return [*graph, ingress]
+    return [*services, *graph, ingress]

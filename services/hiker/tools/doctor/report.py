@@ -19,6 +19,8 @@ class Status(StrEnum):
     OK = "OK"
     WARN = "WARN"
     FAIL = "FAIL"
+    # Needs variables another container of the stack has: checked there (see ``stack``).
+    SKIP = "SKIP"
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,10 @@ def scrub(findings: Iterable[Finding], values: Sequence[str]) -> list[Finding]:
 
 
 def exit_code(findings: Sequence[Finding], *, strict: bool = False) -> int:
-    """0 when nothing failed (with ``strict``, nothing warned either), else 1."""
+    """0 when nothing failed (with ``strict``, nothing warned either), else 1.
+
+    A row checked in another container (``SKIP``) never fails this run: that run judges it.
+    """
     bad = {Status.FAIL, Status.WARN} if strict else {Status.FAIL}
     return 1 if any(f.status in bad for f in findings) else 0
 
@@ -81,9 +86,12 @@ def render_table(findings: Sequence[Finding], width: int | None = None) -> str:
         lines.append(f"{f.check:<{check_width}}  {f.status.value:<{status_width}}  {text[0]}")
         lines.extend(indent + more for more in text[1:])
     counts = {status: sum(f.status is status for f in findings) for status in Status}
+    elsewhere = (
+        f", {counts[Status.SKIP]} checked in other containers" if counts[Status.SKIP] else ""
+    )
     lines.append(
         f"\n{counts[Status.FAIL]} failed, {counts[Status.WARN]} "
-        f"warning{'' if counts[Status.WARN] == 1 else 's'}, {counts[Status.OK]} ok"
+        f"warning{'' if counts[Status.WARN] == 1 else 's'}, {counts[Status.OK]} ok{elsewhere}"
     )
     return "\n".join(lines)
 
