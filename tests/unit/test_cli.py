@@ -50,7 +50,7 @@ def test_help_loads_no_tool_and_a_tool_loads_only_itself() -> None:
     assert [m for m in imported_by("--help") if m.startswith(TOOL_PACKAGES)] == []
     poison = {m for m in imported_by("poison", "--help") if m.startswith("hiker.tools.")}
     assert "hiker.tools.poison.cli" in poison
-    assert {m.split(".")[2] for m in poison} == {"poison", "heldqueue", "table"}
+    assert {m.split(".")[2] for m in poison} == {"poison", "heldqueue", "options", "table"}
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

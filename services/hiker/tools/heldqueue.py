@@ -75,7 +75,8 @@ class HeldQueue:
         self.name = name
         self.total = total  # messages in the queue when the run began
         self._queue = queue
-        self._held: list[AbstractIncomingMessage] = []
+        # In fetch order (dicts keep it); keyed so that removing one costs the same at any depth.
+        self._held: dict[int, AbstractIncomingMessage] = {}
 
     async def messages(self) -> AsyncIterator[AbstractIncomingMessage]:
         """Up to ``total`` messages, oldest first; each stays held unless ``remove``d."""
@@ -85,7 +86,7 @@ class HeldQueue:
             message = await self._queue.get(no_ack=False, fail=False)
             if message is None:  # another reader holds the rest
                 return
-            self._held.append(message)
+            self._held[id(message)] = message
             yield message
 
     @property
@@ -96,11 +97,12 @@ class HeldQueue:
     async def remove(self, message: AbstractIncomingMessage) -> None:
         """Take ``message`` off the queue for good (ack)."""
         await message.ack()
-        self._held.remove(message)
+        del self._held[id(message)]
 
-    async def _return_all(self) -> None:
-        # In fetch order, so the queue keeps its order for the next reader.
-        for message in self._held:
+    async def release(self) -> None:
+        """Return every held message (nack with requeue), in fetch order, so that the queue
+        keeps its order for the next reader."""
+        for message in self._held.values():
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
         self._held.clear()
@@ -143,7 +145,7 @@ async def reading(amqp_url: str, names: Collection[str]) -> AsyncIterator[dict[s
         ) from None
     finally:
         for queue in queues.values():
-            await queue._return_all()
+            await queue.release()
         with contextlib.suppress(Exception):
             await connection.close()
 

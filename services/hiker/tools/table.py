@@ -1,8 +1,7 @@
-"""Plain-text tables and small argument types shared by the operator tools' output."""
+"""Plain-text tables, as the operator tools print them."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 
@@ -18,11 +17,3 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def positive_int(value: str) -> int:
-    """An ``argparse`` type: an integer of 1 or more."""
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number

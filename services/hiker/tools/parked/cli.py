@@ -12,9 +12,10 @@ from dataclasses import asdict
 from hiker.core import topology
 from hiker.core.settings import CommonSettings, load_settings
 from hiker.tools.heldqueue import ToolError
+from hiker.tools.options import positive_int
 from hiker.tools.parked.model import Listing
 from hiker.tools.parked.queue import DEFAULT_LIST_LIMIT, list_parked, replay_parked
-from hiker.tools.table import positive_int, shorten, table
+from hiker.tools.table import shorten, table
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

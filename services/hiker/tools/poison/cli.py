@@ -11,8 +11,9 @@ from typing import Any, Final
 
 from hiker.core.settings import CommonSettings, load_settings
 from hiker.tools.heldqueue import ToolError
+from hiker.tools.options import positive_int
 from hiker.tools.poison.queue import DEFAULT_LIST_LIMIT, Listing, list_held, replay_held
-from hiker.tools.table import positive_int, table
+from hiker.tools.table import table
 
 # A bundle may hold many items; the table shows the first few, --json all of them.
 ITEMS_SHOWN: Final = 5

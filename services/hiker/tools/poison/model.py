@@ -32,7 +32,7 @@ _BROKER_HEADERS: Final = frozenset(
 _ID_FIELDS: Final = ("wamid", "idempotency_key", "message_id")
 _USER_FIELDS: Final = ("user", "to", "recipient_id", "wa_id")
 # Exchanges an inspected message may be re-published to: those ``hiker.inspect`` is bound to.
-_INSPECT_EXCHANGES: Final = frozenset(exchange for exchange, _ in topology.INSPECT.bindings)
+INSPECT_EXCHANGES: Final = frozenset(exchange for exchange, _ in topology.INSPECT.bindings)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class HeldMessage:
             if not self.death.queue or self.death.queue in topology.HELD_FOR_PEOPLE:
                 return None
             return Route("", self.death.queue)
-        if self.delivered.exchange in _INSPECT_EXCHANGES and self.delivered.routing_key:
+        if self.delivered.exchange in INSPECT_EXCHANGES and self.delivered.routing_key:
             return self.delivered
         return None
 

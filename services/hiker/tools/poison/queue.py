@@ -8,7 +8,7 @@ from typing import Final
 
 from hiker.core import topology
 from hiker.tools.heldqueue import ToolError, reading, replaying
-from hiker.tools.poison.model import HeldMessage, replay_copy
+from hiker.tools.poison.model import INSPECT_EXCHANGES, HeldMessage, replay_copy
 
 DEFAULT_LIST_LIMIT: Final = 50
 HELD_QUEUES: Final = (topology.POISON_QUEUE, topology.INSPECT_QUEUE)
@@ -79,12 +79,12 @@ async def replay_held(
     """
     report = ReplayReport()
     wanted = queues_to_read(queues)
-    # Only the exchanges inspected messages came from; dead-lettered ones go by queue name.
-    exchanges = {exchange for exchange, _ in topology.INSPECT.bindings}
+    # Dead-lettered messages go back by queue name; inspected ones to the exchange they came by.
+    exchanges = INSPECT_EXCHANGES if topology.INSPECT_QUEUE in wanted else frozenset()
     try:
         async with (
             reading(amqp_url, wanted) as held,
-            replaying(amqp_url, exchanges if topology.INSPECT_QUEUE in wanted else ()) as replayer,
+            replaying(amqp_url, exchanges) as replayer,
         ):
             for name, queue in held.items():
                 try:
