@@ -151,7 +151,7 @@ class ParkedHeaders(BaseModel):
             topology.HEADER_GRAPH_STATUS: self.graph_status,
             topology.HEADER_GRAPH_CODE: self.graph_code,
             topology.HEADER_GRAPH_ERROR: json.dumps(self.graph_error or {}),
-            # A string: AMQP tables carry a Python float as 32 bits, a minute off at today's epoch.
+            # A string: AMQP tables carry a float in single precision, too coarse for a time.
             **(
                 {topology.HEADER_PARKED_AT: f"{self.parked_at:.3f}"}
                 if self.parked_at is not None

@@ -81,6 +81,9 @@ class Item:
 
 @dataclass(frozen=True)
 class HeldMessage:
+    """A message in ``hiker.poison`` or ``hiker.inspect``: where it came from, why it is held,
+    what it carries (ids only), and where a replay would send it."""
+
     held_in: str
     digest: str  # of the body: a handle for ``--id`` that every message has
     type_name: str | None
@@ -96,7 +99,11 @@ class HeldMessage:
     def from_message(cls, held_in: str, message: AbstractIncomingMessage) -> HeldMessage:
         headers = message.headers or {}
         items = _items(message.body)
-        bundle = headers.get(HEADER_BUNDLE)
+        if items is not None:
+            item_count: int | None = len(items)
+        else:  # unreadable: the publisher's count, when it was a bundle
+            bundle = headers.get(HEADER_BUNDLE)
+            item_count = bundle if type(bundle) is int else None
         return cls(
             held_in=held_in,
             digest=hashlib.sha256(message.body).hexdigest()[:12],
@@ -105,9 +112,7 @@ class HeldMessage:
             death=Death.latest(headers),
             delivered=Route(message.exchange or "", message.routing_key or ""),
             items=items or (),
-            item_count=len(items)
-            if items is not None
-            else (bundle if type(bundle) is int else None),
+            item_count=item_count,
             readable=items is not None,
             replayed_at=_epoch_seconds(headers.get(HEADER_REPLAYED_AT)),
         )
