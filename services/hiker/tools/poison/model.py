@@ -20,8 +20,8 @@ from hiker.tools.heldqueue import Copy, Route
 HEADER_BUNDLE: Final = "x-hiker-bundle"
 # On copies this tool published: when, as a decimal string (exact, unlike a float header).
 HEADER_REPLAYED_AT: Final = "x-hiker-replayed-at"
-# Headers the broker writes when it dead-letters or redelivers a message. They describe the
-# copy being removed, not the one replayed; RabbitMQ 3.13 and later ignore them on publish anyway.
+# Headers the broker writes when it dead-letters or redelivers a message: they describe the
+# deaths of the copy being removed, and the replayed copy starts afresh.
 _BROKER_HEADERS: Final = frozenset(
     {"x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue"}
     | {"x-first-death-reason", "x-last-death-exchange", "x-last-death-queue"}
