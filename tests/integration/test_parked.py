@@ -87,7 +87,7 @@ async def test_parked_send_is_listed_twice_then_replayed_once(
         assert row["to"] == mask_phone(user)
         assert user not in json.dumps(row)
         assert row["kind"] == "reply"
-        # The parking time travels as a 32-bit float header (about a minute of error today).
+        # The parking time travels as a decimal string; the bound allows for a slow machine.
         assert 0 <= row["age_seconds"] < 120
         assert await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE) == 1
 
