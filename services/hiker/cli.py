@@ -7,7 +7,9 @@ import asyncio
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol, cast
 
 from hiker.core.observability import configure_logging
 from hiker.core.runtime import Site, run, serve
@@ -91,33 +93,34 @@ def _dev(_: argparse.Namespace) -> int:
     return asyncio.run(run_all())
 
 
-def _doctor(args: argparse.Namespace) -> int:
-    from hiker.tools import doctor
+class ToolModule(Protocol):
+    """What a tool's module offers: its options, and a run that returns the exit code."""
 
-    return doctor.run(args)
+    def configure(self, parser: argparse.ArgumentParser) -> None: ...
 
-
-def _parked(args: argparse.Namespace) -> int:
-    from hiker.tools import parked
-
-    return parked.run(args)
+    def run(self, args: argparse.Namespace) -> int: ...
 
 
-def _tunnel_url(args: argparse.Namespace) -> int:
-    from hiker.tools import tunnel
+@dataclass(frozen=True)
+class Tool:
+    module: str  # imported only when the tool is chosen: a service never loads a tool's code
+    help: str
 
-    return tunnel.run(args)
+    def load(self) -> ToolModule:
+        return cast(ToolModule, importlib.import_module(self.module))
 
 
-# Tools each add their own options (``configure``) and run with the parsed arguments.
-TOOLS: dict[str, tuple[Callable[[argparse.Namespace], int], str, str]] = {
-    "doctor": (_doctor, "hiker.tools.doctor", "check a setup and print what to fix"),
-    "parked": (_parked, "hiker.tools.parked", "list parked sends, or replay them"),
-    "tunnel-url": (_tunnel_url, "hiker.tools.tunnel", "print the public webhook URL of a tunnel"),
+TOOLS: Final[Mapping[str, Tool]] = {
+    "doctor": Tool("hiker.tools.doctor.cli", "check a setup and print what to fix"),
+    "parked": Tool("hiker.tools.parked.cli", "list parked sends, or replay them"),
+    "poison": Tool("hiker.tools.poison.cli", "list poisoned or inspected messages, or replay them"),
+    "tunnel-url": Tool("hiker.tools.tunnel", "print the public webhook URL of a tunnel"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command by name and help; the options of the tool ``command`` alone, so that only
+    its module is imported (``hiker --help`` and the services import none)."""
     parser = argparse.ArgumentParser(
         prog="hiker", description="Hiker: a WhatsApp Cloud API bot platform around RabbitMQ."
     )
@@ -140,14 +143,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="secret used when HIKER_APP_SECRET is unset (matches `make run`)",
     )
     commands.add_parser("dev", help="run every service locally (what `make run` does)")
-    for name, (_, module, help_text) in TOOLS.items():
-        tool = commands.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).configure(tool)
+    for name, tool in TOOLS.items():
+        options = commands.add_parser(name, help=tool.help, description=tool.help)
+        if name == command:
+            tool.load().configure(options)
     return parser
 
 
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names: its first word that is one."""
+    known = {*SERVICES, *TOOLS, "simulate", "dev"}
+    return next((word for word in argv if word in known), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(chosen_command(argv)).parse_args(argv)
     try:
         if args.command in SERVICES:
             SERVICES[args.command][0]()
@@ -155,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return _simulate(args)
         if args.command in TOOLS:
-            return TOOLS[args.command][0](args)
+            return TOOLS[args.command].load().run(args)
         return _dev(args)
     except ConfigError as exc:
         print(f"hiker {args.command}: {exc}", file=sys.stderr)

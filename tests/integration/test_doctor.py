@@ -18,13 +18,16 @@ import pytest
 
 from hiker.core import topology
 from hiker.core.broker import Broker
-from hiker.tools.doctor import DoctorOptions, Finding, Status, diagnose, exit_code
+from hiker.tools.doctor.checkup import DoctorOptions, diagnose
+from hiker.tools.doctor.report import Finding, Status, exit_code
+from hiker.tools.doctor.stack import ServiceEndpoint
 from tests.conftest import Services
 from tests.integration.conftest import (
     ACCESS_TOKEN,
     APP_SECRET,
     PHONE_NUMBER_ID,
     VERIFY_TOKEN,
+    Pipeline,
     PipelineFactory,
 )
 
@@ -262,3 +265,92 @@ async def test_no_phone_number_id_is_a_warning_not_a_failure(
     assert find(findings, "graph: access token").status is Status.OK
     assert exit_code(findings) == 0
     assert exit_code(findings, strict=True) == 1
+
+
+def stack_of(pipeline: Pipeline) -> tuple[ServiceEndpoint, ...]:
+    return (
+        ServiceEndpoint("ingress", pipeline.url("ingress-ops", "/")),
+        ServiceEndpoint("conversation", pipeline.url("conversation", "/")),
+        ServiceEndpoint("sender", pipeline.url("sender", "/")),
+    )
+
+
+def container_env(pipeline: Pipeline, service: str) -> dict[str, str]:
+    """What compose gives one container: the shared variables and that service's own."""
+    shared = ("HIKER_AMQP_URL", "HIKER_REDIS_URL", "HIKER_REDIS_PREFIX")
+    own = {
+        "ingress": ("HIKER_APP_SECRET", "HIKER_VERIFY_TOKEN"),
+        "conversation": ("HIKER_IDLE_TIMEOUT_SECONDS",),
+        "sender": ("HIKER_ACCESS_TOKEN", "HIKER_GRAPH_BASE_URL", "HIKER_SEND_RATE_PER_SECOND"),
+    }[service]
+    return {name: pipeline.env[name] for name in (*shared, *own)}
+
+
+async def test_in_one_container_of_a_stack_the_others_rows_are_checked_there(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = await make_pipeline()
+    options = DoctorOptions(pipeline.webhook_url, PHONE_NUMBER_ID, 3, stack_of(pipeline))
+
+    # In the sender's container: its own rows, every service's readiness, the shared topology.
+    findings = await diagnose(container_env(pipeline, "sender"), options)
+    assert [f for f in findings if f.status in (Status.FAIL, Status.WARN)] == []
+    assert exit_code(findings, strict=True) == 0
+    for service in ("ingress", "conversation", "sender"):
+        assert find(findings, f"service: {service}").status is Status.OK
+    assert find(findings, "config: sender").status is Status.OK
+    assert find(findings, "graph: phone number id").status is Status.OK
+    assert find(findings, "queue: hiker.sender.outbox").status is Status.OK
+    handshake = find(findings, "ingress handshake")
+    assert handshake.status is Status.SKIP
+    assert "checked in the ingress container" in handshake.detail
+    assert "docker compose exec ingress hiker doctor --compose" in handshake.fix
+    assert find(findings, "config: conversation").status is Status.SKIP
+    assert find(findings, "queue: idle-timer wait queues").status is Status.SKIP
+
+    # In conversation's: the sender's rows are its container's business, the wait queue ours.
+    findings = await diagnose(container_env(pipeline, "conversation"), options)
+    assert [f for f in findings if f.status in (Status.FAIL, Status.WARN)] == []
+    assert find(findings, f"queue: {WAIT_QUEUE}").status is Status.OK
+    token = find(findings, "graph: access token")
+    assert token.status is Status.SKIP
+    assert "checked in the sender container" in token.detail
+
+    # In ingress's: the handshake runs here.
+    findings = await diagnose(container_env(pipeline, "ingress"), options)
+    assert find(findings, "ingress handshake").status is Status.OK
+    assert exit_code(findings, strict=True) == 0
+
+
+async def test_a_stopped_service_of_the_stack_fails_its_row(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = await make_pipeline()
+    stack = stack_of(pipeline)
+    await pipeline.stop("sender")
+    findings = await diagnose(
+        container_env(pipeline, "conversation"),
+        DoctorOptions(pipeline.webhook_url, PHONE_NUMBER_ID, 2, stack),
+    )
+    sender = find(findings, "service: sender")
+    assert sender.status is Status.FAIL
+    assert "no answer" in sender.detail
+    assert "docker compose logs sender" in sender.fix
+    assert exit_code(findings) == 1
+
+
+async def test_cli_checks_a_stack_from_one_container(make_pipeline: PipelineFactory) -> None:
+    pipeline = await make_pipeline()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIKER_")}
+    env.update(container_env(pipeline, "sender"), HIKER_PHONE_NUMBER_ID=PHONE_NUMBER_ID)
+    services = [f"--service={s.name}={s.url}" for s in stack_of(pipeline)]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hiker", "doctor", "--json", "--strict", *services,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stdout.decode() + stderr.decode()
+    rows = {row["check"]: row["status"] for row in json.loads(stdout)["checks"]}
+    assert rows["service: sender"] == "OK"
+    assert rows["ingress handshake"] == "SKIP"
+    assert ACCESS_TOKEN not in stdout.decode() + stderr.decode()

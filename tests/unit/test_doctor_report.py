@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 
-from hiker.tools.doctor import (
+from hiker.core.observability import redact
+from hiker.tools.doctor.cli import default_ingress_url
+from hiker.tools.doctor.report import (
     Finding,
     Status,
-    _scrub,
-    _secret_values,
-    default_ingress_url,
     exit_code,
     render_json,
     render_table,
+    scrub,
+    secret_values,
 )
 
 FINDINGS = [
@@ -70,7 +71,7 @@ def test_secret_values_are_scrubbed_from_every_finding() -> None:
         "Graph said: token EAAG-secret-token is bad; broker-password; redis-password",
         "app-secret-value",
     )
-    [clean] = _scrub([leaky], _secret_values(environ))
+    [clean] = scrub([leaky], secret_values(environ))
     assert clean.detail == "Graph said: token *** is bad; ***; ***"
     assert clean.fix == "***"
 
@@ -78,3 +79,9 @@ def test_secret_values_are_scrubbed_from_every_finding() -> None:
 def test_default_ingress_url_follows_the_http_port() -> None:
     assert default_ingress_url({}) == "http://127.0.0.1:8080/webhook"
     assert default_ingress_url({"HIKER_HTTP_PORT": "9000"}) == "http://127.0.0.1:9000/webhook"
+
+
+def test_urls_are_shown_without_their_password() -> None:
+    assert redact("amqp://hiker:s3cret@rabbit:5672/prod") == "amqp://hiker:***@rabbit:5672/prod"
+    assert redact("redis://:s3cret@redis/0") == "redis://:***@redis/0"
+    assert redact("redis://redis:6379/0") == "redis://redis:6379/0"

@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from prometheus_client import (
@@ -40,6 +41,15 @@ def mask_phone(value: object) -> str:
 
 def mask_text(text: str) -> str:
     return _PHONE_IN_TEXT.sub(lambda m: "*" * (len(m.group(0)) - 4) + m.group(1), text)
+
+
+def redact(url: str) -> str:
+    """``amqp://hiker:secret@rabbit/prod`` → ``amqp://hiker:***@rabbit/prod``: fit to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class _MaskingFilter(logging.Filter):

@@ -14,11 +14,11 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 from redis.asyncio import Redis
 
+from hiker.core.observability import redact
 from hiker.core.settings import CommonSettings, load_settings
 
 # Placeholders so a fresh clone runs at once; real deployments set their own (see README).
@@ -35,14 +35,6 @@ How to start them:
                      redis-server --daemonize yes
   with Docker:       docker compose -f deploy/compose/compose.yaml up -d rabbitmq redis
 Or point HIKER_AMQP_URL / HIKER_REDIS_URL at running ones."""
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def check_dependencies(settings: CommonSettings) -> list[str]:

@@ -1,0 +1,116 @@
+"""Listing and replaying ``hiker.sender.parked``, on the shared held-queue reader."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Final
+
+from aio_pika.abc import AbstractIncomingMessage
+from redis import exceptions as redis_exceptions
+from redis.asyncio import Redis
+
+from hiker.core import topology
+from hiker.core.claims import is_done
+from hiker.core.observability import redact
+from hiker.core.redis_store import Keys, connect_redis
+from hiker.tools.heldqueue import Copy, HeldQueue, Replayer, Route, ToolError, reading, replaying
+from hiker.tools.parked.model import Listing, ParkedSend, ReplayReport
+
+DEFAULT_LIST_LIMIT: Final = 50
+# Where a replayed send goes: the sender's outbox, by the same route conversation uses.
+OUTBOX_ROUTE: Final = Route(topology.COMMANDS_EXCHANGE, topology.RK_SEND)
+
+
+async def already_sent(redis: Redis, keys: Keys, idempotency_key: str) -> bool:
+    """Whether the sender recorded ``idempotency_key`` as sent (not merely claimed in flight)."""
+    return await is_done(redis, keys.sent(idempotency_key))
+
+
+async def list_parked(
+    amqp_url: str, *, limit: int = DEFAULT_LIST_LIMIT, reasons: Collection[str] = ()
+) -> Listing:
+    """Up to ``limit`` parked messages matching ``reasons``, oldest first; the queue unchanged."""
+    async with reading(amqp_url, [topology.SENDER_PARKED_QUEUE]) as queues:
+        parked = queues[topology.SENDER_PARKED_QUEUE]
+        shown: list[ParkedSend] = []
+        async for message in parked.messages():
+            send = ParkedSend.from_message(message)
+            if send.matches(reasons):
+                shown.append(send)
+                if len(shown) >= limit:
+                    break
+        return Listing(shown, parked.total)
+
+
+async def replay_parked(
+    amqp_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    *,
+    reasons: Collection[str] = (),
+    limit: int | None = None,
+) -> ReplayReport:
+    """Publish matching parked sends to the outbox again (attempt 1), at most ``limit`` of them.
+
+    See the package docstring for what happens on a crash and why nothing is lost or sent twice.
+    """
+    report = ReplayReport()
+    redis = connect_redis(redis_url)
+    keys = Keys(redis_prefix)
+    try:
+        async with (
+            reading(amqp_url, [topology.SENDER_PARKED_QUEUE]) as queues,
+            replaying(amqp_url, [OUTBOX_ROUTE.exchange]) as replayer,
+        ):
+            parked = queues[topology.SENDER_PARKED_QUEUE]
+            try:
+                async for message in parked.messages():
+                    await _replay_one(parked, message, replayer, redis, keys, reasons, report)
+                    if limit is not None and report.replayed >= limit:
+                        break
+            finally:
+                report.left_parked += parked.held
+    except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
+        raise ToolError(
+            f"Redis not usable at {redact(redis_url)} ({type(exc).__name__}); nothing was lost"
+        ) from None
+    finally:
+        await redis.aclose()
+    return report
+
+
+async def _replay_one(
+    parked: HeldQueue,
+    message: AbstractIncomingMessage,
+    replayer: Replayer,
+    redis: Redis,
+    keys: Keys,
+    reasons: Collection[str],
+    report: ReplayReport,
+) -> None:
+    """Replay ``message`` if it matches; one that does not stays held (and goes back)."""
+    send = ParkedSend.from_message(message)
+    if not send.matches(reasons):
+        return
+    command = send.command
+    if command is None:
+        report.unreadable += 1
+        return
+    if await already_sent(redis, keys, command.idempotency_key):
+        await parked.remove(message)
+        report.already_sent += 1
+        return
+    copy = Copy(
+        OUTBOX_ROUTE,
+        message.body,
+        type_name=command.type_name(),
+        message_id=command.idempotency_key,
+        correlation_id=command.correlation_id,
+        # Fresh headers: a new first attempt, and none of the parked queue's counters.
+        headers={
+            topology.HEADER_ATTEMPT: 1,
+            topology.HEADER_CORRELATION_ID: command.correlation_id,
+        },
+    )
+    await replayer.replay(parked, message, copy)
+    report.replayed += 1
