@@ -19,10 +19,11 @@ from hiker.conversation.responder import RuleBookResponder, RuleSource
 from hiker.conversation.rules import Reply
 from hiker.core import topology
 from hiker.core.broker import Broker
+from hiker.core.bundles import BUNDLE_HEADER
 from hiker.core.contracts import ChangeReceived, MessageReceived, SendMessage
 from hiker.core.observability import mask_phone
+from hiker.core.topology import HEADER_REPLAYED_AT
 from hiker.tools.heldqueue import ToolError
-from hiker.tools.poison.model import HEADER_BUNDLE, HEADER_REPLAYED_AT
 from hiker.tools.poison.queue import list_held, replay_held
 from tests.integration.conftest import PHONE_NUMBER_ID, PipelineFactory, queue_depth
 
@@ -150,7 +151,7 @@ async def poisoned_bundle(broker: Broker, amqp_url: str, *users: str) -> list[Se
     """A bundle of send commands the sender refused, in the poison queue."""
     commands = [send_message(user) for user in users]
     body = json.dumps([command.model_dump(mode="json") for command in commands]).encode()
-    await poisoned_send(broker, amqp_url, body, {HEADER_BUNDLE: len(commands)})
+    await poisoned_send(broker, amqp_url, body, {BUNDLE_HEADER: len(commands)})
     return commands
 
 
@@ -273,7 +274,7 @@ async def test_id_selects_one_message_and_each_is_replayed_at_most_once(
     assert [item["idempotency_key"] for item in json.loads(replayed.body)] == [
         command.idempotency_key for command in bundle
     ]
-    assert (replayed.headers or {})[HEADER_BUNDLE] == 2
+    assert (replayed.headers or {})[BUNDLE_HEADER] == 2
 
     remaining = (await list_held(amqp_url)).messages
     assert [message.items[0].id for message in remaining] == [first.wamid, last.wamid]

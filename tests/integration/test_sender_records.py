@@ -19,11 +19,11 @@ from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 
 from hiker.core.claims import ClaimState, ClaimStep, ClaimStore
-from hiker.core.contracts import SendMessage
+from hiker.core.contracts import ParkedHeaders, SendMessage
 from hiker.core.errors import RetryLater
 from hiker.core.redis_store import Keys, connect_redis
 from hiker.sender.graph import GraphCall
-from hiker.sender.handlers import Graph, Park, Parked, ScheduleRetry, SendHandler
+from hiker.sender.handlers import Graph, Park, ScheduleRetry, SendHandler
 from hiker.sender.metrics import SenderMetrics
 from hiker.sender.retry import GraphOutcome
 from tests.integration.conftest import free_port
@@ -133,7 +133,7 @@ def send_handler(
 async def test_a_redis_outage_right_after_graph_accepted_neither_parks_nor_resends(
     private_redis: PrivateRedis,
 ) -> None:
-    parked: list[Parked] = []
+    parked: list[ParkedHeaders] = []
     retried: list[int] = []
 
     async def bring_back_later() -> None:
@@ -149,7 +149,7 @@ async def test_a_redis_outage_right_after_graph_accepted_neither_parks_nor_resen
     graph = AcceptThen(bring_back_later)
     redis = connect_redis(private_redis.url)
 
-    async def park(command: SendMessage, attempt: int, why: Parked) -> None:
+    async def park(command: SendMessage, why: ParkedHeaders) -> None:
         parked.append(why)
 
     async def schedule_retry(command: SendMessage, attempt: int, delay_ms: int) -> None:

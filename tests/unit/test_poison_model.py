@@ -10,10 +10,10 @@ from typing import Any, cast
 from aio_pika.abc import AbstractIncomingMessage
 
 from hiker.core import topology
+from hiker.core.bundles import BUNDLE_HEADER
+from hiker.core.topology import HEADER_REPLAYED_AT
 from hiker.tools.heldqueue import Route
 from hiker.tools.poison.model import (
-    HEADER_BUNDLE,
-    HEADER_REPLAYED_AT,
     HeldMessage,
     replay_copy,
 )
@@ -73,7 +73,7 @@ def test_ids_are_masked_when_shown_but_select_as_they_are() -> None:
 
 
 def test_an_unreadable_bundle_counts_its_items_by_its_header() -> None:
-    held = HeldMessage.from_message(topology.POISON_QUEUE, delivered(b"\xff", {HEADER_BUNDLE: 3}))
+    held = HeldMessage.from_message(topology.POISON_QUEUE, delivered(b"\xff", {BUNDLE_HEADER: 3}))
     assert (held.readable, held.item_count, held.items) == (False, 3, ())
 
 
@@ -100,13 +100,13 @@ def test_a_replayed_copy_keeps_its_own_headers_and_drops_the_brokers() -> None:
         **death("hiker.sender.outbox"),
         "x-delivery-count": 10,
         "x-first-death-queue": "hiker.sender.outbox",
-        HEADER_BUNDLE: 2,
+        BUNDLE_HEADER: 2,
         topology.HEADER_CORRELATION_ID: "wamid.X",
         topology.HEADER_ATTEMPT: 3,
     }
     copy = replay_copy(delivered(b"[]", headers), Route("", "hiker.sender.outbox"), now=12.5)
     assert copy.headers == {
-        HEADER_BUNDLE: 2,
+        BUNDLE_HEADER: 2,
         topology.HEADER_CORRELATION_ID: "wamid.X",
         topology.HEADER_ATTEMPT: 3,
         HEADER_REPLAYED_AT: "12.500",

@@ -63,6 +63,8 @@ HEADER_GRAPH_CODE: Final = "x-hiker-graph-code"
 HEADER_GRAPH_STATUS: Final = "x-hiker-graph-status"
 HEADER_GRAPH_ERROR: Final = "x-hiker-graph-error"
 HEADER_PARKED_AT: Final = "x-hiker-parked-at"
+# On copies ``hiker poison replay`` published: when, as a decimal string (exact, unlike a float).
+HEADER_REPLAYED_AT: Final = "x-hiker-replayed-at"
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -16,15 +13,15 @@ from redis.asyncio import Redis
 from hiker.core import topology
 from hiker.core.broker import Broker, keep_trying
 from hiker.core.claims import ClaimStore
-from hiker.core.contracts import SendMessage
 from hiker.core.dependencies import DependencyGate, DependencyMetrics
 from hiker.core.observability import add_ops_routes, new_registry
 from hiker.core.redis_store import Keys, connect_redis, ping
 from hiker.core.settings import SenderSettings
 from hiker.sender.consumers import outbox_routes
 from hiker.sender.graph import GraphClient
-from hiker.sender.handlers import Parked, SendHandler
+from hiker.sender.handlers import SendHandler
 from hiker.sender.metrics import SenderMetrics
+from hiker.sender.outbox import SenderOutbox
 from hiker.sender.pacing import Pacer
 
 # Claims on a send last longer than one Graph call may take (timeout plus pacing headroom).
@@ -51,41 +48,7 @@ def create_app(
     gate = DependencyGate(DependencyMetrics(registry))
     app = web.Application()
 
-    async def publish_command(
-        exchange: str,
-        routing_key: str,
-        command: SendMessage,
-        headers: dict[str, Any],
-        expiration_ms: int | None = None,
-    ) -> None:
-        await broker.publish(
-            exchange,
-            routing_key,
-            command.to_bytes(),
-            type_name=command.type_name(),
-            message_id=command.idempotency_key,
-            correlation_id=command.correlation_id,
-            headers={topology.HEADER_CORRELATION_ID: command.correlation_id, **headers},
-            expiration_ms=expiration_ms,
-        )
-
-    async def schedule_retry(command: SendMessage, attempt: int, delay_ms: int) -> None:
-        queue = await broker.declare_queue(topology.sender_retry_queue(delay_ms))
-        await publish_command(
-            "", queue.name, command, {topology.HEADER_ATTEMPT: attempt}, expiration_ms=delay_ms
-        )
-
-    async def park(command: SendMessage, attempt: int, parked: Parked) -> None:
-        headers = {
-            topology.HEADER_ATTEMPT: attempt,
-            topology.HEADER_PARKED_REASON: parked.reason,
-            topology.HEADER_GRAPH_STATUS: parked.http_status,
-            topology.HEADER_GRAPH_CODE: parked.code,
-            topology.HEADER_GRAPH_ERROR: json.dumps(parked.error or {}),
-            # A string: AMQP tables carry a Python float as 32 bits, a minute off at today's epoch.
-            topology.HEADER_PARKED_AT: f"{time.time():.3f}",
-        }
-        await publish_command(topology.DEAD_EXCHANGE, topology.RK_PARKED, command, headers)
+    outbox = SenderOutbox(broker)
 
     add_ops_routes(
         app,
@@ -115,8 +78,8 @@ def create_app(
                 done_ttl_seconds=_SENT_TTL_SECONDS,
             ),
             keys=keys,
-            schedule_retry=schedule_retry,
-            park=park,
+            schedule_retry=outbox.retry,
+            park=outbox.park,
             metrics=metrics,
             max_attempts=settings.max_attempts,
             # A call reports back within its timeout; the margin covers the event loop's delays.

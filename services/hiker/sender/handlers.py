@@ -8,11 +8,10 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from hiker.core.claims import Claim, ClaimState, ClaimStep, ClaimStore
-from hiker.core.contracts import SendMessage
+from hiker.core.contracts import ParkedHeaders, SendMessage
 from hiker.core.errors import RetryLater, Unavailable, classify
 from hiker.core.redis_store import Keys
 from hiker.sender.graph import GraphCall
@@ -32,19 +31,11 @@ class Pacing(Protocol):
     async def wait(self, reserved_us: int | None) -> None: ...
 
 
-@dataclass(frozen=True)
-class Parked:
-    reason: str  # "permanent" or "retries_exhausted"
-    http_status: str
-    code: str
-    error: dict[str, Any] | None
-
-
 # How long the bookkeeping after a Graph call pauses, at most, between tries.
 _SETTLE_PAUSE_MAX_SECONDS = 2.0
 
 ScheduleRetry = Callable[[SendMessage, int, int], Awaitable[None]]  # command, next attempt, ms
-Park = Callable[[SendMessage, int, Parked], Awaitable[None]]
+Park = Callable[[SendMessage, ParkedHeaders], Awaitable[None]]
 
 
 class SendHandler:
@@ -145,9 +136,15 @@ class SendHandler:
             )
             await self._until_done(claim.release, "releasing a retried send", claim)
         else:
-            reason = "permanent" if attempt < self._max_attempts else "retries_exhausted"
-            parked = Parked(reason, outcome.status_label, outcome.code_label, call.error)
-            await self._until_done(lambda: self._park(command, attempt, parked), "a park", claim)
+            parked = ParkedHeaders(
+                attempt=attempt,
+                reason="permanent" if attempt < self._max_attempts else "retries_exhausted",
+                graph_status=outcome.status_label,
+                graph_code=outcome.code_label,
+                graph_error=call.error,
+                parked_at=self._clock(),
+            )
+            await self._until_done(lambda: self._park(command, parked), "a park", claim)
             await self._until_done(claim.release, "releasing a parked send", claim)
         self._report(command, call, verdict, attempt)
 
@@ -185,7 +182,14 @@ class SendHandler:
         Resending could double the message, dropping it could lose it; a person decides
         (``hiker parked list`` / ``replay``).
         """
-        await self._park(command, attempt, Parked("in_doubt", "unknown", "unknown", None))
+        why = ParkedHeaders(
+            attempt=attempt,
+            reason="in_doubt",
+            graph_status="unknown",
+            graph_code="unknown",
+            parked_at=self._clock(),
+        )
+        await self._park(command, why)
         self._metrics.parked.labels("unknown").inc()
         log.error(
             "send parked: a previous attempt died during its Graph call (outcome unknown)",

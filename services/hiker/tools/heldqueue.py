@@ -31,7 +31,8 @@ import aiormq
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
 from hiker.core import topology
-from hiker.core.broker import Broker, PublishFailed
+from hiker.core.broker import Broker
+from hiker.core.errors import PublishFailed
 from hiker.core.observability import redact
 
 _CONNECT_TIMEOUT_SECONDS: Final = 10.0

@@ -13,13 +13,10 @@ from typing import Any, Final
 from aio_pika.abc import AbstractIncomingMessage
 
 from hiker.core import topology
+from hiker.core.bundles import BUNDLE_HEADER
 from hiker.core.observability import mask_phone, mask_text
 from hiker.tools.heldqueue import Copy, Route
 
-# On bundles: their item count, written by the publisher.
-HEADER_BUNDLE: Final = "x-hiker-bundle"
-# On copies this tool published: when, as a decimal string (exact, unlike a float header).
-HEADER_REPLAYED_AT: Final = "x-hiker-replayed-at"
 # Headers the broker writes when it dead-letters or redelivers a message: they describe the
 # deaths of the copy being removed, and the replayed copy starts afresh.
 _BROKER_HEADERS: Final = frozenset(
@@ -102,7 +99,7 @@ class HeldMessage:
         if items is not None:
             item_count: int | None = len(items)
         else:  # unreadable: the publisher's count, when it was a bundle
-            bundle = headers.get(HEADER_BUNDLE)
+            bundle = headers.get(BUNDLE_HEADER)
             item_count = bundle if type(bundle) is int else None
         return cls(
             held_in=held_in,
@@ -114,7 +111,7 @@ class HeldMessage:
             items=items or (),
             item_count=item_count,
             readable=items is not None,
-            replayed_at=_epoch_seconds(headers.get(HEADER_REPLAYED_AT)),
+            replayed_at=_epoch_seconds(headers.get(topology.HEADER_REPLAYED_AT)),
         )
 
     @property
@@ -177,7 +174,7 @@ def replay_copy(message: AbstractIncomingMessage, route: Route, now: float | Non
         for name, value in (message.headers or {}).items()
         if name not in _BROKER_HEADERS
     }
-    headers[HEADER_REPLAYED_AT] = f"{time.time() if now is None else now:.3f}"
+    headers[topology.HEADER_REPLAYED_AT] = f"{time.time() if now is None else now:.3f}"
     return Copy(
         route,
         message.body,

@@ -1,0 +1,45 @@
+"""What the sender publishes: sends to retry later (a TTL queue per delay) and parked sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hiker.core import topology
+from hiker.core.broker import Broker
+from hiker.core.contracts import ParkedHeaders, SendMessage
+
+
+class SenderOutbox:
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    async def retry(self, command: SendMessage, attempt: int, delay_ms: int) -> None:
+        """``command`` waits ``delay_ms`` in its retry queue, then returns to the outbox as
+        attempt ``attempt``; returns once the broker confirmed it."""
+        queue = await self._broker.declare_queue(topology.sender_retry_queue(delay_ms))
+        await self._publish(
+            "", queue.name, command, {topology.HEADER_ATTEMPT: attempt}, expiration_ms=delay_ms
+        )
+
+    async def park(self, command: SendMessage, why: ParkedHeaders) -> None:
+        """``command`` goes to ``hiker.sender.parked`` for a person, ``why`` in its headers."""
+        await self._publish(topology.DEAD_EXCHANGE, topology.RK_PARKED, command, why.to_headers())
+
+    async def _publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        command: SendMessage,
+        headers: dict[str, Any],
+        expiration_ms: int | None = None,
+    ) -> None:
+        await self._broker.publish(
+            exchange,
+            routing_key,
+            command.to_bytes(),
+            type_name=command.type_name(),
+            message_id=command.idempotency_key,
+            correlation_id=command.correlation_id,
+            headers={topology.HEADER_CORRELATION_ID: command.correlation_id, **headers},
+            expiration_ms=expiration_ms,
+        )
