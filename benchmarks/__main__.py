@@ -24,13 +24,18 @@ from typing import Any
 
 from benchmarks import baseline, processes, report, wrk
 from benchmarks.measure import Context
-from benchmarks.pipeline import services_dir
+from benchmarks.pipeline import SERVICE_SETTINGS, services_dir
 from benchmarks.processes import RESULTS_DIR, log
 from benchmarks.scenarios import NEED_WRK, SCENARIOS, WITHOUT_HIKER
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    for setting in args.set:
+        name, sep, value = setting.partition("=")
+        if not sep or not name.startswith("HIKER_"):
+            _parser().error(f"--set takes HIKER_NAME=VALUE, not {setting!r}")
+        SERVICE_SETTINGS[name] = value
     chosen = [s for s in args.only.split(",") if s] or list(SCENARIOS)
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
@@ -97,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="runs per side (default with --baseline: 3 for cost, 1 for the others; else 1)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="HIKER_NAME=VALUE",
+        help="a setting for every Hiker service of both sides (repeatable), e.g. a linger",
+    )
     # A child harness of --baseline: one side's scenarios, results to a file, no report.
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -154,6 +166,7 @@ def _compare(
     passthrough = ["--connections", str(args.connections)]
     passthrough += ["--quick"] if args.quick else []
     passthrough += ["--prefetch", str(args.prefetch)] if args.prefetch else []
+    passthrough += [f"--set={setting}" for setting in args.set]
     processes.tools_python()  # installed once here, not by the first child
     current = baseline.current_side()
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}

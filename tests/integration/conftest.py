@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -19,6 +22,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from redis import exceptions as redis_exceptions
+from redis.asyncio import Redis
 
 from hiker.conversation.app import create_app as create_conversation
 from hiker.core.settings import (
@@ -216,6 +221,83 @@ async def start_service(pipeline: Pipeline, name: str) -> None:
                 return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{name} did not become ready")
+
+
+class PrivateRedis:
+    """A redis-server of this test's own: it can be killed, brought back, filled, demoted."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - a daemon for the test, not awaited
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory),
+             "--repl-diskless-sync-delay", "0"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = Redis.from_url(self.url)
+        try:
+            for _ in range(100):
+                try:
+                    await client.ping()
+                    return
+                except (OSError, redis_exceptions.ConnectionError):
+                    await asyncio.sleep(0.05)
+            raise RuntimeError("private redis-server did not start")
+        finally:
+            await client.aclose()
+
+    def client(self) -> Redis:
+        return Redis.from_url(self.url)
+
+    async def command(self, *args: str | int) -> Any:
+        """Run one command on this server (CONFIG SET, REPLICAOF...) over a fresh connection."""
+        client = self.client()
+        try:
+            return await client.execute_command(*args)
+        finally:
+            await client.aclose()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+PrivateRedisFactory = Callable[[], Awaitable[PrivateRedis]]
+
+
+@pytest.fixture
+async def private_redis_factory(tmp_path: Path) -> AsyncIterator[PrivateRedisFactory]:
+    """Start private redis-servers on demand; every one is killed after the test."""
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server to run a private Redis that can be killed")
+    servers: list[PrivateRedis] = []
+
+    async def start() -> PrivateRedis:
+        directory = tmp_path / f"redis-{len(servers)}"
+        directory.mkdir()
+        server = PrivateRedis(directory)
+        servers.append(server)
+        await server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.kill()
+
+
+@pytest.fixture
+async def private_redis(private_redis_factory: PrivateRedisFactory) -> PrivateRedis:
+    return await private_redis_factory()
 
 
 def free_port() -> int:

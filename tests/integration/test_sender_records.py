@@ -8,15 +8,10 @@ is a stand-in that accepts the message and then kills Redis.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
-from redis import exceptions as redis_exceptions
-from redis.asyncio import Redis
 
 from hiker.core.claims import ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import ParkedHeaders, SendMessage
@@ -26,7 +21,7 @@ from hiker.sender.graph import GraphCall
 from hiker.sender.handlers import Graph, Park, ScheduleRetry, SendHandler
 from hiker.sender.metrics import SenderMetrics
 from hiker.sender.retry import GraphOutcome
-from tests.integration.conftest import free_port
+from tests.integration.conftest import PrivateRedis
 
 pytestmark = pytest.mark.integration
 
@@ -38,53 +33,6 @@ COMMAND = SendMessage(
     kind="reply",
     correlation_id="wamid.RECORDS1",
 )
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, so that it can be killed and brought back."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: ASYNC220 - a daemon for the test, not awaited
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = Redis.from_url(self.url)
-        try:
-            for _ in range(100):
-                try:
-                    await client.ping()
-                    return
-                except (OSError, redis_exceptions.ConnectionError):
-                    await asyncio.sleep(0.05)
-            raise RuntimeError("private redis-server did not start")
-        finally:
-            await client.aclose()
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
-@pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    if not shutil.which("redis-server"):
-        pytest.skip("needs redis-server to run a private Redis that can be killed")
-    server = PrivateRedis(tmp_path)
-    await server.start()
-    yield server
-    server.kill()
 
 
 class AcceptThen:

@@ -41,7 +41,7 @@ C = TypeVar("C", bound=Contract)
 Headers = Mapping[str, Any]
 
 BACKOFF_FIRST_SECONDS = 0.2
-BACKOFF_MAX_SECONDS = 5.0
+BACKOFF_MAX_SECONDS = 3.0
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ class CommonSettings(BaseSettings):
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9100, ge=1, le=65535)
     # How long a publish waits for others to the same destination, to leave with them as one
-    # message (core.publisher): a little latency for a lot less broker and client work.
-    publish_linger_ms: float = Field(default=5.0, ge=0, le=1000)
+    # message, once traffic flows (core.publisher): a little latency, much less broker work.
+    publish_linger_ms: float = Field(default=20.0, ge=0, le=1000)
 
     @field_validator("amqp_url")
     @classmethod
