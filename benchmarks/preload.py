@@ -131,7 +131,7 @@ async def record_messages(
     claims = ClaimStore(redis, lease_seconds=60, done_ttl_seconds=2 * 3600)
 
     async def record(user: str, wamid: str) -> None:
-        step = store.record_inbound(phone_number_id, user, wamid, received_at, int(received_at))
+        step = store.record_step(phone_number_id, user, wamid, received_at, int(received_at))
         claim = await claims.claim(keys.claim(wamid), step=step)
         await claim.confirm()
 

@@ -15,8 +15,9 @@ from typing import Any
 import aio_pika
 import pytest
 
-from hiker.conversation.responder import RuleBookResponder, RuleSource
+from hiker.conversation.responder import RuleBookResponder
 from hiker.conversation.rules import Reply
+from hiker.conversation.rulesfile import RuleSource
 from hiker.core import topology
 from hiker.core.broker import Broker
 from hiker.core.bundles import BUNDLE_HEADER

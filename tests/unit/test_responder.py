@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hiker.conversation.responder import Responder, RuleBookResponder, RuleSource, load_responder
+from hiker.conversation.responder import Responder, RuleBookResponder, load_responder
 from hiker.conversation.rules import Reply
-from hiker.conversation.rulesfile import default_rulebook
+from hiker.conversation.rulesfile import RuleSource, default_rulebook
 from hiker.core.contracts import MessageReceived
 from hiker.core.settings import ConfigError
 

@@ -5,10 +5,10 @@ import pytest
 from hiker.sender.retry import (
     GraphOutcome,
     Verdict,
-    classify,
     decide,
     ladder_ms,
     retry_delay_ms,
+    verdict_of,
 )
 
 
@@ -36,7 +36,7 @@ from hiker.sender.retry import (
     ],
 )
 def test_classification(outcome: GraphOutcome, verdict: Verdict) -> None:
-    assert classify(outcome) is verdict
+    assert verdict_of(outcome) is verdict
 
 
 def test_retries_stop_at_the_attempt_bound() -> None:

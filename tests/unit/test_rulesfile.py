@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from hiker.conversation.responder import RuleSource
-from hiker.conversation.rules import Template
-from hiker.conversation.rulesfile import RulesFileError, default_rulebook, parse_rules
+from hiker.conversation.rulesfile import RulesFileError, RuleSource, default_rulebook, parse_rules
+from hiker.core.contracts import MessageTemplate
 
 BASE = default_rulebook("are you there", 600)
 
@@ -42,7 +41,7 @@ def test_example_file() -> None:
     assert book.policy("999").idle_timeout_seconds == 600
     special = book.policy("111")
     assert (special.followup_text, special.idle_timeout_seconds) == ("anyone?", 30)
-    assert special.followup_template == Template("hello_world", "en_US")
+    assert special.followup_template == MessageTemplate(name="hello_world", language="en_US")
 
 
 def test_empty_file_keeps_the_built_in_rules() -> None:

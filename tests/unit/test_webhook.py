@@ -15,7 +15,7 @@ from hiker.core.contracts import (
     StatusReceived,
     WebhookErrorReceived,
 )
-from hiker.ingress.webhook import MalformedBody, Unclassified, classify, message_text, parse
+from hiker.ingress.webhook import MalformedBody, Unclassified, message_text, parse, route
 from hiker.tools.simulate import messages_change, text_message, webhook_body
 
 # Another project's webhook bodies, read where they lie (never copied): beside this checkout by
@@ -49,7 +49,7 @@ def test_corpus_is_present_where_ci_runs() -> None:
 
 @pytest.mark.parametrize(("name", "body"), CORPUS, ids=[name for name, _ in CORPUS])
 def test_every_corpus_update_is_classified_without_loss(name: str, body: dict[str, Any]) -> None:
-    result = classify(body, received_at=1.0)
+    result = route(body, received_at=1.0)
     assert not isinstance(result, Unclassified), name
     changes = [c for e in body["entry"] for c in e["changes"]]
     expected = 0
@@ -95,7 +95,7 @@ def test_batch_yields_every_message_status_and_error_in_order() -> None:
             },
         ],
     }
-    result = classify(body, received_at=5.0)
+    result = route(body, received_at=5.0)
     assert not isinstance(result, Unclassified)
     kinds = [type(item.event) for item in result]
     assert kinds == [MessageReceived, MessageReceived, StatusReceived, WebhookErrorReceived]
@@ -118,7 +118,7 @@ def test_user_falls_back_to_the_business_scoped_id() -> None:
         "type": "text",
         "text": {"body": "hello"},
     }
-    result = classify(webhook_body(messages_change([message])), received_at=1.0)
+    result = route(webhook_body(messages_change([message])), received_at=1.0)
     assert not isinstance(result, Unclassified)
     event = result[0].event
     assert isinstance(event, MessageReceived)
@@ -137,7 +137,7 @@ def test_user_falls_back_to_the_business_scoped_id() -> None:
     ],
 )
 def test_foreign_documents_are_unclassified(document: Any) -> None:
-    assert isinstance(classify(document, received_at=1.0), Unclassified)
+    assert isinstance(route(document, received_at=1.0), Unclassified)
 
 
 def test_unreadable_messages_change_is_kept_while_the_rest_goes_through() -> None:
@@ -146,14 +146,14 @@ def test_unreadable_messages_change_is_kept_while_the_rest_goes_through() -> Non
         "value": {"metadata": {"phone_number_id": "1"}, "messages": [{"id": "wamid.X"}]},
     }
     body = webhook_body(broken, messages_change([text_message("111", "ok")]))
-    result = classify(body, received_at=1.0)
+    result = route(body, received_at=1.0)
     assert not isinstance(result, Unclassified)
     assert [item.routing_key for item in result] == ["unknown", "message.text"]
 
 
 def test_routing_keys_cannot_be_steered_by_payload_dots() -> None:
     message = {"from": "1", "id": "wamid.D", "timestamp": "1", "type": "a.b.#"}
-    result = classify(webhook_body(messages_change([message])), received_at=1.0)
+    result = route(webhook_body(messages_change([message])), received_at=1.0)
     assert not isinstance(result, Unclassified)
     assert result[0].routing_key == "message.a_b__"
 

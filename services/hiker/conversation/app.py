@@ -15,13 +15,8 @@ from hiker.conversation.consumers import inbound_routes, timers_routes
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.outbox import ConversationOutbox
-from hiker.conversation.responder import (
-    Responder,
-    RuleBookResponder,
-    RuleSource,
-    load_responder,
-)
-from hiker.conversation.rulesfile import default_rulebook
+from hiker.conversation.responder import Responder, RuleBookResponder, load_responder
+from hiker.conversation.rulesfile import RuleSource, default_rulebook
 from hiker.conversation.state import ConversationStore
 from hiker.core import topology
 from hiker.core.broker import Broker, keep_trying

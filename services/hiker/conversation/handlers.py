@@ -11,14 +11,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 from hiker.conversation.metrics import ConversationMetrics
-from hiker.conversation.responder import Responder, RuleSource
-from hiker.conversation.state import ConversationStore
+from hiker.conversation.responder import Responder
+from hiker.conversation.rulesfile import RuleSource
+from hiker.conversation.state import RECORDED_LATEST, ConversationStore
 from hiker.conversation.timers import FiredDecision, decide_fired, start_timer, window_open
 from hiker.core.claims import Claim, ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import (
     IdleTimerStarted,
     MessageReceived,
-    MessageTemplate,
     SendMessage,
     StatusReceived,
     WebhookErrorReceived,
@@ -59,7 +59,7 @@ class ConversationHandlers:
 
     async def on_message(self, event: MessageReceived) -> None:
         """Reply by the rules and (re)start the idle timer, once per wamid."""
-        record = self._conversations.record_inbound(
+        record = self._conversations.record_step(
             event.phone_number_id, event.user, event.wamid, event.received_at, event.timestamp
         )
         claim = await self._claim(self._keys.claim(event.wamid), record)
@@ -69,7 +69,7 @@ class ConversationHandlers:
             return
         try:
             # Recorded with the claim; False when a later message of the user is recorded.
-            latest = claim.step_result == 1
+            latest = claim.step_result == RECORDED_LATEST
             reply = await self._responder.respond(event)
             if reply is not None and not window_open(event.timestamp, self._clock()):
                 # Processed a day late (a long outage): a text would fail with 131047.
@@ -152,9 +152,7 @@ class ConversationHandlers:
         try:
             template = policy.followup_template
             if decision is FiredDecision.FOLLOW_UP_TEMPLATE and template is not None:
-                content: dict[str, object] = {
-                    "template": MessageTemplate(name=template.name, language=template.language)
-                }
+                content: dict[str, object] = {"template": template}
             else:
                 content = {"text": policy.followup_text}
             await self._send(

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hiker.core.contracts import MessageTemplate
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -37,21 +39,13 @@ class Reply:
 
 
 @dataclass(frozen=True)
-class Template:
-    """An approved message template: what may be sent outside the 24-hour service window."""
-
-    name: str
-    language: str
-
-
-@dataclass(frozen=True)
 class NumberPolicy:
     """How one business phone number follows up on a quiet user."""
 
     followup_text: str
     idle_timeout_seconds: float
     # Sent instead of the follow-up text when the 24 h window has closed; None: skip instead.
-    followup_template: Template | None = None
+    followup_template: MessageTemplate | None = None
 
 
 @dataclass(frozen=True)

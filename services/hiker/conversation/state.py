@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from redis.asyncio import Redis
 
-from hiker.conversation.timers import Activity
+from hiker.conversation.timers import SERVICE_WINDOW_SECONDS, Activity
 from hiker.core.claims import ClaimStep
 from hiker.core.redis_store import Keys
+
+# What the step that records a message returns (its claim's ``step_result``).
+RECORDED_LATEST: Final = 1  # the message is now the conversation's latest
+LATER_ALREADY_RECORDED: Final = 0  # a later message of the user came first (out of order)
 
 # Record a message as the conversation's latest unless a later one is already recorded, so that
 # messages processed out of order (replicas, redeliveries) never move the timer backwards.
@@ -21,22 +27,20 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
-# The record outlives the idle timer and the 24 h customer-service window it describes.
-_WINDOW_SECONDS = 24 * 3600
-
 
 class ConversationStore:
     def __init__(self, redis: Redis, keys: Keys, *, idle_timeout_seconds: float) -> None:
         self._redis = redis
         self._keys = keys
-        self._ttl_ms = round((max(idle_timeout_seconds * 2, _WINDOW_SECONDS) + 3600) * 1000)
+        self._ttl_ms = round((max(idle_timeout_seconds * 2, SERVICE_WINDOW_SECONDS) + 3600) * 1000)
 
-    def record_inbound(
+    def record_step(
         self, phone_number_id: str, user: str, wamid: str, received_at: float, sent_at: int
     ) -> ClaimStep:
-        """Store ``wamid`` as the latest message, as the step of the message's claim.
+        """The claim step that stores ``wamid`` as the conversation's latest message.
 
-        The step returns 1 when stored, 0 when a later message is already stored.
+        It returns ``RECORDED_LATEST``, or ``LATER_ALREADY_RECORDED`` when a later one is
+        stored already.
         """
         key = self._keys.conversation(phone_number_id, user)
         return ClaimStep(_RECORD, (key,), (wamid, repr(received_at), str(sent_at), self._ttl_ms))

@@ -16,6 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import Enum
+from typing import Final
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -46,21 +47,25 @@ return 0
 # each round trip is a tenth of a message's CPU). A claim not taken returns what holds the key.
 # KEYS[1] is the claim; ARGV: lease value, lease ms, call value ('' for none), call ttl ms. The
 # step sees KEYS[2..] and ARGV[5..] as its own KEYS and ARGV. When a call value is given and
-# the step returns 0 ("go now"), the claim enters the call at once.
+# the step returns GO_NOW, the claim enters the call at once.
 _CLAIM_WITH_STEP = """
 local function step(KEYS, ARGV)
-%s
+__STEP__
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {0, redis.call('GET', KEYS[1])}
 end
 local result = step({unpack(KEYS, 2)}, {unpack(ARGV, 5)})
-if ARGV[3] ~= '' and result == 0 then
+if ARGV[3] ~= '' and result == __GO_NOW__ then
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   return {2, result}
 end
 return {1, result}
 """
+
+
+# What a step returns when the outside call may begin at once (e.g. no pacing wait).
+GO_NOW: Final = 0
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class ClaimStep:
     args: tuple[str | int, ...] = ()
 
 
-_NO_STEP = ClaimStep("return 0")
+_NO_STEP = ClaimStep(f"return {GO_NOW}")
 
 
 class ClaimState(Enum):
@@ -166,7 +171,9 @@ class ClaimStore:
         step = step or _NO_STEP
         script = self._claim_scripts.get(step.lua)
         if script is None:
-            script = self._redis.register_script(_CLAIM_WITH_STEP % step.lua)
+            script = self._redis.register_script(
+                _CLAIM_WITH_STEP.replace("__GO_NOW__", str(GO_NOW)).replace("__STEP__", step.lua)
+            )
             self._claim_scripts[step.lua] = script
         value = _CLAIM + secrets.token_hex(8).encode()
         call = _call_value(call_within, value) if call_within is not None else b""

@@ -26,6 +26,7 @@ from hiker.core import bundles
 from hiker.core.contracts import Contract
 from hiker.core.errors import PublishFailed
 from hiker.core.topology import HEADER_CORRELATION_ID
+from hiker.core.waiters import settle
 
 # Past these a bundle leaves at once: a message stays well under the broker's frame and queue
 # limits, and one consumer's share of work stays small enough to spread over replicas.
@@ -162,12 +163,8 @@ class Bundler:
 
 
 def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    if isinstance(error, asyncio.CancelledError):
+        # Shutting down: to the callers this is the broker not taking it, not their own cancel.
+        error = PublishFailed("publishing stopped (shutting down)")
     for waiter in waiters:
-        if waiter.done():  # its caller was cancelled meanwhile
-            continue
-        if error is None:
-            waiter.set_result(None)
-        elif isinstance(error, asyncio.CancelledError):
-            waiter.set_exception(PublishFailed("publishing stopped (shutting down)"))
-        else:
-            waiter.set_exception(error)
+        settle(waiter, None, error)

@@ -8,6 +8,8 @@ from typing import Any
 from redis import exceptions as redis_exceptions
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from hiker.core.waiters import settle
+
 # Connections per process. A consumer with a large prefetch runs that many handlers at once;
 # past this bound they wait their turn for a connection (back-pressure) instead of failing
 # with "too many connections" halfway through a send they could no longer record.
@@ -77,25 +79,14 @@ class AutoPipelinedRedis(Redis):
                 # Shutting down: to the callers this is Redis going away, not their own cancel.
                 exc = redis_exceptions.ConnectionError("Redis batch cancelled")
             for _, _, future in batch:
-                _settle(future, error=exc)
+                settle(future, error=exc)
             return
         self.pipelined_batches += 1
         for (_, _, future), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
-                _settle(future, error=result)
+                settle(future, error=result)
             else:
-                _settle(future, result)
-
-
-def _settle(
-    future: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
-) -> None:
-    if future.done():  # its caller was cancelled meanwhile
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+                settle(future, result)
 
 
 def connect_redis(url: str) -> Redis:

@@ -1,4 +1,4 @@
-"""Ingest a webhook: verify, classify, publish every update with confirms, decide the answer."""
+"""Ingest a webhook: verify, route, publish every update with confirms, decide the answer."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hiker.core.errors import PublishFailed
 from hiker.core.publisher import Bundler, Destination, Publish
 from hiker.core.signature import SignatureCheck, check_signature
 from hiker.ingress.metrics import IngressMetrics
-from hiker.ingress.webhook import MalformedBody, Routed, Unclassified, classify, parse
+from hiker.ingress.webhook import MalformedBody, Routed, Unclassified, parse, route
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class WebhookIngestor:
         except MalformedBody:
             return Outcome.MALFORMED
         started = time.perf_counter()
-        result = classify(document, received_at=self._clock())
+        result = route(document, received_at=self._clock())
         try:
             if isinstance(result, Unclassified):
                 await self._keep_unclassified(body, result)

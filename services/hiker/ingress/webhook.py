@@ -125,7 +125,7 @@ def parse(body: bytes) -> Any:
         raise MalformedBody(str(exc)) from None
 
 
-def classify(document: Any, received_at: float) -> list[Routed] | Unclassified:
+def route(document: Any, received_at: float) -> list[Routed] | Unclassified:
     """Every message, status, error and foreign change of ``document``, in body order."""
     try:
         body = _Body.model_validate(document)

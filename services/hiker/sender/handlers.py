@@ -26,7 +26,7 @@ class Graph(Protocol):
 
 
 class Pacing(Protocol):
-    def reserve(self, phone_number_id: str) -> ClaimStep | None: ...
+    def reserve_step(self, phone_number_id: str) -> ClaimStep | None: ...
 
     async def wait(self, reserved_us: int | None) -> None: ...
 
@@ -81,7 +81,7 @@ class SendHandler:
         # marks the Graph call as started.
         claim = await self._claims.claim(
             self._keys.sent(command.idempotency_key),
-            step=self._pacer.reserve(command.phone_number_id),
+            step=self._pacer.reserve_step(command.phone_number_id),
             call_within=self._call_deadline,
         )
         if claim.state is ClaimState.DONE:

@@ -31,13 +31,14 @@ class Pacer:
         self._keys = keys
         self._interval_us = round(1_000_000 / rate_per_second) if rate_per_second > 0 else 0
 
-    def reserve(self, phone_number_id: str) -> ClaimStep | None:
-        """The step that reserves this send's slot; None when pacing is off."""
+    def reserve_step(self, phone_number_id: str) -> ClaimStep | None:
+        """The claim step that reserves this send's slot (it returns the microseconds to wait
+        for it: ``claims.GO_NOW`` when it is free now); None when pacing is off."""
         if self._interval_us == 0:
             return None
         return ClaimStep(_RESERVE, (self._keys.pace(phone_number_id),), (self._interval_us,))
 
     async def wait(self, reserved_us: int | None) -> None:
-        """Sleep until the slot that ``reserve``'s step returned."""
+        """Sleep until the slot that ``reserve_step``'s step returned."""
         if reserved_us:
             await asyncio.sleep(reserved_us / 1_000_000)

@@ -58,7 +58,7 @@ class GraphOutcome:
         return str(self.error_code) if self.error_code is not None else "none"
 
 
-def classify(outcome: GraphOutcome) -> Verdict:
+def verdict_of(outcome: GraphOutcome) -> Verdict:
     status = outcome.http_status
     if status is not None and 200 <= status < 300 and outcome.message_id:
         return Verdict.SENT
@@ -70,8 +70,8 @@ def classify(outcome: GraphOutcome) -> Verdict:
 
 
 def decide(outcome: GraphOutcome, attempt: int, max_attempts: int) -> Verdict:
-    """``classify``, except that a retry past ``max_attempts`` parks the message."""
-    verdict = classify(outcome)
+    """``verdict_of``, except that a retry past ``max_attempts`` parks the message."""
+    verdict = verdict_of(outcome)
     if verdict is Verdict.RETRY and attempt >= max_attempts:
         return Verdict.PARK
     return verdict
