@@ -9,13 +9,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import Responder
 from hiker.conversation.rulesfile import RuleSource
-from hiker.conversation.state import RECORDED_LATEST, ConversationStore
-from hiker.conversation.timers import FiredDecision, decide_fired, start_timer, window_open
-from hiker.core.claims import Claim, ClaimState, ClaimStep, ClaimStore
+from hiker.conversation.state import RECORDED_LATEST
+from hiker.conversation.timers import (
+    Activity,
+    FiredDecision,
+    decide_fired,
+    start_timer,
+    window_open,
+)
+from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
 from hiker.core.contracts import (
     IdleTimerStarted,
     MessageReceived,
@@ -28,6 +35,17 @@ from hiker.core.redis_store import Keys
 
 log = logging.getLogger(__name__)
 
+
+class Conversations(Protocol):
+    """What the handlers keep per conversation (``ConversationStore`` in Redis)."""
+
+    def record_step(
+        self, phone_number_id: str, user: str, wamid: str, received_at: float, sent_at: int
+    ) -> ClaimStep: ...
+
+    async def last_activity(self, phone_number_id: str, user: str) -> Activity | None: ...
+
+
 PublishCommand = Callable[[SendMessage], Awaitable[None]]
 # The timer and its delay: each delay has its own wait queue.
 ScheduleTimer = Callable[[IdleTimerStarted, float], Awaitable[None]]
@@ -39,8 +57,8 @@ class ConversationHandlers:
         *,
         rules: RuleSource,
         responder: Responder,
-        conversations: ConversationStore,
-        claims: ClaimStore,
+        conversations: Conversations,
+        claims: Claims,
         keys: Keys,
         send: PublishCommand,
         schedule: ScheduleTimer,

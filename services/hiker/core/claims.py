@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Final, Protocol
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-_DONE = b"done"
-_CLAIM = b"claim:"
-_CALL = b"call:"
+DONE = b"done"
+CLAIM_PREFIX = b"claim:"
+CALL_PREFIX = b"call:"
 # A call whose caller died, taken over (with a lease) by whoever settles it: until it is settled,
 # a claim finds it busy while that lease runs and in doubt after, never free to redo the work.
-_DOUBT = b"doubt:"
+DOUBT_PREFIX = b"doubt:"
 
 # Change the key only while it still holds what this worker put there: after a lease expiry it
 # may belong to someone else.
@@ -95,12 +96,26 @@ class ClaimLost(Exception):
     """The lease ran out and another worker took the key; this worker must not go on."""
 
 
+class ClaimKeeper(Protocol):
+    """What a ``Claim`` asks of the store that issued it."""
+
+    done_ttl_ms: int
+
+    def now(self) -> float: ...
+
+    async def swap(
+        self, key: str, expected: bytes, new: bytes, ttl_ms: int, *, strict: bool = True
+    ) -> None: ...
+
+    async def confirm(self, key: str, value: bytes = ...) -> None: ...
+
+
 class Claim:
     """One claim attempt on ``key``; ``state`` says what the caller should do."""
 
     def __init__(
         self,
-        store: ClaimStore,
+        store: ClaimKeeper,
         key: str,
         value: bytes,
         state: ClaimState,
@@ -119,16 +134,24 @@ class Claim:
 
     async def begin_call(self, within_seconds: float) -> None:
         """Mark the outside call as started; it reports back within ``within_seconds``."""
-        value = _call_value(within_seconds, self._value)
+        value = call_value(within_seconds, self._value, self._store.now())
         await self._store.swap(self.key, self._value, value, self._store.done_ttl_ms)
         self._value = value
         self.in_call = True
 
-    async def confirm(self, value: bytes = _DONE) -> None:
+    async def confirm(self, value: bytes = DONE) -> None:
         await self._store.confirm(self.key, value)
 
     async def release(self) -> None:
         await self._store.swap(self.key, self._value, b"", 0, strict=False)
+
+
+class Claims(Protocol):
+    """Where handlers take their claims: ``ClaimStore`` (Redis), or a fake in the tests."""
+
+    async def claim(
+        self, key: str, *, step: ClaimStep | None = None, call_within: float | None = None
+    ) -> Claim: ...
 
 
 async def is_done(redis: Redis, key: str) -> bool:
@@ -137,27 +160,56 @@ async def is_done(redis: Redis, key: str) -> bool:
     if value is None:
         return False
     raw = value.encode() if isinstance(value, str) else bytes(value)
-    return not raw.startswith((_CLAIM, _CALL, _DOUBT))
+    return not raw.startswith((CLAIM_PREFIX, CALL_PREFIX, DOUBT_PREFIX))
 
 
-def _call_value(within_seconds: float, claim_value: bytes) -> bytes:
-    return _marked(_CALL, within_seconds, claim_value)
+def lease_value() -> bytes:
+    """A fresh claim's value: ``claim:`` and a token of its own."""
+    return CLAIM_PREFIX + secrets.token_hex(8).encode()
 
 
-def _marked(kind: bytes, within_seconds: float, claim_value: bytes) -> bytes:
+def call_value(within_seconds: float, claim_value: bytes, now: float) -> bytes:
+    """The mark of an outside call begun ``now`` by the holder of ``claim_value``."""
+    return _marked(CALL_PREFIX, within_seconds, claim_value, now)
+
+
+def doubt_value(within_seconds: float, claim_value: bytes, now: float) -> bytes:
+    """The mark of a call in doubt, taken over ``now`` by the holder of ``claim_value``."""
+    return _marked(DOUBT_PREFIX, within_seconds, claim_value, now)
+
+
+def mark_deadline_ms(mark: bytes) -> int:
+    """When the holder of a call or doubt mark was due to report back (epoch ms)."""
+    return int(mark.split(b":", 2)[1])
+
+
+def _marked(kind: bytes, within_seconds: float, claim_value: bytes, now: float) -> bytes:
     """``kind`` + the deadline by which its holder reports back + the claim's own token."""
-    deadline_ms = round((time.time() + within_seconds) * 1000)
-    return kind + str(deadline_ms).encode() + b":" + claim_value[len(_CLAIM) :]
+    deadline_ms = round((now + within_seconds) * 1000)
+    return kind + str(deadline_ms).encode() + b":" + claim_value[len(CLAIM_PREFIX) :]
 
 
 class ClaimStore:
-    def __init__(self, redis: Redis, *, lease_seconds: float, done_ttl_seconds: int) -> None:
+    """Claims kept in Redis, each taken (with its step) in one atomic script."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        lease_seconds: float,
+        done_ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._redis = redis
+        self._clock = clock
         self._lease_ms = max(1, round(lease_seconds * 1000))
         self._done_ttl = done_ttl_seconds
         self.done_ttl_ms = done_ttl_seconds * 1000
         self._swap = redis.register_script(_COMPARE_AND_SET)
         self._claim_scripts: dict[str, AsyncScript] = {}
+
+    def now(self) -> float:
+        return self._clock()
 
     async def claim(
         self, key: str, *, step: ClaimStep | None = None, call_within: float | None = None
@@ -175,8 +227,8 @@ class ClaimStore:
                 _CLAIM_WITH_STEP.replace("__GO_NOW__", str(GO_NOW)).replace("__STEP__", step.lua)
             )
             self._claim_scripts[step.lua] = script
-        value = _CLAIM + secrets.token_hex(8).encode()
-        call = _call_value(call_within, value) if call_within is not None else b""
+        value = lease_value()
+        call = call_value(call_within, value, self.now()) if call_within is not None else b""
         for _ in range(2):  # once more if the caller in doubt was settled by someone else
             taken, result = await script(
                 keys=[key, *step.keys],
@@ -193,21 +245,20 @@ class ClaimStore:
                     in_call=in_call,
                 )
             current = result.encode() if isinstance(result, str) else bytes(result)
-            if current.startswith(_CLAIM):
+            if current.startswith(CLAIM_PREFIX):
                 return Claim(self, key, value, ClaimState.BUSY)
-            if current.startswith((_CALL, _DOUBT)):
-                deadline_ms = int(current.split(b":", 2)[1])
-                if time.time() * 1000 < deadline_ms:
+            if current.startswith((CALL_PREFIX, DOUBT_PREFIX)):
+                if self.now() * 1000 < mark_deadline_ms(current):
                     return Claim(self, key, value, ClaimState.BUSY)
                 # The caller died inside the call (or its settler died): settle it, once.
-                doubt = _marked(_DOUBT, self._lease_ms / 1000, value)
+                doubt = doubt_value(self._lease_ms / 1000, value, self.now())
                 if await self._swap(keys=[key], args=[current, doubt, self.done_ttl_ms]):
                     return Claim(self, key, doubt, ClaimState.IN_DOUBT)
                 continue
             return Claim(self, key, value, ClaimState.DONE)
         return Claim(self, key, value, ClaimState.BUSY)
 
-    async def confirm(self, key: str, value: bytes = _DONE) -> None:
+    async def confirm(self, key: str, value: bytes = DONE) -> None:
         """Mark ``key`` done (``value`` may record a result, e.g. Graph's message id)."""
         await self._redis.set(key, value, ex=self._done_ttl)
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from hiker.core.claims import Claim, ClaimState, ClaimStep, ClaimStore
+from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
 from hiker.core.contracts import ParkedHeaders, SendMessage
 from hiker.core.errors import RetryLater, Unavailable, classify
 from hiker.core.redis_store import Keys
@@ -44,7 +44,7 @@ class SendHandler:
         *,
         graph: Graph,
         pacer: Pacing,
-        claims: ClaimStore,
+        claims: Claims,
         keys: Keys,
         schedule_retry: ScheduleRetry,
         park: Park,

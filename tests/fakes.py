@@ -1,0 +1,216 @@
+"""In-memory stand-ins for the handlers' ports: claims, conversation state, pacing, Graph, and
+what the handlers publish. No broker, no Redis, no sleeping: time is a ``Clock`` the test moves.
+
+``InMemoryClaims`` keeps the values ``ClaimStore`` keeps in Redis (lease, call mark, doubt mark,
+done) with the same meaning; ``tests/integration/test_claims_contract.py`` runs the same
+scenarios against both, so the fake cannot drift from the real store unnoticed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hiker.conversation.state import LATER_ALREADY_RECORDED, RECORDED_LATEST
+from hiker.conversation.timers import Activity
+from hiker.core.claims import (
+    CALL_PREFIX,
+    CLAIM_PREFIX,
+    DONE,
+    DOUBT_PREFIX,
+    GO_NOW,
+    Claim,
+    ClaimLost,
+    ClaimState,
+    ClaimStep,
+    call_value,
+    doubt_value,
+    lease_value,
+    mark_deadline_ms,
+)
+from hiker.core.contracts import IdleTimerStarted, ParkedHeaders, SendMessage
+from hiker.sender.graph import GraphCall
+from hiker.sender.retry import GraphOutcome
+
+
+class Clock:
+    """Epoch seconds that move only when a test says so."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass(frozen=True)
+class FakeStep(ClaimStep):
+    """A claim step whose work is Python (run when the claim is taken), for the fakes."""
+
+    run: Callable[[], int] = lambda: GO_NOW
+
+
+class InMemoryClaims:
+    """``ClaimStore``'s semantics over a dict, on a ``Clock``."""
+
+    def __init__(self, clock: Clock, *, lease_seconds: float, done_ttl_seconds: int) -> None:
+        self._clock = clock
+        self._lease = lease_seconds
+        self.done_ttl_ms = done_ttl_seconds * 1000
+        self.values: dict[str, tuple[bytes, float]] = {}  # key -> (value, expires at)
+        # ``fail_next``: the next store operations fail with this (Redis refusing).
+        self._failing: list[BaseException] = []
+
+    def now(self) -> float:
+        return self._clock()
+
+    def get(self, key: str) -> bytes | None:
+        entry = self.values.get(key)
+        if entry is None or entry[1] <= self.now():
+            self.values.pop(key, None)
+            return None
+        return entry[0]
+
+    def _set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        self.values[key] = (value, self.now() + ttl_seconds)
+
+    def fail_next(self, count: int, error: BaseException) -> None:
+        self._failing.extend([error] * count)
+
+    def _check(self) -> None:
+        if self._failing:
+            raise self._failing.pop(0)
+
+    async def claim(
+        self, key: str, *, step: ClaimStep | None = None, call_within: float | None = None
+    ) -> Claim:
+        self._check()
+        value = lease_value()
+        current = self.get(key)
+        if current is None:
+            self._set(key, value, self._lease)
+            result = step.run() if isinstance(step, FakeStep) else GO_NOW
+            if call_within is not None and result == GO_NOW:
+                mark = call_value(call_within, value, self.now())
+                self._set(key, mark, self.done_ttl_ms / 1000)
+                return Claim(self, key, mark, ClaimState.CLAIMED, step_result=result, in_call=True)
+            return Claim(self, key, value, ClaimState.CLAIMED, step_result=result)
+        if current.startswith(CLAIM_PREFIX):
+            return Claim(self, key, value, ClaimState.BUSY)
+        if current.startswith((CALL_PREFIX, DOUBT_PREFIX)):
+            if self.now() * 1000 < mark_deadline_ms(current):
+                return Claim(self, key, value, ClaimState.BUSY)
+            doubt = doubt_value(self._lease, value, self.now())
+            self._set(key, doubt, self.done_ttl_ms / 1000)
+            return Claim(self, key, doubt, ClaimState.IN_DOUBT)
+        return Claim(self, key, value, ClaimState.DONE)
+
+    async def confirm(self, key: str, value: bytes = DONE) -> None:
+        self._check()
+        self._set(key, value, self.done_ttl_ms / 1000)
+
+    async def swap(
+        self, key: str, expected: bytes, new: bytes, ttl_ms: int, *, strict: bool = True
+    ) -> None:
+        self._check()
+        if self.get(key) != expected:
+            if strict:
+                raise ClaimLost(key)
+            return
+        if new:
+            self._set(key, new, ttl_ms / 1000)
+        else:
+            del self.values[key]
+
+
+class InMemoryConversations:
+    """The last inbound message of each conversation, as ``ConversationStore`` records it."""
+
+    def __init__(self) -> None:
+        self.latest: dict[tuple[str, str], Activity] = {}
+
+    def record_step(
+        self, phone_number_id: str, user: str, wamid: str, received_at: float, sent_at: int
+    ) -> ClaimStep:
+        def record() -> int:
+            current = self.latest.get((phone_number_id, user))
+            if current is not None and current.last_received_at > received_at:
+                return LATER_ALREADY_RECORDED
+            self.latest[(phone_number_id, user)] = Activity(wamid, received_at)
+            return RECORDED_LATEST
+
+        return FakeStep("", run=record)
+
+    async def last_activity(self, phone_number_id: str, user: str) -> Activity | None:
+        return self.latest.get((phone_number_id, user))
+
+
+@dataclass
+class Published:
+    """What a handler published: its outbox, as lists (set ``failing`` to refuse)."""
+
+    sends: list[SendMessage] = field(default_factory=list)
+    timers: list[tuple[IdleTimerStarted, float]] = field(default_factory=list)
+    retries: list[tuple[SendMessage, int, int]] = field(default_factory=list)
+    parked: list[tuple[SendMessage, ParkedHeaders]] = field(default_factory=list)
+    failing: BaseException | None = None
+
+    def _check(self) -> None:
+        if self.failing is not None:
+            raise self.failing
+
+    async def send(self, command: SendMessage) -> None:
+        self._check()
+        self.sends.append(command)
+
+    async def schedule(self, timer: IdleTimerStarted, delay_seconds: float) -> None:
+        self._check()
+        self.timers.append((timer, delay_seconds))
+
+    async def retry(self, command: SendMessage, attempt: int, delay_ms: int) -> None:
+        self._check()
+        self.retries.append((command, attempt, delay_ms))
+
+    async def park(self, command: SendMessage, why: ParkedHeaders) -> None:
+        self._check()
+        self.parked.append((command, why))
+
+
+class FakePacer:
+    """Pacing whose reservation waits ``wait_us`` (``GO_NOW``: none); waits are recorded."""
+
+    def __init__(self, wait_us: int = GO_NOW) -> None:
+        self.wait_us = wait_us
+        self.waited: list[int | None] = []
+
+    def reserve_step(self, phone_number_id: str) -> ClaimStep | None:
+        return FakeStep("", run=lambda: self.wait_us)
+
+    async def wait(self, reserved_us: int | None) -> None:
+        self.waited.append(reserved_us)
+
+
+class ScriptedGraph:
+    """Graph answering from a script of outcomes (then accepting), with hooks between calls."""
+
+    def __init__(self, *outcomes: GraphOutcome, error: dict[str, Any] | None = None) -> None:
+        self.outcomes = list(outcomes)
+        self.error = error
+        self.calls: list[SendMessage] = []
+        self.after_call: Callable[[], Awaitable[None]] | None = None
+
+    async def send(self, command: SendMessage) -> GraphCall:
+        self.calls.append(command)
+        outcome = (
+            self.outcomes.pop(0)
+            if self.outcomes
+            else GraphOutcome(200, message_id=f"wamid.OUT{len(self.calls)}")
+        )
+        if self.after_call is not None:
+            await self.after_call()
+        error = self.error if outcome.http_status != 200 else None
+        return GraphCall(outcome, 0.01, error)

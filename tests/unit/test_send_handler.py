@@ -1,0 +1,171 @@
+"""The sender's decisions on fakes: sent, duplicate, busy, paced, retried, parked, in doubt."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis import exceptions as redis_exceptions
+
+from hiker.core.claims import ClaimState
+from hiker.core.contracts import SendMessage
+from hiker.core.errors import RetryLater
+from hiker.core.redis_store import Keys
+from hiker.sender.handlers import SendHandler
+from hiker.sender.metrics import SenderMetrics
+from hiker.sender.retry import GraphOutcome
+from tests.fakes import Clock, FakePacer, InMemoryClaims, Published, ScriptedGraph
+
+COMMAND = SendMessage(
+    idempotency_key="reply:wamid.IN1",
+    phone_number_id="100000000000001",
+    to="15550001111",
+    text="hello to you too",
+    kind="reply",
+    correlation_id="wamid.IN1",
+)
+DEADLINE = 12.0
+MAX_ATTEMPTS = 3
+
+
+class World:
+    def __init__(self, graph: ScriptedGraph | None = None, pacer: FakePacer | None = None) -> None:
+        self.clock = Clock()
+        self.claims = InMemoryClaims(self.clock, lease_seconds=15, done_ttl_seconds=3600)
+        self.graph = graph or ScriptedGraph()
+        self.pacer = pacer or FakePacer()
+        self.published = Published()
+        self.keys = Keys("t:")
+        self.registry = CollectorRegistry()
+        self.handler = SendHandler(
+            graph=self.graph,
+            pacer=self.pacer,
+            claims=self.claims,
+            keys=self.keys,
+            schedule_retry=self.published.retry,
+            park=self.published.park,
+            metrics=SenderMetrics(self.registry),
+            max_attempts=MAX_ATTEMPTS,
+            call_deadline_seconds=DEADLINE,
+            clock=self.clock,
+            random_unit=lambda: 0.5,
+        )
+
+    @property
+    def record(self) -> bytes | None:
+        return self.claims.get(self.keys.sent(COMMAND.idempotency_key))
+
+    def counted(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_an_accepted_send_is_recorded_with_graphs_id_and_never_sent_again() -> None:
+    world = World()
+    await world.handler.handle(COMMAND, 1)
+    await world.handler.handle(COMMAND, 1)  # redelivered
+    assert len(world.graph.calls) == 1
+    assert world.record == b"wamid:wamid.OUT1"
+    assert world.counted("hiker_sends_deduplicated_total") == 1
+    assert world.counted("hiker_messages_sent_total", kind="reply") == 1
+
+
+async def test_a_send_claimed_by_a_live_sender_is_retried_later() -> None:
+    world = World()
+    await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))
+    with pytest.raises(RetryLater):
+        await world.handler.handle(COMMAND, 1)
+    assert world.graph.calls == []
+
+
+async def test_a_paced_send_waits_for_its_slot_before_the_call_begins() -> None:
+    world = World(pacer=FakePacer(wait_us=12_500))
+    await world.handler.handle(COMMAND, 1)
+    assert world.pacer.waited == [12_500]
+    assert len(world.graph.calls) == 1
+
+
+async def test_a_transient_failure_waits_in_a_retry_queue_and_frees_the_key() -> None:
+    world = World(ScriptedGraph(GraphOutcome(503, error_code=2)))
+    await world.handler.handle(COMMAND, 1)
+    [(command, attempt, delay_ms)] = world.published.retries
+    assert (command, attempt) == (COMMAND, 2)
+    assert delay_ms >= 250
+    assert world.record is None  # the retried copy may send
+    await world.handler.handle(COMMAND, 2)
+    assert world.record == b"wamid:wamid.OUT2"
+
+
+async def test_retries_run_out_into_the_parked_queue() -> None:
+    world = World(ScriptedGraph(GraphOutcome(None, failure="timeout")))
+    await world.handler.handle(COMMAND, MAX_ATTEMPTS)
+    [(_, why)] = world.published.parked
+    assert (why.reason, why.graph_status, why.attempt) == ("retries_exhausted", "timeout", 3)
+    assert world.published.retries == []
+
+
+async def test_a_permanent_failure_is_parked_with_graphs_error() -> None:
+    error = {"code": 190, "message": "Error validating access token"}
+    world = World(ScriptedGraph(GraphOutcome(401, error_code=190), error=error))
+    await world.handler.handle(COMMAND, 1)
+    [(_, why)] = world.published.parked
+    assert (why.reason, why.graph_code, why.graph_error) == ("permanent", "190", error)
+    assert why.parked_at == world.clock()
+    assert world.counted("hiker_messages_parked_total", code="190") == 1
+    assert world.record is None  # replayable once the token is renewed
+
+
+async def test_a_send_whose_sender_died_inside_the_call_is_parked_in_doubt_not_resent() -> None:
+    world = World()
+    dead = await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))
+    await dead.begin_call(DEADLINE)  # and then its process was killed
+    with pytest.raises(RetryLater):  # within the deadline it may still report back
+        await world.handler.handle(COMMAND, 1)
+    world.clock.advance(DEADLINE + 1)
+    await world.handler.handle(COMMAND, 1)
+    assert world.graph.calls == []
+    [(_, why)] = world.published.parked
+    assert (why.reason, why.graph_code) == ("in_doubt", "unknown")
+    assert world.record is None  # settled: a person's replay may send it
+
+
+async def test_a_park_in_doubt_refused_leaves_it_in_doubt_never_free_to_send() -> None:
+    world = World()
+    dead = await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))
+    await dead.begin_call(DEADLINE)
+    world.clock.advance(DEADLINE + 1)
+    world.published.failing = ConnectionError("broker away")
+    with pytest.raises(ConnectionError):
+        await world.handler.handle(COMMAND, 1)
+    world.published.failing = None
+    world.clock.advance(60)  # past the settler's lease too
+    state = (await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))).state
+    assert state is ClaimState.IN_DOUBT
+    assert world.graph.calls == []
+
+
+async def test_redis_refusing_the_record_after_graph_accepted_never_releases_the_key() -> None:
+    world = World()
+    oom = redis_exceptions.OutOfMemoryError("command not allowed", status_code="OOM")
+
+    async def redis_fills_up() -> None:
+        world.claims.fail_next(3, oom)
+
+    world.graph.after_call = redis_fills_up
+    await world.handler.handle(COMMAND, 1)  # held until Redis records it
+    assert world.record == b"wamid:wamid.OUT1"
+    await world.handler.handle(COMMAND, 1)
+    assert len(world.graph.calls) == 1
+    assert world.published.parked == world.published.retries == []
+
+
+async def test_a_failure_before_the_call_frees_the_key_for_the_redelivery() -> None:
+    world = World(pacer=FakePacer(wait_us=1000))
+
+    async def failing_wait(_: int | None) -> None:
+        raise ConnectionError("Redis away while pacing")
+
+    world.pacer.wait = failing_wait  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await world.handler.handle(COMMAND, 1)
+    assert world.graph.calls == []
+    state = (await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))).state
+    assert state is ClaimState.CLAIMED
