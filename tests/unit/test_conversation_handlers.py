@@ -51,7 +51,9 @@ class World:
             clock=self.clock,
         )
 
-    def message(self, wamid: str, text: str = "hello", user: str = "15550001111") -> MessageReceived:
+    def message(
+        self, wamid: str, text: str = "hello", user: str = "15550001111"
+    ) -> MessageReceived:
         return MessageReceived(
             wamid=wamid,
             phone_number_id=PNID,
