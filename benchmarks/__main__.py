@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     for setting in args.set:
         name, sep, value = setting.partition("=")
-        if not sep or not name.startswith("HIKER_"):
-            _parser().error(f"--set takes HIKER_NAME=VALUE, not {setting!r}")
+        if not sep or not name.rpartition(".")[2].startswith("HIKER_"):
+            _parser().error(f"--set takes [SERVICE.]HIKER_NAME=VALUE, not {setting!r}")
         SERVICE_SETTINGS[name] = value
     chosen = [s for s in args.only.split(",") if s] or list(SCENARIOS)
     unknown = [s for s in chosen if s not in SCENARIOS]
@@ -106,8 +106,8 @@ def _parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         default=[],
-        metavar="HIKER_NAME=VALUE",
-        help="a setting for every Hiker service of both sides (repeatable), e.g. a linger",
+        metavar="[SERVICE.]HIKER_NAME=VALUE",
+        help="a setting for every Hiker service (or one: ingress.HIKER_...) of both sides",
     )
     # A child harness of --baseline: one side's scenarios, results to a file, no report.
     parser.add_argument("--side", help=argparse.SUPPRESS)

@@ -59,8 +59,20 @@ def resolved_hiker(path: Path) -> str:
     return resolved
 
 
-# ``--set`` settings: given to every Hiker service this harness starts.
+# ``--set`` settings: given to every Hiker service this harness starts, or to one service when
+# the name is prefixed by it (``ingress.HIKER_PUBLISH_LINGER_MS``).
 SERVICE_SETTINGS: dict[str, str] = {}
+
+
+def settings_for(service: str) -> dict[str, str]:
+    chosen: dict[str, str] = {}
+    for name, value in SERVICE_SETTINGS.items():
+        target, dot, variable = name.rpartition(".")
+        if not dot:
+            chosen[name] = value
+        elif target == service:
+            chosen[variable] = value
+    return chosen
 
 
 @dataclass
@@ -101,7 +113,7 @@ class Pipeline:
             "HIKER_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
             "HIKER_METRICS_HOST": "127.0.0.1",
             "HIKER_METRICS_PORT": str(self.ports[service + "_metrics"]),
-            **SERVICE_SETTINGS,
+            **settings_for(service),
         }
 
     def __enter__(self) -> Pipeline:

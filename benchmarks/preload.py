@@ -143,28 +143,40 @@ async def record_messages(
         await redis.aclose()
 
 
-async def publish_timers(url: str, spec: QueueSpec, timers: Sequence[IdleTimerStarted]) -> float:
-    """Publish ``timers`` into the wait queue ``spec``, each expiring at its ``due_at``, as
-    conversation schedules them; returns the least time any had left before its due time."""
+async def publish_timers(
+    url: str, spec: QueueSpec, timers: Sequence[IdleTimerStarted], *, linger: float = 0.02
+) -> float:
+    """Publish ``timers`` into the wait queue ``spec`` as conversation schedules them: those
+    falling due within one publish ``linger`` of each other share a bundle, which expires when
+    the last of them is due. Returns the least time any had left before its due time."""
+    from hiker.core import bundles
+
     broker = await _broker(url)
     min_margin = float("inf")
+    ordered = sorted(timers, key=lambda t: t.due_at)
+    groups: list[list[IdleTimerStarted]] = []
+    for timer in ordered:
+        if groups and timer.due_at - groups[-1][0].due_at < linger:
+            groups[-1].append(timer)
+        else:
+            groups.append([timer])
     try:
         await broker.declare_queue(spec)
-        for start in range(0, len(timers), _WINDOW):
+        for start in range(0, len(groups), _WINDOW):
             stamp = time.time()
-            batch = timers[start : start + _WINDOW]
-            min_margin = min(min_margin, min(t.due_at for t in batch) - stamp)
+            batch = groups[start : start + _WINDOW]
+            min_margin = min(min_margin, min(group[0].due_at for group in batch) - stamp)
             await asyncio.gather(
                 *(
                     broker.publish(
                         "",
                         spec.name,
-                        timer.to_bytes(),
-                        type_name=timer.type_name(),
-                        correlation_id=timer.wamid,
-                        expiration_ms=max(1, int((timer.due_at - stamp) * 1000)),
+                        bundles.encode([timer.to_bytes() for timer in group]),
+                        type_name=group[0].type_name(),
+                        headers={bundles.BUNDLE_HEADER: len(group)} if len(group) > 1 else {},
+                        expiration_ms=max(1, int((group[-1].due_at - stamp) * 1000)),
                     )
-                    for timer in batch
+                    for group in batch
                 )
             )
     finally:

@@ -39,8 +39,9 @@ class CommonSettings(BaseSettings):
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9100, ge=1, le=65535)
     # How long a publish waits for others to the same destination, to leave with them as one
-    # message, once traffic flows (core.publisher): a little latency, much less broker work.
-    publish_linger_ms: float = Field(default=20.0, ge=0, le=1000)
+    # message, once traffic flows (core.publisher). 0: only what one event-loop turn publishes
+    # together (conversation's replies to one delivered bundle) leaves together.
+    publish_linger_ms: float = Field(default=0.0, ge=0, le=1000)
 
     @field_validator("amqp_url")
     @classmethod
@@ -66,6 +67,9 @@ class IngressSettings(CommonSettings):
     # Meta batches up to 1000 updates per body; a few MiB holds that with room to spare.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Webhooks arrive one request at a time: without a linger each would be a message of its
+    # own, which costs the broker and both ends most of what a message costs.
+    publish_linger_ms: float = Field(default=20.0, ge=0, le=1000)
 
 
 class ConversationSettings(CommonSettings):
