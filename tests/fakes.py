@@ -14,6 +14,7 @@ from typing import Any
 
 from hiker.conversation.state import LATER_ALREADY_RECORDED, RECORDED_LATEST
 from hiker.conversation.timers import Activity
+from hiker.core.actions import AnyAction
 from hiker.core.claims import (
     CALL_PREFIX,
     CLAIM_PREFIX,
@@ -187,7 +188,7 @@ class FakePacer:
         self.wait_us = wait_us
         self.waited: list[int | None] = []
 
-    def reserve_step(self, phone_number_id: str) -> ClaimStep | None:
+    def reserve_step(self, phone_number_id: str, user: str) -> ClaimStep | None:
         return FakeStep("", run=lambda: self.wait_us)
 
     async def wait(self, reserved_us: int | None) -> None:
@@ -200,11 +201,11 @@ class ScriptedGraph:
     def __init__(self, *outcomes: GraphOutcome, error: dict[str, Any] | None = None) -> None:
         self.outcomes = list(outcomes)
         self.error = error
-        self.calls: list[SendMessage] = []
+        self.calls: list[AnyAction] = []
         self.after_call: Callable[[], Awaitable[None]] | None = None
 
-    async def send(self, command: SendMessage) -> GraphCall:
-        self.calls.append(command)
+    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
+        self.calls.append(action)
         outcome = (
             self.outcomes.pop(0)
             if self.outcomes

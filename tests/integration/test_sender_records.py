@@ -49,7 +49,7 @@ class AcceptThen:
 
 
 class NoPacing:
-    def reserve_step(self, phone_number_id: str) -> ClaimStep | None:
+    def reserve_step(self, phone_number_id: str, user: str) -> ClaimStep | None:
         return None
 
     async def wait(self, reserved_us: int | None) -> None:

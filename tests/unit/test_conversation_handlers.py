@@ -13,12 +13,8 @@ from hiker.conversation.responder import RuleBookResponder
 from hiker.conversation.rules import NumberPolicy
 from hiker.conversation.rulesfile import RuleSource, default_rulebook
 from hiker.conversation.timers import SERVICE_WINDOW_SECONDS
-from hiker.core.contracts import (
-    IdleTimerStarted,
-    MessageReceived,
-    MessageTemplate,
-    StatusReceived,
-)
+from hiker.core.actions import Template, Text
+from hiker.core.contracts import IdleTimerStarted, MessageReceived, StatusReceived
 from hiker.core.errors import PublishFailed, RetryLater
 from hiker.core.redis_store import Keys
 from tests.fakes import Clock, InMemoryClaims, InMemoryConversations, Published
@@ -72,8 +68,8 @@ async def test_a_new_message_is_answered_and_starts_its_timer() -> None:
     world = World()
     await world.handlers.on_message(world.message("w1"))
     [reply] = world.published.sends
-    assert (reply.text, reply.kind, reply.idempotency_key, reply.to) == (
-        "hello to you too",
+    assert (reply.actions, reply.kind, reply.idempotency_key, reply.to) == (
+        (Text(body="hello to you too"),),
         "reply",
         "reply:w1",
         "15550001111",
@@ -161,7 +157,9 @@ async def test_a_quiet_user_gets_the_followup_once_even_if_the_timer_comes_twice
     timer = await fired(world, "w1")
     await world.handlers.on_timer_fired(timer)  # dead-lettered at least once: may come twice
     followups = [s for s in world.published.sends if s.kind == "followup"]
-    assert [(f.text, f.idempotency_key) for f in followups] == [("are you there", "followup:w1")]
+    assert [(f.actions, f.idempotency_key) for f in followups] == [
+        ((Text(body="are you there"),), "followup:w1")
+    ]
 
 
 async def test_a_timer_superseded_by_a_newer_message_sends_nothing() -> None:
@@ -175,7 +173,7 @@ async def test_a_timer_superseded_by_a_newer_message_sends_nothing() -> None:
 
 
 async def test_a_followup_outside_the_window_is_the_template_or_nothing() -> None:
-    template = MessageTemplate(name="we_miss_you", language="en_US")
+    template = Template(name="we_miss_you", language="en_US")
     for policy, expected in (
         (NumberPolicy("are you there", SERVICE_WINDOW_SECONDS + 60, template), template),
         (NumberPolicy("are you there", SERVICE_WINDOW_SECONDS + 60), None),
@@ -184,4 +182,4 @@ async def test_a_followup_outside_the_window_is_the_template_or_nothing() -> Non
         await world.handlers.on_message(world.message("w1"))
         await fired(world, "w1")
         followups = [s for s in world.published.sends if s.kind == "followup"]
-        assert [f.template for f in followups] == ([expected] if expected else [])
+        assert [f.actions for f in followups] == ([(expected,)] if expected else [])

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from hiker.conversation.rulesfile import RulesFileError, RuleSource, default_rulebook, parse_rules
-from hiker.core.contracts import MessageTemplate
+from hiker.core.actions import Template
 
 BASE = default_rulebook("are you there", 600)
 
@@ -41,7 +41,7 @@ def test_example_file() -> None:
     assert book.policy("999").idle_timeout_seconds == 600
     special = book.policy("111")
     assert (special.followup_text, special.idle_timeout_seconds) == ("anyone?", 30)
-    assert special.followup_template == MessageTemplate(name="hello_world", language="en_US")
+    assert special.followup_template == Template(name="hello_world", language="en_US")
 
 
 def test_empty_file_keeps_the_built_in_rules() -> None:
@@ -49,7 +49,7 @@ def test_empty_file_keeps_the_built_in_rules() -> None:
     reply = book.reply_to("hello")
     assert reply is not None
     assert reply.text == "hello to you too"
-    assert book.default_reply is None
+    assert book.default_reply == ()
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,7 @@ def create_app(
         send=outbox.send,
         schedule=outbox.schedule,
         metrics=metrics,
+        read_receipts=settings.read_receipts,
     )
 
     app = web.Application()

@@ -9,10 +9,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Literal, Protocol
 
 from hiker.conversation.metrics import ConversationMetrics
-from hiker.conversation.responder import Responder
+from hiker.conversation.responder import Responder, as_reply
+from hiker.conversation.rules import Reply
 from hiker.conversation.rulesfile import RuleSource
 from hiker.conversation.state import RECORDED_LATEST
 from hiker.conversation.timers import (
@@ -22,6 +23,7 @@ from hiker.conversation.timers import (
     start_timer,
     window_open,
 )
+from hiker.core.actions import AnyAction, MarkRead, Text, answering
 from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
 from hiker.core.contracts import (
     IdleTimerStarted,
@@ -47,6 +49,8 @@ class Conversations(Protocol):
 
 
 PublishCommand = Callable[[SendMessage], Awaitable[None]]
+# Mark each new message read before answering it (with "typing..." shown), or not at all.
+ReadReceipts = Literal["off", "read", "typing"]
 # The timer and its delay: each delay has its own wait queue.
 ScheduleTimer = Callable[[IdleTimerStarted, float], Awaitable[None]]
 
@@ -63,6 +67,7 @@ class ConversationHandlers:
         send: PublishCommand,
         schedule: ScheduleTimer,
         metrics: ConversationMetrics,
+        read_receipts: ReadReceipts = "off",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._rules = rules
@@ -73,6 +78,7 @@ class ConversationHandlers:
         self._send = send
         self._schedule = schedule
         self._metrics = metrics
+        self._receipts = read_receipts
         self._clock = clock
 
     async def on_message(self, event: MessageReceived) -> None:
@@ -88,7 +94,7 @@ class ConversationHandlers:
         try:
             # Recorded with the claim; False when a later message of the user is recorded.
             latest = claim.step_result == RECORDED_LATEST
-            reply = await self._responder.respond(event)
+            reply = as_reply(await self._responder.respond(event))
             if reply is not None and not window_open(event.timestamp, self._clock()):
                 # Processed a day late (a long outage): a text would fail with 131047.
                 self._metrics.skipped.labels("reply", "window_closed").inc()
@@ -96,20 +102,9 @@ class ConversationHandlers:
             # The reply and the timer are independent publishes: both confirms are awaited
             # together, so a message costs one broker round trip, not two.
             publishes: list[Awaitable[None]] = []
-            if reply is not None:
-                publishes.append(
-                    self._send(
-                        SendMessage(
-                            idempotency_key=f"reply:{event.wamid}",
-                            phone_number_id=event.phone_number_id,
-                            to=event.user,
-                            text=reply.text,
-                            kind="reply",
-                            correlation_id=event.wamid,
-                            origin_received_at=event.received_at,
-                        )
-                    )
-                )
+            command = self._reply_command(event, reply)
+            if command is not None:
+                publishes.append(self._send(command))
             if latest:
                 # A message older than the recorded one would only start a superseded timer.
                 timeout = self._rules.current.policy(event.phone_number_id).idle_timeout_seconds
@@ -142,6 +137,30 @@ class ConversationHandlers:
             },
         )
 
+    def _reply_command(self, event: MessageReceived, reply: Reply | None) -> SendMessage | None:
+        """The read receipt (when configured) and the reply's actions, in that order."""
+        actions: list[AnyAction] = []
+        keys: list[str] = []
+        if self._receipts != "off":
+            actions.append(MarkRead(message_id=event.wamid, typing=self._receipts == "typing"))
+            keys.append(f"read:{event.wamid}")
+        if reply is not None:
+            for index, action in enumerate(reply.actions):
+                actions.append(answering(action, event.wamid))
+                keys.append(f"reply:{event.wamid}" + (f"#{index}" if index else ""))
+        if not actions:
+            return None
+        return SendMessage(
+            idempotency_key=f"reply:{event.wamid}",
+            phone_number_id=event.phone_number_id,
+            to=event.user,
+            actions=tuple(actions),
+            keys=tuple(keys),
+            kind="reply" if reply is not None else "receipt",
+            correlation_id=event.wamid,
+            origin_received_at=event.received_at,
+        )
+
     async def on_timer_fired(self, timer: IdleTimerStarted) -> None:
         """Emit the follow-up once per idle period, unless a newer message superseded the timer."""
         now = self._clock()
@@ -169,20 +188,19 @@ class ConversationHandlers:
             return
         try:
             template = policy.followup_template
-            if decision is FiredDecision.FOLLOW_UP_TEMPLATE and template is not None:
-                content: dict[str, object] = {"template": template}
-            else:
-                content = {"text": policy.followup_text}
+            followup: AnyAction = (
+                template
+                if decision is FiredDecision.FOLLOW_UP_TEMPLATE and template is not None
+                else Text(body=policy.followup_text)
+            )
             await self._send(
-                SendMessage.model_validate(
-                    {
-                        "idempotency_key": f"followup:{timer.wamid}",
-                        "phone_number_id": timer.phone_number_id,
-                        "to": timer.user,
-                        "kind": "followup",
-                        "correlation_id": timer.wamid,
-                        **content,
-                    }
+                SendMessage(
+                    idempotency_key=f"followup:{timer.wamid}",
+                    phone_number_id=timer.phone_number_id,
+                    to=timer.user,
+                    actions=(followup,),
+                    kind="followup",
+                    correlation_id=timer.wamid,
                 )
             )
             await claim.confirm()

@@ -5,26 +5,38 @@ write a factory ``make(rules: RuleSource) -> Responder`` in any importable modul
 ``HIKER_RESPONDER=your.module:make``. The rules file is one implementation
 (``RuleBookResponder``); a custom responder may fall back to it.
 
-A responder is called once per new inbound message (duplicates never reach it), may take its
-time (the message stays unacked meanwhile, up to the claim lease), and raises to have the message
-retried. Returning None sends nothing; the idle timer runs either way.
+A responder returns the reply's actions (``hiker.bot``: ``Text``, ``Buttons``, ``ListMenu``,
+``Image``...): one action, a list of them (sent in that order), a ``Reply``, or None for no reply.
+It is called once per new inbound message (duplicates never reach it), may take its time (the
+message stays unacked meanwhile, up to the claim lease), and raises to have the message
+retried. The idle timer runs either way.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel
 
 from hiker.conversation.rules import Reply
 from hiker.conversation.rulesfile import RuleSource
+from hiker.core.actions import AnyAction
 from hiker.core.contracts import MessageReceived
 from hiker.core.settings import ConfigError
+
+# What ``respond`` may return.
+Answer = Reply | AnyAction | Sequence[AnyAction] | None
+
+# The ``rule`` label of what a custom responder returns without a Reply of its own.
+RESPONDER_RULE = "responder"
 
 
 @runtime_checkable
 class Responder(Protocol):
-    async def respond(self, message: MessageReceived) -> Reply | None:
-        """The reply to ``message``, or None for no reply."""
+    async def respond(self, message: MessageReceived) -> Answer:
+        """The reply to ``message``: an action, a list of actions, a Reply, or None."""
         ...
 
 
@@ -35,7 +47,23 @@ class RuleBookResponder:
         self._source = source
 
     async def respond(self, message: MessageReceived) -> Reply | None:
-        return self._source.current.reply_to(message.text)
+        return self._source.current.reply_to(message)
+
+
+def as_reply(answer: Answer) -> Reply | None:
+    """A responder's answer as a Reply (None: nothing to send); TypeError for anything else."""
+    if answer is None or isinstance(answer, Reply):
+        return answer
+    if isinstance(answer, BaseModel):
+        return Reply(RESPONDER_RULE, actions=(answer,))
+    if isinstance(answer, list | tuple):
+        actions = tuple(answer)
+        if not all(isinstance(action, BaseModel) for action in actions):
+            raise TypeError("a responder's list holds actions (hiker.bot), nothing else")
+        return Reply(RESPONDER_RULE, actions=actions) if actions else None
+    raise TypeError(
+        f"a responder returns actions (hiker.bot), a Reply or None, not {type(answer).__name__}"
+    )
 
 
 def load_responder(spec: str, source: RuleSource) -> Responder:

@@ -1,7 +1,9 @@
-"""Reply rules and per-number policy as data. Pure: text in, reply out.
+"""Reply rules and per-number policy as data. Pure: a message in, the reply's actions out.
 
-A rule matches the whole message (``exact``) or its first word(s) (``prefix``, the rest captured
-as ``{rest}``). Matching ignores surrounding space and case; the captured rest keeps its case.
+A rule matches a text message whole (``exact``) or by its first word(s) (``prefix``, the rest
+captured as ``{rest}``), a tapped button or list row by its id (``button``), or any message of
+a type (``type``: ``image``, ``location``...). Text matching ignores surrounding space and case;
+the captured rest keeps its case. The reply is one or more actions (``core.actions``).
 """
 
 from __future__ import annotations
@@ -10,32 +12,85 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hiker.core.contracts import MessageTemplate
+from hiker.core.actions import AnyAction, Template, Text
+from hiker.core.contracts import MessageReceived
+
+Match = Literal["exact", "prefix", "button", "type"]
+# The fields in which ``{rest}`` (the text after a prefix) is filled in.
+_FILLED_FIELDS = ("body", "caption")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Rule:
     name: str
-    match: Literal["exact", "prefix"]
+    match: Match
     pattern: str
-    reply: str
+    reply: tuple[AnyAction, ...]
 
-    def apply(self, text: str) -> str | None:
-        normalized = " ".join(text.split())
+    def __init__(
+        self, name: str, match: Match, pattern: str, reply: str | Sequence[AnyAction]
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "match", match)
+        object.__setattr__(self, "pattern", pattern)
+        object.__setattr__(
+            self, "reply", (Text(body=reply),) if isinstance(reply, str) else tuple(reply)
+        )
+
+    def apply(self, message: Incoming) -> tuple[AnyAction, ...] | None:
+        """The reply when this rule matches ``message``, else None."""
+        if self.match == "button":
+            return self.reply if message.reply_id == self.pattern else None
+        if self.match == "type":
+            return self.reply if message.message_type == self.pattern else None
+        if message.text is None:
+            return None
+        normalized = " ".join(message.text.split())
         folded = normalized.casefold()
         pattern = " ".join(self.pattern.split()).casefold()
         if self.match == "exact":
             return self.reply if folded == pattern else None
         if folded == pattern or folded.startswith(pattern + " "):
             rest = normalized[len(pattern) :].strip()
-            return self.reply.format(rest=rest) if rest else None
+            return tuple(_filled(action, rest) for action in self.reply) if rest else None
         return None
 
 
 @dataclass(frozen=True)
+class Incoming:
+    """What the rules look at in a message."""
+
+    text: str | None
+    message_type: str = "text"
+    # The id of the button or list row the user tapped, for a button or interactive reply.
+    reply_id: str | None = None
+
+    @classmethod
+    def of(cls, message: MessageReceived | str | None) -> Incoming:
+        if isinstance(message, MessageReceived):
+            return cls(message.text, message.message_type, message.reply_id)
+        return cls(message)
+
+
+@dataclass(frozen=True)
 class Reply:
+    """A reply: the rule (or responder) that chose it, and its actions in order.
+
+    ``Reply(rule, text)`` (one text) is what responders returned before replies were actions;
+    it still works, and ``text`` is the first action's text where that is a text.
+    """
+
     rule: str
-    text: str
+    text: str | None = None
+    actions: tuple[AnyAction, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.actions and self.text is not None:
+            object.__setattr__(self, "actions", (Text(body=self.text),))
+        elif self.text is None and self.actions and isinstance(self.actions[0], Text):
+            object.__setattr__(self, "text", self.actions[0].body)
+        if not self.actions:
+            raise ValueError("a reply needs a text or at least one action")
 
 
 @dataclass(frozen=True)
@@ -45,7 +100,7 @@ class NumberPolicy:
     followup_text: str
     idle_timeout_seconds: float
     # Sent instead of the follow-up text when the 24 h window has closed; None: skip instead.
-    followup_template: MessageTemplate | None = None
+    followup_template: Template | None = None
 
 
 @dataclass(frozen=True)
@@ -54,17 +109,18 @@ class RuleBook:
 
     rules: tuple[Rule, ...]
     default: NumberPolicy
-    default_reply: str | None = None
+    default_reply: tuple[AnyAction, ...] = ()
     numbers: Mapping[str, NumberPolicy] = field(default_factory=dict)
 
     def policy(self, phone_number_id: str) -> NumberPolicy:
         return self.numbers.get(phone_number_id, self.default)
 
-    def reply_to(self, text: str | None) -> Reply | None:
+    def reply_to(self, message: MessageReceived | str | None) -> Reply | None:
         """The first matching rule's reply, else the default reply (for text messages)."""
-        reply = choose_reply(self.rules, text)
-        if reply is None and text and self.default_reply:
-            return Reply("default", self.default_reply)
+        incoming = Incoming.of(message)
+        reply = choose_reply(self.rules, incoming)
+        if reply is None and incoming.text and self.default_reply:
+            return Reply("default", actions=self.default_reply)
         return reply
 
 
@@ -80,12 +136,23 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 )
 
 
-def choose_reply(rules: Sequence[Rule], text: str | None) -> Reply | None:
-    """The first rule that matches ``text`` decides the reply; no text, no reply."""
-    if not text:
-        return None
+def choose_reply(
+    rules: Sequence[Rule], message: Incoming | MessageReceived | str | None
+) -> Reply | None:
+    """The first rule that matches ``message`` decides the reply."""
+    incoming = message if isinstance(message, Incoming) else Incoming.of(message)
     for rule in rules:
-        reply = rule.apply(text)
-        if reply is not None:
-            return Reply(rule.name, reply)
+        actions = rule.apply(incoming)
+        if actions is not None:
+            return Reply(rule.name, actions=actions)
     return None
+
+
+def _filled(action: AnyAction, rest: str) -> AnyAction:
+    # str.format, as rules files have always written it: ``{{`` is a literal brace.
+    changes = {
+        name: value.format(rest=rest)
+        for name in _FILLED_FIELDS
+        if isinstance(value := getattr(action, name, None), str) and "{" in value
+    }
+    return action.model_copy(update=changes) if changes else action

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hiker.conversation.rules import DEFAULT_RULES, NumberPolicy, Rule, RuleBook
-from hiker.core.contracts import MessageTemplate
+from hiker.core.actions import ACTIONS_BY_NAME, AnyAction, Template
 from hiker.core.settings import ConfigError
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,10 @@ class _Strict(BaseModel):
 
 class _Rule(_Strict):
     name: str = Field(min_length=1)
-    match: Literal["exact", "prefix"]
+    match: Literal["exact", "prefix", "button", "type"]
     pattern: str = Field(min_length=1)
-    reply: str = Field(min_length=1)
-
-    @field_validator("reply")
-    @classmethod
-    def _placeholders(cls, value: str) -> str:
-        try:
-            value.format(rest="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"only the placeholder {{rest}} is available ({exc})") from None
-        return value
+    # A text, one action ({buttons: {...}}), or a list of those: read by ``_actions``.
+    reply: str | dict[str, Any] | list[str | dict[str, Any]]
 
 
 class _Template(_Strict):
@@ -76,7 +68,7 @@ class _Number(_Strict):
 
 class _File(_Strict):
     rules: list[_Rule] | None = None
-    default_reply: str | None = None
+    default_reply: str | dict[str, Any] | list[str | dict[str, Any]] | None = None
     followup: _Followup = _Followup()
     numbers: dict[str, _Number] = Field(default_factory=dict)
 
@@ -97,23 +89,108 @@ def parse_rules(text: str, source: str, base: RuleBook) -> RuleBook:
         raise RulesFileError(f"{source}{line}: not valid YAML: {exc}") from None
     if document is None:
         document = {}
+    problems: list[tuple[Loc, str]] = []
     try:
         parsed = _File.model_validate(document)
     except ValidationError as exc:
-        problems = [
-            f"{source}:{_line_of(root, error['loc'])}: {_path(error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        ]
-        raise RulesFileError("\n".join(problems)) from None
+        problems = [(error["loc"], error["msg"]) for error in exc.errors()]
+        raise RulesFileError(_render(problems, root, source)) from None
+    rules: list[Rule] = []
+    for index, rule in enumerate(parsed.rules or []):
+        reply = _actions(rule.reply, ("rules", index, "reply"), problems)
+        rules.append(Rule(rule.name, rule.match, rule.pattern, reply))
+    default_reply = (
+        _actions(parsed.default_reply, ("default_reply",), problems)
+        if parsed.default_reply is not None
+        else ()
+    )
+    if problems:
+        raise RulesFileError(_render(problems, root, source))
     default = _policy(parsed.followup, base.default)
     return RuleBook(
-        rules=tuple(Rule(r.name, r.match, r.pattern, r.reply) for r in parsed.rules)
-        if parsed.rules is not None
-        else base.rules,
+        rules=tuple(rules) if parsed.rules is not None else base.rules,
         default=default,
-        default_reply=parsed.default_reply,
+        default_reply=default_reply,
         numbers={pnid: _policy(n.followup, default) for pnid, n in parsed.numbers.items()},
     )
+
+
+Loc = tuple[int | str, ...]
+
+
+def _render(problems: list[tuple[Loc, str]], root: Any, source: str) -> str:
+    return "\n".join(
+        f"{source}:{_line_of(root, loc)}: {_path(loc)}: {message}" for loc, message in problems
+    )
+
+
+def _actions(
+    reply: str | dict[str, Any] | list[str | dict[str, Any]],
+    loc: Loc,
+    problems: list[tuple[Loc, str]],
+) -> tuple[AnyAction, ...]:
+    """A reply's actions; what is wrong goes to ``problems`` with where it is."""
+    items = reply if isinstance(reply, list) else [reply]
+    if not items:
+        problems.append((loc, "a reply needs at least one action"))
+    actions: list[AnyAction] = []
+    for index, item in enumerate(items):
+        where = (*loc, index) if isinstance(reply, list) else loc
+        action = _action(item, where, problems)
+        if action is None:
+            continue
+        problem = _placeholder_problem(action)
+        if problem:
+            problems.append((where, problem))
+        actions.append(action)
+    return tuple(actions)
+
+
+def _action(item: str | dict[str, Any], loc: Loc, problems: list[tuple[Loc, str]]) -> Any:
+    if isinstance(item, str):
+        item = {"text": item}
+    if len(item) != 1:
+        names = ", ".join(ACTIONS_BY_NAME)
+        problems.append((loc, f"one action per entry ({names}); use a list for several"))
+        return None
+    [(name, content)] = item.items()
+    model = ACTIONS_BY_NAME.get(name)
+    if model is None:
+        problems.append((loc, f"unknown action {name!r}; one of {', '.join(ACTIONS_BY_NAME)}"))
+        return None
+    if isinstance(content, str) and name == "text":
+        content = {"body": content}
+    if not isinstance(content, dict):
+        problems.append(((*loc, name), "expected a mapping of the action's fields"))
+        return None
+    try:
+        return model.model_validate(content)
+    except ValidationError as exc:
+        for error in exc.errors():
+            problems.append(((*loc, name, *error["loc"]), _meta_message(error)))
+        return None
+
+
+def _meta_message(error: Any) -> str:
+    message = str(error["msg"])
+    if error["type"] == "string_too_long":
+        limit = error.get("ctx", {}).get("max_length")
+        return f"at most {limit} characters (Meta's limit), not {len(error['input'])}"
+    if error["type"] == "too_long":
+        limit = error.get("ctx", {}).get("max_length")
+        return f"at most {limit} (Meta's limit), not {len(error['input'])}"
+    return message.removeprefix("Value error, ")
+
+
+def _placeholder_problem(action: AnyAction) -> str | None:
+    for name in ("body", "caption"):
+        value = getattr(action, name, None)
+        if isinstance(value, str):
+            try:
+                value.format(rest="")
+            except (KeyError, IndexError, ValueError) as exc:
+                return f"only the placeholder {{rest}} is available ({exc})"
+    return None
 
 
 def load_rules_file(path: Path, base: RuleBook) -> RuleBook:
@@ -129,7 +206,7 @@ def _policy(followup: _Followup, fallback: NumberPolicy) -> NumberPolicy:
     return NumberPolicy(
         followup_text=followup.text or fallback.followup_text,
         idle_timeout_seconds=followup.idle_timeout_seconds or fallback.idle_timeout_seconds,
-        followup_template=MessageTemplate(name=template.name, language=template.language)
+        followup_template=Template(name=template.name, language=template.language)
         if template
         else fallback.followup_template,
     )

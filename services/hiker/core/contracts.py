@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hiker.core import topology
+from hiker.core.actions import Action
 
 
 class Contract(BaseModel):
@@ -42,6 +43,8 @@ class MessageReceived(Contract):
     message_type: str
     # The human-readable text where the type has one (text body, button or list reply title).
     text: str | None = None
+    # The id of the button or list row the user tapped (``button`` / ``interactive`` replies).
+    reply_id: str | None = None
     timestamp: int = Field(description="Meta's send time, epoch seconds")
     received_at: float = Field(description="ingress receipt time, epoch seconds")
     raw: dict[str, Any] = Field(default_factory=dict, description="the message as Meta sent it")
@@ -99,32 +102,66 @@ class IdleTimerStarted(Contract):
     message_timestamp: int | None = None
 
 
-class MessageTemplate(Contract):
-    """An approved template, sendable outside the 24-hour customer service window."""
-
-    name: str
-    language: str
-
-
 class SendMessage(Contract):
-    """Send a text (or, outside the service window, a template) to a user via the Graph API."""
+    """Send a reply's actions to a user via the Graph API, one after the other, in order.
 
-    # Sender calls Graph at most once per key, whatever the redeliveries upstream.
+    Each action is sent at most once, under its own key (``action_key``), whatever the
+    redeliveries upstream; the next one only once Graph accepted the previous one. A retry or a
+    park carries what is left of the reply (``remainder``), so the order holds across them.
+    """
+
     idempotency_key: str
     phone_number_id: str
     to: str
-    text: str | None = None
-    template: MessageTemplate | None = None
-    kind: Literal["reply", "followup"]
+    actions: tuple[Action, ...] = Field(min_length=1)
+    # Each action's own idempotency key, when given (else derived: ``action_key``).
+    keys: tuple[str, ...] = ()
+    # How many actions of the reply came before ``actions[0]`` (sent, or dropped).
+    start: int = Field(default=0, ge=0)
+    kind: Literal["reply", "followup", "receipt", "api"]
     correlation_id: str
     # When the webhook that caused this send reached ingress; drives end-to-end latency.
     origin_received_at: float | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _before_actions(cls, data: Any) -> Any:
+        # A command published before replies were actions carries one text or one template.
+        if isinstance(data, dict) and "actions" not in data:
+            data = dict(data)
+            text, template = data.pop("text", None), data.pop("template", None)
+            if (text is None) == (template is None):
+                raise ValueError("exactly one of text and template is required")
+            data["actions"] = (
+                [{"type": "text", "body": text}]
+                if text is not None
+                else [{"type": "template", **dict(template)}]
+            )
+        return data
+
     @model_validator(mode="after")
-    def _text_or_template(self) -> SendMessage:
-        if (self.text is None) == (self.template is None):
-            raise ValueError("exactly one of text and template is required")
+    def _a_key_per_action(self) -> SendMessage:
+        if self.keys and len(self.keys) != len(self.actions):
+            raise ValueError("keys, when given, name every action")
         return self
+
+    def action_key(self, index: int) -> str:
+        """The idempotency key of ``actions[index]``: its own, or the command's and its
+        position in the reply (the first action's is the command's own)."""
+        if self.keys:
+            return self.keys[index]
+        position = self.start + index
+        return self.idempotency_key if position == 0 else f"{self.idempotency_key}#{position}"
+
+    def remainder(self, index: int) -> SendMessage:
+        """The actions from ``index`` on, as a command of their own (to retry or to park)."""
+        return self.model_copy(
+            update={
+                "actions": self.actions[index:],
+                "keys": self.keys[index:],
+                "start": self.start + index,
+            }
+        )
 
 
 class ParkedHeaders(BaseModel):

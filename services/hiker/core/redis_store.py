@@ -127,6 +127,9 @@ class Keys:
     def pace(self, phone_number_id: str) -> str:
         return f"{self.prefix}pace:{phone_number_id}"
 
+    def pace_user(self, phone_number_id: str, user: str) -> str:
+        return f"{self.prefix}pace:{phone_number_id}:{user}"
+
 
 async def ping(redis: Redis) -> bool:
     return bool(await redis.ping())

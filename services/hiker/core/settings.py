@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,6 +86,8 @@ class ConversationSettings(CommonSettings):
     rules_reload_seconds: float = Field(default=2.0, gt=0)
     # ``package.module:factory`` building a custom responder (see conversation/responder.py).
     responder: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
+    # Mark every new message read (blue ticks) before answering, and with "typing..." shown.
+    read_receipts: Literal["off", "read", "typing"] = "off"
 
 
 class SenderSettings(CommonSettings):
@@ -95,6 +97,9 @@ class SenderSettings(CommonSettings):
     graph_api_version: str = Field(default="v23.0", pattern=r"^v\d+\.\d+$")
     graph_timeout_seconds: float = Field(default=10.0, gt=0)
     send_rate_per_second: float = Field(default=80.0, ge=0)
+    # Meta's pair rate limit (131056): about one message every 6 s to one user, bursts allowed.
+    user_send_interval_seconds: float = Field(default=6.0, ge=0)
+    user_send_burst: int = Field(default=10, ge=1, le=1000)
     max_attempts: int = Field(default=8, ge=1, le=50)
     prefetch: int = Field(default=64, ge=1, le=10_000)
 

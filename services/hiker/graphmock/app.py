@@ -3,10 +3,13 @@
 - ``POST /{version}/{phone_number_id}/messages``: accepted (200 with a message id) unless a fault
   is scripted for the recipient; the bearer token is checked when one is configured.
 - ``GET /{version}/{phone_number_id}``: the phone number's details, as Graph answers them.
-- ``GET /_mock/messages[?to=...]``: what was accepted; ``DELETE /_mock/messages`` forgets it.
+- ``GET /_mock/messages[?to=...]``: what was accepted (with a readable ``text`` and the whole
+  ``payload``); ``DELETE /_mock/messages`` forgets it. Read receipts are answered
+  ``{"success": true}`` and listed apart, at ``GET /_mock/receipts``.
 - ``POST /_mock/faults`` ``{"to": "...", "responses": [{"status": 500, "code": 1,
   "retry_after": 1, "delay": 0.5}, ...]}``: the next calls for ``to`` (any recipient when
-  omitted) get these answers, in order, before the mock accepts again.
+  omitted; ``"receipts"`` for read receipts) get these answers, in order, before the mock
+  accepts again.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from hiker.core.settings import GraphMockSettings
 log = logging.getLogger(__name__)
 
 _ANY = "*"
+# What ``POST /_mock/faults`` names as ``to`` to script the answers to read receipts.
+RECEIPTS = "receipts"
 
 
 class Fault(BaseModel):
@@ -50,15 +55,39 @@ class FaultScript(BaseModel):
 @dataclass
 class MockState:
     sent: list[dict[str, Any]] = field(default_factory=list)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def next_fault(self, to: str) -> Fault | None:
-        for key in (to, _ANY):
+    def next_fault(self, to: str, *, any_recipient: bool = True) -> Fault | None:
+        for key in (to, _ANY) if any_recipient else (to,):
             queue = self.faults.get(key)
             if queue:
                 return queue.popleft()
         return None
+
+
+def readable(payload: dict[str, Any]) -> str:
+    """What a person would read of a sent message: its text, or a short description."""
+    kind = payload.get("type", "text")
+    content = payload[kind]
+    if kind == "text":
+        return str(content["body"])
+    if kind == "interactive":
+        return str(content["body"]["text"])
+    if kind == "template":
+        return f"[template {content['name']} {content['language']['code']}]"
+    if kind in ("image", "video", "document"):
+        return str(content.get("caption") or f"[{kind} {content.get('link') or content['id']}]")
+    if kind in ("audio", "sticker"):
+        return f"[{kind} {content.get('link') or content['id']}]"
+    if kind == "reaction":
+        return f"[reaction {content['emoji']} to {content['message_id']}]"
+    if kind == "location":
+        return f"[location {content['latitude']},{content['longitude']}]"
+    if kind == "contacts":
+        return f"[contacts {len(content)}]"
+    raise KeyError(kind)
 
 
 STATE = web.AppKey("state", MockState)
@@ -103,12 +132,10 @@ def create_app(
             return _graph_error(401, 190, "Error validating access token")
         try:
             payload = await request.json()
+            if payload.get("status") == "read":
+                return await mark_read(request, str(payload["message_id"]), payload)
             to = str(payload["to"])
-            if payload.get("type") == "template":
-                template = payload["template"]
-                text = f"[template {template['name']} {template['language']['code']}]"
-            else:
-                text = str(payload["text"]["body"])
+            text = readable(payload)
         except (ValueError, KeyError, TypeError):
             return _graph_error(400, 100, "Invalid parameter")
         fault = state.next_fault(to)
@@ -126,7 +153,9 @@ def create_app(
             "id": wamid,
             "phone_number_id": request.match_info["phone_number_id"],
             "to": to,
+            "type": payload.get("type", "text"),
             "text": text,
+            "payload": payload,
             "accepted_at": time.time(),
         }
         state.sent.append(record)
@@ -139,6 +168,26 @@ def create_app(
                 "messages": [{"id": wamid}],
             }
         )
+
+    async def mark_read(
+        request: web.Request, message_id: str, payload: dict[str, Any]
+    ) -> web.Response:
+        fault = state.next_fault(RECEIPTS, any_recipient=False)
+        if fault is not None and fault.status >= 300:
+            answered.inc()
+            return _graph_error(fault.status, fault.code, fault.message)
+        state.receipts.append(
+            {
+                "message_id": message_id,
+                "phone_number_id": request.match_info["phone_number_id"],
+                "typing": "typing_indicator" in payload,
+                "accepted_at": time.time(),
+            }
+        )
+        return web.json_response({"success": True})
+
+    async def list_receipts(_: web.Request) -> web.Response:
+        return web.json_response(state.receipts)
 
     async def phone_number(request: web.Request) -> web.Response:
         if not authorized(request):
@@ -158,6 +207,7 @@ def create_app(
 
     async def clear_sent(_: web.Request) -> web.Response:
         state.sent.clear()
+        state.receipts.clear()
         state.faults.clear()
         return web.json_response({"cleared": True})
 
@@ -173,6 +223,7 @@ def create_app(
     app[STATE] = state
     app.router.add_post("/{version}/{phone_number_id}/messages", send_message)
     app.router.add_get("/_mock/messages", list_sent)
+    app.router.add_get("/_mock/receipts", list_receipts)
     app.router.add_delete("/_mock/messages", clear_sent)
     app.router.add_post("/_mock/faults", script_faults)
     app.router.add_get("/{version}/{phone_number_id}", phone_number)

@@ -181,6 +181,7 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
             contact_name=names.get(message.from_) if message.from_ else None,
             message_type=message.type,
             text=message_text(raw),
+            reply_id=message_reply_id(raw),
             timestamp=message.timestamp,
             received_at=received_at,
             raw=raw,
@@ -231,6 +232,20 @@ def message_text(raw: dict[str, Any]) -> str | None:
             return _str(reply, "title")
         return None
     return _str(raw.get(kind), "caption") if isinstance(kind, str) else None
+
+
+def message_reply_id(raw: dict[str, Any]) -> str | None:
+    """The id of what the user tapped: a reply button or list row (``interactive``), or a
+    template's quick-reply button (``button``, its payload)."""
+    kind = raw.get("type")
+    if kind == "interactive":
+        interactive = raw.get("interactive")
+        if isinstance(interactive, dict):
+            return _str(interactive.get(str(interactive.get("type"))), "id")
+        return None
+    if kind == "button":
+        return _str(raw.get("button"), "payload")
+    return None
 
 
 def _str(container: object, key: str) -> str | None:

@@ -71,7 +71,12 @@ def create_app(
                 api_version=settings.graph_api_version,
                 access_token=settings.access_token,
             ),
-            pacer=Pacer(keys, settings.send_rate_per_second),
+            pacer=Pacer(
+                keys,
+                settings.send_rate_per_second,
+                user_interval_seconds=settings.user_send_interval_seconds,
+                user_burst=settings.user_send_burst,
+            ),
             claims=ClaimStore(
                 redis,
                 lease_seconds=settings.graph_timeout_seconds + _CLAIM_HEADROOM_SECONDS,

@@ -10,7 +10,23 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from hiker.core.contracts import SendMessage
+from hiker.core.actions import (
+    AnyAction,
+    Audio,
+    Buttons,
+    Contacts,
+    Document,
+    Image,
+    ListMenu,
+    Location,
+    MarkRead,
+    Reaction,
+    Section,
+    Sticker,
+    Template,
+    Text,
+    Video,
+)
 from hiker.sender.retry import GraphOutcome
 
 
@@ -39,9 +55,10 @@ class GraphClient:
             "Content-Type": "application/json",
         }
 
-    async def send(self, command: SendMessage) -> GraphCall:
-        url = f"{self._base}/{self._version}/{command.phone_number_id}/messages"
-        payload = orjson.dumps(message_payload(command))
+    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
+        """One ``POST {graph}/{version}/{phone_number_id}/messages`` for ``action``."""
+        url = f"{self._base}/{self._version}/{phone_number_id}/messages"
+        payload = orjson.dumps(action_payload(to, action))
         started = time.perf_counter()
         try:
             async with self._session.post(url, data=payload, headers=self._headers) as response:
@@ -57,23 +74,105 @@ class GraphClient:
         )
 
 
-def message_payload(command: SendMessage) -> dict[str, Any]:
-    """The Graph request body for ``command``: a text, or an approved template."""
+def action_payload(to: str, action: AnyAction) -> dict[str, Any]:
+    """The Graph request body sending ``action`` to ``to``, in the shape Meta's schema gives."""
+    if isinstance(action, MarkRead):
+        receipt: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": action.message_id,
+        }
+        if action.typing:
+            receipt["typing_indicator"] = {"type": "text"}
+        return receipt
+    kind, content = _content(action)
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": command.to,
+        "to": to,
+        "type": kind,
+        kind: content,
     }
-    if command.template is not None:
-        payload["type"] = "template"
-        payload["template"] = {
-            "name": command.template.name,
-            "language": {"code": command.template.language},
-        }
-    else:
-        payload["type"] = "text"
-        payload["text"] = {"preview_url": False, "body": command.text}
+    if action.reply_to is not None:
+        payload["context"] = {"message_id": action.reply_to}
     return payload
+
+
+def _content(action: AnyAction) -> tuple[str, Any]:
+    """The ``type`` of the Graph message for ``action``, and its object under that name."""
+    match action:
+        case Text():
+            return "text", {"preview_url": action.preview_url, "body": action.body}
+        case Buttons():
+            buttons = [
+                {"type": "reply", "reply": {"id": o.id, "title": o.title}} for o in action.options
+            ]
+            return "interactive", _interactive(
+                "button", action.body, {"buttons": buttons}, action.header, action.footer
+            )
+        case ListMenu():
+            sections = [_section(section) for section in action.sections]
+            return "interactive", _interactive(
+                "list",
+                action.body,
+                {"button": action.button, "sections": sections},
+                action.header,
+                action.footer,
+            )
+        case Image() | Video() | Audio() | Document() | Sticker():
+            media: dict[str, Any] = (
+                {"link": str(action.link)} if action.link is not None else {"id": action.id}
+            )
+            for name in ("caption", "filename"):
+                value = getattr(action, name, None)
+                if value is not None:
+                    media[name] = value
+            return action.type, media
+        case Location():
+            # Meta's examples send numbers where its schema says strings; the API takes numbers.
+            location: dict[str, Any] = {"latitude": action.latitude, "longitude": action.longitude}
+            for name in ("name", "address"):
+                value = getattr(action, name)
+                if value is not None:
+                    location[name] = value
+            return "location", location
+        case Contacts():
+            return "contacts", [
+                contact.model_dump(exclude_none=True, exclude_defaults=True)
+                for contact in action.contacts
+            ]
+        case Template():
+            template: dict[str, Any] = {
+                "name": action.name,
+                "language": {"code": action.language, "policy": "deterministic"},
+            }
+            if action.components:
+                template["components"] = list(action.components)
+            return "template", template
+        case Reaction():
+            return "reaction", {"message_id": action.message_id, "emoji": action.emoji}
+    raise TypeError(f"no Graph message for {type(action).__name__}")
+
+
+def _interactive(
+    kind: str, body: str, action: dict[str, Any], header: str | None, footer: str | None
+) -> dict[str, Any]:
+    interactive: dict[str, Any] = {"type": kind, "body": {"text": body}, "action": action}
+    if header is not None:
+        interactive["header"] = {"type": "text", "text": header}
+    if footer is not None:
+        interactive["footer"] = {"text": footer}
+    return interactive
+
+
+def _section(section: Section) -> dict[str, Any]:
+    rows = []
+    for row in section.rows:
+        item = {"id": row.id, "title": row.title}
+        if row.description:
+            item["description"] = row.description
+        rows.append(item)
+    return {"title": section.title, "rows": rows} if section.title else {"rows": rows}
 
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:
@@ -86,6 +185,8 @@ async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:
 
 def _interpret(status: int, headers: Any, body: dict[str, Any], latency: float) -> GraphCall:
     error = body.get("error") if isinstance(body.get("error"), dict) else None
+    # A read receipt is answered {"success": true}: accepted, with no message id of its own.
+    accepted = body.get("success") is True
     messages = body.get("messages")
     message_id = None
     if isinstance(messages, list) and messages and isinstance(messages[0], dict):
@@ -96,6 +197,7 @@ def _interpret(status: int, headers: Any, body: dict[str, Any], latency: float) 
             http_status=status,
             error_code=code if isinstance(code, int) else None,
             message_id=message_id if isinstance(message_id, str) else None,
+            accepted=accepted,
             retry_after_seconds=_retry_after(headers.get("Retry-After")),
         ),
         latency,

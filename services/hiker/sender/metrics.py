@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from hiker.sender.retry import TRANSIENT_CODES
+
+# Park reasons an operator acts on (token expired, outside the window, undeliverable, bad
+# parameter, recipient not allowed, in doubt, HTTP-level): series exist before the first.
+WATCHED_PERMANENT_CODES: Final = ("190", "131047", "131026", "100", "131030", "unknown", "none")
 
 
 class SenderMetrics:
@@ -21,8 +29,15 @@ class SenderMetrics:
         )
         self.sent = Counter(
             "hiker_messages_sent",
-            "Messages Graph accepted, by kind (reply, followup).",
+            "Messages (actions) Graph accepted, by kind (reply, followup, api).",
             ["kind"],
+            registry=registry,
+        )
+        self.receipts = Counter(
+            "hiker_read_receipts",
+            "Read receipts (and typing indicators) by outcome: sent, stale (dropped: older than "
+            "their use), failed (dropped: never retried).",
+            ["outcome"],
             registry=registry,
         )
         self.retries = Counter(
@@ -48,5 +63,14 @@ class SenderMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=registry,
         )
-        for kind in ("reply", "followup"):
+        # Zero-valued series from the start, so that panels and rate() alerts work from the
+        # first scrape (Prometheus' instrumentation guidance) for the values known in advance.
+        for kind in ("reply", "followup", "api"):
             self.sent.labels(kind)
+        for outcome in ("sent", "stale", "failed"):
+            self.receipts.labels(outcome)
+        for transient in sorted(TRANSIENT_CODES):
+            self.retries.labels(str(transient))
+        self.retries.labels("none")
+        for permanent in WATCHED_PERMANENT_CODES:
+            self.parked.labels(permanent)

@@ -1,9 +1,11 @@
-"""Per-phone-number pacing shared by every sender replica, kept in Redis (GCRA).
+"""Pacing shared by every sender replica, kept in Redis (GCRA): per phone number, and per user.
 
-Each send reserves the next free slot of its phone number (one every 1/rate seconds), in the
-same Redis round trip that claims the send, and waits until then. The reservation is atomic in
-Redis, on Redis's clock, so N replicas together keep the rate that one would; nothing is lost
-when a replica restarts but a few milliseconds of schedule.
+Each send reserves the next free slot of its phone number (one every 1/rate seconds: Meta's
+throughput limit) and of its user (Meta's pair rate limit, about one message every 6 seconds
+to one user, bursts allowed: a reply of a few actions goes at once, a long burst is spread),
+in the same Redis round trip that claims the send, and waits until both allow it. The
+reservations are atomic in Redis, on Redis's clock, so N replicas together keep the rates that
+one would; nothing is lost when a replica restarts but a few milliseconds of schedule.
 """
 
 from __future__ import annotations
@@ -13,30 +15,53 @@ import asyncio
 from hiker.core.claims import ClaimStep
 from hiker.core.redis_store import Keys
 
-# The body of a claim step (``ClaimStep``): the send's slot is reserved in the same round trip
-# that claims the send. Returns the microseconds to wait for the slot (0: now).
+# The body of a claim step (``ClaimStep``): the send's slots are reserved in the same round trip
+# that claims the send. KEYS: the number's and the user's schedule; ARGV: the number's interval,
+# the user's interval and the user's tolerance (interval x (burst - 1)), in microseconds (0: no
+# pacing of that kind). Returns the microseconds to wait (0, ``claims.GO_NOW``: at once).
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.floor((tat + interval - now) / 1000) + 1000)
-return tat - now
+local function reserve(key, interval, tolerance)
+  if interval == 0 then return 0 end
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local wait = tat - tolerance - now
+  if wait < 0 then wait = 0 end
+  local next_tat = tat + interval
+  redis.call('SET', key, next_tat, 'PX', math.floor((next_tat - now) / 1000) + 1000)
+  return wait
+end
+local number_wait = reserve(KEYS[1], tonumber(ARGV[1]), 0)
+local user_wait = reserve(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]))
+return math.max(number_wait, user_wait)
 """
 
 
 class Pacer:
-    def __init__(self, keys: Keys, rate_per_second: float) -> None:
+    def __init__(
+        self,
+        keys: Keys,
+        rate_per_second: float,
+        *,
+        user_interval_seconds: float = 0.0,
+        user_burst: int = 1,
+    ) -> None:
         self._keys = keys
         self._interval_us = round(1_000_000 / rate_per_second) if rate_per_second > 0 else 0
+        self._user_interval_us = round(user_interval_seconds * 1_000_000)
+        self._user_tolerance_us = self._user_interval_us * max(0, user_burst - 1)
 
-    def reserve_step(self, phone_number_id: str) -> ClaimStep | None:
-        """The claim step that reserves this send's slot (it returns the microseconds to wait
-        for it: ``claims.GO_NOW`` when it is free now); None when pacing is off."""
-        if self._interval_us == 0:
+    def reserve_step(self, phone_number_id: str, user: str) -> ClaimStep | None:
+        """The claim step that reserves this send's slots (it returns the microseconds to wait
+        for them: ``claims.GO_NOW`` when they are free now); None when pacing is off."""
+        if self._interval_us == 0 and self._user_interval_us == 0:
             return None
-        return ClaimStep(_RESERVE, (self._keys.pace(phone_number_id),), (self._interval_us,))
+        return ClaimStep(
+            _RESERVE,
+            (self._keys.pace(phone_number_id), self._keys.pace_user(phone_number_id, user)),
+            (self._interval_us, self._user_interval_us, self._user_tolerance_us),
+        )
 
     async def wait(self, reserved_us: int | None) -> None:
         """Sleep until the slot that ``reserve_step``'s step returned."""

@@ -48,6 +48,8 @@ class GraphOutcome:
     message_id: str | None = None
     retry_after_seconds: float | None = None
     failure: str | None = None  # "timeout" / "connection_error" when there was no answer
+    # Accepted without a message id of its own ({"success": true}: a read receipt).
+    accepted: bool = False
 
     @property
     def status_label(self) -> str:
@@ -60,7 +62,7 @@ class GraphOutcome:
 
 def verdict_of(outcome: GraphOutcome) -> Verdict:
     status = outcome.http_status
-    if status is not None and 200 <= status < 300 and outcome.message_id:
+    if status is not None and 200 <= status < 300 and (outcome.message_id or outcome.accepted):
         return Verdict.SENT
     if status is None or status == 429 or status >= 500:
         return Verdict.RETRY
