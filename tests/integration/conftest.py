@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 import aiohttp
 import pytest
 from aiohttp import web
@@ -32,6 +30,10 @@ from hiker.ingress.app import OPS_APP
 from hiker.ingress.app import create_app as create_ingress
 from hiker.sender.app import create_app as create_sender
 from hiker.tools.simulate import encode, messages_change, post_signed, text_message, webhook_body
+from tests.support import free_port, metric_value, queue_depth
+
+# The test modules import these helpers from here.
+__all__ = ["free_port", "metric_value", "queue_depth"]
 
 pytestmark = pytest.mark.integration
 
@@ -102,33 +104,6 @@ class Pipeline:
         await self.servers.pop(name).close()
 
 
-async def queue_depth(amqp_url: str, queue: str) -> int:
-    """Messages ready in ``queue`` right now (a passive declare: nothing is created)."""
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
-    finally:
-        await connection.close()
-
-
-def metric_value(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text exposition (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        sample, _, label_part = key.partition("{")
-        if sample != name:
-            continue
-        got = ",".join(sorted(label_part.rstrip("}").split(","))) if label_part else ""
-        if got == wanted:
-            return float(value)
-    return 0.0
-
-
 PipelineFactory = Callable[..., Awaitable[Pipeline]]
 
 
@@ -193,18 +168,11 @@ async def start_service(pipeline: Pipeline, name: str) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         async with pipeline.session.get(ready_url) as response:
+            # Ready means declared and consuming (Broker.mark_serving): nothing left to wait for.
             if response.status == 200:
-                # Connected; give the consumers their first moment to register.
-                await asyncio.sleep(0.1)
                 return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{name} did not become ready")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServiceProcess:
