@@ -162,12 +162,28 @@ def _in_containers(rabbitmq_image: str, redis_image: str) -> Iterator[Services]:
                 raise RuntimeError(output.decode())
             return str(output.decode())
 
+        management_url = f"http://guest:guest@{host}:{rabbit.get_exposed_port(management)}/"
         yield Services(
             amqp_url=f"amqp://guest:guest@{host}:{rabbit.get_exposed_port(rabbit.port)}/",
             redis_url=f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(redis.port)}/0",
             rabbitmqctl=in_container,
-            management_url=f"http://guest:guest@{host}:{rabbit.get_exposed_port(management)}/",
+            # An image without the management plugin gets its vhosts through rabbitmqctl.
+            management_url=management_url if _management_answers(management_url) else None,
         )
+
+
+def _management_answers(url: str) -> bool:
+    # The plugin may start listening a moment after AMQP, which is what the container awaited.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            ManagementApi(url, "guest").overview()
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        else:
+            return True
 
 
 def _local() -> Services:
@@ -314,17 +330,12 @@ def _asked_for(config: pytest.Config, marker: str) -> bool:
 
 
 _FAST_LEFT_OUT = pytest.StashKey[int]()
-# Seconds per test id in this session, setup and teardown included: a test whose fixtures take
-# seconds is not a fast test.
-_TIMINGS = pytest.StashKey[dict[str, float]]()
+# Seconds per test id in this session (pytest_runtest_logreport has no config to stash them on).
+_timings: dict[str, float] = {}
 
 
 def _fast_limit() -> float:
     return float(os.environ.get("HIKER_TEST_FAST_SECONDS", "3"))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_TIMINGS] = {}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -364,18 +375,17 @@ def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
     )
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    started = time.monotonic()
-    yield
-    item.config.stash[_TIMINGS][item.nodeid] = time.monotonic() - started
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # The test's own run only: shared setup (a batch of vhosts, a container) lands on whichever
+    # test comes first and says nothing about that test.
+    if report.when == "call":
+        _timings[report.nodeid] = report.duration
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    timings = session.config.stash.get(_TIMINGS, {})
     cache = getattr(session.config, "cache", None)
-    if cache is None or not timings:
+    if cache is None or not _timings:
         return
     known: dict[str, float] = cache.get(DURATIONS_KEY, {})
-    known.update({nodeid: round(seconds, 3) for nodeid, seconds in timings.items()})
+    known.update({nodeid: round(seconds, 3) for nodeid, seconds in _timings.items()})
     cache.set(DURATIONS_KEY, known)

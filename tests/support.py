@@ -11,6 +11,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import aio_pika
 
@@ -109,6 +110,10 @@ class ManagementApi:
         with urllib.request.urlopen(request, data=data, timeout=30):
             pass
 
+    def overview(self) -> None:
+        """Raises OSError unless the API answers."""
+        self._call("GET", "overview")
+
     def apply(self, create: Sequence[str], delete: Sequence[str]) -> None:
         for vhost in delete:
             self._call("DELETE", f"vhosts/{urllib.parse.quote(vhost, safe='')}")
@@ -119,11 +124,15 @@ class ManagementApi:
             self._call("PUT", f"permissions/{quoted}/{urllib.parse.quote(self._user)}", everything)
 
 
+class VhostAdmin(Protocol):
+    def apply(self, create: Sequence[str], delete: Sequence[str]) -> None: ...
+
+
 class VhostPool:
     """Fresh vhosts for tests, made ahead in batches; a returned vhost is deleted with the next
     batch or when the pool closes. A vhost is never handed out twice."""
 
-    def __init__(self, admin: Rabbitmqctl | ManagementApi, batch: int) -> None:
+    def __init__(self, admin: VhostAdmin, batch: int) -> None:
         self._admin = admin
         self._batch = batch
         self._ready: list[str] = []
