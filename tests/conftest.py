@@ -44,8 +44,9 @@ from tests.support import (
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 COMPOSE_FILE = Path(__file__).resolve().parents[1] / "deploy" / "compose" / "compose.yaml"
-# rabbitmqctl costs an Erlang VM boot per call, so vhosts are made this many at a time.
-VHOST_BATCH = 16
+# rabbitmqctl costs an Erlang VM boot per call, so vhosts are made (and the used ones deleted)
+# this many at a time.
+VHOST_BATCH = int(os.environ.get("HIKER_TEST_VHOST_BATCH", "16"))
 DURATIONS_KEY = "hiker/durations"
 
 
