@@ -1,5 +1,8 @@
-# syntax=docker/dockerfile:1
 # One image for every Hiker service: `docker run hiker:dev ingress|conversation|sender|graph-mock`.
+#
+# It builds with BuildKit and with the classic builder (DOCKER_BUILDKIT=0) alike, without a
+# registry for anything but the base: no `# syntax=` line (BuildKit would pull that frontend
+# first) and no BuildKit-only flags (RUN --mount, COPY --chmod/--link, heredocs).
 #
 # The base is pinned by version (Python minor and Debian release) so a rebuild never jumps to a new
 # interpreter; pin it further by digest (python:3.11-slim-bookworm@sha256:...) for releases.

@@ -174,6 +174,26 @@ def assert_hardened_workload(deployment: dict[str, Any]) -> None:
             assert "secretKeyRef" in env.get("valueFrom", {}), env["name"]
 
 
+def compose_cli() -> list[str]:
+    """How to run Docker Compose v2 here (`docker compose`, or a standalone `docker-compose`);
+    missing, it skips locally and fails under CI, like require_tool. It needs no engine for
+    `config`."""
+    import subprocess
+
+    if shutil.which("docker"):
+        probe = subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, timeout=30, check=False
+        )
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    message = "Docker Compose v2 not found (deploy/compose/standins/install-compose)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require_tool(name: str) -> str:
     """A tool's path. Locally a missing tool skips the test; in CI (CI set) it fails it, because
     there a skip would hide a check that never ran."""

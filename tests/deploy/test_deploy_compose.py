@@ -5,6 +5,8 @@ and its Prometheus and Grafana configuration agree with the services."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from deploy_support import (
     PROMETHEUS,
     REPO,
     RULES_PATH,
+    compose_cli,
     parse_rules_file,
 )
 
@@ -299,7 +302,7 @@ def test_the_tunnel_profile_exposes_ingress_through_ngrok() -> None:
     assert isinstance(command, str)
     assert command.startswith("http ingress:8080 ")
     # --url only when a static domain is set; an unset NGROK_DOMAIN adds no argument.
-    assert "${NGROK_DOMAIN:+--url=${NGROK_DOMAIN}}" in command
+    assert "${NGROK_DOMAIN:+--url=${NGROK_DOMAIN:-}}" in command
     assert tunnel["depends_on"]["ingress"]["condition"] == "service_healthy"
     assert tunnel["ports"] == ["127.0.0.1:4040:4040"]
     assert "ALL" in tunnel["cap_drop"]
@@ -358,3 +361,94 @@ def test_the_rules_reload_alert_fires_on_the_first_rejection(promtool: str, tmp_
         [promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _run_compose(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Compose as a newcomer runs it: in deploy/compose, on the example .env, with none of the
+    caller's variables but those given (the shell wins over .env)."""
+    clean = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    return subprocess.run(
+        [*compose_cli(), "--env-file", ".env.example", *args],
+        cwd=COMPOSE,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "tunnel"]], ids=["default", "tunnel"])
+def test_compose_with_the_example_env_prints_no_warning(profile: list[str]) -> None:
+    result = _run_compose(*profile, "config", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr
+
+
+def test_a_static_ngrok_domain_still_becomes_the_url_flag() -> None:
+    result = _run_compose("--profile", "tunnel", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    unset = json.loads(result.stdout)["services"]["tunnel"]["command"]
+    assert unset == ["http", "ingress:8080", "--log", "stdout"]
+    result = _run_compose(
+        "--profile", "tunnel", "config", "--format", "json", NGROK_DOMAIN="me.ngrok.example"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["services"]["tunnel"]["command"][-1] == (
+        "--url=me.ngrok.example"
+    )
+
+
+STANDINS = COMPOSE / "standins" / "compose.standins.yaml"
+
+
+class _OverrideLoader(yaml.SafeLoader):
+    """Reads compose's `!override` tag as the plain value it wraps."""
+
+
+_OverrideLoader.add_constructor(
+    "!override",
+    lambda loader, node: loader.construct_sequence(node),  # type: ignore[arg-type]
+)
+
+
+def _container_ports(ports: list[str]) -> list[str]:
+    return sorted(p.rsplit(":", 1)[-1] for p in ports)
+
+
+def test_the_standin_override_swaps_only_images_and_host_ports() -> None:
+    override = yaml.load(STANDINS.read_text(), Loader=_OverrideLoader)["services"]
+    real = services()
+    assert set(override) <= set(real)
+    swapped = {name for name, service in override.items() if "image" in service}
+    # What has no registry to come from: the rest is built from this repository (Hiker) or not
+    # started (Grafana).
+    assert swapped == {"rabbitmq", "redis", "prometheus"}
+    for name, service in override.items():
+        assert set(service) <= {"image", "ports"}, f"{name}: {set(service)}"
+        if "image" in service:
+            assert service["image"].startswith("hiker-standin/"), service["image"]
+        if "ports" in service:
+            # The same container ports, on other host ports (the local services hold the real
+            # ones), still on loopback only.
+            assert _container_ports(service["ports"]) == _container_ports(real[name]["ports"])
+            for port in service["ports"]:
+                assert port.startswith("127.0.0.1:"), port
+                assert port.split(":")[1] != port.rsplit(":", 1)[-1], port
+
+
+def test_the_standin_override_replaces_the_host_ports_rather_than_adding_to_them() -> None:
+    result = _run_compose("-f", "compose.yaml", "-f", str(STANDINS), "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr
+    merged = json.loads(result.stdout)["services"]
+    published = {
+        name: sorted(str(p["published"]) for p in service.get("ports", []))
+        for name, service in merged.items()
+    }
+    assert published["rabbitmq"] == ["25772", "25773"]
+    assert published["redis"] == ["25779"]
+    assert published["ingress"] == ["25780"]
+    assert published["prometheus"] == ["25790"]
+    assert merged["rabbitmq"]["image"] == "hiker-standin/rabbitmq:bookworm"
+    assert merged["conversation"]["image"] == "hiker:dev"

@@ -99,6 +99,20 @@ def test_base_images_are_slim_python_pinned_by_version() -> None:
         assert not digest or digest.startswith("sha256:"), stage.base
 
 
+def test_builds_offline_and_with_the_classic_builder() -> None:
+    """`make test-containers` builds with DOCKER_BUILDKIT=0 on a machine that reaches no
+    registry: a `# syntax=` directive makes BuildKit pull its frontend image first, and the
+    classic builder rejects BuildKit-only flags and heredocs."""
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"^#\s*syntax\s*=", text, re.M | re.I), "drop the # syntax= directive"
+    for keyword, args in instructions(text):
+        assert "<<" not in args, f"{keyword}: heredocs need BuildKit"
+        if keyword == "RUN":
+            assert not re.search(r"--(mount|network|security)\b", args), args
+        if keyword in ("COPY", "ADD"):
+            assert not re.search(r"--(chmod|link|parents|exclude)\b", args), args
+
+
 def test_runtime_user_is_numeric_and_not_root() -> None:
     _, stages = parse()
     users = stages[-1].all("USER")

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,8 +32,9 @@ from typing import IO, Any
 import pytest
 import yaml
 from deploy_support import COMPOSE, DASHBOARDS, require_tool
+from tests.support import free_port, metric_value
 
-pytestmark = [pytest.mark.deploy, pytest.mark.slow]
+pytestmark = [pytest.mark.deploy, pytest.mark.integration, pytest.mark.slow]
 
 APP_SECRET = "live-test-app-secret"
 VERIFY_TOKEN = "live-test-verify-token"
@@ -47,13 +47,6 @@ USER_PARK = "15550001003"
 USER_STALE = "15550001004"  # writes from more than 24 h ago (a message processed a day late)
 USER_RULES = "15550001005"  # tries a rule added while conversation runs
 JOBS = ("ingress", "conversation", "sender")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def http(
@@ -240,12 +233,10 @@ def post_stale_message(url: str) -> int:
     return status
 
 
-def counter_value(metrics_url: str, sample: str) -> float:
-    """One sample's value from a /metrics page (0 when absent)."""
-    for line in http(metrics_url)[1].decode().splitlines():
-        if line.startswith(sample + " "):
-            return float(line.split()[-1])
-    return 0.0
+def reloads(metrics_url: str, outcome: str) -> float:
+    """conversation's rules-file reloads with this outcome, from its /metrics page."""
+    page = http(metrics_url)[1].decode()
+    return metric_value(page, "hiker_rules_reloads_total", outcome=outcome)
 
 
 def test_every_hiker_panel_has_data_from_the_running_services(
@@ -384,17 +375,15 @@ def test_every_hiker_panel_has_data_from_the_running_services(
 
     # A rules edit is applied without a restart; a broken one is rejected and changes nothing.
     conversation_metrics = f"http://127.0.0.1:{ports['conversation']}/metrics"
-    applied = 'hiker_rules_reloads_total{outcome="applied"}'
-    rejected = 'hiker_rules_reloads_total{outcome="rejected"}'
     rules_file.write_text(
         shipped_rules.replace(
             "rules:\n", "rules:\n  - {name: ping, match: exact, pattern: ping, reply: pong}\n", 1
         )
     )
-    wait_for("the rules edit", lambda: counter_value(conversation_metrics, applied) == 1)
+    wait_for("the rules edit", lambda: reloads(conversation_metrics, "applied") == 1)
     assert simulate(hiker, env, webhook, USER_RULES, "ping") == 0
     rules_file.write_text(shipped_rules.replace("match: exact", "match: sometimes"))
-    wait_for("the broken edit", lambda: counter_value(conversation_metrics, rejected) == 1)
+    wait_for("the broken edit", lambda: reloads(conversation_metrics, "rejected") == 1)
     query = urllib.parse.urlencode(
         {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"}
     )

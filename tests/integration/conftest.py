@@ -4,11 +4,9 @@ its own ``create_app`` against the real broker and Redis, on ephemeral ports."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import aiohttp
 import pytest
 from aiohttp import web
@@ -38,6 +35,10 @@ from hiker.ingress.app import OPS_APP
 from hiker.ingress.app import create_app as create_ingress
 from hiker.sender.app import create_app as create_sender
 from hiker.tools.simulate import encode, messages_change, post_signed, text_message, webhook_body
+from tests.support import free_port, metric_value, queue_depth, queued_contracts
+
+# The test modules import these helpers from here.
+__all__ = ["free_port", "metric_value", "queue_depth", "queued_contracts"]
 
 pytestmark = pytest.mark.integration
 
@@ -108,49 +109,6 @@ class Pipeline:
         await self.servers.pop(name).close()
 
 
-async def queue_depth(amqp_url: str, queue: str) -> int:
-    """Messages ready in ``queue`` right now (a passive declare: nothing is created)."""
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.message_count or 0)
-    finally:
-        await connection.close()
-
-
-async def queued_contracts(amqp_url: str, queue: str) -> list[dict[str, Any]]:
-    """Every contract waiting in ``queue``, bundles unpacked; the messages stay queued."""
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        contracts: list[dict[str, Any]] = []
-        # Held unacknowledged until the connection closes, which gives them all back.
-        while (message := await declared.get(no_ack=False, fail=False)) is not None:
-            body = json.loads(message.body)
-            contracts.extend(body if isinstance(body, list) else [body])
-        return contracts
-    finally:
-        await connection.close()
-
-
-def metric_value(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text exposition (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        sample, _, label_part = key.partition("{")
-        if sample != name:
-            continue
-        got = ",".join(sorted(label_part.rstrip("}").split(","))) if label_part else ""
-        if got == wanted:
-            return float(value)
-    return 0.0
-
-
 PipelineFactory = Callable[..., Awaitable[Pipeline]]
 
 
@@ -215,9 +173,8 @@ async def start_service(pipeline: Pipeline, name: str) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         async with pipeline.session.get(ready_url) as response:
+            # Ready means declared and consuming (Broker.mark_serving): nothing left to wait for.
             if response.status == 200:
-                # Connected; give the consumers their first moment to register.
-                await asyncio.sleep(0.1)
                 return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{name} did not become ready")
@@ -298,12 +255,6 @@ async def private_redis_factory(tmp_path: Path) -> AsyncIterator[PrivateRedisFac
 @pytest.fixture
 async def private_redis(private_redis_factory: PrivateRedisFactory) -> PrivateRedis:
     return await private_redis_factory()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServiceProcess:
