@@ -81,7 +81,15 @@ def _simulate(args: argparse.Namespace) -> int:
 
     secret = os.environ.get("HIKER_APP_SECRET") or args.dev_secret
     status, answer, wamid = asyncio.run(
-        simulate(args.url, args.user, args.text, secret, args.phone_number_id, args.wamid)
+        simulate(
+            args.url,
+            args.user,
+            args.text,
+            secret,
+            args.phone_number_id,
+            args.wamid,
+            button=args.button,
+        )
     )
     print(f"{status} {answer} (wamid {wamid})")
     return 0 if status == 200 else 1
@@ -137,6 +145,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sim.add_argument("--text", default="hello", help="the message text")
     sim.add_argument("--phone-number-id", default="100000000000001", help="business number id")
     sim.add_argument("--wamid", default=None, help="message id (default: a new one)")
+    sim.add_argument(
+        "--button",
+        default=None,
+        metavar="ID",
+        help="tap the reply button (or list row) of this id instead; --text is its title",
+    )
     sim.add_argument(
         "--dev-secret",
         default="dev-app-secret",

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from prometheus_client import CollectorRegistry
 
+from hiker.core.actions import AnyAction
 from hiker.core.claims import ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import ParkedHeaders, SendMessage
 from hiker.core.errors import RetryLater
@@ -42,7 +43,7 @@ class AcceptThen:
         self.after = after
         self.calls = 0
 
-    async def send(self, command: SendMessage) -> GraphCall:
+    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
         self.calls += 1
         await self.after()
         return GraphCall(GraphOutcome(200, message_id=f"wamid.SENT{self.calls}"), 0.01)
@@ -128,7 +129,7 @@ class SlowGraph:
         self.calls = 0
         self.called = asyncio.Event()
 
-    async def send(self, command: SendMessage) -> GraphCall:
+    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
         self.calls += 1
         self.called.set()
         await asyncio.sleep(self.answer_after)

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from hiker.conversation.rulesfile import RulesFileError, RuleSource, default_rulebook, parse_rules
-from hiker.core.actions import Template
+from hiker.core.actions import Buttons, Document, ListMenu, Reaction, Template, Text
+from hiker.core.contracts import MessageReceived
 
 BASE = default_rulebook("are you there", 600)
 
@@ -110,3 +111,102 @@ def test_invalid_file_at_start_refuses_to_start(tmp_path: Path) -> None:
         RuleSource(BASE, path)
     with pytest.raises(RulesFileError, match="cannot be read"):
         RuleSource(BASE, tmp_path / "missing.yaml")
+
+
+RICH = """\
+rules:
+  - {name: menu, match: exact, pattern: menu,
+     reply: {buttons: {body: "What would you like?", options: [{id: sizes, title: Sizes}, {id: hours, title: Hours}]}}}
+  - {name: sizes, match: button, pattern: sizes, reply: "S, M, L"}
+  - {name: photo, match: exact, pattern: photo, reply: {image: {link: "https://example.com/a.jpg", caption: "A"}}}
+  - {name: docs, match: exact, pattern: docs,
+     reply: [{text: "Here is the price list"}, {document: {link: "https://example.com/p.pdf", filename: "p.pdf"}}]}
+  - {name: catalog, match: exact, pattern: catalog,
+     reply: {list: {body: "Pick one", button: "Items", sections: [{title: Fruit, rows: [{id: apple, title: Apple, description: Red}]}]}}}
+  - {name: pics, match: type, pattern: image, reply: {reaction: {emoji: "👍"}}}
+  - {name: quote, match: prefix, pattern: say, reply: {text: {body: "you said {rest}", quote: true}}}
+"""  # noqa: E501 - the README's example, line for line
+
+
+def received(text: str | None, kind: str = "text", reply_id: str | None = None) -> MessageReceived:
+    return MessageReceived(
+        wamid="wamid.IN1",
+        phone_number_id="1",
+        user="2",
+        message_type=kind,
+        text=text,
+        reply_id=reply_id,
+        timestamp=1,
+        received_at=1.0,
+    )
+
+
+def test_rich_replies_buttons_lists_media_reactions_and_matches_by_tap_and_type() -> None:
+    book = parse_rules(RICH, "rules.yaml", BASE)
+    menu = book.reply_to(received("Menu"))
+    assert menu is not None
+    [buttons] = menu.actions
+    assert isinstance(buttons, Buttons)
+    assert [(o.id, o.title) for o in buttons.options] == [("sizes", "Sizes"), ("hours", "Hours")]
+    tapped = book.reply_to(received("Sizes", kind="interactive", reply_id="sizes"))
+    assert tapped is not None
+    assert (tapped.rule, tapped.text) == ("sizes", "S, M, L")
+    docs = book.reply_to(received("docs"))
+    assert docs is not None
+    assert [type(a) for a in docs.actions] == [Text, Document]
+    catalog = book.reply_to(received("catalog"))
+    assert catalog is not None
+    assert isinstance(catalog.actions[0], ListMenu)
+    pics = book.reply_to(received(None, kind="image"))
+    assert pics is not None
+    assert pics.actions == (Reaction(emoji="👍"),)
+    said = book.reply_to(received("say Hi There"))
+    assert said is not None
+    assert said.actions == (Text(body="you said Hi There", quote=True),)
+    assert book.reply_to(received(None, kind="audio")) is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            "{buttons: {body: b, options: [{id: a, title: A}, {id: b, title: B}, "
+            "{id: c, title: C}, {id: d, title: D}]}}",
+            "rules.yaml:3: rules[0].reply.buttons.options: at most 3 (Meta's limit), not 4",
+        ),
+        (
+            "{buttons: {body: b, options: [{id: a, title: This title is far too long}]}}",
+            "rules.yaml:3: rules[0].reply.buttons.options[0].title: at most 20 characters "
+            "(Meta's limit), not 26",
+        ),
+        ("{carousel: {body: b}}", "rules.yaml:3: rules[0].reply: unknown action 'carousel'"),
+        ("{text: hi, image: {id: '1'}}", "rules.yaml:3: rules[0].reply: one action per entry"),
+        (
+            "[hi, {image: {caption: x}}]",
+            "rules.yaml:3: rules[0].reply[1].image: give exactly one of link and id",
+        ),
+    ],
+)
+def test_a_reply_meta_would_refuse_names_file_line_and_problem(reply: str, expected: str) -> None:
+    text = f"rules:\n  - name: a\n    reply: {reply}\n    match: exact\n    pattern: x\n"
+    with pytest.raises(RulesFileError) as caught:
+        parse_rules(text, "rules.yaml", BASE)
+    assert expected in str(caught.value)
+
+
+def test_the_line_of_a_problem_deep_in_a_block_reply() -> None:
+    text = """\
+rules:
+  - name: menu
+    match: exact
+    pattern: menu
+    reply:
+      buttons:
+        body: What would you like?
+        options:
+          - {id: sizes, title: Sizes}
+          - {id: hours, title: Our opening hours today}
+"""
+    with pytest.raises(RulesFileError) as caught:
+        parse_rules(text, "rules.yaml", BASE)
+    assert "rules.yaml:10: rules[0].reply.buttons.options[1].title: at most 20" in str(caught.value)

@@ -6,6 +6,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis import exceptions as redis_exceptions
 
+from hiker.core.actions import Document, MarkRead, Text
 from hiker.core.claims import ClaimState
 from hiker.core.contracts import SendMessage
 from hiker.core.errors import RetryLater
@@ -19,7 +20,7 @@ COMMAND = SendMessage(
     idempotency_key="reply:wamid.IN1",
     phone_number_id="100000000000001",
     to="15550001111",
-    text="hello to you too",
+    actions=(Text(body="hello to you too"),),
     kind="reply",
     correlation_id="wamid.IN1",
 )
@@ -169,3 +170,75 @@ async def test_a_failure_before_the_call_frees_the_key_for_the_redelivery() -> N
     assert world.graph.calls == []
     state = (await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))).state
     assert state is ClaimState.CLAIMED
+
+
+REPLY = SendMessage(
+    idempotency_key="reply:wamid.IN2",
+    phone_number_id="100000000000001",
+    to="15550001111",
+    actions=(
+        MarkRead(message_id="wamid.IN2", typing=True),
+        Text(body="Here is the price list"),
+        Document(link="https://example.com/p.pdf", filename="p.pdf"),
+        Text(body="Anything else?"),
+    ),
+    keys=("read:wamid.IN2", "reply:wamid.IN2", "reply:wamid.IN2#1", "reply:wamid.IN2#2"),
+    kind="reply",
+    correlation_id="wamid.IN2",
+    origin_received_at=Clock().now,
+)
+
+
+async def test_a_reply_goes_out_in_order_receipt_first() -> None:
+    world = World()
+    await world.handler.handle(REPLY, 1)
+    assert world.graph.calls == list(REPLY.actions)
+    assert world.counted("hiker_read_receipts_total", outcome="sent") == 1
+
+
+async def test_a_failure_mid_reply_holds_back_the_rest_until_it_goes() -> None:
+    world = World(
+        ScriptedGraph(
+            GraphOutcome(200, accepted=True),
+            GraphOutcome(200, message_id="m1"),
+            GraphOutcome(503, error_code=2),
+        )
+    )
+    await world.handler.handle(REPLY, 1)
+    assert [type(a) for a in world.graph.calls] == [MarkRead, Text, Document]
+    [(rest, attempt, _)] = world.published.retries
+    assert (rest.actions, attempt) == (REPLY.actions[2:], 2)
+    await world.handler.handle(rest, attempt)  # back from its retry queue
+    assert world.graph.calls[3:] == list(REPLY.actions[2:])
+    await world.handler.handle(REPLY, 1)  # and a late redelivery of the whole reply
+    assert len(world.graph.calls) == 5  # sends nothing again
+
+
+async def test_a_permanent_failure_mid_reply_parks_the_rest_in_order() -> None:
+    world = World(
+        ScriptedGraph(
+            GraphOutcome(200, accepted=True),
+            GraphOutcome(200, message_id="m1"),
+            GraphOutcome(400, error_code=131053),
+        )
+    )
+    await world.handler.handle(REPLY, 1)
+    [(rest, why)] = world.published.parked
+    assert rest.actions == REPLY.actions[2:]
+    assert rest.action_key(0) == "reply:wamid.IN2#1"
+    assert (why.reason, why.graph_code) == ("permanent", "131053")
+    assert len(world.graph.calls) == 3  # "Anything else?" waits with the document
+
+
+async def test_a_stale_or_refused_receipt_is_dropped_and_the_reply_goes_on() -> None:
+    world = World()
+    world.clock.advance(30)  # the webhook came 30 s ago: a receipt now would mean nothing
+    await world.handler.handle(REPLY, 1)
+    assert MarkRead not in [type(a) for a in world.graph.calls]
+    assert len(world.graph.calls) == 3
+    assert world.counted("hiker_read_receipts_total", outcome="stale") == 1
+    refused = World(ScriptedGraph(GraphOutcome(500, error_code=1)))
+    await refused.handler.handle(REPLY, 1)
+    assert refused.published.retries == []  # never retried past its use
+    assert len(refused.graph.calls) == 4
+    assert refused.counted("hiker_read_receipts_total", outcome="failed") == 1

@@ -160,7 +160,7 @@ class ContactName(_Part):
 
 class ContactPhone(_Part):
     phone: str = Field(min_length=1)
-    type: Literal["CELL", "MAIN", "IPHONE", "HOME", "WORK"] | None = None
+    type: Literal["HOME", "WORK"] | None = None
     wa_id: str | None = None
 
 

@@ -138,7 +138,7 @@ def _content(action: AnyAction) -> tuple[str, Any]:
             return "location", location
         case Contacts():
             return "contacts", [
-                contact.model_dump(exclude_none=True, exclude_defaults=True)
+                contact.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
                 for contact in action.contacts
             ]
         case Template():

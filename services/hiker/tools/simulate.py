@@ -31,6 +31,35 @@ def text_message(
     }
 
 
+def button_reply_message(
+    user: str, button_id: str, title: str, *, wamid: str | None = None
+) -> dict[str, Any]:
+    """The user tapping a reply button (``button_id``) that reads ``title``."""
+    return {
+        "from": user,
+        "id": wamid or new_wamid(),
+        "timestamp": str(int(time.time())),
+        "type": "interactive",
+        "interactive": {"type": "button_reply", "button_reply": {"id": button_id, "title": title}},
+    }
+
+
+def image_message(
+    user: str, *, caption: str | None = None, wamid: str | None = None
+) -> dict[str, Any]:
+    """The user sending a photo (Meta's media id; a caption when given)."""
+    image: dict[str, Any] = {"id": "1234567890123456", "mime_type": "image/jpeg", "sha256": "x"}
+    if caption is not None:
+        image["caption"] = caption
+    return {
+        "from": user,
+        "id": wamid or new_wamid(),
+        "timestamp": str(int(time.time())),
+        "type": "image",
+        "image": image,
+    }
+
+
 def messages_change(
     messages: list[dict[str, Any]] | None = None,
     *,
@@ -78,9 +107,20 @@ async def post_signed(
 
 
 async def simulate(
-    url: str, user: str, text: str, app_secret: str, phone_number_id: str, wamid: str | None
+    url: str,
+    user: str,
+    text: str,
+    app_secret: str,
+    phone_number_id: str,
+    wamid: str | None,
+    button: str | None = None,
 ) -> tuple[int, str, str]:
-    message = text_message(user, text, wamid=wamid)
+    """Post ``text`` from ``user`` (or, with ``button``, a tap on the button of that id)."""
+    message = (
+        button_reply_message(user, button, text, wamid=wamid)
+        if button
+        else text_message(user, text, wamid=wamid)
+    )
     body = encode(webhook_body(messages_change([message], phone_number_id=phone_number_id)))
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         status, answer = await post_signed(session, url, body, app_secret)
