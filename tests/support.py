@@ -53,6 +53,20 @@ async def queue_depth(amqp_url: str, queue: str) -> int:
         await connection.close()
 
 
+async def take_all(amqp_url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Take every message now in ``queue`` (acked: the test consumes them)."""
+    connection = await aio_pika.connect(amqp_url)
+    messages = []
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        while (message := await declared.get(fail=False, no_ack=True)) is not None:
+            messages.append(message)
+    finally:
+        await connection.close()
+    return messages
+
+
 async def queued_contracts(amqp_url: str, queue: str) -> list[dict[str, Any]]:
     """Every contract waiting in ``queue``, bundles unpacked; the messages stay queued."""
     connection = await aio_pika.connect(amqp_url)

@@ -18,24 +18,11 @@ from tests.integration.conftest import (
     metric_value,
     queue_depth,
 )
+from tests.support import take_all
 
 pytestmark = pytest.mark.integration
 
 FOLLOWUP = "are you there"
-
-
-async def get_all(amqp_url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    """Take every message now in ``queue`` (acked: the test consumes them)."""
-    connection = await aio_pika.connect(amqp_url)
-    messages = []
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        while (message := await declared.get(fail=False, no_ack=True)) is not None:
-            messages.append(message)
-    finally:
-        await connection.close()
-    return messages
 
 
 async def test_hello_gets_a_reply_and_one_followup(make_pipeline: PipelineFactory) -> None:
@@ -185,7 +172,7 @@ async def test_unknown_but_signed_shapes_are_kept_for_inspection(
         ],
     }
     assert await pipeline.post(template_update) == 200
-    kept = await get_all(amqp_url, topology.INSPECT_QUEUE)
+    kept = await take_all(amqp_url, topology.INSPECT_QUEUE)
     assert [m.routing_key for m in kept] == ["unknown", "change.message_template_status_update"]
     assert json.loads(kept[0].body) == {"hello": "world"}
     assert json.loads(kept[1].body)["value"] == {"event": "APPROVED"}
@@ -246,7 +233,7 @@ async def test_graph_131047_is_parked_with_its_error(
         if await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE):
             break
         await asyncio.sleep(0.05)
-    [parked] = await get_all(amqp_url, topology.SENDER_PARKED_QUEUE)
+    [parked] = await take_all(amqp_url, topology.SENDER_PARKED_QUEUE)
     headers = parked.headers
     assert headers[topology.HEADER_GRAPH_CODE] == "131047"
     assert headers[topology.HEADER_PARKED_REASON] == "permanent"

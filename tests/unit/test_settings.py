@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hiker.core.settings import (
@@ -62,3 +64,39 @@ def test_each_service_has_its_own_metrics_port() -> None:
         load_settings(SenderSettings, {"HIKER_ACCESS_TOKEN": "c"}).metrics_port,
     }
     assert len(ports) == 3
+
+
+def test_a_sender_without_any_token_names_what_to_set(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="HIKER_ACCESS_TOKEN is required but not set"):
+        load_settings(SenderSettings, {})
+    with pytest.raises(ConfigError) as caught:
+        load_settings(SenderSettings, {"HIKER_ACCESS_TOKENS": "1001:EAAsecret"})
+    assert "HIKER_ACCESS_TOKENS is invalid" in str(caught.value)
+    assert "EAAsecret" not in str(caught.value)
+    with pytest.raises(ConfigError, match="HIKER_ACCESS_TOKENS_DIR is invalid"):
+        load_settings(SenderSettings, {"HIKER_ACCESS_TOKENS_DIR": str(tmp_path / "nowhere")})
+
+
+def test_tokens_per_phone_number_from_a_list_and_from_files(tmp_path: Path) -> None:
+    (tmp_path / "1002").write_text("EAAfile2\n")
+    (tmp_path / "1003").write_text("EAAfile3")
+    (tmp_path / "..data").mkdir()  # what a mounted Kubernetes Secret also holds
+    settings = load_settings(
+        SenderSettings,
+        {
+            "HIKER_ACCESS_TOKEN": "EAAdefault",
+            "HIKER_ACCESS_TOKENS": "1001=EAAlist1, 1003=EAAlist3",
+            "HIKER_ACCESS_TOKENS_DIR": str(tmp_path),
+        },
+    )
+    tokens = settings.tokens()
+    assert tokens.numbers == ["1001", "1002", "1003"]
+    found = {n: tokens.for_number(n) for n in ("1001", "1002", "1003", "9999")}
+    assert {n: t.get_secret_value() for n, t in found.items() if t} == {
+        "1001": "EAAlist1",
+        "1002": "EAAfile2",
+        "1003": "EAAlist3",  # the list wins over a file
+        "9999": "EAAdefault",
+    }
+    only_files = load_settings(SenderSettings, {"HIKER_ACCESS_TOKENS_DIR": str(tmp_path)})
+    assert only_files.tokens().for_number("9999") is None

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "HIKER_"
@@ -92,7 +92,13 @@ class ConversationSettings(CommonSettings):
 
 class SenderSettings(CommonSettings):
     metrics_port: int = Field(default=9103, ge=1, le=65535)
-    access_token: SecretStr
+    # The token for every phone number without one of its own below.
+    access_token: SecretStr | None = None
+    # Tokens per phone number id, ``id=token,id=token``: operators with several numbers.
+    access_tokens: SecretStr | None = None
+    # Or a directory of files named by phone number id, each holding that number's token
+    # (a Kubernetes Secret mounted as files).
+    access_tokens_dir: Path | None = None
     graph_base_url: AnyUrl = AnyUrl("https://graph.facebook.com")
     graph_api_version: str = Field(default="v23.0", pattern=r"^v\d+\.\d+$")
     graph_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -103,6 +109,82 @@ class SenderSettings(CommonSettings):
     max_attempts: int = Field(default=8, ge=1, le=50)
     prefetch: int = Field(default=64, ge=1, le=10_000)
 
+    @field_validator("access_token", "access_tokens", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # compose and charts pass a variable left blank as "": that is no token.
+        return None if value == "" else value
+
+    @field_validator("access_tokens")
+    @classmethod
+    def _token_list(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_token_list(value.get_secret_value())
+        return value
+
+    @field_validator("access_tokens_dir")
+    @classmethod
+    def _token_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError("is not a directory")
+        return value
+
+    @model_validator(mode="after")
+    def _some_token(self) -> SenderSettings:
+        if self.access_token is None and not self.access_tokens and not self.access_tokens_dir:
+            raise ValueError(_NO_TOKEN)
+        return self
+
+    def tokens(self) -> AccessTokens:
+        """The token of each phone number, from every source configured (read now)."""
+        per_number: dict[str, SecretStr] = {}
+        if self.access_tokens_dir is not None:
+            for path in sorted(self.access_tokens_dir.iterdir()):
+                if path.is_file() and path.name.isdigit():
+                    per_number[path.name] = SecretStr(path.read_text().strip())
+        if self.access_tokens is not None:
+            per_number.update(parse_token_list(self.access_tokens.get_secret_value()))
+        return AccessTokens(per_number, self.access_token)
+
+
+_NO_TOKEN = (
+    "HIKER_ACCESS_TOKEN is required but not set (or tokens per phone number: "
+    "HIKER_ACCESS_TOKENS=<id>=<token>,... or HIKER_ACCESS_TOKENS_DIR)"
+)
+
+
+class AccessTokens:
+    """Which Graph token a phone number id sends with."""
+
+    def __init__(self, per_number: Mapping[str, SecretStr], default: SecretStr | None) -> None:
+        self._per_number = dict(per_number)
+        self._default = default
+
+    def for_number(self, phone_number_id: str) -> SecretStr | None:
+        return self._per_number.get(phone_number_id, self._default)
+
+    @property
+    def numbers(self) -> list[str]:
+        """The phone number ids with a token of their own."""
+        return sorted(self._per_number)
+
+    @property
+    def default(self) -> SecretStr | None:
+        return self._default
+
+
+def parse_token_list(text: str) -> dict[str, SecretStr]:
+    """``id=token,id=token`` → tokens by phone number id; the error never echoes a token."""
+    tokens: dict[str, SecretStr] = {}
+    for position, item in enumerate(part.strip() for part in text.split(",") if part.strip()):
+        number, sep, token = item.partition("=")
+        if not sep or not number.strip().isdigit() or not token.strip():
+            raise ValueError(f"entry {position + 1} is not <phone number id>=<token>")
+        tokens[number.strip()] = SecretStr(token.strip())
+    if not tokens:
+        raise ValueError("holds no <phone number id>=<token> entry")
+    return tokens
+
 
 class GraphMockSettings(CommonSettings):
     metrics_port: int = Field(default=9104, ge=1, le=65535)
@@ -110,6 +192,8 @@ class GraphMockSettings(CommonSettings):
     graph_mock_port: int = Field(default=8090, ge=1, le=65535)
     # When set, requests without this bearer token get Graph's error 190, as the real API does.
     access_token: SecretStr | None = None
+    # Tokens per phone number id (``id=token,...``), checked for those numbers instead.
+    access_tokens: SecretStr | None = None
 
 
 S = TypeVar("S", bound=BaseSettings)
@@ -138,6 +222,9 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
+        if not error["loc"]:  # a rule across variables: its message names them
+            problems.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
         name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
         if error["type"] == "missing":
             problems.append(f"{name} is required but not set")

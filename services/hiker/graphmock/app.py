@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hiker.core.observability import add_ops_routes, new_registry
-from hiker.core.settings import GraphMockSettings
+from hiker.core.settings import GraphMockSettings, parse_token_list
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,18 @@ def create_app(
     )
     state = MockState()
     token = settings.access_token
+    per_number = (
+        parse_token_list(settings.access_tokens.get_secret_value())
+        if settings.access_tokens
+        else {}
+    )
 
     def authorized(request: web.Request) -> bool:
-        if token is None:
+        # As Graph: a phone number answers only to a token of its own business account.
+        expected_token = per_number.get(request.match_info["phone_number_id"], token)
+        if expected_token is None:
             return True
-        expected = f"Bearer {token.get_secret_value()}".encode()
+        expected = f"Bearer {expected_token.get_secret_value()}".encode()
         return hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected)
 
     async def send_message(request: web.Request) -> web.Response:

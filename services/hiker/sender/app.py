@@ -69,7 +69,7 @@ def create_app(
                 session,
                 base_url=str(settings.graph_base_url),
                 api_version=settings.graph_api_version,
-                access_token=settings.access_token,
+                tokens=settings.tokens(),
             ),
             pacer=Pacer(
                 keys,

@@ -8,7 +8,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-from pydantic import SecretStr
 
 from hiker.core.actions import (
     AnyAction,
@@ -27,7 +26,8 @@ from hiker.core.actions import (
     Text,
     Video,
 )
-from hiker.sender.retry import GraphOutcome
+from hiker.core.settings import AccessTokens
+from hiker.sender.retry import NO_TOKEN, GraphOutcome
 
 
 @dataclass(frozen=True)
@@ -45,23 +45,25 @@ class GraphClient:
         *,
         base_url: str,
         api_version: str,
-        access_token: SecretStr,
+        tokens: AccessTokens,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
         self._version = api_version
-        self._headers = {
-            "Authorization": f"Bearer {access_token.get_secret_value()}",
-            "Content-Type": "application/json",
-        }
+        self._tokens = tokens
+        self._headers: dict[str, dict[str, str]] = {}
 
     async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
         """One ``POST {graph}/{version}/{phone_number_id}/messages`` for ``action``."""
         url = f"{self._base}/{self._version}/{phone_number_id}/messages"
+        headers = self._headers_for(phone_number_id)
+        if headers is None:
+            # Nothing to call Graph with: an operator must configure it (parked, not retried).
+            return GraphCall(GraphOutcome(http_status=None, failure=NO_TOKEN), 0.0)
         payload = orjson.dumps(action_payload(to, action))
         started = time.perf_counter()
         try:
-            async with self._session.post(url, data=payload, headers=self._headers) as response:
+            async with self._session.post(url, data=payload, headers=headers) as response:
                 body = await _json(response)
                 latency = time.perf_counter() - started
                 return _interpret(response.status, response.headers, body, latency)
@@ -72,6 +74,18 @@ class GraphClient:
         return GraphCall(
             GraphOutcome(http_status=None, failure=failure), time.perf_counter() - started
         )
+
+    def _headers_for(self, phone_number_id: str) -> dict[str, str] | None:
+        headers = self._headers.get(phone_number_id)
+        if headers is None:
+            token = self._tokens.for_number(phone_number_id)
+            if token is None:
+                return None
+            headers = self._headers[phone_number_id] = {
+                "Authorization": f"Bearer {token.get_secret_value()}",
+                "Content-Type": "application/json",
+            }
+        return headers
 
 
 def action_payload(to: str, action: AnyAction) -> dict[str, Any]:

@@ -27,6 +27,9 @@ TRANSIENT_CODES: Final = frozenset(
     }
 )
 
+# The failure of a send for a phone number with no access token configured.
+NO_TOKEN: Final = "no_token"
+
 BASE_DELAY_SECONDS: Final = 1.0
 MAX_DELAY_SECONDS: Final = 900.0
 _LADDER_MIN_MS: Final = 250
@@ -64,6 +67,8 @@ def verdict_of(outcome: GraphOutcome) -> Verdict:
     status = outcome.http_status
     if status is not None and 200 <= status < 300 and (outcome.message_id or outcome.accepted):
         return Verdict.SENT
+    if outcome.failure == NO_TOKEN:
+        return Verdict.PARK
     if status is None or status == 429 or status >= 500:
         return Verdict.RETRY
     if outcome.error_code in TRANSIENT_CODES:
