@@ -120,7 +120,7 @@ def test_each_service_gets_only_its_own_secrets() -> None:
     common = {"HIKER_AMQP_URL", "HIKER_REDIS_URL"}
     assert received["ingress"] == common | {"HIKER_APP_SECRET", "HIKER_VERIFY_TOKEN"}
     assert received["conversation"] == common
-    assert received["sender"] == common | {"HIKER_ACCESS_TOKEN"}
+    assert received["sender"] == common | {"HIKER_ACCESS_TOKEN", "HIKER_ACCESS_TOKENS"}
     (secret,) = of_kind(objects, "Secret")
     assert set(secret["stringData"]) == set().union(*received.values())
 

@@ -267,13 +267,15 @@ def _uncommented_examples(text: str) -> str:
     return re.sub(r"^# (?=[a-z_]+:|  )", "", text, flags=re.M)
 
 
-def test_the_shipped_rules_parse_and_equal_the_built_in_rules() -> None:
+def test_the_shipped_rules_parse_and_extend_the_built_in_rules() -> None:
     from hiker.conversation.rules import DEFAULT_RULES
 
     text = (COMPOSE / "rules.yaml").read_text()
     book = parse_rules_file(text, "deploy/compose/rules.yaml")
-    # The same replies with or without the file; the environment keeps the follow-up.
-    assert book.rules == DEFAULT_RULES
+    # The built-in replies first, then the rich examples; the environment keeps the follow-up.
+    assert book.rules[: len(DEFAULT_RULES)] == DEFAULT_RULES
+    names = [rule.name for rule in book.rules]
+    assert {"menu", "sizes", "catalog", "photo", "docs", "pics"} <= set(names)
     assert book.default.followup_text == "are you there"
     assert book.default.idle_timeout_seconds == 600
     assert not book.numbers
