@@ -122,7 +122,26 @@ def test_each_service_gets_only_its_own_secrets() -> None:
     assert received["conversation"] == common
     assert received["sender"] == common | {"HIKER_ACCESS_TOKEN", "HIKER_ACCESS_TOKENS"}
     (secret,) = of_kind(objects, "Secret")
-    assert set(secret["stringData"]) == set().union(*received.values())
+    # The per-number tokens are optional (only HIKER_ACCESS_TOKEN is set in these values).
+    assert set(secret["stringData"]) == set().union(*received.values()) - {"HIKER_ACCESS_TOKENS"}
+    optional = {
+        e["name"]
+        for d in of_kind(objects, "Deployment")
+        for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+        if e["valueFrom"]["secretKeyRef"].get("optional")
+    }
+    assert optional == {"HIKER_ACCESS_TOKEN", "HIKER_ACCESS_TOKENS"}
+
+
+def test_tokens_per_phone_number_alone_render_and_none_at_all_refuses() -> None:
+    per_number = with_overrides(
+        DEFAULTS, **{"secret.accessToken": "", "secret.accessTokens": "1001=EAA1,1002=EAA2"}
+    )
+    (secret,) = of_kind(render(per_number), "Secret")
+    assert secret["stringData"]["HIKER_ACCESS_TOKENS"] == "1001=EAA1,1002=EAA2"
+    assert "HIKER_ACCESS_TOKEN" not in secret["stringData"]
+    with pytest.raises(helm.HelmError, match=r"secret\.accessToken \(or secret\.accessTokens"):
+        render(with_overrides(DEFAULTS, **{"secret.accessToken": ""}))
 
 
 def test_defaults_without_secrets_refuse_to_render() -> None:
