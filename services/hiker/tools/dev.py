@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import aio_pika
 from redis.asyncio import Redis
@@ -80,6 +81,11 @@ async def _pump(service: str, stream: asyncio.StreamReader) -> None:
         print(render(service, raw.decode(errors="replace").rstrip()), flush=True)
 
 
+# The example rules file of a checkout (menu with buttons, a list, media): what `make run`
+# replies by. An installed package has none and keeps the built-in rules.
+SHIPPED_RULES = Path(__file__).resolve().parents[3] / "deploy" / "compose" / "rules.yaml"
+
+
 async def run_all() -> int:
     env = dict(os.environ)
     for name, value in DEV_DEFAULTS.items():
@@ -93,6 +99,9 @@ async def run_all() -> int:
         print(START_HELP, file=sys.stderr)
         return 1
     services = ["ingress", "conversation", "sender"]
+    if not env.get("HIKER_RULES_FILE") and SHIPPED_RULES.is_file():
+        env["HIKER_RULES_FILE"] = str(SHIPPED_RULES)
+        print(f"dev: no HIKER_RULES_FILE; replying by {SHIPPED_RULES} (try 'menu')", flush=True)
     if not env.get("HIKER_GRAPH_BASE_URL"):
         env["HIKER_GRAPH_BASE_URL"] = GRAPH_MOCK_URL
         services.insert(0, "graph-mock")
