@@ -30,7 +30,13 @@ from hiker.core.claims import (
     lease_value,
     mark_deadline_ms,
 )
-from hiker.core.contracts import IdleTimerStarted, ParkedHeaders, SendMessage
+from hiker.core.contracts import (
+    IdleTimerStarted,
+    MessageSent,
+    ParkedHeaders,
+    SendMessage,
+    SendParked,
+)
 from hiker.sender.graph import GraphCall
 from hiker.sender.retry import GraphOutcome
 
@@ -158,6 +164,7 @@ class Published:
     timers: list[tuple[IdleTimerStarted, float]] = field(default_factory=list)
     retries: list[tuple[SendMessage, int, int]] = field(default_factory=list)
     parked: list[tuple[SendMessage, ParkedHeaders]] = field(default_factory=list)
+    outcomes: list[MessageSent | SendParked] = field(default_factory=list)
     failing: BaseException | None = None
 
     def _check(self) -> None:
@@ -179,6 +186,14 @@ class Published:
     async def park(self, command: SendMessage, why: ParkedHeaders) -> None:
         self._check()
         self.parked.append((command, why))
+
+    async def sent(self, event: MessageSent) -> None:
+        self._check()
+        self.outcomes.append(event)
+
+    async def parked_event(self, event: SendParked) -> None:
+        self._check()
+        self.outcomes.append(event)
 
 
 class FakePacer:

@@ -8,7 +8,7 @@ from redis import exceptions as redis_exceptions
 
 from hiker.core.actions import Document, MarkRead, Text
 from hiker.core.claims import ClaimState
-from hiker.core.contracts import SendMessage
+from hiker.core.contracts import MessageSent, SendMessage, SendParked
 from hiker.core.errors import RetryLater
 from hiker.core.redis_store import Keys
 from hiker.sender.handlers import SendHandler
@@ -45,6 +45,7 @@ class World:
             schedule_retry=self.published.retry,
             park=self.published.park,
             metrics=SenderMetrics(self.registry),
+            outcomes=self.published,
             max_attempts=MAX_ATTEMPTS,
             call_deadline_seconds=DEADLINE,
             clock=self.clock,
@@ -242,3 +243,23 @@ async def test_a_stale_or_refused_receipt_is_dropped_and_the_reply_goes_on() -> 
     assert refused.published.retries == []  # never retried past its use
     assert len(refused.graph.calls) == 4
     assert refused.counted("hiker_read_receipts_total", outcome="failed") == 1
+
+
+async def test_every_action_sent_and_every_park_is_told_before_the_command_is_done() -> None:
+    world = World(
+        ScriptedGraph(
+            GraphOutcome(200, accepted=True),
+            GraphOutcome(200, message_id="m1"),
+            GraphOutcome(400, error_code=131053),
+        )
+    )
+    await world.handler.handle(REPLY, 1)
+    sent, parked = world.published.outcomes
+    assert isinstance(sent, MessageSent)
+    assert (sent.idempotency_key, sent.graph_message_id, sent.text) == (
+        "reply:wamid.IN2",
+        "m1",
+        "Here is the price list",
+    )
+    assert isinstance(parked, SendParked)
+    assert (parked.idempotency_key, parked.graph_code) == ("reply:wamid.IN2#1", "131053")

@@ -246,6 +246,22 @@ ACTIONS_BY_NAME: dict[str, type[BaseModel]] = {
 }
 
 
+def readable(action: AnyAction) -> str | None:
+    """What a person reads of ``action`` (history, logs): its text, caption or a short label."""
+    match action:
+        case Text() | Buttons() | ListMenu():
+            return action.body
+        case Image() | Video() | Document():
+            return action.caption
+        case Template():
+            return f"[template {action.name}]"
+        case Location():
+            return action.name or action.address
+        case Reaction():
+            return action.emoji
+    return None
+
+
 def answering(action: AnyAction, wamid: str) -> AnyAction:
     """``action`` as sent in answer to the message ``wamid``: a reaction without a message
     reacts to it, ``quote: true`` quotes it."""

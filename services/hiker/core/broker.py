@@ -172,8 +172,13 @@ class Broker:
         correlation_id: str | None = None,
         headers: Mapping[str, Any] | None = None,
         expiration_ms: int | None = None,
+        mandatory: bool = True,
     ) -> None:
-        """Publish and await the broker's confirm; PublishFailed when it did not take it."""
+        """Publish and await the broker's confirm; PublishFailed when it did not take it.
+
+        ``mandatory``: a message no queue is bound for is refused (``no queue bound``); only
+        events that may have no taker (the outcomes of sends) are published without it.
+        """
         # Properties go straight to the channel: an aio_pika.Message would be built only to be
         # converted into these, a quarter of a publish's CPU at thousands per second.
         properties = aiormq.spec.Basic.Properties(
@@ -198,7 +203,7 @@ class Broker:
                 exchange=target.name,
                 routing_key=routing_key,
                 properties=properties,
-                mandatory=True,
+                mandatory=mandatory,
                 timeout=self._publish_timeout,
                 # The confirm is what counts: waiting for the socket write first as well would
                 # cost a future and a drain per publish, and prove nothing the confirm does not.

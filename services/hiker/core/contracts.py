@@ -164,6 +164,39 @@ class SendMessage(Contract):
         )
 
 
+class MessageSent(Contract):
+    """Graph accepted one action of a send command: the message the user will see, and its id.
+
+    Status webhooks (``StatusReceived``) then name that id as ``message_id``.
+    """
+
+    idempotency_key: str  # the action's own key (``SendMessage.action_key``)
+    phone_number_id: str
+    to: str
+    kind: str
+    correlation_id: str
+    action_type: str
+    # What a person would read of it (a text's body, a caption, an interactive body).
+    text: str | None = None
+    graph_message_id: str | None = None
+    sent_at: float
+
+
+class SendParked(Contract):
+    """A send (what was left of it) was parked for a person: why, and Graph's error if any."""
+
+    idempotency_key: str  # the key of the first action that was not sent
+    phone_number_id: str
+    to: str
+    kind: str
+    correlation_id: str
+    reason: str
+    graph_status: str
+    graph_code: str
+    graph_error: dict[str, Any] | None = None
+    parked_at: float
+
+
 class ParkedHeaders(BaseModel):
     """Why a send command was parked: the AMQP headers the sender writes and ``hiker parked`` reads.
 

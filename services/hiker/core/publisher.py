@@ -48,6 +48,7 @@ class Publish(Protocol):
         correlation_id: str | None = None,
         headers: dict[str, Any] | None = None,
         expiration_ms: int | None = None,
+        mandatory: bool = True,
     ) -> Awaitable[None]: ...
 
 
@@ -60,6 +61,8 @@ class Destination:
     type_name: str
     # Per-message TTL (a timer's delay): part of where it goes, since a bundle has one.
     expiration_ms: int | None = None
+    # False for events that may have no taker (see ``Broker.publish``).
+    mandatory: bool = True
 
 
 @dataclass
@@ -151,6 +154,7 @@ class Bundler:
                 correlation_id=correlation_id,
                 headers=headers,
                 expiration_ms=destination.expiration_ms,
+                mandatory=destination.mandatory,
             )
         except BaseException as exc:  # every caller gets it, whatever it is
             _settle(forming.waiters, exc)

@@ -30,6 +30,9 @@ INBOUND_EXCHANGE: Final = "hiker.inbound"
 COMMANDS_EXCHANGE: Final = "hiker.commands"
 TIMERS_EXCHANGE: Final = "hiker.timers"
 DEAD_EXCHANGE: Final = "hiker.dead"
+# What became of sends (MessageSent, SendParked), for whoever records them (``hiker api``);
+# published whether or not a queue is bound to it.
+OUTCOMES_EXCHANGE: Final = "hiker.outcomes"
 
 # Routing keys. Inbound events are routed by kind so that consumers bind only what they handle.
 RK_MESSAGE_PREFIX: Final = "message"  # message.<type>
@@ -41,6 +44,8 @@ RK_SEND: Final = "send"
 RK_FIRED: Final = "fired"
 RK_POISON: Final = "poison"
 RK_PARKED: Final = "parked"
+RK_SENT_PREFIX: Final = "sent"  # sent.<kind>, on the outcomes exchange
+RK_PARKED_PREFIX: Final = "parked"  # parked.<kind>, on the outcomes exchange
 
 CONVERSATION_INBOUND_QUEUE: Final = "hiker.conversation.inbound"
 CONVERSATION_TIMERS_QUEUE: Final = "hiker.conversation.timers"
@@ -92,6 +97,7 @@ EXCHANGES: Final = (
     ExchangeSpec(COMMANDS_EXCHANGE, "direct"),
     ExchangeSpec(TIMERS_EXCHANGE, "direct"),
     ExchangeSpec(DEAD_EXCHANGE, "direct"),
+    ExchangeSpec(OUTCOMES_EXCHANGE, "topic"),
 )
 
 

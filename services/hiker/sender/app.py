@@ -15,6 +15,7 @@ from hiker.core.broker import Broker, keep_trying
 from hiker.core.claims import ClaimStore
 from hiker.core.dependencies import DependencyGate, DependencyMetrics
 from hiker.core.observability import add_ops_routes, new_registry
+from hiker.core.publisher import Bundler
 from hiker.core.redis_store import Keys, connect_redis, ping
 from hiker.core.settings import SenderSettings
 from hiker.sender.consumers import outbox_routes
@@ -26,6 +27,8 @@ from hiker.sender.pacing import Pacer
 
 # Claims on a send last longer than one Graph call may take (timeout plus pacing headroom).
 _CLAIM_HEADROOM_SECONDS = 5.0
+# Nobody waits on an outcome but the ack of its command: it waits for company this long.
+OUTCOMES_LINGER_SECONDS = 0.02
 # Graph calls under way at once per process (and HTTP connections to Graph).
 GRAPH_CONNECTIONS = 256
 # How long "already sent" is remembered: longer than any redelivery or retry path.
@@ -48,7 +51,8 @@ def create_app(
     gate = DependencyGate(DependencyMetrics(registry))
     app = web.Application()
 
-    outbox = SenderOutbox(broker)
+    outcomes = Bundler(broker.publish, linger_seconds=OUTCOMES_LINGER_SECONDS)
+    outbox = SenderOutbox(broker, outcomes)
 
     add_ops_routes(
         app,
@@ -85,6 +89,7 @@ def create_app(
             keys=keys,
             schedule_retry=outbox.retry,
             park=outbox.park,
+            outcomes=outbox,
             metrics=metrics,
             max_attempts=settings.max_attempts,
             # A call reports back within its timeout; the margin covers the event loop's delays.
@@ -105,6 +110,8 @@ def create_app(
         connecting = asyncio.create_task(keep_trying(start, "RabbitMQ"))
         yield
         connecting.cancel()
+        await broker.stop_consuming()
+        await outcomes.aclose()
         await broker.close()
         await session.close()
         await redis.aclose()

@@ -16,11 +16,12 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from enum import Enum
+from functools import partial
 from typing import Protocol
 
-from hiker.core.actions import AnyAction, MarkRead
+from hiker.core.actions import AnyAction, MarkRead, readable
 from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
-from hiker.core.contracts import ParkedHeaders, SendMessage
+from hiker.core.contracts import MessageSent, ParkedHeaders, SendMessage, SendParked
 from hiker.core.errors import RetryLater, Unavailable, classify
 from hiker.core.redis_store import Keys
 from hiker.sender.graph import GraphCall
@@ -47,6 +48,14 @@ class Pacing(Protocol):
     async def wait(self, reserved_us: int | None) -> None: ...
 
 
+class Outcomes(Protocol):
+    """Where the sender tells what became of its sends (for ``hiker api``'s history)."""
+
+    async def sent(self, event: MessageSent) -> None: ...
+
+    async def parked_event(self, event: SendParked) -> None: ...
+
+
 ScheduleRetry = Callable[[SendMessage, int, int], Awaitable[None]]  # command, next attempt, ms
 Park = Callable[[SendMessage, ParkedHeaders], Awaitable[None]]
 
@@ -69,6 +78,7 @@ class SendHandler:
         schedule_retry: ScheduleRetry,
         park: Park,
         metrics: SenderMetrics,
+        outcomes: Outcomes | None = None,
         max_attempts: int,
         call_deadline_seconds: float,
         max_concurrent_calls: int = 256,
@@ -82,6 +92,7 @@ class SendHandler:
         self._schedule_retry = schedule_retry
         self._park = park
         self._metrics = metrics
+        self._outcomes = outcomes
         self._max_attempts = max_attempts
         self._call_deadline = call_deadline_seconds
         self._clock = clock
@@ -94,13 +105,22 @@ class SendHandler:
         """Send ``command``'s actions in order; ``attempt`` is that of its first action."""
         # Bundles bring many commands at once: Graph calls wait their turn here, before the
         # claim, so that no call's deadline runs while it queues for a connection.
-        async with self._calls:
-            for index in range(len(command.actions)):
-                tries = attempt if index == 0 else 1
-                if await self._send(command, index, tries) is _Next.STOP:
-                    return
+        # The outcomes of the actions sent are published meanwhile; the command is done (and
+        # acked) only once they are confirmed too.
+        told: list[asyncio.Future[None]] = []
+        try:
+            async with self._calls:
+                for index in range(len(command.actions)):
+                    tries = attempt if index == 0 else 1
+                    if await self._send(command, index, tries, told) is _Next.STOP:
+                        return
+        finally:
+            if told:
+                await asyncio.gather(*told)
 
-    async def _send(self, command: SendMessage, index: int, attempt: int) -> _Next:
+    async def _send(
+        self, command: SendMessage, index: int, attempt: int, told: list[asyncio.Future[None]]
+    ) -> _Next:
         action = command.actions[index]
         key = command.action_key(index)
         pnid = command.phone_number_id
@@ -121,8 +141,9 @@ class SendHandler:
         if claim.state is ClaimState.IN_DOUBT:
             # The key stays marked in doubt until the park is confirmed: a failure here
             # brings this same branch again, never a fresh claim that would send.
-            await self._park_in_doubt(command, index, attempt)
+            why = await self._park_in_doubt(command, index, attempt)
             await claim.release()
+            self._tell(told, claim, self._parked_event(command, index, why))
             return _Next.STOP
         try:
             if receipt and self._stale(command):
@@ -139,12 +160,19 @@ class SendHandler:
         # (aiormq does so on a broker restart) and the broker redelivers the command; were the
         # call cancelled and the claim released, that redelivery would send it a second time.
         # So the call and its bookkeeping run to their end in a task of their own.
-        settling = asyncio.ensure_future(self._call(command, index, attempt, claim))
+        settling = asyncio.ensure_future(self._call(command, index, attempt, claim, told))
         self._settling.add(settling)
         settling.add_done_callback(self._settling.discard)
         return await asyncio.shield(settling)
 
-    async def _call(self, command: SendMessage, index: int, attempt: int, claim: Claim) -> _Next:
+    async def _call(
+        self,
+        command: SendMessage,
+        index: int,
+        attempt: int,
+        claim: Claim,
+        told: list[asyncio.Future[None]],
+    ) -> _Next:
         """Call Graph once, then settle the outcome; the claim is never released blindly.
 
         Once the call has begun, only its known outcome may end the claim: the message recorded
@@ -162,6 +190,19 @@ class SendHandler:
         if verdict is Verdict.SENT:
             value = b"wamid:" + (outcome.message_id or "").encode()
             await self._until_done(lambda: claim.confirm(value), "recording a sent message", claim)
+            if not isinstance(action, MarkRead):
+                sent = MessageSent(
+                    idempotency_key=command.action_key(index),
+                    phone_number_id=command.phone_number_id,
+                    to=command.to,
+                    kind=command.kind,
+                    correlation_id=command.correlation_id,
+                    action_type=action.type,
+                    text=readable(action),
+                    graph_message_id=outcome.message_id,
+                    sent_at=self._clock(),
+                )
+                self._tell(told, claim, sent)
         elif isinstance(action, MarkRead):
             # Retrying a receipt would deliver it after it stopped meaning anything.
             await self._until_done(
@@ -186,10 +227,39 @@ class SendHandler:
             rest = command.remainder(index)
             await self._until_done(lambda: self._park(rest, parked), "a park", claim)
             await self._until_done(claim.release, "releasing a parked send", claim)
+            self._tell(told, claim, self._parked_event(command, index, parked))
         self._report(command, index, call, verdict, attempt)
         if verdict is Verdict.SENT or isinstance(action, MarkRead):
             return _Next.GO_ON
         return _Next.STOP
+
+    def _tell(
+        self, told: list[asyncio.Future[None]], claim: Claim, event: MessageSent | SendParked
+    ) -> None:
+        """Publish ``event`` in the background; ``handle`` waits for it before it returns."""
+        outcomes = self._outcomes
+        if outcomes is None:
+            return
+        step = (
+            partial(outcomes.sent, event)
+            if isinstance(event, MessageSent)
+            else partial(outcomes.parked_event, event)
+        )
+        told.append(asyncio.ensure_future(self._until_done(step, "telling an outcome", claim)))
+
+    def _parked_event(self, command: SendMessage, index: int, why: ParkedHeaders) -> SendParked:
+        return SendParked(
+            idempotency_key=command.action_key(index),
+            phone_number_id=command.phone_number_id,
+            to=command.to,
+            kind=command.kind,
+            correlation_id=command.correlation_id,
+            reason=why.reason,
+            graph_status=why.graph_status,
+            graph_code=why.graph_code,
+            graph_error=why.graph_error,
+            parked_at=why.parked_at or self._clock(),
+        )
 
     def _stale(self, command: SendMessage) -> bool:
         received = command.origin_received_at
@@ -223,7 +293,7 @@ class SendHandler:
             await asyncio.sleep(pause * (0.5 + self._random()))
             pause = min(pause * 2, _SETTLE_PAUSE_MAX_SECONDS)
 
-    async def _park_in_doubt(self, command: SendMessage, index: int, attempt: int) -> None:
+    async def _park_in_doubt(self, command: SendMessage, index: int, attempt: int) -> ParkedHeaders:
         """A sender died during this action's Graph call: it may or may not have been sent.
 
         Resending could double the message, dropping it could lose it; a person decides
@@ -242,6 +312,7 @@ class SendHandler:
             "send parked: a previous attempt died during its Graph call (outcome unknown)",
             extra={"key": command.action_key(index), "to": command.to},
         )
+        return why
 
     def _report(
         self, command: SendMessage, index: int, call: GraphCall, verdict: Verdict, attempt: int

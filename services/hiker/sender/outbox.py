@@ -6,12 +6,31 @@ from typing import Any
 
 from hiker.core import topology
 from hiker.core.broker import Broker
-from hiker.core.contracts import ParkedHeaders, SendMessage
+from hiker.core.contracts import Contract, MessageSent, ParkedHeaders, SendMessage, SendParked
+from hiker.core.publisher import Bundler, Destination
 
 
 class SenderOutbox:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, outcomes: Bundler) -> None:
         self._broker = broker
+        # Outcomes wait for company: nobody waits on them, and they are one per action sent.
+        self._outcomes = outcomes
+
+    async def sent(self, event: MessageSent) -> None:
+        """Tell whoever records sends (``hiker api``) that Graph accepted a message."""
+        await self._outcomes.publish(
+            _outcome(f"{topology.RK_SENT_PREFIX}.{event.kind}", event),
+            event,
+            correlation_id=event.correlation_id,
+        )
+
+    async def parked_event(self, event: SendParked) -> None:
+        """Tell whoever records sends that one was parked."""
+        await self._outcomes.publish(
+            _outcome(f"{topology.RK_PARKED_PREFIX}.{event.kind}", event),
+            event,
+            correlation_id=event.correlation_id,
+        )
 
     async def retry(self, command: SendMessage, attempt: int, delay_ms: int) -> None:
         """``command`` waits ``delay_ms`` in its retry queue, then returns to the outbox as
@@ -43,3 +62,7 @@ class SenderOutbox:
             headers={topology.HEADER_CORRELATION_ID: command.correlation_id, **headers},
             expiration_ms=expiration_ms,
         )
+
+
+def _outcome(routing_key: str, event: Contract) -> Destination:
+    return Destination(topology.OUTCOMES_EXCHANGE, routing_key, event.type_name(), mandatory=False)
