@@ -8,11 +8,13 @@ scenarios against both, so the fake cannot drift from the real store unnoticed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import copy
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hiker.conversation.state import LATER_ALREADY_RECORDED, RECORDED_LATEST
+from hiker.conversation.state import LATER_ALREADY_RECORDED, RECORDED_LATEST, Turn
 from hiker.conversation.timers import Activity
 from hiker.core.actions import AnyAction
 from hiker.core.claims import (
@@ -58,7 +60,8 @@ class Clock:
 class FakeStep(ClaimStep):
     """A claim step whose work is Python (run when the claim is taken), for the fakes."""
 
-    run: Callable[[], int] = lambda: GO_NOW
+    # The step's result: an integer, or the list a step of several values returns.
+    run: Callable[[], int | tuple[int | str | None, ...]] = lambda: GO_NOW
 
 
 class InMemoryClaims:
@@ -100,12 +103,24 @@ class InMemoryClaims:
         current = self.get(key)
         if current is None:
             self._set(key, value, self._lease)
-            result = step.run() if isinstance(step, FakeStep) else GO_NOW
-            if call_within is not None and result == GO_NOW:
+            ran = step.run() if isinstance(step, FakeStep) else GO_NOW
+            values = ran if isinstance(ran, tuple) else (ran,)
+            result = int(values[0] or 0)
+            if call_within is not None and not isinstance(ran, tuple) and result == GO_NOW:
                 mark = call_value(call_within, value, self.now())
                 self._set(key, mark, self.done_ttl_ms / 1000)
-                return Claim(self, key, mark, ClaimState.CLAIMED, step_result=result, in_call=True)
-            return Claim(self, key, value, ClaimState.CLAIMED, step_result=result)
+                return Claim(
+                    self,
+                    key,
+                    mark,
+                    ClaimState.CLAIMED,
+                    step_result=result,
+                    step_values=values,
+                    in_call=True,
+                )
+            return Claim(
+                self, key, value, ClaimState.CLAIMED, step_result=result, step_values=values
+            )
         if current.startswith(CLAIM_PREFIX):
             return Claim(self, key, value, ClaimState.BUSY)
         if current.startswith((CALL_PREFIX, DOUBT_PREFIX)):
@@ -135,22 +150,75 @@ class InMemoryClaims:
 
 
 class InMemoryConversations:
-    """The last inbound message of each conversation, as ``ConversationStore`` records it."""
+    """What ``ConversationStore`` keeps per conversation: the last inbound message, the state
+    (versioned, compare-and-set, with what saved it and the state before), and history."""
 
-    def __init__(self) -> None:
+    def __init__(self, history_length: int = 50) -> None:
         self.latest: dict[tuple[str, str], Activity] = {}
+        # (pnid, user) -> (version, state, saved by, state before)
+        self.states: dict[tuple[str, str], tuple[int, dict[str, Any], str, dict[str, Any]]] = {}
+        self.histories: dict[tuple[str, str], list[Turn]] = {}
+        self._length = history_length
 
     def record_step(
-        self, phone_number_id: str, user: str, wamid: str, received_at: float, sent_at: int
+        self,
+        phone_number_id: str,
+        user: str,
+        wamid: str,
+        received_at: float,
+        sent_at: int,
+        turn: Turn | None = None,
     ) -> ClaimStep:
-        def record() -> int:
-            current = self.latest.get((phone_number_id, user))
+        conversation = (phone_number_id, user)
+
+        def record() -> tuple[int | str | None, ...]:
+            current = self.latest.get(conversation)
+            latest = RECORDED_LATEST
             if current is not None and current.last_received_at > received_at:
-                return LATER_ALREADY_RECORDED
-            self.latest[(phone_number_id, user)] = Activity(wamid, received_at)
-            return RECORDED_LATEST
+                latest = LATER_ALREADY_RECORDED
+            else:
+                self.latest[conversation] = Activity(wamid, received_at)
+            if turn is not None:
+                self._append(conversation, [turn])
+            version, state, by, before = self.states.get(conversation, (0, {}, "", {}))
+            if by == wamid:
+                return (latest, version, json.dumps(before), 1)
+            return (latest, version, json.dumps(state) if state else "", 0)
 
         return FakeStep("", run=record)
+
+    async def save_state(
+        self,
+        phone_number_id: str,
+        user: str,
+        *,
+        read_at_version: int,
+        saved_by: str,
+        state: dict[str, Any],
+    ) -> bool:
+        conversation = (phone_number_id, user)
+        version, current, by, _ = self.states.get(conversation, (0, {}, "", {}))
+        if by == saved_by:
+            return True
+        if version != read_at_version:
+            return False
+        self.states[conversation] = (version + 1, copy.deepcopy(state), saved_by, current)
+        return True
+
+    async def read_state(self, phone_number_id: str, user: str) -> tuple[int, dict[str, Any]]:
+        version, state, _, _ = self.states.get((phone_number_id, user), (0, {}, "", {}))
+        return version, copy.deepcopy(state)
+
+    async def append_turns(self, phone_number_id: str, user: str, turns: Sequence[Turn]) -> None:
+        self._append((phone_number_id, user), turns)
+
+    def _append(self, conversation: tuple[str, str], turns: Sequence[Turn]) -> None:
+        history = self.histories.setdefault(conversation, [])
+        history.extend(t for t in turns if t not in history)
+        del history[: max(0, len(history) - self._length)]
+
+    async def history(self, phone_number_id: str, user: str, limit: int) -> list[Turn]:
+        return self.histories.get((phone_number_id, user), [])[-limit:] if limit > 0 else []
 
     async def last_activity(self, phone_number_id: str, user: str) -> Activity | None:
         return self.latest.get((phone_number_id, user))

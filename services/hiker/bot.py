@@ -23,7 +23,9 @@ characters), so a mistake shows in your code, not as a parked send.
 
 from __future__ import annotations
 
+from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.rules import Reply
+from hiker.conversation.state import Turn
 from hiker.core.actions import (
     Audio,
     Buttons,
@@ -38,6 +40,7 @@ from hiker.core.actions import (
     Location,
     Option,
     Reaction,
+    Remind,
     Row,
     Section,
     Sticker,
@@ -55,6 +58,7 @@ __all__ = [
     "ContactName",
     "ContactPhone",
     "Contacts",
+    "Conversation",
     "Document",
     "Image",
     "ListMenu",
@@ -62,11 +66,14 @@ __all__ = [
     "MessageReceived",
     "Option",
     "Reaction",
+    "Remind",
+    "Reminder",
     "Reply",
     "Row",
     "Section",
     "Sticker",
     "Template",
     "Text",
+    "Turn",
     "Video",
 ]

@@ -11,11 +11,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from hiker.conversation.consumers import inbound_routes, timers_routes
+from hiker.conversation.consumers import inbound_routes, sent_routes, timers_routes
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.outbox import ConversationOutbox
-from hiker.conversation.responder import Responder, RuleBookResponder, load_responder
+from hiker.conversation.responder import RuleBookResponder, as_responder, load_responder
 from hiker.conversation.rulesfile import RuleSource, default_rulebook
 from hiker.conversation.state import ConversationStore
 from hiker.core import topology
@@ -38,7 +38,7 @@ def create_app(
     broker: Broker | None = None,
     redis: Redis | None = None,
     registry: CollectorRegistry | None = None,
-    responder: Responder | None = None,
+    responder: object | None = None,
 ) -> web.Application:
     """The operations app (metrics, health); starting it connects and starts consuming.
 
@@ -57,12 +57,13 @@ def create_app(
         settings.rules_file,
         on_reload=lambda outcome: metrics.rules_reloads.labels(outcome).inc(),
     )
-    if responder is None:
-        responder = (
-            load_responder(settings.responder, rules)
-            if settings.responder
-            else RuleBookResponder(rules)
-        )
+    answering = (
+        as_responder(responder)
+        if responder is not None
+        else load_responder(settings.responder, rules)
+        if settings.responder
+        else RuleBookResponder(rules)
+    )
 
     bundler = Bundler(broker.publish, linger_seconds=settings.publish_linger_ms / 1000)
     outbox = ConversationOutbox(broker, bundler)
@@ -70,9 +71,13 @@ def create_app(
 
     handlers = ConversationHandlers(
         rules=rules,
-        responder=responder,
+        responder=answering,
         conversations=ConversationStore(
-            redis, keys, idle_timeout_seconds=settings.idle_timeout_seconds
+            redis,
+            keys,
+            idle_timeout_seconds=settings.idle_timeout_seconds,
+            ttl_seconds=settings.conversation_ttl_seconds,
+            history_length=settings.history_length,
         ),
         claims=ClaimStore(
             redis,
@@ -118,6 +123,12 @@ def create_app(
         await broker.consume(
             topology.CONVERSATION_TIMERS,
             timers_routes(handlers),
+            prefetch=settings.prefetch,
+            gate=gate,
+        )
+        await broker.consume(
+            topology.CONVERSATION_SENT,
+            sent_routes(handlers),
             prefetch=settings.prefetch,
             gate=gate,
         )

@@ -9,6 +9,7 @@ from hiker.core.consumer import Headers, Route, Routes
 from hiker.core.contracts import (
     IdleTimerStarted,
     MessageReceived,
+    MessageSent,
     StatusReceived,
     WebhookErrorReceived,
 )
@@ -42,6 +43,13 @@ def timers_routes(handlers: ConversationHandlers) -> Routes:
         await handlers.on_timer_fired(timer)
 
     return {IdleTimerStarted.type_name(): Route(IdleTimerStarted, on_fired)}
+
+
+def sent_routes(handlers: ConversationHandlers) -> Routes:
+    async def on_sent(event: MessageSent, _: Headers) -> None:
+        await handlers.on_sent(event)
+
+    return {MessageSent.type_name(): Route(MessageSent, on_sent)}
 
 
 def _death_reason(headers: Headers) -> str | None:

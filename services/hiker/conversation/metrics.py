@@ -62,6 +62,23 @@ class ConversationMetrics:
             ["kind", "reason"],
             registry=registry,
         )
+        self.reminders_set = Counter(
+            "hiker_reminders_set",
+            "Reminders a responder asked for (Remind).",
+            registry=registry,
+        )
+        self.reminders_fired = Counter(
+            "hiker_reminders_fired",
+            "Reminders that came due with the user quiet (or kept) and were handed to the "
+            "responder's on_reminder.",
+            registry=registry,
+        )
+        self.state_conflicts = Counter(
+            "hiker_state_conflicts",
+            "Messages answered again because another message of the user changed the "
+            "conversation's state first (two replicas at once).",
+            registry=registry,
+        )
         self.rules_reloads = Counter(
             "hiker_rules_reloads",
             "Rules file reloads by outcome (applied, rejected).",
@@ -87,7 +104,7 @@ class ConversationMetrics:
             self.webhook_errors.labels(code)
         for outcome in ("applied", "rejected"):
             self.rules_reloads.labels(outcome)
-        for kind in ("reply", "followup"):
+        for kind in ("reply", "followup", "reminder"):
             self.skipped.labels(kind, "window_closed")
         for form in ("text", "template"):
             self.followups.labels(form)

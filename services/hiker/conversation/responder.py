@@ -1,33 +1,44 @@
-"""The responder interface: what decides the reply to a user's message.
+"""The responder interface: what decides the reply to a user's message, and to a reminder.
 
 Plug in your own logic (an NLP or LLM call, a database lookup) without touching the pipeline:
 write a factory ``make(rules: RuleSource) -> Responder`` in any importable module and set
 ``HIKER_RESPONDER=your.module:make``. The rules file is one implementation
-(``RuleBookResponder``); a custom responder may fall back to it.
+(``RuleBookResponder``); a custom responder may fall back to it. ``docs/responders.md`` has an
+example bot.
 
-A responder returns the reply's actions (``hiker.bot``: ``Text``, ``Buttons``, ``ListMenu``,
-``Image``...): one action, a list of them (sent in that order), a ``Reply``, or None for no reply.
-It is called once per new inbound message (duplicates never reach it), may take its time (the
-message stays unacked meanwhile, up to the claim lease), and raises to have the message
-retried. The idle timer runs either way.
+``respond(message, conversation)`` returns the reply's actions (``hiker.bot``: ``Text``,
+``Buttons``, ``ListMenu``, ``Image``...) and ``Remind`` requests: one, a list of them (actions
+sent in that order), a ``Reply``, or None for no reply. ``conversation.state`` is the
+responder's own JSON-able dict, saved when it returns; ``await conversation.history()`` the
+last messages both ways. ``on_reminder(reminder, conversation)``, when the responder has it, is
+called when a ``Remind`` comes due and the user stayed quiet; it returns the same kinds of
+answer. The older ``respond(message) -> Reply | None`` still works.
+
+A responder is called once per new inbound message (duplicates never reach it; a conflict on
+the state, two replicas answering two messages of one user at once, calls it again with the
+fresh state), may take its time (the message stays unacked meanwhile, up to the claim lease),
+and raises to have the message retried. The idle timer runs either way.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.rules import Reply
 from hiker.conversation.rulesfile import RuleSource
-from hiker.core.actions import AnyAction
+from hiker.core.actions import AnyAction, Remind
 from hiker.core.contracts import MessageReceived
 from hiker.core.settings import ConfigError
 
-# What ``respond`` may return.
-Answer = Reply | AnyAction | Sequence[AnyAction] | None
+# What ``respond`` and ``on_reminder`` may return.
+Answer = Reply | AnyAction | Remind | Sequence[AnyAction | Remind] | None
 
 # The ``rule`` label of what a custom responder returns without a Reply of its own.
 RESPONDER_RULE = "responder"
@@ -35,8 +46,15 @@ RESPONDER_RULE = "responder"
 
 @runtime_checkable
 class Responder(Protocol):
-    async def respond(self, message: MessageReceived) -> Answer:
-        """The reply to ``message``: an action, a list of actions, a Reply, or None."""
+    async def respond(self, message: MessageReceived, conversation: Conversation) -> Answer:
+        """The answer to ``message``: actions and reminders, a Reply, or None."""
+        ...
+
+
+@runtime_checkable
+class RemindedResponder(Protocol):
+    async def on_reminder(self, reminder: Reminder, conversation: Conversation) -> Answer:
+        """The answer to a reminder that came due (the user stayed quiet, or it keeps)."""
         ...
 
 
@@ -46,24 +64,68 @@ class RuleBookResponder:
     def __init__(self, source: RuleSource) -> None:
         self._source = source
 
-    async def respond(self, message: MessageReceived) -> Reply | None:
+    async def respond(
+        self, message: MessageReceived, conversation: Conversation | None = None
+    ) -> Reply | None:
         return self._source.current.reply_to(message)
 
 
-def as_reply(answer: Answer) -> Reply | None:
-    """A responder's answer as a Reply (None: nothing to send); TypeError for anything else."""
+@dataclass(frozen=True)
+class Decided:
+    """A responder's answer, sorted: the reply to send, and the reminders to set."""
+
+    reply: Reply | None
+    reminders: tuple[Remind, ...] = ()
+
+
+def decided(answer: Answer) -> Decided:
+    """A responder's answer as a reply and reminders; TypeError for anything else."""
     if answer is None or isinstance(answer, Reply):
+        return Decided(answer)
+    items: Sequence[Any] = answer if isinstance(answer, list | tuple) else [answer]
+    if not all(isinstance(item, BaseModel) for item in items):
+        raise TypeError(
+            "a responder returns actions and Remind (hiker.bot), a Reply or None, not "
+            + ", ".join(sorted({type(i).__name__ for i in items if not isinstance(i, BaseModel)}))
+        )
+    reminders = tuple(item for item in items if isinstance(item, Remind))
+    actions = tuple(item for item in items if not isinstance(item, Remind))
+    return Decided(Reply(RESPONDER_RULE, actions=actions) if actions else None, reminders)
+
+
+class _OneArgument:
+    """A responder written before conversations: ``respond(message)``."""
+
+    def __init__(self, responder: Any) -> None:
+        self._responder = responder
+
+    async def respond(
+        self, message: MessageReceived, conversation: Conversation | None = None
+    ) -> Answer:
+        answer: Answer = await self._responder.respond(message)
         return answer
-    if isinstance(answer, BaseModel):
-        return Reply(RESPONDER_RULE, actions=(answer,))
-    if isinstance(answer, list | tuple):
-        actions = tuple(answer)
-        if not all(isinstance(action, BaseModel) for action in actions):
-            raise TypeError("a responder's list holds actions (hiker.bot), nothing else")
-        return Reply(RESPONDER_RULE, actions=actions) if actions else None
-    raise TypeError(
-        f"a responder returns actions (hiker.bot), a Reply or None, not {type(answer).__name__}"
-    )
+
+
+def as_responder(candidate: Any) -> Responder:
+    """``candidate`` as a responder of today's interface (older ones are adapted)."""
+    respond = getattr(candidate, "respond", None)
+    if respond is None or not inspect.iscoroutinefunction(respond):
+        raise TypeError("a responder needs an async respond()")
+    parameters = [
+        p
+        for p in inspect.signature(respond).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(parameters) == 1:
+        return _OneArgument(candidate)
+    if isinstance(candidate, Responder):
+        return candidate
+    raise TypeError("respond() takes (message) or (message, conversation)")
+
+
+def reminded(responder: Any) -> RemindedResponder | None:
+    """The responder's ``on_reminder``, when it has one."""
+    return responder if isinstance(responder, RemindedResponder) else None
 
 
 def load_responder(spec: str, source: RuleSource) -> Responder:
@@ -75,7 +137,7 @@ def load_responder(spec: str, source: RuleSource) -> Responder:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"HIKER_RESPONDER {spec!r} cannot be loaded: {exc}") from None
-    responder = factory(source)
-    if not isinstance(responder, Responder):
-        raise ConfigError(f"HIKER_RESPONDER {spec!r} returned no responder (needs async respond())")
-    return responder
+    try:
+        return as_responder(factory(source))
+    except TypeError as exc:
+        raise ConfigError(f"HIKER_RESPONDER {spec!r} returned no responder ({exc})") from None

@@ -1,8 +1,19 @@
-"""Conversation state in Redis: the last inbound message of each (phone number id, user)."""
+"""What conversation keeps in Redis per (phone number id, user): the last inbound message (for the
+idle timer's stale check and the 24-hour window), the responder's state, and recent history.
+
+The state is saved by compare-and-set on its version, so two replicas handling two messages of
+one user never lose an update: the second finds the version moved and its message is retried
+with the fresh state. Each save also records which message made it and the state before it, so
+a message retried after its save (a crash before its reply was published) is answered from the
+state it saw the first time, and its save is not applied twice.
+"""
 
 from __future__ import annotations
 
-from typing import Final
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
 from redis.asyncio import Redis
 
@@ -10,40 +21,195 @@ from hiker.conversation.timers import SERVICE_WINDOW_SECONDS, Activity
 from hiker.core.claims import ClaimStep
 from hiker.core.redis_store import Keys
 
-# What the step that records a message returns (its claim's ``step_result``).
+# What the step that records a message returns first (its claim's ``step_result``).
 RECORDED_LATEST: Final = 1  # the message is now the conversation's latest
 LATER_ALREADY_RECORDED: Final = 0  # a later message of the user came first (out of order)
 
-# Record a message as the conversation's latest unless a later one is already recorded, so that
-# messages processed out of order (replicas, redeliveries) never move the timer backwards.
+# Record a message as the conversation's latest unless a later one is already recorded (so
+# that messages processed out of order never move the timer backwards), add it to the history
+# unless a retry added it already, and return the state to answer it with.
+# KEYS: conversation hash, history list. ARGV: wamid, received at, window opened at, ttl ms,
+# history entry ('' for none), history length.
+# Returns {latest, state version, state document, 1 when this message saved it already}.
 _RECORD = """
+local latest = 1
 local current = redis.call('HGET', KEYS[1], 'last_received_at')
 if current and tonumber(current) > tonumber(ARGV[2]) then
-  return 0
+  latest = 0
+else
+  redis.call('HSET', KEYS[1], 'last_wamid', ARGV[1], 'last_received_at', ARGV[2],
+             'window_opened_at', ARGV[3])
 end
-redis.call('HSET', KEYS[1], 'last_wamid', ARGV[1], 'last_received_at', ARGV[2],
-           'window_opened_at', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[5] ~= '' and not redis.call('LPOS', KEYS[2], ARGV[5]) then
+  redis.call('RPUSH', KEYS[2], ARGV[5])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+local s = redis.call('HMGET', KEYS[1], 'state_v', 'state', 'state_by', 'state_before')
+if s[3] == ARGV[1] then
+  return {latest, tonumber(s[1]), s[4] or '', 1}
+end
+return {latest, tonumber(s[1] or '0'), s[2] or '', 0}
+"""
+
+# Compare-and-set of the state. KEYS: conversation hash. ARGV: the version it was read at, the
+# id of what saves it, the new document, ttl ms. 1: saved (or saved already by that id); 0: the
+# version moved meanwhile (another message of the user was answered first).
+_SAVE_STATE = """
+local s = redis.call('HMGET', KEYS[1], 'state_v', 'state', 'state_by')
+if s[3] == ARGV[2] then return 1 end
+local version = tonumber(s[1] or '0')
+if version ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'state_before', s[2] or '', 'state', ARGV[3], 'state_by', ARGV[2],
+           'state_v', version + 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
+# Append turns not there yet (a retry adds nothing twice). KEYS: history list. ARGV: length,
+# ttl ms, entries.
+_APPEND = """
+for i = 3, #ARGV do
+  if not redis.call('LPOS', KEYS[1], ARGV[i]) then redis.call('RPUSH', KEYS[1], ARGV[i]) end
+end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of the history: who said it, what it was, when."""
+
+    direction: str  # "in" (the user) or "out" (the business)
+    id: str  # the inbound wamid, or the outbound action's idempotency key
+    type: str
+    text: str | None
+    at: float
+
+    def encoded(self) -> str:
+        # Deterministic, so that a retry's entry is the same string and is not added twice.
+        return json.dumps(
+            [self.direction, self.id, self.type, self.text, self.at], separators=(",", ":")
+        )
+
+    @classmethod
+    def decoded(cls, raw: bytes | str) -> Turn:
+        direction, id_, type_, text, at = json.loads(raw)
+        return cls(direction, id_, type_, text, at)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording a message returned: whether it is the latest, and the state to use."""
+
+    latest: bool
+    state_version: int
+    state: dict[str, Any]
+    saved_already: bool
+
+    @classmethod
+    def of(cls, values: Sequence[int | str | None]) -> Recorded:
+        defaults: list[int | str | None] = [0, 0, "", 0]
+        latest, version, document, already = [*values, *defaults[len(values) :]][:4]
+        return cls(
+            latest == RECORDED_LATEST,
+            int(version or 0),
+            _document(document if isinstance(document, str) else ""),
+            already == 1,
+        )
+
 
 class ConversationStore:
-    def __init__(self, redis: Redis, keys: Keys, *, idle_timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        idle_timeout_seconds: float,
+        ttl_seconds: float = SERVICE_WINDOW_SECONDS,
+        history_length: int = 50,
+    ) -> None:
         self._redis = redis
         self._keys = keys
-        self._ttl_ms = round((max(idle_timeout_seconds * 2, SERVICE_WINDOW_SECONDS) + 3600) * 1000)
+        # Outlives the idle timer and the 24 h window it describes, and the state's useful life.
+        lifetime = max(idle_timeout_seconds * 2, SERVICE_WINDOW_SECONDS, ttl_seconds) + 3600
+        self._ttl_ms = round(lifetime * 1000)
+        self._history_length = history_length
+        self._save = redis.register_script(_SAVE_STATE)
+        self._append = redis.register_script(_APPEND)
 
     def record_step(
-        self, phone_number_id: str, user: str, wamid: str, received_at: float, sent_at: int
+        self,
+        phone_number_id: str,
+        user: str,
+        wamid: str,
+        received_at: float,
+        sent_at: int,
+        turn: Turn | None = None,
     ) -> ClaimStep:
-        """The claim step that stores ``wamid`` as the conversation's latest message.
+        """The claim step that stores ``wamid`` as the conversation's latest message, adds
+        ``turn`` to the history and reads the state (``Recorded.of(claim.step_values)``).
 
-        It returns ``RECORDED_LATEST``, or ``LATER_ALREADY_RECORDED`` when a later one is
-        stored already.
+        Its ``step_result`` is ``RECORDED_LATEST``, or ``LATER_ALREADY_RECORDED`` when a later
+        message is stored already.
         """
-        key = self._keys.conversation(phone_number_id, user)
-        return ClaimStep(_RECORD, (key,), (wamid, repr(received_at), str(sent_at), self._ttl_ms))
+        return ClaimStep(
+            _RECORD,
+            (
+                self._keys.conversation(phone_number_id, user),
+                self._keys.history(phone_number_id, user),
+            ),
+            (
+                wamid,
+                repr(received_at),
+                str(sent_at),
+                self._ttl_ms,
+                turn.encoded() if turn is not None else "",
+                self._history_length,
+            ),
+        )
+
+    async def save_state(
+        self,
+        phone_number_id: str,
+        user: str,
+        *,
+        read_at_version: int,
+        saved_by: str,
+        state: dict[str, Any],
+    ) -> bool:
+        """Save ``state`` unless the version moved since it was read; whether it was saved."""
+        document = json.dumps(state, separators=(",", ":"), sort_keys=True)
+        saved = await self._save(
+            keys=[self._keys.conversation(phone_number_id, user)],
+            args=[read_at_version, saved_by, document, self._ttl_ms],
+        )
+        return bool(saved)
+
+    async def read_state(self, phone_number_id: str, user: str) -> tuple[int, dict[str, Any]]:
+        """The state and its version (for what is not a message: a reminder firing)."""
+        version, document = await self._redis.hmget(
+            self._keys.conversation(phone_number_id, user), ["state_v", "state"]
+        )
+        text = document.decode() if isinstance(document, bytes) else document or ""
+        return int(version or 0), _document(text)
+
+    async def append_turns(self, phone_number_id: str, user: str, turns: Sequence[Turn]) -> None:
+        if turns:
+            await self._append(
+                keys=[self._keys.history(phone_number_id, user)],
+                args=[self._history_length, self._ttl_ms, *(t.encoded() for t in turns)],
+            )
+
+    async def history(self, phone_number_id: str, user: str, limit: int) -> list[Turn]:
+        """The last ``limit`` turns, oldest first."""
+        if limit <= 0:
+            return []
+        raw = await self._redis.lrange(self._keys.history(phone_number_id, user), -limit, -1)
+        return [Turn.decoded(item) for item in raw]
 
     async def last_activity(self, phone_number_id: str, user: str) -> Activity | None:
         key = self._keys.conversation(phone_number_id, user)
@@ -53,3 +219,10 @@ class ConversationStore:
         if isinstance(wamid, bytes):
             wamid = wamid.decode()
         return Activity(last_wamid=wamid, last_received_at=float(received_at))
+
+
+def _document(text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}

@@ -1,4 +1,10 @@
-"""Idle-timer and service-window decisions. Pure: no clock, no I/O."""
+"""Idle-timer, reminder and service-window decisions. Pure: no clock, no I/O.
+
+The idle follow-up waits its configured delay in one wait queue. A reminder may ask for any
+delay: it travels in hops, each snapped down onto the wait-queue ladder (``core.delays``), and
+is set again for what remains until it is due, so its lateness stays small while the number
+of wait queues stays bounded.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
+from hiker.core.actions import Remind
 from hiker.core.contracts import IdleTimerStarted
+from hiker.core.delays import snap_ms
 from hiker.core.topology import delay_ms
 
 # Meta lets a business send free-form messages for 24 hours after the user's last message.
 SERVICE_WINDOW_SECONDS: Final = 24 * 3600
+# A reminder that comes out of a wait queue this early or less is due: no further hop.
+DUE_WITHIN_SECONDS: Final = 1.0
 
 
 class FiredDecision(Enum):
@@ -38,6 +48,42 @@ def start_timer(
     )
 
 
+def start_reminder(
+    phone_number_id: str,
+    user: str,
+    wamid: str,
+    now: float,
+    remind: Remind,
+    message_timestamp: int | None = None,
+) -> IdleTimerStarted:
+    """The timer of ``remind``, set after the message ``wamid``."""
+    return IdleTimerStarted(
+        phone_number_id=phone_number_id,
+        user=user,
+        wamid=wamid,
+        scheduled_at=now,
+        due_at=now + remind.after_seconds,
+        message_timestamp=message_timestamp,
+        reminder=remind.key,
+        data=dict(remind.data),
+        keep=remind.keep,
+    )
+
+
+def hop_seconds(timer: IdleTimerStarted, now: float) -> float | None:
+    """How long a reminder's next hop waits (a rung of the ladder, never past its due time);
+    None when it is due now. The idle follow-up always travels in one hop."""
+    remaining = timer.due_at - now
+    if timer.reminder is None or remaining <= DUE_WITHIN_SECONDS:
+        return None
+    return snap_ms(remaining, to="down") / 1000
+
+
+def superseded(timer: IdleTimerStarted, activity: Activity | None) -> bool:
+    """Whether the user wrote after the message the timer was set after (and it does not keep)."""
+    return not timer.keep and activity is not None and activity.last_wamid != timer.wamid
+
+
 @dataclass(frozen=True)
 class Activity:
     """The conversation's last inbound message, as kept in Redis."""
@@ -60,7 +106,7 @@ def decide_fired(
     the follow-up is the safer error than silently losing it. Outside the service window a text
     would fail with Graph error 131047, so it becomes the template, or nothing.
     """
-    if activity is not None and activity.last_wamid != timer.wamid:
+    if superseded(timer, activity):
         return FiredDecision.SUPERSEDED
     if window_open(timer.message_timestamp, now):
         return FiredDecision.FOLLOW_UP

@@ -11,6 +11,7 @@ the request body Meta's schema describes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
@@ -29,6 +30,8 @@ ROW_ID_MAX = 200
 SECTION_TITLE_MAX = 24
 LIST_ROWS_MAX = 10
 CAPTION_MAX = 1024
+# The longest a reminder may wait: beyond a few weeks, a user is better asked by a template.
+REMIND_MAX_SECONDS = 30 * 24 * 3600
 
 
 class _Part(BaseModel):
@@ -62,7 +65,7 @@ class Buttons(_Action):
 
     type: Literal["buttons"] = "buttons"
     body: str = Field(min_length=1, max_length=INTERACTIVE_BODY_MAX)
-    options: tuple[Option, ...] = Field(min_length=1, max_length=3)
+    options: Sequence[Option] = Field(min_length=1, max_length=3)
     header: str | None = Field(default=None, min_length=1, max_length=HEADER_MAX)
     footer: str | None = Field(default=None, min_length=1, max_length=FOOTER_MAX)
 
@@ -83,7 +86,7 @@ class Row(_Part):
 
 class Section(_Part):
     title: str | None = Field(default=None, min_length=1, max_length=SECTION_TITLE_MAX)
-    rows: tuple[Row, ...] = Field(min_length=1, max_length=LIST_ROWS_MAX)
+    rows: Sequence[Row] = Field(min_length=1, max_length=LIST_ROWS_MAX)
 
 
 class ListMenu(_Action):
@@ -92,7 +95,7 @@ class ListMenu(_Action):
     type: Literal["list"] = "list"
     body: str = Field(min_length=1, max_length=INTERACTIVE_BODY_MAX)
     button: str = Field(min_length=1, max_length=LIST_BUTTON_MAX)
-    sections: tuple[Section, ...] = Field(min_length=1, max_length=10)
+    sections: Sequence[Section] = Field(min_length=1, max_length=10)
     header: str | None = Field(default=None, min_length=1, max_length=HEADER_MAX)
     footer: str | None = Field(default=None, min_length=1, max_length=FOOTER_MAX)
 
@@ -171,15 +174,15 @@ class ContactEmail(_Part):
 
 class Contact(_Part):
     name: ContactName
-    phones: tuple[ContactPhone, ...] = ()
-    emails: tuple[ContactEmail, ...] = ()
+    phones: Sequence[ContactPhone] = ()
+    emails: Sequence[ContactEmail] = ()
 
 
 class Contacts(_Action):
     """One or more contact cards."""
 
     type: Literal["contacts"] = "contacts"
-    contacts: tuple[Contact, ...] = Field(min_length=1, max_length=257)
+    contacts: Sequence[Contact] = Field(min_length=1, max_length=257)
 
 
 class Template(_Action):
@@ -192,7 +195,7 @@ class Template(_Action):
     type: Literal["template"] = "template"
     name: str = Field(min_length=1, max_length=512)
     language: str = Field(min_length=2, max_length=15)
-    components: tuple[dict[str, Any], ...] = ()
+    components: Sequence[dict[str, Any]] = ()
 
 
 class Reaction(_Action):
@@ -209,6 +212,18 @@ class MarkRead(_Part):
     type: Literal["read"] = "read"
     message_id: str = Field(min_length=1)
     typing: bool = False
+
+
+class Remind(_Part):
+    """Not a message: ask to be called back (``on_reminder``) in ``after_seconds``, unless the
+    user writes first (``keep``: even then). Durable: it waits in the broker, not in memory."""
+
+    type: Literal["remind"] = "remind"
+    after_seconds: float = Field(ge=1, le=REMIND_MAX_SECONDS)
+    # Names the reminder (several may wait at once); handed back with ``data``.
+    key: str = Field(min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
+    data: dict[str, Any] = Field(default_factory=dict)
+    keep: bool = False
 
 
 AnyAction = (

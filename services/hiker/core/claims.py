@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -74,7 +74,8 @@ class ClaimStep:
     """Redis work done atomically with taking a claim, and only when the claim is taken.
 
     ``lua`` is the body of a Lua function of ``(KEYS, ARGV)``, which are ``keys`` and ``args``
-    here, returning an integer: the claim's ``step_result``.
+    here, returning an integer (the claim's ``step_result``) or a list whose first item is that
+    integer (the whole list: ``step_values``, byte strings decoded).
     """
 
     lua: str
@@ -121,6 +122,7 @@ class Claim:
         state: ClaimState,
         *,
         step_result: int | None = None,
+        step_values: tuple[int | str | None, ...] = (),
         in_call: bool = False,
     ) -> None:
         self._store = store
@@ -129,6 +131,7 @@ class Claim:
         self.state = state
         # What the claim's step returned; None when no step ran (the claim was not taken).
         self.step_result = step_result
+        self.step_values = step_values
         # The outside call is already marked as started (``claim(call_within=...)``).
         self.in_call = in_call
 
@@ -189,6 +192,14 @@ def _marked(kind: bytes, within_seconds: float, claim_value: bytes, now: float) 
     return kind + str(deadline_ms).encode() + b":" + claim_value[len(CLAIM_PREFIX) :]
 
 
+def _step_values(result: Any) -> tuple[int | str | None, ...]:
+    items = result if isinstance(result, list) else [result]
+    return tuple(
+        item.decode() if isinstance(item, bytes) else item if isinstance(item, int) else None
+        for item in items
+    )
+
+
 class ClaimStore:
     """Claims kept in Redis, each taken (with its step) in one atomic script."""
 
@@ -236,12 +247,14 @@ class ClaimStore:
             )
             if taken:
                 in_call = taken == 2
+                values = _step_values(result)
                 return Claim(
                     self,
                     key,
                     call if in_call else value,
                     ClaimState.CLAIMED,
-                    step_result=int(result),
+                    step_result=int(values[0] or 0),
+                    step_values=values,
                     in_call=in_call,
                 )
             current = result.encode() if isinstance(result, str) else bytes(result)

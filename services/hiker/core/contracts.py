@@ -100,6 +100,11 @@ class IdleTimerStarted(Contract):
     due_at: float
     # Meta's time of the message: the 24-hour customer service window closes a day after it.
     message_timestamp: int | None = None
+    # A reminder a responder asked for (``Remind.key``), with its data; None: the follow-up.
+    reminder: str | None = None
+    data: dict[str, Any] | None = None
+    # A reminder that fires even when the user wrote after ``wamid``.
+    keep: bool = False
 
 
 class SendMessage(Contract):

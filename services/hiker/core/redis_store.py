@@ -121,6 +121,12 @@ class Keys:
     def followup(self, phone_number_id: str, user: str, wamid: str) -> str:
         return f"{self.prefix}followup:{phone_number_id}:{user}:{wamid}"
 
+    def reminder(self, phone_number_id: str, user: str, wamid: str, reminder: str) -> str:
+        return f"{self.prefix}remind:{phone_number_id}:{user}:{wamid}:{reminder}"
+
+    def history(self, phone_number_id: str, user: str) -> str:
+        return f"{self.prefix}hist:{phone_number_id}:{user}"
+
     def sent(self, idempotency_key: str) -> str:
         return f"{self.prefix}sent:{idempotency_key}"
 

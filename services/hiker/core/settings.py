@@ -88,6 +88,10 @@ class ConversationSettings(CommonSettings):
     responder: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
     # Mark every new message read (blue ticks) before answering, and with "typing..." shown.
     read_receipts: Literal["off", "read", "typing"] = "off"
+    # How long a quiet conversation's state and history are kept (every message renews it).
+    conversation_ttl_seconds: float = Field(default=30 * 24 * 3600, ge=24 * 3600)
+    # Messages of each conversation kept for ``conversation.history()``, both ways.
+    history_length: int = Field(default=50, ge=0, le=1000)
 
 
 class SenderSettings(CommonSettings):

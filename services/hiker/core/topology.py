@@ -49,6 +49,7 @@ RK_PARKED_PREFIX: Final = "parked"  # parked.<kind>, on the outcomes exchange
 
 CONVERSATION_INBOUND_QUEUE: Final = "hiker.conversation.inbound"
 CONVERSATION_TIMERS_QUEUE: Final = "hiker.conversation.timers"
+CONVERSATION_SENT_QUEUE: Final = "hiker.conversation.sent"
 SENDER_OUTBOX_QUEUE: Final = "hiker.sender.outbox"
 SENDER_PARKED_QUEUE: Final = "hiker.sender.parked"
 INSPECT_QUEUE: Final = "hiker.inspect"
@@ -143,6 +144,10 @@ CONVERSATION_TIMERS = QueueSpec(
     CONVERSATION_TIMERS_QUEUE, _consumed(), ((TIMERS_EXCHANGE, RK_FIRED),)
 )
 SENDER_OUTBOX = QueueSpec(SENDER_OUTBOX_QUEUE, _consumed(), ((COMMANDS_EXCHANGE, RK_SEND),))
+# Messages sent from outside conversation (``hiker api``), for its history.
+CONVERSATION_SENT = QueueSpec(
+    CONVERSATION_SENT_QUEUE, _consumed(), ((OUTCOMES_EXCHANGE, f"{RK_SENT_PREFIX}.api"),)
+)
 SENDER_PARKED = QueueSpec(SENDER_PARKED_QUEUE, _quorum(), ((DEAD_EXCHANGE, RK_PARKED),))
 
 
@@ -203,6 +208,7 @@ def for_server(spec: QueueSpec, version: tuple[int, int]) -> QueueSpec:
 
 INGRESS_TOPOLOGY: Final = Topology(EXCHANGES, (POISON, INSPECT, CONVERSATION_INBOUND))
 CONVERSATION_TOPOLOGY: Final = Topology(
-    EXCHANGES, (POISON, CONVERSATION_INBOUND, CONVERSATION_TIMERS, SENDER_OUTBOX)
+    EXCHANGES,
+    (POISON, CONVERSATION_INBOUND, CONVERSATION_TIMERS, CONVERSATION_SENT, SENDER_OUTBOX),
 )
 SENDER_TOPOLOGY: Final = Topology(EXCHANGES, (POISON, SENDER_OUTBOX, SENDER_PARKED))

@@ -1,16 +1,17 @@
 """What to do with a Graph API answer, and how long to wait before trying again. Pure.
 
 Retries wait in TTL queues named by their delay. RabbitMQ expires messages only at a queue's
-head, so each queue must hold one delay value: jittered delays are snapped to a fixed geometric
-ladder (steps of 2^(1/4), ~19 %), which keeps the jitter and bounds the number of queues.
+head, so each queue must hold one delay value: jittered delays are snapped to the ladder of
+``core.delays`` (steps of ~19 %), which keeps the jitter and bounds the number of queues.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
+
+from hiker.core.delays import snap_ms
 
 # Graph error codes that say "not now" rather than "never": throttling and temporary outages.
 TRANSIENT_CODES: Final = frozenset(
@@ -32,8 +33,6 @@ NO_TOKEN: Final = "no_token"
 
 BASE_DELAY_SECONDS: Final = 1.0
 MAX_DELAY_SECONDS: Final = 900.0
-_LADDER_MIN_MS: Final = 250
-_LADDER_STEPS_PER_DOUBLING: Final = 4
 
 
 class Verdict(Enum):
@@ -85,11 +84,9 @@ def decide(outcome: GraphOutcome, attempt: int, max_attempts: int) -> Verdict:
 
 
 def ladder_ms(delay_seconds: float, *, round_up: bool = False) -> int:
-    """Snap a delay onto the ladder 250 ms · 2^(k/4); ``round_up`` never waits less."""
-    delay_ms = max(float(_LADDER_MIN_MS), min(delay_seconds, MAX_DELAY_SECONDS) * 1000)
-    exact = math.log2(delay_ms / _LADDER_MIN_MS) * _LADDER_STEPS_PER_DOUBLING
-    step = math.ceil(exact - 1e-9) if round_up else round(exact)
-    return round(_LADDER_MIN_MS * 2 ** (step / _LADDER_STEPS_PER_DOUBLING))
+    """Snap a retry's delay (at most ``MAX_DELAY_SECONDS``) onto the wait-queue ladder
+    (``core.delays``); ``round_up`` never waits less."""
+    return snap_ms(min(delay_seconds, MAX_DELAY_SECONDS), to="up" if round_up else "nearest")
 
 
 def retry_delay_ms(attempt: int, random_unit: float, retry_after_seconds: float | None) -> int:

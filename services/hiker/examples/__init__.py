@@ -1,0 +1,1 @@
+"""Example bots, runnable as they are: ``HIKER_RESPONDER=hiker.examples.signup:make make run``."""

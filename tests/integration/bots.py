@@ -1,0 +1,32 @@
+"""Responders the integration tests load by name (HIKER_RESPONDER=tests.integration.bots:...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hiker.bot import Conversation, MessageReceived, Remind, Reminder, Text
+from hiker.conversation.rulesfile import RuleSource
+
+
+class Counting:
+    """Counts each user's messages in the state and answers with the count; ``remind <s>``
+    asks for a reminder in that many seconds, ``keep <s>`` for one that outlives a reply."""
+
+    async def respond(self, message: MessageReceived, conversation: Conversation) -> Any:
+        conversation.state["n"] = conversation.state.get("n", 0) + 1
+        answer: list[Any] = [Text(body=f"message {conversation.state['n']}")]
+        word, _, seconds = (message.text or "").partition(" ")
+        if word in ("remind", "keep") and seconds:
+            answer.append(
+                Remind(after_seconds=float(seconds), key=word, data={"n": conversation.state["n"]},
+                       keep=word == "keep")
+            )  # fmt: skip
+        return answer
+
+    async def on_reminder(self, reminder: Reminder, conversation: Conversation) -> Any:
+        history = await conversation.history(limit=2)
+        return Text(body=f"reminded {reminder.key} after {reminder.data['n']} ({len(history)})")
+
+
+def counting(rules: RuleSource) -> Counting:
+    return Counting()
