@@ -106,3 +106,27 @@ async def test_a_reply_cancels_a_reminder_unless_it_keeps(
     await asyncio.sleep(1.0)  # the cancelled one is due by now too
     assert await pipeline.texts(quiet) == ["message 1", "message 2"]
     assert await queue_depth(amqp_url, topology.POISON_QUEUE) == 0
+
+
+async def test_the_example_signup_bot_keeps_its_form_and_nudges_a_quiet_user(
+    make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hiker.examples import signup
+    from hiker.tools.simulate import button_reply_message
+
+    monkeypatch.setattr(signup, "NUDGE_AFTER_SECONDS", 1.5)
+    pipeline = await make_pipeline(
+        HIKER_RESPONDER="hiker.examples.signup:make", HIKER_IDLE_TIMEOUT_SECONDS="600"
+    )
+    done, quiet = "15550400010", "15550400011"
+    for user in (done, quiet):
+        await pipeline.say(user, "sign up")
+    await pipeline.say(done, "Ana")
+    await pipeline.wait_for_texts(done, 2)
+    tap = button_reply_message(done, "plan-pro", "Pro")
+    assert await pipeline.post(webhook_body(messages_change([tap]))) == 200
+    assert (await pipeline.wait_for_texts(done, 3))[-1] == "All set, Ana: the Pro plan."
+    nudged = await pipeline.wait_for_texts(quiet, 2, within=15)
+    assert nudged[1].startswith("Still there?")
+    await asyncio.sleep(2.0)  # Ana answered every question: her nudge was cancelled
+    assert len(await pipeline.texts(done)) == 3
