@@ -131,9 +131,13 @@ class InMemoryClaims:
             return Claim(self, key, doubt, ClaimState.IN_DOUBT)
         return Claim(self, key, value, ClaimState.DONE)
 
-    async def confirm(self, key: str, value: bytes = DONE) -> None:
+    async def confirm(
+        self, key: str, value: bytes = DONE, *, step: ClaimStep | None = None
+    ) -> None:
         self._check()
         self._set(key, value, self.done_ttl_ms / 1000)
+        if isinstance(step, FakeStep):
+            step.run()
 
     async def swap(
         self, key: str, expected: bytes, new: bytes, ttl_ms: int, *, strict: bool = True
@@ -208,6 +212,18 @@ class InMemoryConversations:
     async def read_state(self, phone_number_id: str, user: str) -> tuple[int, dict[str, Any]]:
         version, state, _, _ = self.states.get((phone_number_id, user), (0, {}, "", {}))
         return version, copy.deepcopy(state)
+
+    def append_step(
+        self, phone_number_id: str, user: str, turns: Sequence[Turn]
+    ) -> ClaimStep | None:
+        if not turns:
+            return None
+
+        def append() -> int:
+            self._append((phone_number_id, user), turns)
+            return 1
+
+        return FakeStep("", run=append)
 
     async def append_turns(self, phone_number_id: str, user: str, turns: Sequence[Turn]) -> None:
         self._append((phone_number_id, user), turns)

@@ -71,6 +71,10 @@ class Conversations(Protocol):
 
     async def read_state(self, phone_number_id: str, user: str) -> tuple[int, dict[str, Any]]: ...
 
+    def append_step(
+        self, phone_number_id: str, user: str, turns: Sequence[Turn]
+    ) -> ClaimStep | None: ...
+
     async def append_turns(
         self, phone_number_id: str, user: str, turns: Sequence[Turn]
     ) -> None: ...
@@ -172,10 +176,8 @@ class ConversationHandlers:
                 publishes.append(self._schedule(timer, timeout))
             publishes.extend(self._reminders(event.wamid, pnid, user, answer, event.timestamp))
             await asyncio.gather(*publishes)
-            await asyncio.gather(
-                claim.confirm(),
-                self._conversations.append_turns(pnid, user, _turns(command, at=event.received_at)),
-            )
+            turns = _turns(command, at=event.received_at)
+            await claim.confirm(step=self._conversations.append_step(pnid, user, turns))
         except BaseException:
             await claim.release()
             raise
@@ -305,11 +307,9 @@ class ConversationHandlers:
                 correlation_id=timer.wamid,
             )
             await self._send(command)
-            await asyncio.gather(
-                claim.confirm(),
-                self._conversations.append_turns(
-                    timer.phone_number_id, timer.user, _turns(command, at=timer.due_at)
-                ),
+            turns = _turns(command, at=timer.due_at)
+            await claim.confirm(
+                step=self._conversations.append_step(timer.phone_number_id, timer.user, turns)
             )
         except BaseException:
             await claim.release()
@@ -369,10 +369,8 @@ class ConversationHandlers:
                 self._reminders(timer.wamid, pnid, user, answer, timer.message_timestamp)
             )
             await asyncio.gather(*publishes)
-            await asyncio.gather(
-                claim.confirm(),
-                self._conversations.append_turns(pnid, user, _turns(command, at=timer.due_at)),
-            )
+            turns = _turns(command, at=timer.due_at)
+            await claim.confirm(step=self._conversations.append_step(pnid, user, turns))
         except BaseException:
             await claim.release()
             raise

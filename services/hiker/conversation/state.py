@@ -197,12 +197,22 @@ class ConversationStore:
         text = document.decode() if isinstance(document, bytes) else document or ""
         return int(version or 0), _document(text)
 
+    def append_step(
+        self, phone_number_id: str, user: str, turns: Sequence[Turn]
+    ) -> ClaimStep | None:
+        """The step that adds ``turns`` to the history (for the claim's confirm), or None."""
+        if not turns or not self._history_length:
+            return None
+        return ClaimStep(
+            _APPEND,
+            (self._keys.history(phone_number_id, user),),
+            (self._history_length, self._ttl_ms, *(t.encoded() for t in turns)),
+        )
+
     async def append_turns(self, phone_number_id: str, user: str, turns: Sequence[Turn]) -> None:
-        if turns:
-            await self._append(
-                keys=[self._keys.history(phone_number_id, user)],
-                args=[self._history_length, self._ttl_ms, *(t.encoded() for t in turns)],
-            )
+        step = self.append_step(phone_number_id, user, turns)
+        if step is not None:
+            await self._append(keys=list(step.keys), args=list(step.args))
 
     async def history(self, phone_number_id: str, user: str, limit: int) -> list[Turn]:
         """The last ``limit`` turns, oldest first."""

@@ -65,6 +65,17 @@ return {1, result}
 """
 
 
+# Mark the claim done and run a step with it. KEYS[1] is the claim; ARGV: done value, ttl
+# seconds; the step sees KEYS[2..] and ARGV[3..].
+_CONFIRM_WITH_STEP = """
+local function step(KEYS, ARGV)
+__STEP__
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return step({unpack(KEYS, 2)}, {unpack(ARGV, 3)})
+"""
+
+
 # What a step returns when the outside call may begin at once (e.g. no pacing wait).
 GO_NOW: Final = 0
 
@@ -108,7 +119,9 @@ class ClaimKeeper(Protocol):
         self, key: str, expected: bytes, new: bytes, ttl_ms: int, *, strict: bool = True
     ) -> None: ...
 
-    async def confirm(self, key: str, value: bytes = ...) -> None: ...
+    async def confirm(
+        self, key: str, value: bytes = ..., *, step: ClaimStep | None = None
+    ) -> None: ...
 
 
 class Claim:
@@ -142,8 +155,9 @@ class Claim:
         self._value = value
         self.in_call = True
 
-    async def confirm(self, value: bytes = DONE) -> None:
-        await self._store.confirm(self.key, value)
+    async def confirm(self, value: bytes = DONE, *, step: ClaimStep | None = None) -> None:
+        """Mark the work done; ``step`` (Redis work of its own) runs in the same round trip."""
+        await self._store.confirm(self.key, value, step=step)
 
     async def release(self) -> None:
         await self._store.swap(self.key, self._value, b"", 0, strict=False)
@@ -218,6 +232,7 @@ class ClaimStore:
         self.done_ttl_ms = done_ttl_seconds * 1000
         self._swap = redis.register_script(_COMPARE_AND_SET)
         self._claim_scripts: dict[str, AsyncScript] = {}
+        self._confirm_scripts: dict[str, AsyncScript] = {}
 
     def now(self) -> float:
         return self._clock()
@@ -271,9 +286,19 @@ class ClaimStore:
             return Claim(self, key, value, ClaimState.DONE)
         return Claim(self, key, value, ClaimState.BUSY)
 
-    async def confirm(self, key: str, value: bytes = DONE) -> None:
-        """Mark ``key`` done (``value`` may record a result, e.g. Graph's message id)."""
-        await self._redis.set(key, value, ex=self._done_ttl)
+    async def confirm(
+        self, key: str, value: bytes = DONE, *, step: ClaimStep | None = None
+    ) -> None:
+        """Mark ``key`` done (``value`` may record a result, e.g. Graph's message id), with
+        ``step`` run atomically in the same round trip."""
+        if step is None:
+            await self._redis.set(key, value, ex=self._done_ttl)
+            return
+        script = self._confirm_scripts.get(step.lua)
+        if script is None:
+            script = self._redis.register_script(_CONFIRM_WITH_STEP.replace("__STEP__", step.lua))
+            self._confirm_scripts[step.lua] = script
+        await script(keys=[key, *step.keys], args=[value, self._done_ttl, *step.args])
 
     async def swap(
         self, key: str, expected: bytes, new: bytes, ttl_ms: int, *, strict: bool = True
