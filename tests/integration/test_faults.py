@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import shutil
@@ -113,9 +112,9 @@ def users_for(tag: int, count: int) -> list[str]:
     return [f"1555{tag:03d}{i:05d}" for i in range(count)]
 
 
-async def send_gaps(pipeline: Pipeline, users: list[str], webhooks: int = 4) -> list[float]:
-    """Post ``hello`` from each of ``users`` in ``webhooks`` webhooks; the seconds between the
-    sends that the Graph mock accepted, once every user has been answered.
+async def send_times(pipeline: Pipeline, users: list[str], webhooks: int = 4) -> list[float]:
+    """Post ``hello`` from each of ``users`` in ``webhooks`` webhooks; when the Graph mock
+    accepted each reply, in order, once every user has been answered.
 
     The webhooks go out further apart than the publish linger, so the replies travel in several
     bundles and several senders can share them."""
@@ -130,8 +129,17 @@ async def send_gaps(pipeline: Pipeline, users: list[str], webhooks: int = 4) -> 
         return len(await pipeline.sent()) == len(users)
 
     await wait_until(all_sent, 30, "all sends")
-    sent_at = sorted(m["accepted_at"] for m in await pipeline.sent())
-    return [b - a for a, b in itertools.pairwise(sent_at)]
+    return sorted(m["accepted_at"] for m in await pipeline.sent())
+
+
+def assert_paced(times: list[float], rate: float) -> None:
+    """Meta counts messages per second: no second holds more than ``rate`` sends (one more for
+    a slot that began late and the next one on time), and the whole burst took as long as the
+    rate makes it. Gaps between two sends vary with the event loop's wake-ups; they are not
+    what is limited."""
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= rate + 1, (busiest, times)
+    assert times[-1] - times[0] >= (len(times) - 1) / rate * 0.9, times
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -315,8 +323,7 @@ async def test_two_sender_replicas_share_one_pace(make_pipeline: PipelineFactory
     for key, server in twin.servers.items():
         pipeline.servers[f"{key}-2"] = server
     users = users_for(8, 16)
-    gaps = await send_gaps(pipeline, users)
-    assert min(gaps) >= 0.09, gaps  # 10 per second for the pair, not per replica
+    assert_paced(await send_times(pipeline, users), 10)  # for the pair, not per replica
     counts = [
         metric_value(await pipeline.metrics(name), "hiker_messages_sent_total", kind="reply")
         for name in ("sender", "sender-2")
@@ -381,6 +388,5 @@ async def test_pacing_holds_during_retries(make_pipeline: PipelineFactory) -> No
     users = users_for(7, 12)
     for user in users[:4]:
         await pipeline.script_faults(user, {"status": 500})
-    gaps = await send_gaps(pipeline, users)
-    # 10 per second: slots 100 ms apart; the failed attempts used slots too.
-    assert min(gaps) >= 0.09, gaps
+    # 10 per second, the failed attempts having used slots too.
+    assert_paced(await send_times(pipeline, users), 10)
