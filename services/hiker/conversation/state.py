@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from redis.asyncio import Redis
-
 from hiker.conversation.timers import SERVICE_WINDOW_SECONDS, Activity
 from hiker.core.claims import ClaimStep
-from hiker.core.redis_store import Keys
+from hiker.core.redis_store import Keys, RedisClient
 
 # What the step that records a message returns (its claim's ``step_result``).
 RECORDED_LATEST: Final = 1  # the message is now the conversation's latest
@@ -29,7 +27,7 @@ return 1
 
 
 class ConversationStore:
-    def __init__(self, redis: Redis, keys: Keys, *, idle_timeout_seconds: float) -> None:
+    def __init__(self, redis: RedisClient, keys: Keys, *, idle_timeout_seconds: float) -> None:
         self._redis = redis
         self._keys = keys
         self._ttl_ms = round((max(idle_timeout_seconds * 2, SERVICE_WINDOW_SECONDS) + 3600) * 1000)
@@ -48,6 +46,9 @@ class ConversationStore:
     async def last_activity(self, phone_number_id: str, user: str) -> Activity | None:
         key = self._keys.conversation(phone_number_id, user)
         wamid, received_at = await self._redis.hmget(key, ["last_wamid", "last_received_at"])
+        legacy = self._keys.legacy(key)
+        if wamid is None and legacy is not None:  # recorded before the upgrade, not since
+            wamid, received_at = await self._redis.hmget(legacy, ["last_wamid", "last_received_at"])
         if wamid is None or received_at is None:
             return None
         if isinstance(wamid, bytes):

@@ -80,7 +80,7 @@ class SendHandler:
         # One round trip claims the send, reserves its pacing slot and, when the slot is now,
         # marks the Graph call as started.
         claim = await self._claims.claim(
-            self._keys.sent(command.idempotency_key),
+            self._keys.sent(command.phone_number_id, command.idempotency_key),
             step=self._pacer.reserve_step(command.phone_number_id),
             call_within=self._call_deadline,
         )
