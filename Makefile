@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration check fmt bench soak image constraints clean
+.PHONY: help install run test test-unit test-integration test-ha check fmt bench soak image constraints clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test-unit: $(STAMP) ## pure logic only, no services needed
 
 test-integration: $(STAMP) ## against real RabbitMQ and Redis
 	$(BIN)/pytest tests/integration
+
+test-ha: $(STAMP) ## Redis Cluster, Sentinel and RabbitMQ cluster failovers; the tests start those engines (minutes)
+	$(BIN)/pytest tests/ha
 
 check: $(STAMP) ## lint, format and type checks; changes nothing
 	$(BIN)/ruff check services tests benchmarks

@@ -95,8 +95,47 @@ def connect_redis(target: RedisTarget | str) -> RedisClient:
     return AutoPipelinedRedis.from_pool(pool)
 
 
+# How often a Sentinel client asks the sentinels who the primary is, at most.
+PRIMARY_RECHECK_SECONDS: Final = 1.0
+
+
 class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
-    """Sentinel's pool (the primary rediscovered per connection) with the blocking bound."""
+    """Sentinel's pool, with the blocking bound, that notices a failover without waiting for
+    a connection to fail.
+
+    redis-py asks the sentinels for the primary only when it opens a connection. Connections
+    kept busy stay on the old primary after a failover, and a primary demoted by a forced
+    failover goes on accepting writes until Sentinel gets round to reconfiguring it: writes
+    that are lost once it resyncs as a replica. So the primary's address is checked again
+    when a connection is handed out, at most every ``PRIMARY_RECHECK_SECONDS``; on a change,
+    idle connections close and busy ones close when released, and reconnect to the new one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._checked_at = 0.0
+        self._checking = False
+
+    async def get_connection(self) -> Any:  # type: ignore[override]
+        loop = asyncio.get_running_loop()
+        if not self._checking and loop.time() - self._checked_at >= PRIMARY_RECHECK_SECONDS:
+            self._checking = True
+            try:
+                await self._recheck_primary()
+            finally:
+                self._checked_at = loop.time()
+                self._checking = False
+        return await super().get_connection()  # type: ignore[no-untyped-call]
+
+    async def _recheck_primary(self) -> None:
+        known = self.master_address
+        try:
+            await self.get_master_address()  # type: ignore[no-untyped-call]
+        except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError):
+            # No sentinel answers right now: the primary itself may be fine, go on with it.
+            return
+        if known is not None and self.master_address != known:
+            await self.update_active_connections_for_reconnect()  # type: ignore[no-untyped-call]
 
 
 def _sentinel_client(target: RedisTarget, options: dict[str, Any]) -> Redis:
