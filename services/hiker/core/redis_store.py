@@ -304,8 +304,12 @@ class AutoPipelinedRedis(_AutoPipelining, Redis):  # type: ignore[misc]
 
 # Commands whose one key is their first argument: a batch of these maps onto one node each.
 _SINGLE_KEY_COMMANDS: Final = frozenset(
-    {"GET", "SET", "HGET", "HMGET", "HGETALL", "HSET", "PEXPIRE", "EXPIRE", "PTTL", "TTL"}
-)
+    {
+        "GET", "SET", "SETEX", "PSETEX", "GETDEL", "GETEX", "INCR", "INCRBY", "DECR", "DECRBY",
+        "HGET", "HMGET", "HGETALL", "HSET", "HDEL", "HINCRBY", "EXPIRE", "PEXPIRE", "PERSIST",
+        "TTL", "PTTL", "TYPE", "SADD", "SREM", "SISMEMBER", "ZADD", "ZREM", "ZSCORE",
+    }
+)  # fmt: skip
 _ONE_KEY_OR_MORE: Final = frozenset({"DEL", "EXISTS", "UNLINK"})
 
 
