@@ -59,9 +59,9 @@ async def test_a_claim_in_flight_at_the_upgrade_keeps_others_away_until_its_leas
     make_pipeline: PipelineFactory, redis: RedisClient, redis_prefix: str
 ) -> None:
     wamid = "wamid.LEGACYLEASE"
+    pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="600")
     # A worker of the previous release took it and died: its lease runs out in a moment.
     await redis.set(f"{redis_prefix}claim:{wamid}", lease_value(), px=1500)
-    pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="600")
     started = time.monotonic()
     await pipeline.say(USER, "hello", wamid=wamid)
     assert await pipeline.wait_for_texts(USER, 1) == ["hello to you too"]
