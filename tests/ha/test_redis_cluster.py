@@ -10,6 +10,8 @@ import pytest
 from redis import exceptions as redis_exceptions
 
 from hiker.core.redis_store import AutoPipelinedRedisCluster, RedisTarget, connect_redis
+from hiker.tools.doctor.redis import check_redis
+from hiker.tools.doctor.report import Status
 from tests.ha.conftest import RedisClusterEngine
 from tests.integration.conftest import PHONE_NUMBER_ID, PipelineFactory
 
@@ -97,3 +99,9 @@ async def test_the_pipeline_served_through_a_redis_cluster(
         tag = f"{{{PHONE_NUMBER_ID}:{user}}}"
         holders = {port for port, keys in by_node.items() if any(tag in key for key in keys)}
         assert len(holders) == 1, f"{user}'s keys span nodes: {holders}"
+
+
+async def test_doctor_writes_through_the_cluster(redis_cluster: RedisClusterEngine) -> None:
+    finding = await check_redis(RedisTarget(redis_cluster.url, cluster=True), "hiker-ha:", 3)
+    assert finding.status is Status.OK, finding
+    assert "3 primaries serve every slot" in finding.detail

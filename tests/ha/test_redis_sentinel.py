@@ -5,10 +5,15 @@ demoted one refused (READONLY) and serve every message once; nothing is poisoned
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
 from hiker.core import topology
+from hiker.core.addresses import parse_nodes
+from hiker.core.redis_store import RedisTarget
+from hiker.tools.doctor.redis import check_redis
+from hiker.tools.doctor.report import Status
 from hiker.tools.simulate import encode, messages_change, text_message, webhook_body
 from tests.ha.conftest import (
     SENTINEL_MASTER,
@@ -22,6 +27,26 @@ from tests.integration.conftest import PipelineFactory, queue_depth
 pytestmark = [pytest.mark.ha, pytest.mark.timeout(600)]
 
 REPLY = "hello to you too"
+
+
+async def test_doctor_finds_the_primary_through_the_sentinels(
+    redis_sentinel: SentinelEngine,
+) -> None:
+    engine = redis_sentinel
+    target = RedisTarget(
+        "redis://ignored.invalid:1/0",
+        password=engine.data_password,
+        sentinels=parse_nodes(engine.sentinels),
+        sentinel_master=SENTINEL_MASTER,
+        sentinel_password=engine.sentinel_password,
+    )
+    finding = await check_redis(target, "hiker-ha:", 3)
+    assert finding.status is Status.OK, finding
+    assert f"the primary now is 127.0.0.1:{engine.master_port()}" in finding.detail
+    wrong = await check_redis(replace(target, sentinel_master="nobody"), "hiker-ha:", 3)
+    assert wrong.status is Status.FAIL
+    assert "HIKER_REDIS_SENTINEL_MASTER" in wrong.fix
+    assert engine.data_password not in f"{wrong.detail} {wrong.fix}"
 
 
 async def test_a_sentinel_failover_while_users_write_serves_every_message_once(
