@@ -71,7 +71,7 @@ def test_a_broker_url_may_list_the_nodes_of_a_cluster() -> None:
     assert load_settings(CommonSettings, {"HIKER_AMQP_URL": url}).amqp_url.get_secret_value() == url
     with pytest.raises(ConfigError) as caught:
         load_settings(CommonSettings, {"HIKER_AMQP_URL": "amqp://hiker:hunter2@h1,h2:x/v"})
-    assert "HIKER_AMQP_URL is invalid: Value error, node 2 of 2" in str(caught.value)
+    assert "HIKER_AMQP_URL is invalid: Value error, entry 2 of 2" in str(caught.value)
     assert "hunter2" not in str(caught.value)
 
 
@@ -120,6 +120,13 @@ def test_sentinels_name_the_primary_with_their_own_password() -> None:
 def test_inconsistent_redis_variables_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(CommonSettings, env)
+
+
+def test_a_mistyped_sentinel_list_is_named_without_echoing_it() -> None:
+    env = {"HIKER_REDIS_SENTINELS": "s1, default:hunter2@s2", "HIKER_REDIS_SENTINEL_MASTER": "m"}
+    with pytest.raises(ConfigError, match=r"HIKER_REDIS_SENTINELS is invalid.*entry 2 of 2") as e:
+        load_settings(CommonSettings, env)
+    assert "hunter2" not in str(e.value)
 
 
 def test_a_cluster_never_adopts_legacy_keys() -> None:

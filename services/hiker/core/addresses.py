@@ -1,8 +1,9 @@
 """Lists of nodes in settings: a RabbitMQ cluster's nodes in one AMQP URL, Redis's sentinels.
 
 Pure parsing, shared by the settings (which validate at start) and the adapters (which connect).
-A ``ValueError`` raised here never quotes the credentials of a URL: settings put its message in
-the error that names the variable, and a password typed into the wrong place must not leak.
+A ``ValueError`` raised while parsing a list or a URL never quotes what it read: settings put
+its message in the error that names the variable, and a password typed into the wrong place
+must not leak.
 """
 
 from __future__ import annotations
@@ -52,14 +53,25 @@ def parse_node(text: str, default_port: int | None = None) -> Node:
 
 
 def parse_nodes(text: str, default_port: int | None = None) -> tuple[Node, ...]:
-    """A comma-separated list of nodes (at least one); blanks around commas are ignored."""
-    parts = [part for part in (p.strip() for p in text.split(",")) if part]
-    if not parts:
-        raise ValueError("lists no host:port")
-    nodes = tuple(parse_node(part, default_port) for part in parts)
+    """A comma-separated list of nodes (at least one); blanks around commas are ignored.
+
+    Errors say which entry is wrong, never what it holds: a mistyped list may hold a password.
+    """
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts):
+        raise ValueError("names no host")
+    nodes: list[Node] = []
+    for number, part in enumerate(parts, 1):
+        try:
+            nodes.append(parse_node(part, default_port))
+        except ValueError:
+            port = "[:port]" if default_port is not None else ":port"
+            raise ValueError(
+                f"entry {number} of {len(parts)} is not host{port} with a port of 1-65535"
+            ) from None
     if len(set(nodes)) != len(nodes):
         raise ValueError("lists a node twice")
-    return nodes
+    return tuple(nodes)
 
 
 @dataclass(frozen=True)
@@ -97,18 +109,4 @@ def parse_amqp_url(url: str) -> AmqpAddress:
             end = min(end, found)
     authority, rest = remainder[:end], remainder[end:]
     userinfo, _, hosts = authority.rpartition("@")
-    parts = [part.strip() for part in hosts.split(",")]
-    if not any(parts):
-        raise ValueError("names no host")
-    nodes: list[Node] = []
-    for number, part in enumerate(parts, 1):
-        try:
-            nodes.append(parse_node(part, AMQP_PORTS[scheme]))
-        except ValueError:
-            # Not quoted: in a mistyped URL, what looks like a host may be part of a password.
-            raise ValueError(
-                f"node {number} of {len(parts)} is not host[:port] with a port of 1-65535"
-            ) from None
-    if len(set(nodes)) != len(nodes):
-        raise ValueError("lists a node twice")
-    return AmqpAddress(scheme, userinfo, tuple(nodes), rest)
+    return AmqpAddress(scheme, userinfo, parse_nodes(hosts, AMQP_PORTS[scheme]), rest)
