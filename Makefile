@@ -14,7 +14,7 @@ COVERAGE_FLOOR ?= 82
 # `make image PYTHON_IMAGE=...` builds on another base (make test-containers uses a local one).
 PYTHON_IMAGE ?=
 
-.PHONY: help install run test test-fast test-unit test-integration test-containers check fmt bench soak image constraints clean
+.PHONY: help install run test test-fast test-unit test-integration test-containers test-ha check fmt bench soak image constraints clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test-integration: $(STAMP) ## against real RabbitMQ and Redis
 
 test-containers: $(STAMP) ## images, compose stack, integration on testcontainers (Docker; minutes)
 	BIN=$(BIN) deploy/compose/standins/run-tests
+
+test-ha: $(STAMP) ## Redis Cluster, Sentinel and RabbitMQ cluster failovers; the tests start those engines (minutes)
+	$(BIN)/pytest tests/ha
 
 check: $(STAMP) ## lint, format and type checks; changes nothing
 	$(BIN)/ruff check services tests benchmarks

@@ -132,7 +132,7 @@ async def record_messages(
 
     async def record(user: str, wamid: str) -> None:
         step = store.record_step(phone_number_id, user, wamid, received_at, int(received_at))
-        claim = await claims.claim(keys.claim(wamid), step=step)
+        claim = await claims.claim(keys.claim(phone_number_id, user, wamid), step=step)
         await claim.confirm()
 
     try:

@@ -34,6 +34,8 @@ from deploy_support import (
     values_file,
 )
 
+from hiker.core.settings import ConversationSettings, SenderSettings, load_settings
+
 pytestmark = pytest.mark.deploy
 
 DEFAULTS = values_file("default-values.yaml")
@@ -210,6 +212,129 @@ def test_keda_scales_consumers_on_their_queues() -> None:
         assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
         # KEDA owns the replica count; a fixed one would be reset on every upgrade.
         assert "replicas" not in deployments[f"{RELEASE}-{component}"]["spec"]
+
+
+SENTINEL = values_file("sentinel-values.yaml")
+CLUSTER = values_file("cluster-values.yaml")
+
+
+def _service_env(
+    objects: list[dict[str, Any]],
+) -> dict[str, tuple[dict[str, str], dict[str, dict[str, Any]]]]:
+    """Per service: its ConfigMap's variables, and its variables taken from Secrets."""
+    configmaps = {c["metadata"]["name"]: c.get("data", {}) for c in of_kind(objects, "ConfigMap")}
+    found = {}
+    for deployment in of_kind(objects, "Deployment"):
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        config = configmaps[container["envFrom"][0]["configMapRef"]["name"]]
+        secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+        found[deployment["metadata"]["labels"]["app.kubernetes.io/component"]] = (config, secrets)
+    return found
+
+
+def _settings_of(
+    objects: list[dict[str, Any]],
+    config: dict[str, str],
+    secrets: dict[str, dict[str, Any]],
+    cls: Any,
+) -> Any:
+    """What the service would make of this environment (placeholder secret values). An
+    optional key the chart's own Secret lacks is left unset, as Kubernetes does; an existing
+    Secret is taken to hold every key."""
+    placeholders = {
+        "HIKER_AMQP_URL": "amqp://u:p@h1:5672,h2:5672,h3:5672/hiker",
+        "HIKER_REDIS_URL": "redis://:p@redis:6379/0",
+        "HIKER_ACCESS_TOKENS": "100000000000001=placeholder-secret",
+    }
+    held = {
+        (secret["metadata"]["name"], key)
+        for secret in of_kind(objects, "Secret")
+        for key in secret.get("stringData", {})
+    }
+    environ = dict(config)
+    for name, ref in secrets.items():
+        rendered = any(name_ == ref["name"] for name_, _ in held)
+        if ref.get("optional") and rendered and (ref["name"], ref["key"]) not in held:
+            continue
+        environ[name] = placeholders.get(name, "placeholder-secret")
+    return load_settings(cls, environ)
+
+
+def test_sentinel_values_give_the_redis_users_the_sentinels_and_both_passwords() -> None:
+    objects = render(SENTINEL)
+    env = _service_env(objects)
+    for component in ("conversation", "sender"):
+        config, secrets = env[component]
+        assert config["HIKER_REDIS_SENTINELS"] == ",".join(SENTINEL["redis"]["sentinel"]["hosts"])
+        assert config["HIKER_REDIS_SENTINEL_MASTER"] == "mymaster"
+        assert config["HIKER_AMQP_QUORUM_GROUP_SIZE"] == "3"
+        assert secrets["HIKER_REDIS_PASSWORD"] == {"name": "redis", "key": "redis-password"}
+        assert secrets["HIKER_REDIS_SENTINEL_PASSWORD"] == {
+            "name": "redis",
+            "key": "redis-password",
+        }
+        # The URL's host is not used under Sentinel: the chart's Secret may leave it out.
+        assert secrets["HIKER_REDIS_URL"]["optional"] is True
+    settings_class = {"conversation": ConversationSettings, "sender": SenderSettings}
+    for component, cls in settings_class.items():
+        target = _settings_of(objects, *env[component], cls).redis_target()
+        assert [str(node) for node in target.sentinels] == SENTINEL["redis"]["sentinel"]["hosts"]
+        assert target.sentinel_password == target.password == "placeholder-secret"
+    ingress_config, ingress_secrets = env["ingress"]
+    assert "HIKER_REDIS_SENTINELS" not in ingress_config  # ingress never talks to Redis
+    assert not {"HIKER_REDIS_PASSWORD", "HIKER_REDIS_SENTINEL_PASSWORD"} & set(ingress_secrets)
+    assert ingress_config["HIKER_AMQP_QUORUM_GROUP_SIZE"] == "3"  # ingress declares queues too
+    (secret,) = of_kind(objects, "Secret")
+    assert "HIKER_REDIS_URL" not in secret["stringData"]
+
+
+def test_cluster_values_point_the_redis_users_at_a_cluster() -> None:
+    objects = render(CLUSTER)
+    env = _service_env(objects)
+    for component, cls in (("conversation", ConversationSettings), ("sender", SenderSettings)):
+        config, secrets = env[component]
+        assert config["HIKER_REDIS_CLUSTER"] == "true"
+        assert secrets["HIKER_REDIS_PASSWORD"]["name"] == "redis-cluster"
+        settings = _settings_of(objects, config, secrets, cls)
+        assert settings.redis_target().cluster
+        assert not settings.adopts_legacy_keys
+    assert "HIKER_REDIS_CLUSTER" not in env["ingress"][0]
+    (auth,) = of_kind(objects, "TriggerAuthentication")
+    # KEDA takes one host: a key of its own when HIKER_AMQP_URL lists the nodes.
+    assert auth["spec"]["secretTargetRef"][0]["key"] == "HIKER_AMQP_URL_KEDA"
+
+
+def test_default_values_render_no_redis_or_broker_extras() -> None:
+    for config, secrets in _service_env(render(DEFAULTS)).values():
+        assert not {k for k in config if k.startswith(("HIKER_REDIS_S", "HIKER_REDIS_CLUSTER"))}
+        assert "HIKER_AMQP_QUORUM_GROUP_SIZE" not in config
+        assert "optional" not in secrets["HIKER_REDIS_URL"]
+
+
+def test_sentinel_mode_without_sentinels_is_refused() -> None:
+    values = with_overrides(SENTINEL, **{"redis.sentinel.hosts": []})
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(values)
+    with pytest.raises(helm.HelmError):
+        render(values)
+
+
+def test_values_schema_checks_the_redis_and_broker_values() -> None:
+    with helm.Chart.load(CHART) as chart:
+        for values in (SENTINEL, CLUSTER):
+            chart.validate_schema(values)
+        wrong: list[dict[str, Any]] = [
+            {"redis": {"mode": "replicated"}},
+            {"redis": {"sentinel": {"hosts": ["not a host:26379"]}}},
+            {"redis": {"passwordSecret": {"name": "r", "secret": "k"}}},
+            {"amqp": {"quorumInitialGroupSize": 0}},
+            {"amqp": {"groupSize": 3}},
+            {"config": {"HIKER_REDIS_PASSWORD": "hunter2"}},
+            {"sender": {"config": {"HIKER_REDIS_SENTINEL_PASSWORD": "hunter2"}}},
+        ]
+        for value in wrong:
+            with pytest.raises(helm.HelmValuesError):
+                chart.validate_schema(with_overrides(DEFAULTS) | value)
 
 
 def test_hpa_and_keda_on_one_service_is_refused() -> None:

@@ -92,12 +92,12 @@ async def test_parked_send_is_listed_twice_then_replayed_once(
         assert await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE) == 1
 
     # The token was renewed (the mock accepts again): replay sends it, exactly once.
-    report = await replay_parked(amqp_url, redis_url, redis_prefix, reasons=["190"])
+    report = await replay_parked(amqp_url, redis_url, Keys(redis_prefix), reasons=["190"])
     assert (report.replayed, report.already_sent, report.left_parked) == (1, 0, 0)
     assert await pipeline.wait_for_texts(user, 1) == ["hello to you too"]
     assert await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE) == 0
 
-    again = await replay_parked(amqp_url, redis_url, redis_prefix)
+    again = await replay_parked(amqp_url, redis_url, Keys(redis_prefix))
     assert (again.replayed, again.already_sent, again.left_parked) == (0, 0, 0)
     await asyncio.sleep(0.5)
     assert await pipeline.texts(user) == ["hello to you too"]
@@ -129,7 +129,7 @@ async def test_reason_filter_leaves_other_codes_parked(
     assert [p.graph_code for p in (await list_parked(amqp_url, reasons=["131047"])).parked] == [
         "131047"
     ]
-    report = await replay_parked(amqp_url, redis_url, redis_prefix, reasons=["190"])
+    report = await replay_parked(amqp_url, redis_url, Keys(redis_prefix), reasons=["190"])
     assert (report.replayed, report.left_parked) == (1, 1)
     assert await pipeline.wait_for_texts(expired, 1) == ["hello to you too"]
     remaining = await list_parked(amqp_url)
@@ -151,11 +151,14 @@ async def test_a_copy_replayed_before_a_crash_is_not_sent_again(
     try:
         # What the sender records once Graph accepted the replayed copy.
         sent = ClaimStore(redis, lease_seconds=30, done_ttl_seconds=60)
-        await sent.confirm(Keys(redis_prefix).sent(parked.command.idempotency_key), b"wamid:X")
+        await sent.confirm(
+            Keys(redis_prefix).sent(parked.command.phone_number_id, parked.command.idempotency_key),
+            b"wamid:X",
+        )
     finally:
         await redis.aclose()
 
-    report = await replay_parked(amqp_url, redis_url, redis_prefix)
+    report = await replay_parked(amqp_url, redis_url, Keys(redis_prefix))
     assert (report.replayed, report.already_sent, report.left_parked) == (0, 1, 0)
     assert await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE) == 0
     await asyncio.sleep(0.5)
@@ -170,9 +173,9 @@ async def test_a_send_parked_again_after_a_replay_can_be_replayed_again(
     await park(pipeline, amqp_url, user, {"status": 401, "code": 190})
     # Replayed too early: the token is still refused, and the send is parked anew at once.
     await pipeline.script_faults(user, {"status": 401, "code": 190})
-    assert (await replay_parked(amqp_url, redis_url, redis_prefix)).replayed == 1
+    assert (await replay_parked(amqp_url, redis_url, Keys(redis_prefix))).replayed == 1
     await wait_for_depth(amqp_url, topology.SENDER_PARKED_QUEUE, 1)
-    assert (await replay_parked(amqp_url, redis_url, redis_prefix)).replayed == 1
+    assert (await replay_parked(amqp_url, redis_url, Keys(redis_prefix))).replayed == 1
     assert await pipeline.wait_for_texts(user, 1) == ["hello to you too"]
     await asyncio.sleep(0.5)
     assert await pipeline.texts(user) == ["hello to you too"]
@@ -191,7 +194,9 @@ async def test_replayed_send_gets_a_fresh_set_of_retries(
     # One more transient failure after the replay: with the attempt reset to 1 the sender retries
     # it instead of parking it again at once.
     await pipeline.script_faults(user, {"status": 500, "code": 2})
-    report = await replay_parked(amqp_url, redis_url, redis_prefix, reasons=["retries_exhausted"])
+    report = await replay_parked(
+        amqp_url, redis_url, Keys(redis_prefix), reasons=["retries_exhausted"]
+    )
     assert report.replayed == 1
     assert await pipeline.wait_for_texts(user, 1) == ["hello to you too"]
     assert await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE) == 0

@@ -111,8 +111,13 @@ async def test_a_redis_outage_right_after_graph_accepted_neither_parks_nor_resen
         await handler.handle(COMMAND, 1)
         await asyncio.gather(*restarts)
         # Recorded as sent, with Graph's id: a redelivery is a duplicate, not a send in doubt.
-        assert await redis.get(keys.sent(COMMAND.idempotency_key)) == b"wamid:wamid.SENT1"
-        assert (await claims.claim(keys.sent(COMMAND.idempotency_key))).state is ClaimState.DONE
+        assert (
+            await redis.get(keys.sent(COMMAND.phone_number_id, COMMAND.idempotency_key))
+            == b"wamid:wamid.SENT1"
+        )
+        assert (
+            await claims.claim(keys.sent(COMMAND.phone_number_id, COMMAND.idempotency_key))
+        ).state is ClaimState.DONE
         await handler.handle(COMMAND, 1)
         assert graph.calls == 1
         assert parked == []
@@ -165,6 +170,9 @@ async def test_a_consumer_cancelled_during_the_graph_call_does_not_send_twice(
             except RetryLater:
                 await asyncio.sleep(0.1)
         assert graph.calls == 1
-        assert await redis.get(keys.sent(COMMAND.idempotency_key)) == b"wamid:wamid.SLOW1"
+        assert (
+            await redis.get(keys.sent(COMMAND.phone_number_id, COMMAND.idempotency_key))
+            == b"wamid:wamid.SLOW1"
+        )
     finally:
         await redis.aclose()

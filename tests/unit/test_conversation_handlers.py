@@ -79,7 +79,7 @@ async def test_a_new_message_is_answered_and_starts_its_timer() -> None:
     )
     [(timer, delay)] = world.published.timers
     assert (timer.wamid, delay, timer.due_at) == ("w1", IDLE, world.clock() + IDLE)
-    assert world.claims.get(world.keys.claim("w1")) == b"done"
+    assert world.claims.get(world.keys.claim(PNID, "15550001111", "w1")) == b"done"
 
 
 async def test_a_duplicate_is_dropped_without_a_reply_or_a_timer() -> None:
@@ -92,7 +92,9 @@ async def test_a_duplicate_is_dropped_without_a_reply_or_a_timer() -> None:
 
 async def test_a_message_claimed_by_a_live_worker_is_retried_later() -> None:
     world = World()
-    other = await world.claims.claim(world.keys.claim("w1"))  # another replica, still at it
+    other = await world.claims.claim(
+        world.keys.claim(PNID, "15550001111", "w1")
+    )  # another replica, still at it
     with pytest.raises(RetryLater):
         await world.handlers.on_message(world.message("w1"))
     assert world.published.sends == []
@@ -103,7 +105,9 @@ async def test_a_message_claimed_by_a_live_worker_is_retried_later() -> None:
 
 async def test_a_crashed_workers_claim_expires_and_the_message_is_not_a_duplicate() -> None:
     world = World()
-    await world.claims.claim(world.keys.claim("w1"))  # taken, then its worker died
+    await world.claims.claim(
+        world.keys.claim(PNID, "15550001111", "w1")
+    )  # taken, then its worker died
     world.clock.advance(31)
     await world.handlers.on_message(world.message("w1"))
     assert len(world.published.sends) == 1

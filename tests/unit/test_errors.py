@@ -7,6 +7,7 @@ from redis import exceptions as redis_exceptions
 from redis._parsers.base import BaseParser
 
 from hiker.core.errors import BUSY, PublishFailed, RetryLater, Unavailable, classify
+from hiker.core.redis_store import ClusterTopologyUnavailable
 
 
 def redis_reply(text: str) -> redis_exceptions.RedisError:
@@ -68,3 +69,20 @@ def test_a_claim_held_elsewhere_is_busy_and_anything_else_is_a_bug() -> None:
     assert classify(RetryLater("claim:wamid.1")) is BUSY
     assert classify(ValueError("a bug")) is None
     assert classify(KeyError("a bug")) is None
+
+
+def test_a_cluster_moving_or_unmapped_is_an_outage() -> None:
+    assert classify(redis_exceptions.SlotNotCoveredError("slot 42 not covered")) == Unavailable(
+        "redis", "cluster"
+    )
+    assert classify(redis_exceptions.ClusterError("TTL exhausted.")) == Unavailable(
+        "redis", "cluster"
+    )
+    assert classify(ClusterTopologyUnavailable("Redis Cluster cannot be connected")) == (
+        Unavailable("redis", "connection")
+    )
+
+
+def test_keys_of_two_slots_in_one_command_are_a_bug() -> None:
+    assert classify(redis_reply("CROSSSLOT Keys in request don't hash to the same slot")) is None
+    assert classify(redis_exceptions.RedisClusterException("all keys must map to one slot")) is None

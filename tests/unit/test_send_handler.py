@@ -54,7 +54,7 @@ class World:
 
     @property
     def record(self) -> bytes | None:
-        return self.claims.get(self.keys.sent(COMMAND.idempotency_key))
+        return self.claims.get(self.keys.sent(COMMAND.phone_number_id, COMMAND.idempotency_key))
 
     def counted(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
@@ -72,7 +72,7 @@ async def test_an_accepted_send_is_recorded_with_graphs_id_and_never_sent_again(
 
 async def test_a_send_claimed_by_a_live_sender_is_retried_later() -> None:
     world = World()
-    await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))
+    await world.claims.claim(world.keys.sent(COMMAND.phone_number_id, COMMAND.idempotency_key))
     with pytest.raises(RetryLater):
         await world.handler.handle(COMMAND, 1)
     assert world.graph.calls == []
@@ -117,7 +117,9 @@ async def test_a_permanent_failure_is_parked_with_graphs_error() -> None:
 
 async def test_a_send_whose_sender_died_inside_the_call_is_parked_in_doubt_not_resent() -> None:
     world = World()
-    dead = await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))
+    dead = await world.claims.claim(
+        world.keys.sent(COMMAND.phone_number_id, COMMAND.idempotency_key)
+    )
     await dead.begin_call(DEADLINE)  # and then its process was killed
     with pytest.raises(RetryLater):  # within the deadline it may still report back
         await world.handler.handle(COMMAND, 1)
@@ -131,7 +133,9 @@ async def test_a_send_whose_sender_died_inside_the_call_is_parked_in_doubt_not_r
 
 async def test_a_park_in_doubt_refused_leaves_it_in_doubt_never_free_to_send() -> None:
     world = World()
-    dead = await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))
+    dead = await world.claims.claim(
+        world.keys.sent(COMMAND.phone_number_id, COMMAND.idempotency_key)
+    )
     await dead.begin_call(DEADLINE)
     world.clock.advance(DEADLINE + 1)
     world.published.failing = ConnectionError("broker away")
@@ -139,7 +143,9 @@ async def test_a_park_in_doubt_refused_leaves_it_in_doubt_never_free_to_send() -
         await world.handler.handle(COMMAND, 1)
     world.published.failing = None
     world.clock.advance(60)  # past the settler's lease too
-    state = (await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))).state
+    state = (
+        await world.claims.claim(world.keys.sent(COMMAND.phone_number_id, COMMAND.idempotency_key))
+    ).state
     assert state is ClaimState.IN_DOUBT
     assert world.graph.calls == []
 
@@ -169,7 +175,9 @@ async def test_a_failure_before_the_call_frees_the_key_for_the_redelivery() -> N
     with pytest.raises(ConnectionError):
         await world.handler.handle(COMMAND, 1)
     assert world.graph.calls == []
-    state = (await world.claims.claim(world.keys.sent(COMMAND.idempotency_key))).state
+    state = (
+        await world.claims.claim(world.keys.sent(COMMAND.phone_number_id, COMMAND.idempotency_key))
+    ).state
     assert state is ClaimState.CLAIMED
 
 

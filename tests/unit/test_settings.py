@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from hiker.core.addresses import Node
 from hiker.core.settings import (
+    CommonSettings,
     ConfigError,
     ConversationSettings,
     IngressSettings,
@@ -100,3 +102,78 @@ def test_tokens_per_phone_number_from_a_list_and_from_files(tmp_path: Path) -> N
     }
     only_files = load_settings(SenderSettings, {"HIKER_ACCESS_TOKENS_DIR": str(tmp_path)})
     assert only_files.tokens().for_number("9999") is None
+
+
+def test_a_broker_url_may_list_the_nodes_of_a_cluster() -> None:
+    url = "amqp://hiker:hunter2@h1:5672,h2:5672,h3:5672/hiker"
+    assert load_settings(CommonSettings, {"HIKER_AMQP_URL": url}).amqp_url.get_secret_value() == url
+    with pytest.raises(ConfigError) as caught:
+        load_settings(CommonSettings, {"HIKER_AMQP_URL": "amqp://hiker:hunter2@h1,h2:x/v"})
+    assert "HIKER_AMQP_URL is invalid: Value error, entry 2 of 2" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_quorum_group_size_is_optional_and_positive() -> None:
+    assert load_settings(CommonSettings, {}).amqp_quorum_group_size is None
+    given = load_settings(CommonSettings, {"HIKER_AMQP_QUORUM_GROUP_SIZE": "3"})
+    assert given.amqp_quorum_group_size == 3
+    with pytest.raises(ConfigError, match="HIKER_AMQP_QUORUM_GROUP_SIZE is invalid"):
+        load_settings(CommonSettings, {"HIKER_AMQP_QUORUM_GROUP_SIZE": "0"})
+
+
+def test_sentinels_name_the_primary_with_their_own_password() -> None:
+    env = {
+        "HIKER_REDIS_URL": "rediss://:data-secret@ignored:6379/2",
+        "HIKER_REDIS_SENTINELS": "s1:26380, s2",
+        "HIKER_REDIS_SENTINEL_MASTER": "mymaster",
+        "HIKER_REDIS_SENTINEL_PASSWORD": "sentinel-secret",
+        "HIKER_REDIS_PASSWORD": "other-data-secret",
+    }
+    target = load_settings(CommonSettings, env).redis_target()
+    assert target.sentinels == (Node("s1", 26380), Node("s2", 26379))
+    assert (target.sentinel_master, target.sentinel_password) == ("mymaster", "sentinel-secret")
+    assert target.password == "other-data-secret"
+    assert not target.cluster
+    shown = f"{target!r} {target.shown()}"
+    assert "secret" not in shown
+    assert "mymaster" in target.shown()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HIKER_REDIS_SENTINELS": "s1"}, "HIKER_REDIS_SENTINEL_MASTER is invalid"),
+        ({"HIKER_REDIS_SENTINEL_MASTER": "m"}, "HIKER_REDIS_SENTINEL_MASTER is invalid"),
+        ({"HIKER_REDIS_SENTINEL_PASSWORD": "pw"}, "HIKER_REDIS_SENTINEL_PASSWORD is invalid"),
+        ({"HIKER_REDIS_SENTINELS": "s1:x", "HIKER_REDIS_SENTINEL_MASTER": "m"},
+         "HIKER_REDIS_SENTINELS is invalid"),
+        ({"HIKER_REDIS_CLUSTER": "true", "HIKER_REDIS_SENTINELS": "s1",
+          "HIKER_REDIS_SENTINEL_MASTER": "m"}, "HIKER_REDIS_SENTINELS is invalid"),
+        ({"HIKER_REDIS_CLUSTER": "true", "HIKER_REDIS_URL": "redis://:pw@n1:7000/3"},
+         "HIKER_REDIS_CLUSTER is invalid"),
+        ({"HIKER_REDIS_CLUSTER": "true", "HIKER_REDIS_URL": "unix:///run/redis.sock"},
+         "HIKER_REDIS_CLUSTER is invalid"),
+    ],
+)  # fmt: skip
+def test_inconsistent_redis_variables_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(CommonSettings, env)
+
+
+def test_a_mistyped_sentinel_list_is_named_without_echoing_it() -> None:
+    env = {"HIKER_REDIS_SENTINELS": "s1, default:hunter2@s2", "HIKER_REDIS_SENTINEL_MASTER": "m"}
+    with pytest.raises(ConfigError, match=r"HIKER_REDIS_SENTINELS is invalid.*entry 2 of 2") as e:
+        load_settings(CommonSettings, env)
+    assert "hunter2" not in str(e.value)
+
+
+def test_a_cluster_never_adopts_legacy_keys() -> None:
+    single = load_settings(CommonSettings, {})
+    assert single.adopts_legacy_keys
+    cluster = load_settings(
+        CommonSettings, {"HIKER_REDIS_CLUSTER": "true", "HIKER_REDIS_URL": "redis://n1:7000/0"}
+    )
+    assert cluster.redis_target().cluster
+    assert not cluster.adopts_legacy_keys
+    off = load_settings(CommonSettings, {"HIKER_REDIS_ADOPT_LEGACY_KEYS": "false"})
+    assert not off.adopts_legacy_keys

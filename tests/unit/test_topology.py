@@ -36,3 +36,14 @@ def test_consumed_queues_keep_their_explicit_limit_everywhere() -> None:
     for version in ((3, 10), (4, 2)):
         spec = topology.for_server(topology.SENDER_OUTBOX, version)
         assert spec.arguments["x-delivery-limit"] == topology.DELIVERY_LIMIT
+
+
+def test_a_configured_group_size_goes_on_every_quorum_queue_only() -> None:
+    for spec in (topology.CONVERSATION_INBOUND, topology.POISON, topology.timer_wait_queue(600)):
+        for version in ((3, 10), (4, 1)):
+            declared = topology.for_server(spec, version, quorum_group_size=3)
+            assert declared.arguments["x-quorum-initial-group-size"] == 3
+            plain = topology.for_server(spec, version)
+            assert "x-quorum-initial-group-size" not in plain.arguments
+    classic = topology.QueueSpec("classic", {"x-max-length": 1})
+    assert topology.for_server(classic, (4, 1), quorum_group_size=3) is classic

@@ -87,6 +87,18 @@ Rendered as sorted YAML so its checksum only changes when a value does.
 {{- if $c.webhookPort }}
 {{- $_ := set $env "HIKER_HTTP_PORT" $c.webhookPort }}
 {{- end }}
+{{- with .root.Values.amqp.quorumInitialGroupSize }}
+{{- $_ := set $env "HIKER_AMQP_QUORUM_GROUP_SIZE" . }}
+{{- end }}
+{{- if has .component (list "conversation" "sender") }}
+{{- $redis := .root.Values.redis }}
+{{- if eq $redis.mode "sentinel" }}
+{{- $_ := set $env "HIKER_REDIS_SENTINELS" (required "redis.sentinel.hosts: list the sentinels (host:port) for redis.mode sentinel" $redis.sentinel.hosts | join ",") }}
+{{- $_ := set $env "HIKER_REDIS_SENTINEL_MASTER" $redis.sentinel.masterSet }}
+{{- else if eq $redis.mode "cluster" }}
+{{- $_ := set $env "HIKER_REDIS_CLUSTER" "true" }}
+{{- end }}
+{{- end }}
 {{- if eq .component "conversation" }}
 {{- if include "hiker.rulesConfigMapName" .root }}
 {{- $_ := set $env "HIKER_RULES_FILE" "/etc/hiker/rules.yaml" }}
@@ -115,5 +127,50 @@ The ConfigMap conversation's rules file comes from: the existing one, the chart'
 {{- .Values.conversation.existingRulesConfigMap }}
 {{- else if .Values.conversation.rules }}
 {{- include "hiker.componentFullname" (dict "root" . "component" "conversation") }}-rules
+{{- end }}
+{{- end }}
+
+{{/*
+The environment a service takes from Secrets: the broker and Redis URLs, its own `secretKeys`,
+and for the services that use Redis the passwords kept in Secrets of their own. Under Sentinel
+the Redis URL may be absent (the sentinels name the primary).
+*/}}
+{{- define "hiker.secretEnv" -}}
+{{- $c := index .root.Values .component }}
+{{- $redis := .root.Values.redis }}
+{{- range $key := concat (list "HIKER_AMQP_URL" "HIKER_REDIS_URL") $c.secretKeys }}
+- name: {{ $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "hiker.secretName" $.root }}
+      key: {{ $key }}
+      {{- if and (eq $key "HIKER_REDIS_URL") (eq $redis.mode "sentinel") }}
+      optional: true
+      {{- else if has $key (list "HIKER_ACCESS_TOKEN" "HIKER_ACCESS_TOKENS") }}
+      # One token or the per-number list suffices; the sender names what is missing.
+      optional: true
+      {{- end }}
+{{- end }}
+{{- if has .component (list "conversation" "sender") }}
+{{- with $redis.passwordSecret }}
+{{- if .name }}
+- name: HIKER_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
+{{- if eq $redis.mode "sentinel" }}
+{{- with $redis.sentinel.passwordSecret }}
+{{- if .name }}
+- name: HIKER_REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}

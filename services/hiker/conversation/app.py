@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 
 from hiker.conversation.consumers import inbound_routes, sent_routes, timers_routes
 from hiker.conversation.handlers import ConversationHandlers
@@ -24,7 +23,7 @@ from hiker.core.claims import ClaimStore
 from hiker.core.dependencies import DependencyGate, DependencyMetrics
 from hiker.core.observability import add_ops_routes, new_registry
 from hiker.core.publisher import Bundler
-from hiker.core.redis_store import Keys, connect_redis, ping
+from hiker.core.redis_store import Keys, RedisClient, connect_redis, ping
 from hiker.core.settings import ConversationSettings
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ def create_app(
     settings: ConversationSettings,
     *,
     broker: Broker | None = None,
-    redis: Redis | None = None,
+    redis: RedisClient | None = None,
     registry: CollectorRegistry | None = None,
     responder: object | None = None,
 ) -> web.Application:
@@ -47,10 +46,12 @@ def create_app(
     """
     registry = registry or new_registry()
     broker = broker or Broker(
-        settings.amqp_url.get_secret_value(), client_name="hiker-conversation"
+        settings.amqp_url.get_secret_value(),
+        client_name="hiker-conversation",
+        quorum_group_size=settings.amqp_quorum_group_size,
     )
-    redis = redis or connect_redis(settings.redis_url.get_secret_value())
-    keys = Keys(settings.redis_prefix)
+    redis = redis or connect_redis(settings.redis_target())
+    keys = Keys(settings.redis_prefix, adopt_legacy=settings.adopts_legacy_keys)
     metrics = ConversationMetrics(registry)
     rules = RuleSource(
         default_rulebook(settings.followup_text, settings.idle_timeout_seconds),
@@ -83,6 +84,7 @@ def create_app(
             redis,
             lease_seconds=settings.claim_lease_seconds,
             done_ttl_seconds=settings.dedupe_ttl_seconds,
+            legacy=keys.legacy,
         ),
         keys=keys,
         send=outbox.send,

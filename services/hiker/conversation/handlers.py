@@ -139,7 +139,8 @@ class ConversationHandlers:
         record = self._conversations.record_step(
             pnid, user, event.wamid, event.received_at, event.timestamp, turn
         )
-        claim = await self._claim(self._keys.claim(event.wamid), record)
+        key = self._keys.claim(event.phone_number_id, event.user, event.wamid)
+        claim = await self._claim(key, record)
         if claim is None:
             self._metrics.duplicates.inc()
             log.info("duplicate message dropped", extra={"wamid": event.wamid})

@@ -15,11 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from redis.asyncio import Redis
-
 from hiker.conversation.timers import SERVICE_WINDOW_SECONDS, Activity
 from hiker.core.claims import ClaimStep
-from hiker.core.redis_store import Keys
+from hiker.core.redis_store import Keys, RedisClient
 
 # What the step that records a message returns first (its claim's ``step_result``).
 RECORDED_LATEST: Final = 1  # the message is now the conversation's latest
@@ -125,7 +123,7 @@ class Recorded:
 class ConversationStore:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keys: Keys,
         *,
         idle_timeout_seconds: float,
@@ -224,6 +222,9 @@ class ConversationStore:
     async def last_activity(self, phone_number_id: str, user: str) -> Activity | None:
         key = self._keys.conversation(phone_number_id, user)
         wamid, received_at = await self._redis.hmget(key, ["last_wamid", "last_received_at"])
+        legacy = self._keys.legacy(key)
+        if wamid is None and legacy is not None:  # recorded before the upgrade, not since
+            wamid, received_at = await self._redis.hmget(legacy, ["last_wamid", "last_received_at"])
         if wamid is None or received_at is None:
             return None
         if isinstance(wamid, bytes):

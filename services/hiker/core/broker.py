@@ -4,6 +4,12 @@ Publishing always uses publisher confirms, persistent delivery and ``mandatory``
 the broker did not take (nack, unroutable, connection lost, timeout) raises ``PublishFailed``
 instead of vanishing. Consumers ack only after their handler, and every publish it made, finished
 (the policy is ``core.consumer``'s).
+
+The URL may list the nodes of a cluster (``amqp://u:p@h1:5672,h2:5672,h3:5672/vhost``). aio-pika
+knows one address; its robust connection re-opens channels, queues and consumers after a loss,
+and it opens each new TCP (or TLS) connection through aiormq's transport factory. Hiker's
+factory (``NodeRotation``) goes round the listed nodes, so a connection lost with its node is
+re-opened on the next one that answers, with everything aio-pika restores on it.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import aio_pika
 import aiormq
@@ -26,7 +33,11 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     DeliveryMode,
 )
+from aiormq.connection import TransportFactory
+from pamqp.common import FieldTable
+from yarl import URL
 
+from hiker.core.addresses import Node, parse_amqp_url
 from hiker.core.consumer import Headers, QueueConsumer, Routes
 from hiker.core.dependencies import DependencyGate
 from hiker.core.errors import PublishFailed
@@ -60,10 +71,19 @@ class Broker:
     robust reconnection restore them.
     """
 
-    def __init__(self, url: str, *, client_name: str, publish_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_name: str,
+        publish_timeout: float = 10.0,
+        quorum_group_size: int | None = None,
+    ) -> None:
+        """``url`` may list several nodes; ``quorum_group_size``: see ``topology.for_server``."""
         self._url = url
         self._client_name = client_name
         self._publish_timeout = publish_timeout
+        self._quorum_group_size = quorum_group_size
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -82,9 +102,8 @@ class Broker:
         if self._connection is not None:
             await self.close()
             self._stopping.clear()
-        connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": self._client_name}
-        )
+        connection = await connect(self._url, robust=True, client_name=self._client_name)
+        assert isinstance(connection, AbstractRobustConnection)
         try:
             self._server_version = broker_version(connection)
             self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -134,7 +153,7 @@ class Broker:
         known = self._declared_queues.get(spec.name)
         if known is not None:
             return known
-        spec = for_server(spec, self._server_version)
+        spec = self._as_declared(spec)
         queue = await self.channel.declare_queue(
             spec.name, durable=True, arguments=dict(spec.arguments)
         )
@@ -142,6 +161,9 @@ class Broker:
             await queue.bind(exchange, routing_key)
         self._declared_queues[spec.name] = queue
         return queue
+
+    def _as_declared(self, spec: QueueSpec) -> QueueSpec:
+        return for_server(spec, self._server_version, quorum_group_size=self._quorum_group_size)
 
     async def queue_depth(self, name: str) -> int | None:
         """Messages ready in ``name`` (passive declare), or None when it does not exist.
@@ -228,7 +250,7 @@ class Broker:
             raise RuntimeError("Broker.connect() was not called")
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=prefetch)
-        spec = for_server(spec, self._server_version)
+        spec = self._as_declared(spec)
         queue = await channel.declare_queue(spec.name, durable=True, arguments=dict(spec.arguments))
         handler = QueueConsumer(
             spec.name, routes, gate=gate, set_apart=self._set_apart, stopping=self._stopping
@@ -301,3 +323,120 @@ def broker_version(connection: AbstractConnection) -> tuple[int, int]:
     version = properties.get("version", b"")
     text = version.decode() if isinstance(version, bytes) else str(version)
     return server_version(text)
+
+
+# How long one node may take to accept a TCP connection before the next one is tried: a node
+# that is down but not refusing (a lost host, a partition) would otherwise hold the reconnect.
+NODE_CONNECT_TIMEOUT_SECONDS: Final = 5.0
+# Pause between reconnection attempts when several nodes are listed: the next node is expected
+# to be up, so waiting aio-pika's default would only lengthen the outage.
+_CLUSTER_RECONNECT_SECONDS: Final = "1"
+
+
+class NodeRotation(TransportFactory):
+    """Opens each connection to the next listed node that accepts it, going round the list.
+
+    Each (re)connection starts at the node after the one used last: a connection lost with its
+    node moves on at once. The first node is picked at random, so that replicas spread their
+    connections over the cluster.
+    """
+
+    def __init__(
+        self,
+        nodes: tuple[Node, ...],
+        *,
+        tls: bool,
+        connect_timeout: float = NODE_CONNECT_TIMEOUT_SECONDS,
+        first: int | None = None,
+    ) -> None:
+        if not nodes:
+            raise ValueError("no nodes")
+        self.nodes = nodes
+        self._tls = tls
+        self._connect_timeout = connect_timeout
+        self._next = random.randrange(len(nodes)) if first is None else first % len(nodes)
+        # The node of the latest connection (tests and logs).
+        self.current: Node | None = None
+
+    async def create(
+        self, url: URL, **kwargs: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        provider = kwargs.pop("ssl_context_provider", None)
+        ssl = await provider.get_context() if self._tls and provider is not None else None
+        failures: list[str] = []
+        for _ in self.nodes:
+            node = self.nodes[self._next]
+            self._next = (self._next + 1) % len(self.nodes)
+            try:
+                streams = await asyncio.wait_for(
+                    asyncio.open_connection(host=node.host, port=node.port, ssl=ssl, **kwargs),
+                    self._connect_timeout,
+                )
+            except (OSError, TimeoutError) as exc:
+                failures.append(f"{node} ({type(exc).__name__})")
+                continue
+            if self.current is not None and node != self.current:
+                log.warning("RabbitMQ connection moved to node %s", node)
+            self.current = node
+            return streams
+        raise aiormq.exceptions.AMQPConnectionError(
+            "no RabbitMQ node accepted a connection: " + ", ".join(failures)
+        )
+
+
+class _ThroughNodes(aio_pika.Connection):
+    """A connection whose transports are opened by a ``NodeRotation``."""
+
+    def __init__(self, url: URL, *, nodes: NodeRotation, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        # aio-pika keeps only the keyword arguments it knows; aiormq takes this one.
+        self.kwargs["transport_factory"] = nodes
+
+
+class _RobustThroughNodes(aio_pika.RobustConnection):
+    """A robust connection whose transports are opened by a ``NodeRotation``."""
+
+    def __init__(self, url: URL, *, nodes: NodeRotation, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.kwargs["transport_factory"] = nodes
+
+
+async def connect(
+    url: str,
+    *,
+    robust: bool = False,
+    client_name: str | None = None,
+    connect_timeout: float | None = None,
+) -> AbstractConnection:
+    """A connection to the broker at ``url``, which may list several nodes (module notes).
+
+    ``robust``: aio-pika's connection that reconnects and restores channels, queues and
+    consumers on its own (the services'); otherwise one that stays closed once lost (tools).
+    """
+    address = parse_amqp_url(url)
+    properties: FieldTable | None = {"connection_name": client_name} if client_name else None
+    if len(address.nodes) == 1:
+        if robust:
+            return await aio_pika.connect_robust(
+                url, client_properties=properties, timeout=connect_timeout
+            )
+        return await aio_pika.connect(url, client_properties=properties, timeout=connect_timeout)
+    nodes = NodeRotation(address.nodes, tls=address.tls)
+    first = URL(address.url_for(address.nodes[0]))
+    options: dict[str, Any] = {"nodes": nodes}
+    if properties is not None:
+        options["client_properties"] = properties
+    connection: AbstractConnection
+    if robust:
+        if "reconnect_interval" not in first.query:
+            options["reconnect_interval"] = _CLUSTER_RECONNECT_SECONDS
+        connection = _RobustThroughNodes(first, **options)
+    else:
+        connection = _ThroughNodes(first, **options)
+    try:
+        await connection.connect(timeout=connect_timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await connection.close()
+        raise
+    return connection

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Protocol
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from hiker.core.redis_store import LegacyName, RedisClient
 
 DONE = b"done"
 CLAIM_PREFIX = b"claim:"
@@ -46,17 +47,25 @@ return 0
 # Take the claim and, only when taken, run a step atomically with it: one round trip where a
 # claim followed by the step's own command would take two (at thousands of messages a second,
 # each round trip is a tenth of a message's CPU). A claim not taken returns what holds the key.
-# KEYS[1] is the claim; ARGV: lease value, lease ms, call value ('' for none), call ttl ms. The
-# step sees KEYS[2..] and ARGV[5..] as its own KEYS and ARGV. When a call value is given and
-# the step returns GO_NOW, the claim enters the call at once.
+# KEYS[1] is the claim, KEYS[2..n+1] the step's keys; ARGV: lease value, lease ms, call value
+# ('' for none), call ttl ms, n. The step sees KEYS[2..n+1] and ARGV[6..] as its own KEYS and
+# ARGV. When a call value is given and the step returns GO_NOW, the claim enters the call at
+# once. Any KEYS past n+1 come in pairs (old name, name): a key still under the name it had
+# before hash tags is renamed first, so that the claim and its step find what it held.
 _CLAIM_WITH_STEP = """
 local function step(KEYS, ARGV)
 __STEP__
 end
+local n = tonumber(ARGV[5])
+for i = n + 2, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('RENAMENX', KEYS[i], KEYS[i + 1])
+  end
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {0, redis.call('GET', KEYS[1])}
 end
-local result = step({unpack(KEYS, 2)}, {unpack(ARGV, 5)})
+local result = step({unpack(KEYS, 2, n + 1)}, {unpack(ARGV, 6)})
 if ARGV[3] ~= '' and result == __GO_NOW__ then
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   return {2, result}
@@ -171,9 +180,14 @@ class Claims(Protocol):
     ) -> Claim: ...
 
 
-async def is_done(redis: Redis, key: str) -> bool:
-    """Whether the work of ``key`` was confirmed (not merely claimed, nor inside a call)."""
+async def is_done(redis: RedisClient, key: str, legacy: str | None = None) -> bool:
+    """Whether the work of ``key`` was confirmed (not merely claimed, nor inside a call).
+
+    ``legacy``: the name the key had before hash tags, read when ``key`` is not there.
+    """
     value = await redis.get(key)
+    if value is None and legacy is not None:
+        value = await redis.get(legacy)
     if value is None:
         return False
     raw = value.encode() if isinstance(value, str) else bytes(value)
@@ -219,14 +233,18 @@ class ClaimStore:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         lease_seconds: float,
         done_ttl_seconds: int,
         clock: Callable[[], float] = time.time,
+        legacy: LegacyName | None = None,
     ) -> None:
+        """``legacy`` gives the name a key had before hash tags (``Keys.legacy``): a claim then
+        adopts its key, and its step's keys, from those names (see ``Keys``)."""
         self._redis = redis
         self._clock = clock
+        self._legacy = legacy
         self._lease_ms = max(1, round(lease_seconds * 1000))
         self._done_ttl = done_ttl_seconds
         self.done_ttl_ms = done_ttl_seconds * 1000
@@ -255,11 +273,10 @@ class ClaimStore:
             self._claim_scripts[step.lua] = script
         value = lease_value()
         call = call_value(call_within, value, self.now()) if call_within is not None else b""
+        keys = [key, *step.keys, *self._adoptions(key, *step.keys)]
+        args = [value, self._lease_ms, call, self.done_ttl_ms, len(step.keys), *step.args]
         for _ in range(2):  # once more if the caller in doubt was settled by someone else
-            taken, result = await script(
-                keys=[key, *step.keys],
-                args=[value, self._lease_ms, call, self.done_ttl_ms, *step.args],
-            )
+            taken, result = await script(keys=keys, args=args)
             if taken:
                 in_call = taken == 2
                 values = _step_values(result)
@@ -285,6 +302,17 @@ class ClaimStore:
                 continue
             return Claim(self, key, value, ClaimState.DONE)
         return Claim(self, key, value, ClaimState.BUSY)
+
+    def _adoptions(self, *keys: str) -> list[str]:
+        """(old name, name) of each of ``keys`` that may still be under its old name."""
+        if self._legacy is None:
+            return []
+        pairs: list[str] = []
+        for key in keys:
+            old = self._legacy(key)
+            if old is not None:
+                pairs += [old, key]
+        return pairs
 
     async def confirm(
         self, key: str, value: bytes = DONE, *, step: ClaimStep | None = None

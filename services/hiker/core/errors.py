@@ -85,6 +85,9 @@ def classify(exc: BaseException) -> Unavailable | Busy | None:
         return Unavailable(RABBITMQ, "publish_failed")
     if isinstance(exc, redis_exceptions.RedisError):
         return _classify_redis(exc)
+    if isinstance(exc, redis_exceptions.SlotNotCoveredError):
+        # A Redis Cluster with a slot nobody serves for now (a failover, a reshard).
+        return Unavailable(REDIS, "cluster")
     if isinstance(exc, _AMQP_UNAVAILABLE):
         return Unavailable(RABBITMQ, "connection")
     if isinstance(exc, (ConnectionError, TimeoutError)):
@@ -104,6 +107,9 @@ def _classify_redis(exc: redis_exceptions.RedisError) -> Unavailable | None:
         return Unavailable(REDIS, "auth")
     if isinstance(exc, redis_exceptions.TimeoutError):
         return Unavailable(REDIS, "timeout")
+    if isinstance(exc, redis_exceptions.ClusterError):
+        # Redirected until the client gave up: slots are moving between nodes.
+        return Unavailable(REDIS, "cluster")
     if isinstance(exc, redis_exceptions.ConnectionError):
         # A server in protected mode answers "-DENIED ..." and closes while we connect.
         return Unavailable(REDIS, "DENIED" if "DENIED" in str(exc) else "connection")

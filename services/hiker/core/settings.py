@@ -9,9 +9,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import AnyUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AnyUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hiker.core.addresses import SENTINEL_PORT, parse_amqp_url, parse_nodes
+from hiker.core.redis_store import RedisTarget
 
 ENV_PREFIX = "HIKER_"
 
@@ -31,9 +43,26 @@ class CommonSettings(BaseSettings):
 
     amqp_url: SecretStr = Field(
         default=SecretStr("amqp://guest:guest@localhost:5672/"),
-        description="RabbitMQ URL, vhost included; holds a password, so it is treated as secret.",
+        description="RabbitMQ URL, vhost included; it may list the nodes of a cluster "
+        "(amqp://user:pass@h1:5672,h2:5672,h3:5672/vhost). Holds a password: a secret.",
     )
+    # Replicas of each quorum queue Hiker creates (x-quorum-initial-group-size). Unset: the
+    # broker's own default (quorum_queue.initial_cluster_size). RabbitMQ compares it when a
+    # queue is declared again, so it must stay what the queues were created with.
+    amqp_quorum_group_size: int | None = Field(default=None, ge=1, le=99)
     redis_url: SecretStr = Field(default=SecretStr("redis://localhost:6379/0"))
+    # The data nodes' password; when set it replaces one in the URL (it may come from a
+    # Secret of its own, e.g. the one a Redis chart makes).
+    redis_password: SecretStr | None = None
+    # HIKER_REDIS_URL names any node of a Redis Cluster, which the client maps out.
+    redis_cluster: bool = False
+    # host:port of each sentinel; the primary's address comes from them.
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str | None = Field(default=None, validate_default=True)
+    redis_sentinel_password: SecretStr | None = None
+    # Move keys still under their names from before hash tags to their new names when first
+    # touched (a single Redis upgraded in place; docs/architecture.md). Never on a cluster.
+    redis_adopt_legacy_keys: bool = True
     redis_prefix: str = Field(default="hiker:", min_length=1)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     metrics_host: str = "0.0.0.0"
@@ -45,9 +74,8 @@ class CommonSettings(BaseSettings):
 
     @field_validator("amqp_url")
     @classmethod
-    def _amqp_scheme(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("amqp://", "amqps://")):
-            raise ValueError("must start with amqp:// or amqps://")
+    def _amqp_nodes(cls, value: SecretStr) -> SecretStr:
+        parse_amqp_url(value.get_secret_value())
         return value
 
     @field_validator("redis_url")
@@ -56,6 +84,70 @@ class CommonSettings(BaseSettings):
         if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _cluster_url(cls, value: bool, info: ValidationInfo) -> bool:
+        url = info.data.get("redis_url")
+        if not value or url is None:
+            return value
+        parts = urlsplit(url.get_secret_value())
+        if parts.scheme == "unix":
+            raise ValueError("a Redis Cluster is reached over TCP: HIKER_REDIS_URL is unix://")
+        if parts.path.strip("/") not in ("", "0"):
+            raise ValueError("a Redis Cluster has database 0 only: end HIKER_REDIS_URL with /0")
+        return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_nodes(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if info.data.get("redis_cluster"):
+            raise ValueError("cannot be combined with HIKER_REDIS_CLUSTER=true")
+        return ",".join(str(node) for node in parse_nodes(value, SENTINEL_PORT))
+
+    @field_validator("redis_sentinel_master")
+    @classmethod
+    def _sentinel_master(cls, value: str | None, info: ValidationInfo) -> str | None:
+        sentinels = info.data.get("redis_sentinels")
+        if "redis_sentinels" not in info.data:
+            return value  # the sentinels were refused already; that error says enough
+        if sentinels and not value:
+            raise ValueError("is required with HIKER_REDIS_SENTINELS (the monitored name)")
+        if value and not sentinels:
+            raise ValueError("needs HIKER_REDIS_SENTINELS")
+        return value or None
+
+    @field_validator("redis_sentinel_password")
+    @classmethod
+    def _sentinel_password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and not info.data.get("redis_sentinels", "refused"):
+            raise ValueError("is set but HIKER_REDIS_SENTINELS is not")
+        return value
+
+    @property
+    def adopts_legacy_keys(self) -> bool:
+        """Keys are adopted from their old names (never on a cluster: none exist there, and a
+        script could not reach them in another slot)."""
+        return self.redis_adopt_legacy_keys and not self.redis_cluster
+
+    def redis_target(self) -> RedisTarget:
+        """Where ``connect_redis`` finds Redis, from the ``HIKER_REDIS_*`` variables."""
+
+        def reveal(secret: SecretStr | None) -> str | None:
+            return secret.get_secret_value() if secret is not None else None
+
+        return RedisTarget(
+            url=self.redis_url.get_secret_value(),
+            password=reveal(self.redis_password),
+            cluster=self.redis_cluster,
+            sentinels=parse_nodes(self.redis_sentinels, SENTINEL_PORT)
+            if self.redis_sentinels
+            else (),
+            sentinel_master=self.redis_sentinel_master,
+            sentinel_password=reveal(self.redis_sentinel_password),
+        )
 
 
 class IngressSettings(CommonSettings):

@@ -17,6 +17,13 @@ Facts this layout is built around:
   every return, so a parked message looked at 20 times would be dropped. The queues that hold
   messages for people get ``x-delivery-limit: -1`` there (no limit); RabbitMQ 3.x reads ``-1``
   as "drop at the first return", so on 3.x they get no limit argument at all (``for_server``).
+- ``x-quorum-initial-group-size`` (how many nodes hold a new quorum queue) is only declared when
+  configured (``for_server``'s ``quorum_group_size``). Without it RabbitMQ uses its own default,
+  ``quorum_queue.initial_cluster_size``, capped by the cluster's size. RabbitMQ (3.x
+  and 4.x) counts it among the arguments a declaration must repeat exactly: a queue created
+  without it refuses a declaration with it, and the other way round. So the value is chosen
+  once, before the first start, and kept; later changes of membership are the broker's
+  business (``rabbitmq-queues grow``, or 4.x's ``target-group-size`` policy), not a declare's.
 """
 
 from __future__ import annotations
@@ -199,11 +206,19 @@ def server_version(text: str) -> tuple[int, int]:
     return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
 
 
-def for_server(spec: QueueSpec, version: tuple[int, int]) -> QueueSpec:
-    """``spec`` as it is declared on a broker of ``version`` (see the module's notes)."""
+def for_server(
+    spec: QueueSpec, version: tuple[int, int], *, quorum_group_size: int | None = None
+) -> QueueSpec:
+    """``spec`` as it is declared on a broker of ``version``, its quorum queues created on
+    ``quorum_group_size`` nodes when given (see the module's notes)."""
+    arguments = dict(spec.arguments)
     if spec.name in HELD_FOR_PEOPLE and version >= (4, 0):
-        return replace(spec, arguments={**spec.arguments, "x-delivery-limit": -1})
-    return spec
+        arguments["x-delivery-limit"] = -1
+    if quorum_group_size is not None and arguments.get("x-queue-type") == "quorum":
+        arguments["x-quorum-initial-group-size"] = quorum_group_size
+    if arguments == spec.arguments:
+        return spec
+    return replace(spec, arguments=arguments)
 
 
 INGRESS_TOPOLOGY: Final = Topology(EXCHANGES, (POISON, INSPECT, CONVERSATION_INBOUND))

@@ -41,6 +41,7 @@ def create_app(
         settings.amqp_url.get_secret_value(),
         client_name="hiker-ingress",
         publish_timeout=settings.publish_timeout_seconds,
+        quorum_group_size=settings.amqp_quorum_group_size,
     )
     metrics = IngressMetrics(registry)
     # No decompression: Meta signs the bytes it sends, and nothing is inflated before the

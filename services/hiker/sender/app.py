@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 
 from hiker.core import topology
 from hiker.core.broker import Broker, keep_trying
@@ -16,7 +15,7 @@ from hiker.core.claims import ClaimStore
 from hiker.core.dependencies import DependencyGate, DependencyMetrics
 from hiker.core.observability import add_ops_routes, new_registry
 from hiker.core.publisher import Bundler
-from hiker.core.redis_store import Keys, connect_redis, ping
+from hiker.core.redis_store import Keys, RedisClient, connect_redis, ping
 from hiker.core.settings import SenderSettings
 from hiker.sender.consumers import outbox_routes
 from hiker.sender.graph import GraphClient
@@ -39,14 +38,18 @@ def create_app(
     settings: SenderSettings,
     *,
     broker: Broker | None = None,
-    redis: Redis | None = None,
+    redis: RedisClient | None = None,
     registry: CollectorRegistry | None = None,
 ) -> web.Application:
     """The operations app (metrics, health); starting it connects and starts sending."""
     registry = registry or new_registry()
-    broker = broker or Broker(settings.amqp_url.get_secret_value(), client_name="hiker-sender")
-    redis = redis or connect_redis(settings.redis_url.get_secret_value())
-    keys = Keys(settings.redis_prefix)
+    broker = broker or Broker(
+        settings.amqp_url.get_secret_value(),
+        client_name="hiker-sender",
+        quorum_group_size=settings.amqp_quorum_group_size,
+    )
+    redis = redis or connect_redis(settings.redis_target())
+    keys = Keys(settings.redis_prefix, adopt_legacy=settings.adopts_legacy_keys)
     metrics = SenderMetrics(registry)
     gate = DependencyGate(DependencyMetrics(registry))
     app = web.Application()
@@ -85,6 +88,7 @@ def create_app(
                 redis,
                 lease_seconds=settings.graph_timeout_seconds + _CLAIM_HEADROOM_SECONDS,
                 done_ttl_seconds=_SENT_TTL_SECONDS,
+                legacy=keys.legacy,
             ),
             keys=keys,
             schedule_retry=outbox.retry,

@@ -128,7 +128,7 @@ class SendHandler:
         # marks the Graph call as started. A receipt is no message to the user: no pacing.
         receipt = isinstance(action, MarkRead)
         claim = await self._claims.claim(
-            self._keys.sent(key),
+            self._keys.sent(pnid, key),
             step=None if receipt else self._pacer.reserve_step(pnid, command.to),
             call_within=self._call_deadline,
         )

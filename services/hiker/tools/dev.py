@@ -16,10 +16,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import aio_pika
-from redis.asyncio import Redis
-
+from hiker.core.broker import connect as connect_broker
 from hiker.core.observability import redact
+from hiker.core.redis_store import connect_redis
 from hiker.core.settings import CommonSettings, load_settings
 
 # Placeholders so a fresh clone runs at once; real deployments set their own (see README).
@@ -46,16 +45,16 @@ async def check_dependencies(settings: CommonSettings) -> list[str]:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     amqp_url = settings.amqp_url.get_secret_value()
     try:
-        connection = await asyncio.wait_for(aio_pika.connect(amqp_url), timeout=5)
+        connection = await asyncio.wait_for(connect_broker(amqp_url), timeout=5)
         await connection.close()
     except Exception as exc:
         problems.append(f"RabbitMQ is not reachable at {redact(amqp_url)} ({type(exc).__name__})")
-    redis_url = settings.redis_url.get_secret_value()
-    redis = Redis.from_url(redis_url, socket_connect_timeout=3)
+    target = settings.redis_target()
+    redis = connect_redis(target)
     try:
-        await redis.ping()
+        await asyncio.wait_for(redis.ping(), timeout=5)
     except Exception as exc:
-        problems.append(f"Redis is not reachable at {redact(redis_url)} ({type(exc).__name__})")
+        problems.append(f"Redis is not reachable at {target.shown()} ({type(exc).__name__})")
     finally:
         await redis.aclose()
     return problems

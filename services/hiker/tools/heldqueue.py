@@ -26,12 +26,12 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
 from hiker.core import topology
 from hiker.core.broker import Broker
+from hiker.core.broker import connect as connect_broker
 from hiker.core.errors import PublishFailed
 from hiker.core.observability import redact
 
@@ -128,7 +128,8 @@ async def reading(amqp_url: str, names: Collection[str]) -> AsyncIterator[dict[s
     """
     try:
         connection = await asyncio.wait_for(
-            aio_pika.connect(amqp_url, timeout=_CONNECT_TIMEOUT_SECONDS), _CONNECT_TIMEOUT_SECONDS
+            connect_broker(amqp_url, connect_timeout=_CONNECT_TIMEOUT_SECONDS),
+            _CONNECT_TIMEOUT_SECONDS,
         )
     except Exception as exc:
         raise ToolError(

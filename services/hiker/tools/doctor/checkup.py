@@ -76,7 +76,10 @@ async def _broker_findings(
     if common is None:
         return [not_checked("rabbitmq", "HIKER_AMQP_URL")]
     findings = await check_rabbitmq(
-        common.amqp_url.get_secret_value(), wait_delays_ms or [], timeout_seconds
+        common.amqp_url.get_secret_value(),
+        wait_delays_ms or [],
+        timeout_seconds,
+        quorum_group_size=common.amqp_quorum_group_size,
     )
     if "conversation" not in here:
         # Their names follow conversation's idle timeouts, which only its container knows.
@@ -90,9 +93,7 @@ async def _redis_findings(environ: Mapping[str, str], timeout_seconds: float) ->
     common = common_settings(environ)
     if common is None:
         return [not_checked("redis", "HIKER_REDIS_URL / HIKER_REDIS_PREFIX")]
-    return [
-        await check_redis(common.redis_url.get_secret_value(), common.redis_prefix, timeout_seconds)
-    ]
+    return [await check_redis(common.redis_target(), common.redis_prefix, timeout_seconds)]
 
 
 async def _http_findings(

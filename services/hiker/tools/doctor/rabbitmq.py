@@ -13,7 +13,8 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from hiker.core import topology
-from hiker.core.broker import broker_version
+from hiker.core.addresses import Node, parse_amqp_url
+from hiker.core.broker import broker_version, connect
 from hiker.core.observability import redact
 from hiker.tools.doctor.report import Finding, Status
 
@@ -32,19 +33,27 @@ FIXED_QUEUES: Final = (
 
 
 async def check_rabbitmq(
-    url: str, wait_delays_ms: Sequence[int], timeout_seconds: float
+    url: str,
+    wait_delays_ms: Sequence[int],
+    timeout_seconds: float,
+    *,
+    quorum_group_size: int | None = None,
 ) -> list[Finding]:
-    """Login and vhost, then every exchange and queue (and the wait queues of those delays)."""
+    """Login and vhost, then every exchange and queue (and the wait queues of those delays),
+    compared with what the services declare (``quorum_group_size`` included)."""
     shown = redact(url)
     vhost = unquote(urlsplit(url).path[1:]) or "/"
+    nodes = parse_amqp_url(url).nodes
     try:
         connection = await asyncio.wait_for(
-            aio_pika.connect(url, timeout=timeout_seconds), timeout_seconds
+            connect(url, connect_timeout=timeout_seconds), timeout_seconds * len(nodes)
         )
     except Exception as exc:
         return [_connection_failure(exc, shown, vhost, timeout_seconds)]
     try:
         findings = [Finding("rabbitmq", Status.OK, f"connected to {shown}")]
+        if len(nodes) > 1:
+            findings.append(await _check_nodes(nodes, timeout_seconds))
         for exchange in topology.EXCHANGES:
             findings.append(await _check_exchange(connection, exchange, vhost))
         queues = list(FIXED_QUEUES)
@@ -52,12 +61,41 @@ async def check_rabbitmq(
         version = broker_version(connection)
         for queue in queues:
             # Compared with what the services declare on this broker version.
-            expected = topology.for_server(queue, version)
+            expected = topology.for_server(queue, version, quorum_group_size=quorum_group_size)
             findings.append(await _check_queue(connection, expected, vhost))
         return findings
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
+
+
+async def _check_nodes(nodes: Sequence[Node], timeout_seconds: float) -> Finding:
+    """Whether each listed node accepts a connection: the services move to the next one when
+    theirs goes, which only helps if the others answer."""
+
+    async def accepts(node: Node) -> bool:
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(node.host, node.port), timeout_seconds
+            )
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        return True
+
+    answers = await asyncio.gather(*(accepts(node) for node in nodes))
+    silent = [str(node) for node, answered in zip(nodes, answers, strict=True) if not answered]
+    if not silent:
+        return Finding("rabbitmq: nodes", Status.OK, f"all {len(nodes)} listed nodes answer")
+    return Finding(
+        "rabbitmq: nodes",
+        Status.WARN,
+        f"{len(silent)} of {len(nodes)} listed nodes do not answer: {', '.join(silent)}",
+        "the services run on the others meanwhile; bring the node back, or fix its host and "
+        "port in HIKER_AMQP_URL",
+    )
 
 
 def _connection_failure(

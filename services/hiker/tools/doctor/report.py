@@ -12,7 +12,13 @@ from enum import StrEnum
 from typing import Final
 from urllib.parse import urlsplit
 
-_SECRET_VARIABLES: Final = ("HIKER_VERIFY_TOKEN", "HIKER_APP_SECRET", "HIKER_ACCESS_TOKEN")
+_SECRET_VARIABLES: Final = (
+    "HIKER_VERIFY_TOKEN",
+    "HIKER_APP_SECRET",
+    "HIKER_ACCESS_TOKEN",
+    "HIKER_REDIS_PASSWORD",
+    "HIKER_REDIS_SENTINEL_PASSWORD",
+)
 
 
 class Status(StrEnum):

@@ -10,6 +10,7 @@ import time
 from dataclasses import asdict
 
 from hiker.core import topology
+from hiker.core.redis_store import Keys
 from hiker.core.settings import CommonSettings, load_settings
 from hiker.tools.heldqueue import ToolError
 from hiker.tools.options import positive_int
@@ -53,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         report = asyncio.run(
             replay_parked(
                 amqp_url,
-                settings.redis_url.get_secret_value(),
-                settings.redis_prefix,
+                settings.redis_target(),
+                Keys(settings.redis_prefix, adopt_legacy=settings.adopts_legacy_keys),
                 reasons=args.reason,
                 limit=args.limit,
             )

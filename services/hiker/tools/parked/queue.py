@@ -7,12 +7,10 @@ from typing import Final
 
 from aio_pika.abc import AbstractIncomingMessage
 from redis import exceptions as redis_exceptions
-from redis.asyncio import Redis
 
 from hiker.core import topology
 from hiker.core.claims import is_done
-from hiker.core.observability import redact
-from hiker.core.redis_store import Keys, connect_redis
+from hiker.core.redis_store import Keys, RedisClient, RedisTarget, connect_redis
 from hiker.tools.heldqueue import Copy, HeldQueue, Replayer, Route, ToolError, reading, replaying
 from hiker.tools.parked.model import Listing, ParkedSend, ReplayReport
 
@@ -21,9 +19,12 @@ DEFAULT_LIST_LIMIT: Final = 50
 OUTBOX_ROUTE: Final = Route(topology.COMMANDS_EXCHANGE, topology.RK_SEND)
 
 
-async def already_sent(redis: Redis, keys: Keys, idempotency_key: str) -> bool:
+async def already_sent(
+    redis: RedisClient, keys: Keys, phone_number_id: str, idempotency_key: str
+) -> bool:
     """Whether the sender recorded ``idempotency_key`` as sent (not merely claimed in flight)."""
-    return await is_done(redis, keys.sent(idempotency_key))
+    key = keys.sent(phone_number_id, idempotency_key)
+    return await is_done(redis, key, keys.legacy(key))
 
 
 async def list_parked(
@@ -44,8 +45,8 @@ async def list_parked(
 
 async def replay_parked(
     amqp_url: str,
-    redis_url: str,
-    redis_prefix: str,
+    redis_target: RedisTarget | str,
+    keys: Keys,
     *,
     reasons: Collection[str] = (),
     limit: int | None = None,
@@ -55,8 +56,9 @@ async def replay_parked(
     See the package docstring for what happens on a crash and why nothing is lost or sent twice.
     """
     report = ReplayReport()
-    redis = connect_redis(redis_url)
-    keys = Keys(redis_prefix)
+    if isinstance(redis_target, str):
+        redis_target = RedisTarget(redis_target)
+    redis = connect_redis(redis_target)
     try:
         async with (
             reading(amqp_url, [topology.SENDER_PARKED_QUEUE]) as queues,
@@ -72,7 +74,7 @@ async def replay_parked(
                 report.left_parked += parked.held
     except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
         raise ToolError(
-            f"Redis not usable at {redact(redis_url)} ({type(exc).__name__}); nothing was lost"
+            f"Redis not usable at {redis_target.shown()} ({type(exc).__name__}); nothing was lost"
         ) from None
     finally:
         await redis.aclose()
@@ -83,7 +85,7 @@ async def _replay_one(
     parked: HeldQueue,
     message: AbstractIncomingMessage,
     replayer: Replayer,
-    redis: Redis,
+    redis: RedisClient,
     keys: Keys,
     reasons: Collection[str],
     report: ReplayReport,
@@ -96,7 +98,8 @@ async def _replay_one(
     if command is None:
         report.unreadable += 1
         return
-    if await already_sent(redis, keys, command.idempotency_key):
+    # A parked remainder of a reply starts at the action that failed: its key is what counts.
+    if await already_sent(redis, keys, command.phone_number_id, command.action_key(0)):
         await parked.remove(message)
         report.already_sent += 1
         return
