@@ -383,11 +383,11 @@ class Keys:
 
     A key's hash tag (the part in braces) decides its Redis Cluster slot; keys that one script
     touches share it:
-    - a conversation's: ``{<phone number id>:<user>}`` for its state, its messages' claims and
-      its follow-ups (a message's claim records the message in the state, in one script);
-    - a phone number's: ``{<phone number id>}`` for its sends' claims and its pacing (a send's
-      claim reserves the number's pacing slot, in one script); any per-user pacing of that
-      number takes the same tag.
+    - a conversation's: ``{<phone number id>:<user>}`` for its state, history, its messages'
+      claims, follow-ups and reminders (a message's claim records the message in the state
+      and the history, in one script);
+    - a phone number's: ``{<phone number id>}`` for its sends' claims and its pacing, the
+      number's and per user (a send's claim reserves both slots, in one script).
 
     Before hash tags the same keys had other names (``legacy``): with ``adopt_legacy`` a key
     still under its old name is moved to the new one the first time a claim touches it, and
