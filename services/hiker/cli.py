@@ -14,6 +14,7 @@ from typing import Final, Protocol, cast
 from hiker.core.observability import configure_logging
 from hiker.core.runtime import Site, run, serve
 from hiker.core.settings import (
+    ApiSettings,
     ConfigError,
     ConversationSettings,
     GraphMockSettings,
@@ -54,6 +55,21 @@ def _run_sender() -> None:
     run(serve(Site(create_app(settings), settings.metrics_host, settings.metrics_port)))
 
 
+def _run_api() -> None:
+    from hiker.api.app import OPS_APP, create_app
+
+    settings = load_settings(ApiSettings)
+    configure_logging("api", settings.log_level)
+    app = create_app(settings)
+    run(
+        serve(
+            # Operations first: health answers while the schema is upgraded and the broker joined.
+            Site(app[OPS_APP], settings.metrics_host, settings.metrics_port),
+            Site(app, settings.api_host, settings.api_port),
+        )
+    )
+
+
 def _run_graph_mock() -> None:
     from hiker.graphmock.app import OPS_APP, create_app
 
@@ -72,6 +88,7 @@ SERVICES: dict[str, tuple[Callable[[], None], str]] = {
     "ingress": (_run_ingress, "verify Meta's webhooks and publish every update to RabbitMQ"),
     "conversation": (_run_conversation, "dedupe, apply reply rules, keep idle timers"),
     "sender": (_run_sender, "call the Graph API: paced, retried, parked on permanent failure"),
+    "api": (_run_api, "record history in a database; serve it and sends to a backend over HTTP"),
     "graph-mock": (_run_graph_mock, "a local stand-in for the Graph API"),
 }
 

@@ -19,8 +19,16 @@ COMPOSE = REPO / "deploy" / "compose"
 PLAIN = REPO / "deploy" / "k8s"
 PROMETHEUS = REPO / "deploy" / "prometheus"
 
+# The services every install runs; the api is optional in the chart (``api.enabled``).
 COMPONENTS = ("ingress", "conversation", "sender")
-METRICS_PORTS = {"ingress": 9101, "conversation": 9102, "sender": 9103, "graph-mock": 9104}
+OPTIONAL_COMPONENTS = ("api",)
+METRICS_PORTS = {
+    "ingress": 9101,
+    "conversation": 9102,
+    "sender": 9103,
+    "graph-mock": 9104,
+    "api": 9105,
+}
 # A current Kubernetes release whose schemas kubernetes-validate ships.
 KUBE_VERSION = "1.33.0"
 RELEASE = "hiker"
@@ -47,6 +55,9 @@ COUNTERS = frozenset(
         "hiker_send_retries_total",
         "hiker_messages_parked_total",
         "hiker_sends_deduplicated_total",
+        "hiker_api_records_written_total",
+        "hiker_api_records_duplicate_total",
+        "hiker_api_requests_total",
     }
 )
 HISTOGRAMS = frozenset(
@@ -55,6 +66,8 @@ HISTOGRAMS = frozenset(
         "hiker_timer_lateness_seconds",
         "hiker_graph_latency_seconds",
         "hiker_end_to_end_latency_seconds",
+        "hiker_api_recording_lag_seconds",
+        "hiker_api_request_latency_seconds",
     }
 )
 GAUGES = frozenset({"hiker_timers_pending"})

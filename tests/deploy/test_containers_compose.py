@@ -30,8 +30,14 @@ OVERRIDE = COMPOSE / "standins" / "compose.standins.yaml"
 # Not compose.yaml's own project name: a developer's `docker compose up` stack stays untouched.
 PROJECT = "hiker-containers-test"
 # Everything but Grafana, which has no stand-in (see the override file).
-STACK = ("rabbitmq", "redis", "graph-mock", "ingress", "conversation", "sender", "prometheus")
-HIKER_JOBS = ("hiker-ingress", "hiker-conversation", "hiker-sender", "hiker-graph-mock")
+STACK = (
+    "rabbitmq", "redis", "postgres", "graph-mock", "ingress", "conversation", "sender", "api",
+    "prometheus",
+)  # fmt: skip
+HIKER_JOBS = (
+    "hiker-ingress", "hiker-conversation", "hiker-sender", "hiker-api", "hiker-graph-mock"
+)  # fmt: skip
+API_PORT = os.environ.get("HIKER_CT_API_PORT", "25781")
 # The example .env's idle timeout: the follow-up is due this long after a hello.
 IDLE_SECONDS = 20
 PROMETHEUS_PORT = os.environ.get("HIKER_CT_PROMETHEUS_PORT", "25790")
@@ -147,9 +153,8 @@ def test_every_service_comes_up_healthy(stack: None) -> None:
         assert found[name]["Health"] == "healthy", found[name]
     images = {name: found[name]["Image"] for name in STACK}
     assert images["rabbitmq"].startswith("hiker-standin/"), images
-    assert {images[name] for name in ("graph-mock", "ingress", "conversation", "sender")} == {
-        "hiker:dev"
-    }
+    hiker = ("graph-mock", "ingress", "conversation", "sender", "api")
+    assert {images[name] for name in hiker} == {"hiker:dev"}
 
 
 def test_the_documented_hello_gets_its_reply(stack: None) -> None:
@@ -159,6 +164,30 @@ def test_the_documented_hello_gets_its_reply(stack: None) -> None:
     assert result.stdout.startswith("200"), result.stdout + result.stderr
     wait_for("the reply at graph-mock", lambda: "hello to you too" in sent_to(user), timeout=30)
     assert sent_to(user) == ["hello to you too"]
+    # The api recorded both in PostgreSQL, and tells them with the example .env's token.
+    wait_for("both messages in the api's history", lambda: len(history(user)) == 2, timeout=30)
+    assert [(m["direction"], m["text"]) for m in history(user)] == [
+        ("out", "hello to you too"),
+        ("in", "hello"),
+    ]
+
+
+def history(user: str) -> list[dict[str, Any]]:
+    token = dict(
+        line.split("=", 1)
+        for line in (COMPOSE / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )["HIKER_API_TOKEN"]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{API_PORT}/v1/conversations/100000000000001/{user}/messages",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            data: list[dict[str, Any]] = json.load(response)["data"]
+            return data
+    except OSError:
+        return []
 
 
 def test_prometheus_scrapes_every_hiker_service(stack: None) -> None:

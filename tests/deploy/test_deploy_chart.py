@@ -23,6 +23,7 @@ from deploy_support import (
     DASHBOARDS,
     KUBE_VERSION,
     NAMESPACE,
+    OPTIONAL_COMPONENTS,
     PROMETHEUS,
     RELEASE,
     RULES_PATH,
@@ -90,7 +91,8 @@ def test_every_service_is_a_hardened_deployment_with_a_metrics_service(values_na
         d["metadata"]["labels"]["app.kubernetes.io/component"]: d
         for d in of_kind(objects, "Deployment")
     }
-    assert set(deployments) == set(COMPONENTS)
+    enabled = values_file(values_name).get("api", {}).get("enabled", False)
+    assert set(deployments) == {*COMPONENTS, *(["api"] if enabled else [])}
     services = {s["metadata"]["name"]: s for s in of_kind(objects, "Service")}
     configmaps = {c["metadata"]["name"]: c for c in of_kind(objects, "ConfigMap")}
     for component, deployment in deployments.items():
@@ -109,6 +111,12 @@ def test_every_service_is_a_hardened_deployment_with_a_metrics_service(values_na
     webhook = services[f"{RELEASE}-ingress-webhook"]
     assert webhook["spec"]["ports"][0]["targetPort"] == "webhook"
     assert configmaps[f"{RELEASE}-ingress"]["data"]["HIKER_HTTP_PORT"] == "8080"
+    if enabled:
+        http = services[f"{RELEASE}-api-http"]
+        assert [p["targetPort"] for p in http["spec"]["ports"]] == ["http"]
+        assert configmaps[f"{RELEASE}-api"]["data"]["HIKER_API_PORT"] == "8081"
+    else:
+        assert f"{RELEASE}-api-http" not in services
 
 
 def test_each_service_gets_only_its_own_secrets() -> None:
@@ -144,6 +152,38 @@ def test_tokens_per_phone_number_alone_render_and_none_at_all_refuses() -> None:
     assert "HIKER_ACCESS_TOKEN" not in secret["stringData"]
     with pytest.raises(helm.HelmError, match=r"secret\.accessToken \(or secret\.accessTokens"):
         render(with_overrides(DEFAULTS, **{"secret.accessToken": ""}))
+
+
+def test_the_api_gets_its_token_and_database_and_refuses_without_them() -> None:
+    enabled = with_overrides(
+        DEFAULTS,
+        **{
+            "api.enabled": True,
+            "secret.apiToken": "placeholder-api-token",
+            "secret.databaseUrl": "postgresql://hiker:change-me@postgres.db.svc:5432/hiker",
+        },
+    )
+    objects = render(enabled)
+    (api,) = [
+        d
+        for d in of_kind(objects, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "api"
+    ]
+    container = api["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["api"]
+    assert {e["name"] for e in container["env"]} == {
+        "HIKER_AMQP_URL", "HIKER_REDIS_URL", "HIKER_API_TOKEN", "HIKER_DATABASE_URL"
+    }  # fmt: skip
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "metrics": 9105, "http": 8081
+    }  # fmt: skip
+    (secret,) = of_kind(objects, "Secret")
+    assert secret["stringData"]["HIKER_API_TOKEN"] == "placeholder-api-token"
+    for missing in ("secret.apiToken", "secret.databaseUrl"):
+        with pytest.raises(helm.HelmError, match=rf"{missing.replace('.', '.')} is required"):
+            render(with_overrides(enabled, **{missing: ""}))
+    # Off by default: nothing of the api, and its secrets not asked for.
+    assert "HIKER_API_TOKEN" not in of_kind(render(DEFAULTS), "Secret")[0]["stringData"]
 
 
 def test_defaults_without_secrets_refuse_to_render() -> None:
@@ -355,17 +395,18 @@ def test_webhook_ingress_has_tls_and_routes_only_the_webhook() -> None:
 def test_network_policies_admit_only_the_service_ports() -> None:
     objects = render(ALL_FEATURES)
     policies = of_kind(objects, "NetworkPolicy")
-    assert len(policies) == len(COMPONENTS)
+    assert len(policies) == len(COMPONENTS) + len(OPTIONAL_COMPONENTS)
+    public = {"ingress": "webhook", "api": "http"}
     for policy in policies:
         ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
         component = policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
-        assert ports == ({"metrics", "webhook"} if component == "ingress" else {"metrics"})
+        assert ports == {"metrics", *([public[component]] if component in public else [])}
 
 
 def test_service_monitors_carry_the_release_label_and_scrape_the_metrics_port() -> None:
     objects = render(ALL_FEATURES)
     monitors = of_kind(objects, "ServiceMonitor")
-    assert len(monitors) == len(COMPONENTS)
+    assert len(monitors) == len(COMPONENTS) + len(OPTIONAL_COMPONENTS)
     services = of_kind(objects, "Service")
     for monitor in monitors:
         assert monitor["metadata"]["labels"]["release"] == ALL_FEATURES["serviceMonitor"]["release"]

@@ -20,6 +20,7 @@ from deploy_support import (
     COMPOSE,
     DASHBOARDS,
     METRICS_PORTS,
+    OPTIONAL_COMPONENTS,
     PROMETHEUS,
     REPO,
     RULES_PATH,
@@ -30,7 +31,7 @@ from deploy_support import (
 pytestmark = pytest.mark.deploy
 
 COMPOSE_FILE = COMPOSE / "compose.yaml"
-HIKER_SERVICES = (*COMPONENTS, "graph-mock")
+HIKER_SERVICES = (*COMPONENTS, *OPTIONAL_COMPONENTS, "graph-mock")
 # Optional extras, each only under its profile (`docker compose --profile tunnel up`).
 PROFILE_SERVICES = {"tunnel": "tunnel", "tunnel-url": "tunnel"}
 
@@ -97,7 +98,7 @@ def test_every_referenced_file_exists() -> None:
 
 def test_the_stack_has_everything_the_design_names() -> None:
     core = {name for name, service in services().items() if "profiles" not in service}
-    assert core == {*HIKER_SERVICES, "rabbitmq", "redis", "prometheus", "grafana"}
+    assert core == {*HIKER_SERVICES, "rabbitmq", "redis", "postgres", "prometheus", "grafana"}
     optional = {
         name: service["profiles"] for name, service in services().items() if name not in core
     }
@@ -425,7 +426,7 @@ def test_the_standin_override_swaps_only_images_and_host_ports() -> None:
     swapped = {name for name, service in override.items() if "image" in service}
     # What has no registry to come from: the rest is built from this repository (Hiker) or not
     # started (Grafana).
-    assert swapped == {"rabbitmq", "redis", "prometheus"}
+    assert swapped == {"rabbitmq", "redis", "postgres", "prometheus"}
     for name, service in override.items():
         assert set(service) <= {"image", "ports"}, f"{name}: {set(service)}"
         if "image" in service:
@@ -452,5 +453,7 @@ def test_the_standin_override_replaces_the_host_ports_rather_than_adding_to_them
     assert published["redis"] == ["25779"]
     assert published["ingress"] == ["25780"]
     assert published["prometheus"] == ["25790"]
+    assert published["api"] == ["25781"]
+    assert merged["postgres"]["image"] == "hiker-standin/postgres:bookworm"
     assert merged["rabbitmq"]["image"] == "hiker-standin/rabbitmq:bookworm"
     assert merged["conversation"]["image"] == "hiker:dev"

@@ -1,7 +1,7 @@
-"""The dashboards against the real thing: run graph-mock, ingress, conversation and sender as
-processes on a real RabbitMQ (a vhost of their own) and Redis (a key prefix of their own), play a
-short scripted conversation with `hiker simulate`, scrape the services with a real Prometheus, and
-show that every Hiker panel's query returns data.
+"""The dashboards against the real thing: run graph-mock, ingress, conversation, sender and the
+api (on SQLite) as processes on a real RabbitMQ (a vhost of their own) and Redis (a key prefix of
+their own), play a short scripted conversation with `hiker simulate`, scrape the services with a
+real Prometheus, and show that every Hiker panel's query returns data.
 
 The conversation is chosen so that every series a panel reads exists: a reply, a retried send
 (graph-mock answers 500 once), a parked send (131047), a duplicate webhook, a superseded and a
@@ -46,7 +46,8 @@ USER_RETRY = "15550001002"
 USER_PARK = "15550001003"
 USER_STALE = "15550001004"  # writes from more than 24 h ago (a message processed a day late)
 USER_RULES = "15550001005"  # tries a rule added while conversation runs
-JOBS = ("ingress", "conversation", "sender")
+API_TOKEN = "live-test-api-token"
+JOBS = ("ingress", "conversation", "sender", "api")
 
 
 def http(
@@ -248,7 +249,10 @@ def test_every_hiker_panel_has_data_from_the_running_services(
     rules_file = tmp_path / "rules.yaml"
     shipped_rules = (COMPOSE / "rules.yaml").read_text()
     rules_file.write_text(shipped_rules)
-    ports = {name: free_port() for name in ("webhook", "graph", "prometheus", *JOBS, "graph-mock")}
+    ports = {
+        name: free_port()
+        for name in ("webhook", "graph", "prometheus", "api-http", *JOBS, "graph-mock")
+    }
     common = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HIKER_AMQP_URL": amqp_url,
@@ -301,6 +305,18 @@ def test_every_hiker_panel_has_data_from_the_running_services(
             "HIKER_METRICS_PORT": str(ports["sender"]),
             "HIKER_GRAPH_BASE_URL": graph,
             "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
+        },
+    )
+    processes.start(
+        "api",
+        [hiker, "api"],
+        {
+            **common,
+            "HIKER_METRICS_PORT": str(ports["api"]),
+            "HIKER_API_HOST": "127.0.0.1",
+            "HIKER_API_PORT": str(ports["api-http"]),
+            "HIKER_API_TOKEN": API_TOKEN,
+            "HIKER_DATABASE_URL": f"sqlite:///{tmp_path / 'records.db'}",
         },
     )
 
@@ -400,12 +416,17 @@ def test_every_hiker_panel_has_data_from_the_running_services(
         } <= texts
 
     wait_for("the replies and the follow-up at graph-mock", conversation_done, timeout=90)
+    # A backend reads the history; and someone without the token is refused.
+    conversations = f"http://127.0.0.1:{ports['api-http']}/v1/conversations"
+    assert http(conversations, headers={"Authorization": f"Bearer {API_TOKEN}"})[0] == 200
+    assert http(conversations)[0] == 401
 
     def all_series_scraped() -> bool:
         # The last counters to move: wait until Prometheus has scraped them.
         result = prom_query(
             prom,
             "sum(hiker_followups_emitted_total) * sum(hiker_messages_parked_total)"
+            " * sum(hiker_api_requests_total)"
             ' * sum(hiker_sends_skipped_total{kind="followup"})'
             ' * sum(hiker_rules_reloads_total{outcome="rejected"})',
         )

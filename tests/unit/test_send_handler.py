@@ -271,3 +271,4 @@ async def test_every_action_sent_and_every_park_is_told_before_the_command_is_do
     )
     assert isinstance(parked, SendParked)
     assert (parked.idempotency_key, parked.graph_code) == ("reply:wamid.IN2#1", "131053")
+    assert (parked.action_type, parked.text) == ("document", None)  # no caption

@@ -6,7 +6,7 @@ Deployment's selector cannot change after install.
 
 {{/* The services this chart runs, in pipeline order; templates range over this list. */}}
 {{- define "hiker.components" -}}
-ingress conversation sender
+ingress conversation sender{{ if .Values.api.enabled }} api{{ end }}
 {{- end }}
 
 {{- define "hiker.name" -}}
@@ -98,6 +98,9 @@ Rendered as sorted YAML so its checksum only changes when a value does.
 {{- else if eq $redis.mode "cluster" }}
 {{- $_ := set $env "HIKER_REDIS_CLUSTER" "true" }}
 {{- end }}
+{{- end }}
+{{- if $c.apiPort }}
+{{- $_ := set $env "HIKER_API_PORT" $c.apiPort }}
 {{- end }}
 {{- if eq .component "conversation" }}
 {{- if include "hiker.rulesConfigMapName" .root }}

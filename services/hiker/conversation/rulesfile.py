@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hiker.conversation.rules import DEFAULT_RULES, NumberPolicy, Rule, RuleBook
-from hiker.core.actions import ACTIONS_BY_NAME, AnyAction, Template
+from hiker.core.actions import ACTIONS_BY_NAME, AnyAction, InvalidAction, Template, parse_action
 from hiker.core.settings import ConfigError
 
 log = logging.getLogger(__name__)
@@ -154,32 +154,11 @@ def _action(item: str | dict[str, Any], loc: Loc, problems: list[tuple[Loc, str]
         problems.append((loc, f"one action per entry ({names}); use a list for several"))
         return None
     [(name, content)] = item.items()
-    model = ACTIONS_BY_NAME.get(name)
-    if model is None:
-        problems.append((loc, f"unknown action {name!r}; one of {', '.join(ACTIONS_BY_NAME)}"))
-        return None
-    if isinstance(content, str) and name == "text":
-        content = {"body": content}
-    if not isinstance(content, dict):
-        problems.append(((*loc, name), "expected a mapping of the action's fields"))
-        return None
     try:
-        return model.model_validate(content)
-    except ValidationError as exc:
-        for error in exc.errors():
-            problems.append(((*loc, name, *error["loc"]), _meta_message(error)))
+        return parse_action(name, content)
+    except InvalidAction as exc:
+        problems.extend(((*loc, *where), message) for where, message in exc.problems)
         return None
-
-
-def _meta_message(error: Any) -> str:
-    message = str(error["msg"])
-    if error["type"] == "string_too_long":
-        limit = error.get("ctx", {}).get("max_length")
-        return f"at most {limit} characters (Meta's limit), not {len(error['input'])}"
-    if error["type"] == "too_long":
-        limit = error.get("ctx", {}).get("max_length")
-        return f"at most {limit} (Meta's limit), not {len(error['input'])}"
-    return message.removeprefix("Value error, ")
 
 
 def _placeholder_problem(action: AnyAction) -> str | None:

@@ -11,10 +11,10 @@ the request body Meta's schema describes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
 # Meta's limits (Cloud API message object): characters, not bytes.
 TEXT_MAX = 4096
@@ -259,6 +259,50 @@ ACTIONS_BY_NAME: dict[str, type[BaseModel]] = {
     "template": Template,
     "reaction": Reaction,
 }
+
+
+Where = tuple[str | int, ...]
+
+
+class InvalidAction(ValueError):
+    """What is wrong with an action as written, each problem with where it is (a path whose
+    first part is the action's name)."""
+
+    def __init__(self, problems: list[tuple[Where, str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = problems
+
+
+def parse_action(name: str, content: object) -> AnyAction:
+    """The action named ``name`` (a key of ``ACTIONS_BY_NAME``) with the fields ``content``, as
+    the rules file and ``hiker api`` write it (a text may be given as its body alone).
+
+    Raises InvalidAction naming every problem, Meta's limits said as such.
+    """
+    model = ACTIONS_BY_NAME.get(name)
+    if model is None:
+        raise InvalidAction([((), f"unknown action {name!r}; one of {', '.join(ACTIONS_BY_NAME)}")])
+    if isinstance(content, str) and name == "text":
+        content = {"body": content}
+    if not isinstance(content, dict):
+        raise InvalidAction([((name,), "expected a mapping of the action's fields")])
+    try:
+        action: AnyAction = model.model_validate(content)  # type: ignore[assignment]
+    except ValidationError as exc:
+        raise InvalidAction(
+            [((name, *error["loc"]), _meta_message(error)) for error in exc.errors()]
+        ) from None
+    return action
+
+
+def _meta_message(error: Mapping[str, Any]) -> str:
+    """Pydantic's message, with Meta's limits said as such."""
+    limit = error.get("ctx", {}).get("max_length")
+    if error["type"] == "string_too_long":
+        return f"at most {limit} characters (Meta's limit), not {len(error['input'])}"
+    if error["type"] == "too_long":
+        return f"at most {limit} (Meta's limit), not {len(error['input'])}"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def readable(action: AnyAction) -> str | None:

@@ -200,6 +200,9 @@ class SendParked(Contract):
     graph_code: str
     graph_error: dict[str, Any] | None = None
     parked_at: float
+    # The action that was not sent, as in ``MessageSent`` (absent from older senders' events).
+    action_type: str | None = None
+    text: str | None = None
 
 
 class ParkedHeaders(BaseModel):

@@ -3,19 +3,23 @@
 Handlers raise; the consumer (``core.consumer``) asks ``classify`` what the error says. A
 dependency in trouble (RabbitMQ or Redis away, or answering "not now") is never the message's
 fault: the message is held and retried once the dependency answers again, and never counts
-towards the poison limit. Poison is for messages that can never be processed, and for bugs.
+towards the poison limit; the database (``hiker api``'s records) is such a dependency too.
+Poison is for messages that can never be processed, and for bugs.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Final
 
 import aiormq
 from redis import exceptions as redis_exceptions
+from sqlalchemy import exc as sqlalchemy_exceptions
 
 REDIS: Final = "redis"
 RABBITMQ: Final = "rabbitmq"
+DATABASE: Final = "database"
 
 
 class PublishFailed(Exception):
@@ -28,6 +32,15 @@ class Reject(Exception):
 
 class RetryLater(Exception):
     """Someone else holds the work for now (a live claim); try the same message again shortly."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached where its client says nothing of its own (a refused or
+    timed-out socket while connecting); ``error_class`` as in ``Unavailable``."""
+
+    def __init__(self, error_class: str) -> None:
+        super().__init__(f"database unavailable ({error_class})")
+        self.error_class = error_class
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,10 @@ def classify(exc: BaseException) -> Unavailable | Busy | None:
     if isinstance(exc, redis_exceptions.SlotNotCoveredError):
         # A Redis Cluster with a slot nobody serves for now (a failover, a reshard).
         return Unavailable(REDIS, "cluster")
+    if isinstance(exc, DatabaseUnavailable):
+        return Unavailable(DATABASE, exc.error_class)
+    if isinstance(exc, sqlalchemy_exceptions.SQLAlchemyError):
+        return _classify_database(exc)
     if isinstance(exc, _AMQP_UNAVAILABLE):
         return Unavailable(RABBITMQ, "connection")
     if isinstance(exc, (ConnectionError, TimeoutError)):
@@ -113,6 +130,58 @@ def _classify_redis(exc: redis_exceptions.RedisError) -> Unavailable | None:
     if isinstance(exc, redis_exceptions.ConnectionError):
         # A server in protected mode answers "-DENIED ..." and closes while we connect.
         return Unavailable(REDIS, "DENIED" if "DENIED" in str(exc) else "connection")
+    return None
+
+
+# PostgreSQL error classes (SQLSTATE's first two characters) that say "not now": the connection
+# failed, the server is short of resources (too many connections, disk full), or an operator
+# intervened (shutdown, restart, a terminated backend); and a login refused (a password rotated).
+_POSTGRES_NOT_NOW_CLASSES: Final = {
+    "08": "connection",
+    "53": "resources",
+    "57": "shutdown",
+    "28": "auth",
+}
+# Conflicts between transactions: the same work succeeds when retried.
+_POSTGRES_RETRY_STATES: Final = frozenset({"40001", "40P01"})
+# SQLite's messages for a database file that is busy, missing, full or read-only (its error
+# class is the same for a missing table, which is a bug, so the text decides).
+_SQLITE_NOT_NOW: Final = (
+    ("database is locked", "locked"),
+    ("unable to open database file", "unreachable"),
+    ("disk i/o error", "io"),
+    ("database or disk is full", "full"),
+    ("readonly database", "readonly"),
+)
+
+
+def _classify_database(exc: sqlalchemy_exceptions.SQLAlchemyError) -> Unavailable | Busy | None:
+    if isinstance(exc, sqlalchemy_exceptions.TimeoutError):  # no pooled connection came free
+        return Unavailable(DATABASE, "pool_timeout")
+    if isinstance(exc, sqlalchemy_exceptions.DisconnectionError):
+        return Unavailable(DATABASE, "connection")
+    if not isinstance(exc, sqlalchemy_exceptions.DBAPIError):
+        return None
+    if exc.connection_invalidated:
+        return Unavailable(DATABASE, "connection")
+    if exc.statement is None:
+        # Raised while connecting, before any statement: whatever the server said (a database
+        # not accepting connections, too many clients), the message has nothing to do with it.
+        return Unavailable(DATABASE, "connect")
+    original = exc.orig
+    state = getattr(original, "sqlstate", None)
+    if isinstance(state, str) and state:
+        if state in _POSTGRES_RETRY_STATES:
+            return BUSY
+        if state == "3D000":  # the database itself is not there (dropped, not yet created)
+            return Unavailable(DATABASE, "no_database")
+        label = _POSTGRES_NOT_NOW_CLASSES.get(state[:2])
+        return Unavailable(DATABASE, label) if label else None
+    if isinstance(original, sqlite3.OperationalError):
+        text = str(original).lower()
+        for fragment, label in _SQLITE_NOT_NOW:
+            if fragment in text:
+                return Unavailable(DATABASE, label)
     return None
 
 

@@ -292,6 +292,58 @@ class GraphMockSettings(CommonSettings):
     access_tokens: SecretStr | None = None
 
 
+# Where ``hiker api`` keeps its records without configuration: a file beside the checkout,
+# so that ``make run`` needs no database server.
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.hiker/hiker.db"
+
+
+class ApiSettings(CommonSettings):
+    """``hiker api``: the history it records and serves, and sends from a backend."""
+
+    metrics_port: int = Field(default=9105, ge=1, le=65535)
+    api_host: str = "0.0.0.0"
+    api_port: int = Field(default=8081, ge=1, le=65535)
+    # Every request must carry it as a bearer token; there is no default on purpose.
+    api_token: SecretStr
+    # SQLAlchemy URL; may hold a password. ``postgresql://`` and ``sqlite://`` are read as
+    # their asyncio drivers (asyncpg, aiosqlite).
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    # How long one database statement (or getting a connection) may take before it counts as
+    # the database being unavailable.
+    database_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    prefetch: int = Field(default=64, ge=1, le=10_000)
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _blank_token_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is blank; set a long random value (openssl rand -hex 32)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().partition("://")[0]
+        if scheme not in _DATABASE_SCHEMES:
+            raise ValueError("must start with sqlite:// or postgresql:// (or their +driver forms)")
+        return value
+
+    def async_database_url(self) -> str:
+        """``database_url`` with the asyncio driver SQLAlchemy needs for its scheme."""
+        url = self.database_url.get_secret_value()
+        scheme, sep, rest = url.partition("://")
+        return _DATABASE_SCHEMES[scheme] + sep + rest
+
+
+_DATABASE_SCHEMES = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 

@@ -59,6 +59,7 @@ CONVERSATION_TIMERS_QUEUE: Final = "hiker.conversation.timers"
 CONVERSATION_SENT_QUEUE: Final = "hiker.conversation.sent"
 SENDER_OUTBOX_QUEUE: Final = "hiker.sender.outbox"
 SENDER_PARKED_QUEUE: Final = "hiker.sender.parked"
+API_RECORDS_QUEUE: Final = "hiker.api.records"
 INSPECT_QUEUE: Final = "hiker.inspect"
 POISON_QUEUE: Final = "hiker.poison"
 TIMER_WAIT_QUEUE_PREFIX: Final = "hiker.timers.wait."
@@ -158,6 +159,31 @@ CONVERSATION_SENT = QueueSpec(
 SENDER_PARKED = QueueSpec(SENDER_PARKED_QUEUE, _quorum(), ((DEAD_EXCHANGE, RK_PARKED),))
 
 
+# ``hiker api``'s own copy of what it records: every inbound message, status and error, and
+# every outcome of a send. A full queue drops its oldest record rather than refuse the publish:
+# with reject-publish, an api long away would make ingress answer 503 and the sender stall on
+# its outcomes, putting the database on the reply path. What overflows is dead-lettered to the
+# poison queue (reason ``maxlen``), from which ``hiker poison replay`` brings it back; without
+# reject-publish RabbitMQ dead-letters at most once, which is all a record needs.
+API_RECORDS = QueueSpec(
+    API_RECORDS_QUEUE,
+    _quorum(
+        {
+            "x-overflow": "drop-head",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_EXCHANGE,
+            "x-dead-letter-routing-key": RK_POISON,
+        }
+    ),
+    (
+        (INBOUND_EXCHANGE, f"{RK_MESSAGE_PREFIX}.#"),
+        (INBOUND_EXCHANGE, f"{RK_STATUS_PREFIX}.#"),
+        (INBOUND_EXCHANGE, RK_ERROR),
+        (OUTCOMES_EXCHANGE, "#"),
+    ),
+)
+
+
 def delay_ms(seconds: float) -> int:
     """Delays name their queues in whole milliseconds (never 0: a TTL of 0 means "now or drop")."""
     return max(1, round(seconds * 1000))
@@ -227,3 +253,6 @@ CONVERSATION_TOPOLOGY: Final = Topology(
     (POISON, CONVERSATION_INBOUND, CONVERSATION_TIMERS, CONVERSATION_SENT, SENDER_OUTBOX),
 )
 SENDER_TOPOLOGY: Final = Topology(EXCHANGES, (POISON, SENDER_OUTBOX, SENDER_PARKED))
+# The api records from its own queue and sends through the sender's outbox (declared here too,
+# so that a send is routed even before the sender first started).
+API_TOPOLOGY: Final = Topology(EXCHANGES, (POISON, API_RECORDS, SENDER_OUTBOX))

@@ -248,6 +248,7 @@ class SendHandler:
         told.append(asyncio.ensure_future(self._until_done(step, "telling an outcome", claim)))
 
     def _parked_event(self, command: SendMessage, index: int, why: ParkedHeaders) -> SendParked:
+        action = command.actions[index]
         return SendParked(
             idempotency_key=command.action_key(index),
             phone_number_id=command.phone_number_id,
@@ -259,6 +260,8 @@ class SendHandler:
             graph_code=why.graph_code,
             graph_error=why.graph_error,
             parked_at=why.parked_at or self._clock(),
+            action_type=action.type,
+            text=readable(action),
         )
 
     def _stale(self, command: SendMessage) -> bool:

@@ -26,9 +26,10 @@ DEV_DEFAULTS: Mapping[str, str] = {
     "HIKER_VERIFY_TOKEN": "dev-verify-token",
     "HIKER_APP_SECRET": "dev-app-secret",
     "HIKER_ACCESS_TOKEN": "dev-access-token",
+    "HIKER_API_TOKEN": "dev-api-token",
 }
 GRAPH_MOCK_URL = "http://127.0.0.1:8090"
-COLOURS = {"ingress": 36, "conversation": 35, "sender": 33, "graph-mock": 32}
+COLOURS = {"ingress": 36, "conversation": 35, "sender": 33, "api": 34, "graph-mock": 32}
 START_HELP = """\
 How to start them:
   on this machine:   rabbitmq-server -detached
@@ -97,7 +98,8 @@ async def run_all() -> int:
         print("\n".join(problems), file=sys.stderr)
         print(START_HELP, file=sys.stderr)
         return 1
-    services = ["ingress", "conversation", "sender"]
+    # The api records into SQLite under ./.hiker/ unless HIKER_DATABASE_URL says otherwise.
+    services = ["ingress", "conversation", "sender", "api"]
     if not env.get("HIKER_RULES_FILE") and SHIPPED_RULES.is_file():
         env["HIKER_RULES_FILE"] = str(SHIPPED_RULES)
         print(f"dev: no HIKER_RULES_FILE; replying by {SHIPPED_RULES} (try 'menu')", flush=True)
@@ -119,10 +121,15 @@ async def run_all() -> int:
         if child.stdout is not None
     ]
     port = env.get("HIKER_HTTP_PORT", "8080")
+    # A token of one's own is a secret: named, never printed.
+    placeholder = env["HIKER_API_TOKEN"] == DEV_DEFAULTS["HIKER_API_TOKEN"]
+    shown_token = DEV_DEFAULTS["HIKER_API_TOKEN"] if placeholder else "$HIKER_API_TOKEN"
     print(
         f"dev: webhook at http://127.0.0.1:{port}/webhook — try, in another terminal:\n"
         f"     .venv/bin/hiker simulate --from 15550001111 --text hello\n"
-        f"dev: sent messages: curl {env['HIKER_GRAPH_BASE_URL']}/_mock/messages   (Ctrl-C stops)",
+        f"dev: sent messages: curl {env['HIKER_GRAPH_BASE_URL']}/_mock/messages\n"
+        f"dev: history: curl -H 'Authorization: Bearer {shown_token}' "
+        f"http://127.0.0.1:{env.get('HIKER_API_PORT', '8081')}/v1/conversations   (Ctrl-C stops)",
         flush=True,
     )
     stop = asyncio.Event()

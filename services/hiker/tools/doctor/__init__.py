@@ -10,7 +10,9 @@ Checks, in this order:
 - Redis: reachable and writable (a prefixed key set with a short expiry, then deleted);
 - Graph API: the access token accepted and the phone number id known (a read-only ``GET``), and
   the token's expiry where Graph tells it;
-- ingress: the webhook URL answers Meta's verification handshake.
+- ingress: the webhook URL answers Meta's verification handshake;
+- the api's database (where the api's variables are set): reachable, and its schema at the
+  head migration of this version.
 
 Statuses: ``OK``; ``WARN`` for what is not wrong by itself but worth knowing (a queue the
 services have not declared yet, a check that could not run for lack of input); ``FAIL`` for what
@@ -28,7 +30,7 @@ service's readiness is asked too, and a row that needs another container's varia
 checked there (``SKIP``); see ``stack``.
 
 - ``checkup``: ``diagnose``, every check in order;
-- ``config``, ``rabbitmq``, ``redis``, ``graph``, ``ingress``, ``stack``: the checks;
+- ``config``, ``rabbitmq``, ``redis``, ``graph``, ``ingress``, ``database``, ``stack``: the checks;
 - ``report``: rows, statuses, exit code, table and JSON, secrets scrubbed;
 - ``cli``: the command's options.
 """

@@ -10,13 +10,16 @@ from typing import Final
 import aiohttp
 from pydantic_settings import BaseSettings
 
-from hiker.core.settings import SenderSettings
+from hiker.core import topology
+from hiker.core.settings import ApiSettings, SenderSettings
 from hiker.tools.doctor.config import (
+    OPTIONAL_SERVICES,
     SERVICE_SETTINGS,
     common_settings,
     config_findings,
     rules_findings,
 )
+from hiker.tools.doctor.database import check_database
 from hiker.tools.doctor.graph import check_graph
 from hiker.tools.doctor.ingress import check_ingress_handshake
 from hiker.tools.doctor.rabbitmq import check_rabbitmq
@@ -44,12 +47,19 @@ async def diagnose(environ: Mapping[str, str], options: DoctorOptions) -> list[F
     Network checks run concurrently, each bounded by ``options.timeout``.
     """
     stack = bool(options.services)
-    here = services_here(environ) if stack else set(SERVICE_SETTINGS)
+    own = services_here(environ)
+    if stack:
+        here = own
+        # An optional service is another container's business only where the stack runs it.
+        expected = {s.name for s in options.services} | (set(SERVICE_SETTINGS) - OPTIONAL_SERVICES)
+    else:
+        here = (set(SERVICE_SETTINGS) - OPTIONAL_SERVICES) | (own & OPTIONAL_SERVICES)
+        expected = here
     findings, loaded = config_findings(environ, here)
     findings.extend(
         elsewhere(f"config: {service}", service, "its own variables")
         for service in SERVICE_SETTINGS
-        if service not in here
+        if service not in here and service in expected
     )
     wait_delays_ms: list[int] | None = None
     if "conversation" in here:
@@ -57,9 +67,10 @@ async def diagnose(environ: Mapping[str, str], options: DoctorOptions) -> list[F
         if rules_finding is not None:
             findings.append(rules_finding)
     groups = await asyncio.gather(
-        _broker_findings(environ, wait_delays_ms, options.timeout, here),
+        _broker_findings(environ, wait_delays_ms, options.timeout, here, expected),
         _redis_findings(environ, options.timeout),
         _http_findings(environ, loaded, options, here),
+        _database_findings(loaded, options.timeout, here, expected),
     )
     for group in groups:
         findings.extend(group)
@@ -71,14 +82,17 @@ async def _broker_findings(
     wait_delays_ms: list[int] | None,
     timeout_seconds: float,
     here: Collection[str],
+    expected: Collection[str],
 ) -> list[Finding]:
     common = common_settings(environ)
     if common is None:
         return [not_checked("rabbitmq", "HIKER_AMQP_URL")]
+    optional = [topology.API_RECORDS] if "api" in expected else []
     findings = await check_rabbitmq(
         common.amqp_url.get_secret_value(),
         wait_delays_ms or [],
         timeout_seconds,
+        optional,
         quorum_group_size=common.amqp_quorum_group_size,
     )
     if "conversation" not in here:
@@ -94,6 +108,23 @@ async def _redis_findings(environ: Mapping[str, str], timeout_seconds: float) ->
     if common is None:
         return [not_checked("redis", "HIKER_REDIS_URL / HIKER_REDIS_PREFIX")]
     return [await check_redis(common.redis_target(), common.redis_prefix, timeout_seconds)]
+
+
+async def _database_findings(
+    loaded: Mapping[str, BaseSettings],
+    timeout_seconds: float,
+    here: Collection[str],
+    expected: Collection[str],
+) -> list[Finding]:
+    """The api's database, where the api's variables are; nothing where no api runs."""
+    if "api" not in here:
+        if "api" in expected:
+            return [elsewhere("database", "api", "HIKER_DATABASE_URL")]
+        return []
+    api = loaded.get("api")
+    if not isinstance(api, ApiSettings):
+        return [not_checked("database", "the api's configuration")]
+    return await check_database(api, timeout_seconds)
 
 
 async def _http_findings(

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings
 from hiker.conversation.rulesfile import default_rulebook, load_rules_file
 from hiker.core import topology
 from hiker.core.settings import (
+    ApiSettings,
     CommonSettings,
     ConfigError,
     ConversationSettings,
@@ -24,7 +25,10 @@ SERVICE_SETTINGS: Final[Mapping[str, type[BaseSettings]]] = {
     "ingress": IngressSettings,
     "conversation": ConversationSettings,
     "sender": SenderSettings,
+    "api": ApiSettings,
 }
+# Services a setup may leave out: checked only where their own variables are set.
+OPTIONAL_SERVICES: Final = frozenset({"api"})
 
 
 def config_findings(

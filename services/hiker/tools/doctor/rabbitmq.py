@@ -36,11 +36,13 @@ async def check_rabbitmq(
     url: str,
     wait_delays_ms: Sequence[int],
     timeout_seconds: float,
+    optional_queues: Sequence[topology.QueueSpec] = (),
     *,
     quorum_group_size: int | None = None,
 ) -> list[Finding]:
-    """Login and vhost, then every exchange and queue (and the wait queues of those delays),
-    compared with what the services declare (``quorum_group_size`` included)."""
+    """Login and vhost, then every exchange and queue (the wait queues of those delays, and
+    the queues of the optional services the setup runs), compared with what the services
+    declare (``quorum_group_size`` included)."""
     shown = redact(url)
     vhost = unquote(urlsplit(url).path[1:]) or "/"
     nodes = parse_amqp_url(url).nodes
@@ -56,7 +58,7 @@ async def check_rabbitmq(
             findings.append(await _check_nodes(nodes, timeout_seconds))
         for exchange in topology.EXCHANGES:
             findings.append(await _check_exchange(connection, exchange, vhost))
-        queues = list(FIXED_QUEUES)
+        queues = [*FIXED_QUEUES, *optional_queues]
         queues.extend(topology.timer_wait_queue(delay) for delay in wait_delays_ms)
         version = broker_version(connection)
         for queue in queues:

@@ -18,6 +18,7 @@ _SECRET_VARIABLES: Final = (
     "HIKER_ACCESS_TOKEN",
     "HIKER_REDIS_PASSWORD",
     "HIKER_REDIS_SENTINEL_PASSWORD",
+    "HIKER_API_TOKEN",
 )
 
 
@@ -46,7 +47,10 @@ def not_checked(check: str, needs: str) -> Finding:
 def secret_values(environ: Mapping[str, str]) -> list[str]:
     """The values in ``environ`` that must never be shown: tokens, secrets, URL passwords."""
     values = [environ[name] for name in _SECRET_VARIABLES if environ.get(name)]
-    for name in ("HIKER_AMQP_URL", "HIKER_REDIS_URL"):
+    # Tokens per phone number: each token on its own, since a message may quote one alone.
+    for entry in environ.get("HIKER_ACCESS_TOKENS", "").split(","):
+        values.append(entry.partition("=")[2].strip())
+    for name in ("HIKER_AMQP_URL", "HIKER_REDIS_URL", "HIKER_DATABASE_URL"):
         with contextlib.suppress(ValueError):
             password = urlsplit(environ.get(name, "")).password
             if password:

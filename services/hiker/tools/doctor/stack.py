@@ -31,6 +31,7 @@ COMPOSE_SERVICES: Final = (
     ServiceEndpoint("ingress", "http://ingress:9101"),
     ServiceEndpoint("conversation", "http://conversation:9102"),
     ServiceEndpoint("sender", "http://sender:9103"),
+    ServiceEndpoint("api", "http://api:9105"),
 )
 COMPOSE_INGRESS_URL: Final = "http://ingress:8080/webhook"
 
@@ -39,6 +40,7 @@ OWN_VARIABLES: Final[Mapping[str, tuple[str, ...]]] = {
     "ingress": ("HIKER_APP_SECRET", "HIKER_VERIFY_TOKEN"),
     "conversation": ("HIKER_IDLE_TIMEOUT_SECONDS", "HIKER_RULES_FILE", "HIKER_FOLLOWUP_TEXT"),
     "sender": ("HIKER_ACCESS_TOKEN",),
+    "api": ("HIKER_API_TOKEN", "HIKER_DATABASE_URL"),
 }
 
 

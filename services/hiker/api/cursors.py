@@ -1,0 +1,76 @@
+"""Cursors of the history's pages: the sort key of the last item given, opaque to clients.
+
+A cursor is URL-safe base64 of a small JSON array whose first element says which list it
+belongs to, so that a cursor of one list handed to another is refused rather than misread.
+The sort keys never change once written (a message's time and id), so a page never repeats
+or skips a message, whatever is recorded meanwhile.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+class BadCursor(ValueError):
+    """Not a cursor this api gave (or not one of this list)."""
+
+
+@dataclass(frozen=True)
+class MessageCursor:
+    """Messages are ordered latest first by (time, id)."""
+
+    at_us: int
+    id: int
+
+
+@dataclass(frozen=True)
+class ConversationCursor:
+    """Conversations are ordered by their latest message, then number and user."""
+
+    at_us: int
+    phone_number_id: str
+    user: str
+
+
+def encode(cursor: MessageCursor | ConversationCursor) -> str:
+    if isinstance(cursor, MessageCursor):
+        key: list[Any] = ["m", cursor.at_us, cursor.id]
+    else:
+        key = ["c", cursor.at_us, cursor.phone_number_id, cursor.user]
+    raw = json.dumps(key, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_messages(text: str) -> MessageCursor:
+    key = _decode(text, "m", 3)
+    at_us, id_ = key[1], key[2]
+    if not (_is_int(at_us) and _is_int(id_)):
+        raise BadCursor("not a cursor of this list")
+    return MessageCursor(at_us, id_)
+
+
+def decode_conversations(text: str) -> ConversationCursor:
+    key = _decode(text, "c", 4)
+    at_us, number, user = key[1], key[2], key[3]
+    if not (_is_int(at_us) and isinstance(number, str) and isinstance(user, str)):
+        raise BadCursor("not a cursor of this list")
+    return ConversationCursor(at_us, number, user)
+
+
+def _decode(text: str, tag: str, length: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise BadCursor("not a cursor this api gave") from None
+    if not isinstance(key, list) or len(key) != length or key[0] != tag:
+        raise BadCursor("not a cursor of this list")
+    return key
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,102 @@
+"""The tables of the api's database. Alembic's migrations (``hiker.api.migrations``) create and
+change them; this module is what the queries are written against and what a new migration is
+compared with.
+
+Times are integers, microseconds since the epoch (``*_at_us``): exact, the same in SQLite and
+PostgreSQL, and a sort key a cursor can carry as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Constraint names Alembic can find again on every database (SQLite names none by itself).
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# SQLite gives a rowid (and so an increasing id) only to a column declared exactly INTEGER.
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("phone_number_id", String(64), nullable=False),
+    # The conversation's user: who wrote (inbound) or who it was sent to (outbound).
+    Column("user", String(128), nullable=False),
+    Column("direction", String(3), nullable=False),
+    # Meta's message id: the inbound message's, or the one Graph gave a send.
+    Column("wamid", String(255), nullable=True, unique=True),
+    # Outbound: the sender's key for this one action (``SendMessage.action_key``).
+    Column("idempotency_key", String(512), nullable=True, unique=True),
+    # Outbound through ``POST /v1/messages``: the id that request was answered with, and a
+    # digest of what it asked for (the same key with another request is refused).
+    Column("send_id", String(64), nullable=True),
+    Column("request_hash", String(64), nullable=True),
+    Column("kind", String(16), nullable=True),
+    Column("type", String(32), nullable=False),
+    Column("text", Text, nullable=True),
+    Column("at_us", BigInteger, nullable=False),
+    # Why the send was parked, while it is (cleared when a replay of it is sent).
+    Column("parked", JSON, nullable=True),
+    Index(None, "phone_number_id", "user", "at_us", "id"),
+)
+
+# Every status Meta reported, kept apart from its message: a status may arrive before the
+# message it is about is recorded, and is attached when the history is read.
+statuses = Table(
+    "statuses",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("wamid", String(255), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("error", JSON, nullable=True),
+    UniqueConstraint("wamid", "status"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("phone_number_id", String(64), primary_key=True),
+    Column("user", String(128), primary_key=True),
+    Column("name", String(255), nullable=True),
+    Column("last_at_us", BigInteger, nullable=False),
+    Column("last_direction", String(3), nullable=False),
+    Column("last_type", String(32), nullable=False),
+    Column("last_text", Text, nullable=True),
+    Column("message_count", Integer, nullable=False),
+    Index(None, "last_at_us", "phone_number_id", "user"),
+)
+
+# Errors Meta reported for a number as a whole (``value.errors``), not tied to a message.
+webhook_errors = Table(
+    "webhook_errors",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    # "" when Meta named no number: a unique key must not hold NULL (NULLs never collide).
+    Column("phone_number_id", String(64), nullable=False),
+    Column("code", Integer, nullable=False),
+    Column("title", Text, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("at_us", BigInteger, nullable=False),
+    UniqueConstraint("phone_number_id", "code", "at_us"),
+)

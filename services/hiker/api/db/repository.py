@@ -1,0 +1,347 @@
+"""The api's queries: recording (each write idempotent by Meta's id or the send's key) and
+reading the history by pages. Each method is one transaction.
+
+Idempotency lives in unique keys, not in reads before writes: two replicas, or two deliveries
+of one event handled at once, insert the same row, and the database keeps one. Statuses are
+stored on their own, keyed by (wamid, status), and attached when the history is read, so a
+status recorded before its message is never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Row, and_, case, func, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hiker.api.cursors import ConversationCursor, MessageCursor
+from hiker.api.db.models import conversations, messages, statuses, webhook_errors
+from hiker.api.records import (
+    ConversationRow,
+    Inbound,
+    MessageRow,
+    Outbound,
+    Parked,
+    SendRecord,
+    Status,
+    StatusAt,
+    WebhookError,
+)
+from hiker.core.errors import DatabaseUnavailable
+
+
+class RecordStore:
+    """Records and history in the database behind ``engine`` (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        dialect = engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {dialect!r}")
+        # Both dialects' INSERT share ON CONFLICT and ``excluded``; the module differs.
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.begin() as connection:
+                yield connection
+        except (OSError, TimeoutError) as exc:
+            # The driver's own socket failed before it could wrap the error (a refused or
+            # timed-out connect): that is the database away, whatever the OS called it.
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+
+    async def ping(self) -> None:
+        """Raises unless the database answers."""
+        async with self._transaction() as connection:
+            await connection.execute(select(literal(1)))
+
+    async def add_inbound(self, message: Inbound) -> bool:
+        """Record a user's message once (by wamid); False when it was already there."""
+        async with self._transaction() as connection:
+            inserted = await connection.execute(
+                self._insert(messages)
+                .values(
+                    phone_number_id=message.phone_number_id,
+                    user=message.user,
+                    direction="in",
+                    wamid=message.wamid,
+                    type=message.type,
+                    text=message.text,
+                    at_us=message.at_us,
+                )
+                .on_conflict_do_nothing()
+                .returning(messages.c.id)
+            )
+            if inserted.first() is None:
+                return False
+            await self._touch(connection, message.phone_number_id, message.user, "in",
+                              message.type, message.text, message.at_us, message.name)  # fmt: skip
+            return True
+
+    async def add_outbound(self, message: Outbound) -> bool:
+        """Record a send once (by its key): a new row, or Graph's id on the row already there
+        (accepted by the api, or parked and since replayed). False when nothing changed."""
+        async with self._transaction() as connection:
+            inserted = await connection.execute(
+                self._insert(messages)
+                .values(
+                    phone_number_id=message.phone_number_id,
+                    user=message.user,
+                    direction="out",
+                    wamid=message.wamid,
+                    idempotency_key=message.idempotency_key,
+                    send_id=message.send_id,
+                    request_hash=message.request_hash,
+                    kind=message.kind,
+                    type=message.type,
+                    text=message.text,
+                    at_us=message.at_us,
+                )
+                .on_conflict_do_nothing()
+                .returning(messages.c.id)
+            )
+            if inserted.first() is not None:
+                await self._touch(connection, message.phone_number_id, message.user, "out",
+                                  message.type, message.text, message.at_us)  # fmt: skip
+                return True
+            named = False
+            if message.send_id is not None:
+                # Graph's outcome was recorded before the request that asked for it.
+                claimed = await connection.execute(
+                    update(messages)
+                    .where(messages.c.idempotency_key == message.idempotency_key)
+                    .where(messages.c.send_id.is_(None))
+                    .values(send_id=message.send_id, request_hash=message.request_hash)
+                )
+                named = bool(claimed.rowcount)
+            if message.wamid is None:
+                return named
+            # The row's time stays as first written: it is the key cursors sort by.
+            changed = await connection.execute(
+                update(messages)
+                .where(messages.c.idempotency_key == message.idempotency_key)
+                .where(messages.c.wamid.is_(None))
+                .values(
+                    wamid=message.wamid,
+                    parked=None,
+                    type=message.type,
+                    text=func.coalesce(messages.c.text, message.text),
+                )
+            )
+            return named or bool(changed.rowcount)
+
+    async def add_parked(self, send: Parked) -> bool:
+        """Record that a send was parked (on its row, made when there is none yet), unless
+        Graph has since accepted it. False when nothing changed."""
+        async with self._transaction() as connection:
+            inserted = await connection.execute(
+                self._insert(messages)
+                .values(
+                    phone_number_id=send.phone_number_id,
+                    user=send.user,
+                    direction="out",
+                    idempotency_key=send.idempotency_key,
+                    kind=send.kind,
+                    type=send.type,
+                    text=send.text,
+                    at_us=send.at_us,
+                    parked=send.error,
+                )
+                .on_conflict_do_nothing()
+                .returning(messages.c.id)
+            )
+            if inserted.first() is not None:
+                await self._touch(connection, send.phone_number_id, send.user, "out",
+                                  send.type, send.text, send.at_us)  # fmt: skip
+                return True
+            changed = await connection.execute(
+                update(messages)
+                .where(messages.c.idempotency_key == send.idempotency_key)
+                .where(messages.c.wamid.is_(None))
+                .values(parked=send.error)
+            )
+            return bool(changed.rowcount)
+
+    async def add_status(self, reported: Status) -> bool:
+        """Record a status once per (wamid, status); its message may come later."""
+        async with self._transaction() as connection:
+            inserted = await connection.execute(
+                self._insert(statuses)
+                .values(
+                    wamid=reported.wamid,
+                    status=reported.status,
+                    at_us=reported.at_us,
+                    error=reported.error,
+                )
+                .on_conflict_do_nothing()
+                .returning(statuses.c.id)
+            )
+            return inserted.first() is not None
+
+    async def add_webhook_error(self, error: WebhookError) -> bool:
+        async with self._transaction() as connection:
+            inserted = await connection.execute(
+                self._insert(webhook_errors)
+                .values(
+                    phone_number_id=error.phone_number_id,
+                    code=error.code,
+                    title=error.title,
+                    message=error.message,
+                    at_us=error.at_us,
+                )
+                .on_conflict_do_nothing()
+                .returning(webhook_errors.c.id)
+            )
+            return inserted.first() is not None
+
+    async def find_send(self, idempotency_key: str) -> SendRecord | None:
+        """The api send under ``idempotency_key``, if one was accepted."""
+        async with self._transaction() as connection:
+            row = (
+                await connection.execute(
+                    select(messages.c.send_id, messages.c.request_hash, messages.c.wamid).where(
+                        messages.c.idempotency_key == idempotency_key
+                    )
+                )
+            ).first()
+        if row is None or row.send_id is None or row.request_hash is None:
+            return None
+        return SendRecord(send_id=row.send_id, request_hash=row.request_hash, sent=bool(row.wamid))
+
+    async def messages(
+        self, phone_number_id: str, user: str, limit: int, after: MessageCursor | None
+    ) -> list[MessageRow]:
+        """A conversation's messages, latest first, from just past ``after``; statuses
+        attached."""
+        query = select(messages).where(
+            messages.c.phone_number_id == phone_number_id, messages.c.user == user
+        )
+        if after is not None:
+            query = query.where(
+                or_(
+                    messages.c.at_us < after.at_us,
+                    and_(messages.c.at_us == after.at_us, messages.c.id < after.id),
+                )
+            )
+        query = query.order_by(messages.c.at_us.desc(), messages.c.id.desc()).limit(limit)
+        async with self._transaction() as connection:
+            rows = (await connection.execute(query)).all()
+            wamids = [row.wamid for row in rows if row.wamid and row.direction == "out"]
+            reported: dict[str, list[StatusAt]] = {}
+            if wamids:
+                found = await connection.execute(
+                    select(statuses)
+                    .where(statuses.c.wamid.in_(wamids))
+                    .order_by(statuses.c.at_us, statuses.c.id)
+                )
+                for entry in found:
+                    reported.setdefault(entry.wamid, []).append(
+                        StatusAt(entry.status, entry.at_us, entry.error)
+                    )
+        return [_message(row, reported.get(row.wamid or "", ())) for row in rows]
+
+    async def conversations(
+        self, phone_number_id: str | None, limit: int, after: ConversationCursor | None
+    ) -> list[ConversationRow]:
+        """Conversations by their latest message first, from just past ``after``."""
+        query = select(conversations)
+        if phone_number_id is not None:
+            query = query.where(conversations.c.phone_number_id == phone_number_id)
+        if after is not None:
+            c = conversations.c
+            query = query.where(
+                or_(
+                    c.last_at_us < after.at_us,
+                    and_(
+                        c.last_at_us == after.at_us,
+                        or_(
+                            c.phone_number_id < after.phone_number_id,
+                            and_(c.phone_number_id == after.phone_number_id, c.user < after.user),
+                        ),
+                    ),
+                )
+            )
+        query = query.order_by(
+            conversations.c.last_at_us.desc(),
+            conversations.c.phone_number_id.desc(),
+            conversations.c.user.desc(),
+        ).limit(limit)
+        async with self._transaction() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            ConversationRow(
+                phone_number_id=row.phone_number_id,
+                user=row.user,
+                name=row.name,
+                last_at_us=row.last_at_us,
+                last_direction=row.last_direction,
+                last_type=row.last_type,
+                last_text=row.last_text,
+                message_count=row.message_count,
+            )
+            for row in rows
+        ]
+
+    async def _touch(
+        self,
+        connection: AsyncConnection,
+        phone_number_id: str,
+        user: str,
+        direction: str,
+        type_: str,
+        text: str | None,
+        at_us: int,
+        name: str | None = None,
+    ) -> None:
+        """Count a new message in its conversation; it becomes the latest unless a later one
+        was recorded first (records arrive in no guaranteed order)."""
+        statement = self._insert(conversations).values(
+            phone_number_id=phone_number_id,
+            user=user,
+            name=name,
+            last_at_us=at_us,
+            last_direction=direction,
+            last_type=type_,
+            last_text=text,
+            message_count=1,
+        )
+        new = statement.excluded
+        newer = new.last_at_us >= conversations.c.last_at_us
+
+        def latest(column: str) -> Any:
+            return case((newer, new[column]), else_=conversations.c[column])
+
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[conversations.c.phone_number_id, conversations.c.user],
+                set_={
+                    "message_count": conversations.c.message_count + 1,
+                    "name": func.coalesce(new.name, conversations.c.name),
+                    "last_at_us": latest("last_at_us"),
+                    "last_direction": latest("last_direction"),
+                    "last_type": latest("last_type"),
+                    "last_text": latest("last_text"),
+                },
+            )
+        )
+
+
+def _message(row: Row[Any], reported: Sequence[StatusAt]) -> MessageRow:
+    return MessageRow(
+        id=row.id,
+        phone_number_id=row.phone_number_id,
+        user=row.user,
+        direction=cast(Any, row.direction),
+        wamid=row.wamid,
+        send_id=row.send_id,
+        kind=row.kind,
+        type=row.type,
+        text=row.text,
+        at_us=row.at_us,
+        parked=row.parked,
+        statuses=tuple(reported),
+    )

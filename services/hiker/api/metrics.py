@@ -1,0 +1,58 @@
+"""The api's metrics (names are what the dashboards and alerts query)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# What a record is of; series exist before the first of each.
+RECORD_KINDS: Final = ("message_in", "message_out", "parked", "status", "webhook_error")
+# The routes, by their pattern (never the path itself: a user's number is in it).
+ROUTES: Final = (
+    "GET /v1/conversations",
+    "GET /v1/conversations/{phone_number_id}/{user}/messages",
+    "POST /v1/messages",
+    "GET /v1/openapi.json",
+)
+
+
+class ApiMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.records = Counter(
+            "hiker_api_records_written",
+            "Records written to the database, by kind (message_in, message_out, parked, "
+            "status, webhook_error).",
+            ["kind"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "hiker_api_records_duplicate",
+            "Events already recorded (a redelivery or a replay), by kind: nothing written.",
+            ["kind"],
+            registry=registry,
+        )
+        self.lag = Histogram(
+            "hiker_api_recording_lag_seconds",
+            "From the event (received, sent, parked) to its record being written.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+            registry=registry,
+        )
+        self.requests = Counter(
+            "hiker_api_requests",
+            "HTTP requests by route and status.",
+            ["route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "hiker_api_request_latency_seconds",
+            "HTTP request duration by route.",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+        for kind in RECORD_KINDS:
+            self.records.labels(kind)
+            self.duplicates.labels(kind)
+        for route in ROUTES:
+            self.latency.labels(route)

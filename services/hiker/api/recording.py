@@ -1,0 +1,81 @@
+"""Recording what happened: each inbound event and send outcome becomes its record, written
+once whatever the redeliveries (the store's unique keys make a repeat write nothing)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from hiker.api import records
+from hiker.api.metrics import ApiMetrics
+from hiker.core.contracts import (
+    MessageReceived,
+    MessageSent,
+    SendParked,
+    StatusReceived,
+    WebhookErrorReceived,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Records(Protocol):
+    """Where records are written (``db.repository.RecordStore``); each returns whether it
+    wrote anything."""
+
+    async def add_inbound(self, message: records.Inbound) -> bool: ...
+
+    async def add_outbound(self, message: records.Outbound) -> bool: ...
+
+    async def add_parked(self, send: records.Parked) -> bool: ...
+
+    async def add_status(self, reported: records.Status) -> bool: ...
+
+    async def add_webhook_error(self, error: records.WebhookError) -> bool: ...
+
+
+class RecordHandler:
+    def __init__(
+        self,
+        store: Records,
+        metrics: ApiMetrics,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+
+    async def message_received(self, event: MessageReceived) -> None:
+        written = await self._store.add_inbound(records.inbound(event))
+        self._count("message_in", written, event.received_at)
+
+    async def message_sent(self, event: MessageSent) -> None:
+        written = await self._store.add_outbound(records.sent(event))
+        self._count("message_out", written, event.sent_at)
+
+    async def send_parked(self, event: SendParked) -> None:
+        written = await self._store.add_parked(records.parked(event))
+        self._count("parked", written, event.parked_at)
+        if written:
+            log.info(
+                "send parked recorded",
+                extra={"key": event.idempotency_key, "to": event.to, "reason": event.reason},
+            )
+
+    async def status_received(self, event: StatusReceived) -> None:
+        written = await self._store.add_status(records.status(event))
+        self._count("status", written, event.received_at)
+
+    async def webhook_error(self, event: WebhookErrorReceived) -> None:
+        written = await self._store.add_webhook_error(records.webhook_error(event))
+        self._count("webhook_error", written, event.received_at)
+
+    def _count(self, kind: str, written: bool, happened_at: float) -> None:
+        if not written:
+            self._metrics.duplicates.labels(kind).inc()
+            return
+        self._metrics.records.labels(kind).inc()
+        self._metrics.lag.observe(max(0.0, self._clock() - happened_at))

@@ -1,0 +1,239 @@
+"""HTTP edge of the api: the bearer token, query and body parsing, and what each outcome is
+answered with (Graph-shaped problems for errors). Deciding is the handlers' (``sending``) and
+the store's; nothing here knows SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel
+
+from hiker.api import cursors
+from hiker.api.db.repository import RecordStore
+from hiker.api.metrics import ApiMetrics
+from hiker.api.openapi import IDEMPOTENCY_KEY_MAX, LIMIT_DEFAULT, LIMIT_MAX, document
+from hiker.api.sending import InvalidRequest, KeyReused, SendAcceptor, parse_send
+from hiker.api.views import (
+    Accepted,
+    ConversationItem,
+    ConversationPage,
+    ErrorBody,
+    ErrorData,
+    FieldProblem,
+    MessageItem,
+    MessagePage,
+    Problem,
+)
+from hiker.core.errors import Unavailable, classify
+
+log = logging.getLogger(__name__)
+
+STORE = web.AppKey("api_store", RecordStore)
+ACCEPTOR = web.AppKey("api_acceptor", SendAcceptor)
+METRICS = web.AppKey("api_metrics", ApiMetrics)
+TOKEN = web.AppKey("api_token", bytes)
+# Set once the schema is at head: until then the routes that read or write answer 503.
+SCHEMA_READY = web.AppKey("api_schema_ready", asyncio.Event)
+
+OPENAPI_PATH: Final = "/v1/openapi.json"
+# Graph's own codes, so that a client that reads Graph's errors reads these too.
+CODE_TOKEN: Final = 190
+CODE_PARAMETER: Final = 100
+CODE_UNAVAILABLE: Final = 2
+RETRY_AFTER_SECONDS: Final = "5"
+# Far above any one action (a list of 10 rows, a template's components).
+MAX_BODY_BYTES: Final = 64 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def problem(
+    status: int, message: str, *, code: int = CODE_PARAMETER, fields: Sequence[tuple[str, str]] = ()
+) -> web.Response:
+    data = (
+        ErrorData(
+            details=message,
+            fields=[FieldProblem(field=where, message=what) for where, what in fields],
+        )
+        if fields
+        else None
+    )
+    body = Problem(
+        error=ErrorBody(message=message, type="OAuthException", code=code, error_data=data)
+    )
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    return _json(body, status=status, headers=headers)
+
+
+def _json(
+    model: BaseModel, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=model.model_dump_json().encode(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _route_of(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return "unmatched"
+    return f"{request.method} {resource.canonical}"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Metrics per route pattern (never the path: it holds a user's number); errors, the
+    store's and the broker's included, become Graph-shaped problems."""
+    started = time.perf_counter()
+    route = _route_of(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = problem(exc.status, exc.reason, code=exc.status)
+    except BadRequest as exc:
+        response = problem(400, str(exc), fields=[(exc.field, exc.message)])
+    except Exception as exc:
+        verdict = classify(exc)
+        if not isinstance(verdict, Unavailable):
+            log.error("request failed", exc_info=exc, extra={"route": route})
+            response = problem(500, "internal error", code=1)
+        else:
+            log.warning(
+                "request refused: %s unavailable",
+                verdict.dependency,
+                extra={"route": route, "error_class": verdict.error_class},
+            )
+            response = problem(
+                503, f"{verdict.dependency} temporarily unavailable", code=CODE_UNAVAILABLE
+            )
+    metrics = request.app[METRICS]
+    metrics.requests.labels(route, str(response.status)).inc()
+    if route != "unmatched":
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+    return response
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every ``/v1`` route but the OpenAPI document needs ``Authorization: Bearer <token>``."""
+    if request.path == OPENAPI_PATH:
+        return await handler(request)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    expected = request.app[TOKEN]
+    # compare_digest takes as long whatever the mismatch: the token cannot be guessed by timing.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        response = problem(401, "a valid bearer token is required", code=CODE_TOKEN)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="hiker"'
+        return response
+    if not request.app[SCHEMA_READY].is_set():
+        return problem(
+            503, "the database is not ready yet (schema being upgraded)", code=CODE_UNAVAILABLE
+        )
+    return await handler(request)
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return LIMIT_DEFAULT
+    if not raw.isdigit() or not 1 <= int(raw) <= LIMIT_MAX:
+        raise BadRequest("limit", f"must be a whole number from 1 to {LIMIT_MAX}")
+    return int(raw)
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    limit = _limit(request)
+    after = None
+    if "cursor" in request.query:
+        try:
+            after = cursors.decode_conversations(request.query["cursor"])
+        except cursors.BadCursor as exc:
+            raise BadRequest("cursor", str(exc)) from None
+    number = request.query.get("phone_number_id") or None
+    rows = await request.app[STORE].conversations(number, limit + 1, after)
+    page, more = rows[:limit], len(rows) > limit
+    last = page[-1] if more else None
+    next_cursor = (
+        cursors.encode(cursors.ConversationCursor(last.last_at_us, last.phone_number_id, last.user))
+        if last is not None
+        else None
+    )
+    return _json(
+        ConversationPage(data=[ConversationItem.of(r) for r in page], next_cursor=next_cursor)
+    )
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    limit = _limit(request)
+    after = None
+    if "cursor" in request.query:
+        try:
+            after = cursors.decode_messages(request.query["cursor"])
+        except cursors.BadCursor as exc:
+            raise BadRequest("cursor", str(exc)) from None
+    number, user = request.match_info["phone_number_id"], request.match_info["user"]
+    rows = await request.app[STORE].messages(number, user, limit + 1, after)
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = (
+        cursors.encode(cursors.MessageCursor(page[-1].at_us, page[-1].id)) if more else None
+    )
+    return _json(MessagePage(data=[MessageItem.of(r) for r in page], next_cursor=next_cursor))
+
+
+async def send_message(request: web.Request) -> web.Response:
+    key = request.headers.get("Idempotency-Key", "")
+    if not key:
+        raise BadRequest("Idempotency-Key", "the header is required: a key unique to this send")
+    if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
+        raise BadRequest(
+            "Idempotency-Key", f"printable ASCII of at most {IDEMPOTENCY_KEY_MAX} characters"
+        )
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise BadRequest("body", "not valid JSON") from None
+    try:
+        send = parse_send(body)
+    except InvalidRequest as exc:
+        return problem(422, str(exc), fields=exc.problems)
+    try:
+        accepted = await request.app[ACCEPTOR].accept(send, key)
+    except KeyReused:
+        return problem(
+            422,
+            "this Idempotency-Key was used for another request; use a new key for a new send",
+            fields=[("Idempotency-Key", "used before with another body")],
+        )
+    log.info(
+        "send accepted",
+        extra={"send_id": accepted.send_id, "to": send.to, "repeated": accepted.repeated},
+    )
+    return _json(Accepted(id=accepted.send_id), status=202)
+
+
+async def openapi(_: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(document()), content_type="application/json")
+
+
+def add_api_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/conversations", list_conversations)
+    app.router.add_get("/v1/conversations/{phone_number_id}/{user}/messages", list_messages)
+    app.router.add_post("/v1/messages", send_message)
+    app.router.add_get(OPENAPI_PATH, openapi)

@@ -1,0 +1,186 @@
+"""``POST /v1/messages``: a backend's send, read as the rules file reads an action, then handed
+to the sender (pacing, retries and parking as for any reply) once per Idempotency-Key.
+
+The sender sends each key once (its claim in Redis); the record of the request adds what the
+claim cannot: the same id for a repeated key, a key reused for another request refused, and no
+new publish once Graph has taken the message (the claim expires, the record stays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from hiker.api import records
+from hiker.core.actions import (
+    ACTIONS_BY_NAME,
+    AnyAction,
+    InvalidAction,
+    Reaction,
+    parse_action,
+    readable,
+)
+from hiker.core.contracts import SendMessage
+
+KIND: Final = "api"
+PHONE_NUMBER_ID_MAX = 64
+RECIPIENT_MAX = 128
+
+
+class InvalidRequest(Exception):
+    """What is wrong with a request, field by field (``(field, message)``)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__(
+            "; ".join(f"{where}: {what}" if where else what for where, what in problems)
+        )
+        self.problems = problems
+
+
+class KeyReused(Exception):
+    """The Idempotency-Key was used before for another request."""
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    phone_number_id: str
+    to: str
+    action: AnyAction
+
+    def digest(self) -> str:
+        """The request's fingerprint: what a repeated key must ask for again."""
+        canonical = json.dumps(
+            [self.phone_number_id, self.to, self.action.model_dump(mode="json")],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_send(body: object) -> SendRequest:
+    """``{phone_number_id, to, <one action as in the rules file>}``; InvalidRequest naming
+    every problem."""
+    if not isinstance(body, dict):
+        raise InvalidRequest([("", "the body must be a JSON object")])
+    problems: list[tuple[str, str]] = []
+    number = _identifier(
+        body.get("phone_number_id"), "phone_number_id", PHONE_NUMBER_ID_MAX, problems
+    )
+    if number is not None and not number.isdigit():
+        problems.append(("phone_number_id", "must be the digits of a phone number id"))
+    to = _identifier(body.get("to"), "to", RECIPIENT_MAX, problems)
+    named = [key for key in body if key not in ("phone_number_id", "to")]
+    action: AnyAction | None = None
+    if len(named) != 1:
+        problems.append(
+            ("", f"give exactly one action ({', '.join(ACTIONS_BY_NAME)}), not {len(named)}")
+        )
+    else:
+        action = _action(named[0], body[named[0]], problems)
+    if problems or number is None or to is None or action is None:
+        raise InvalidRequest(problems)
+    return SendRequest(number, to, action)
+
+
+def _identifier(
+    value: object, name: str, longest: int, problems: list[tuple[str, str]]
+) -> str | None:
+    if value is None:
+        problems.append((name, "is required"))
+        return None
+    if not isinstance(value, str) or not value or len(value) > longest or value != value.strip():
+        problems.append((name, f"must be a string of 1 to {longest} characters, no spaces"))
+        return None
+    return value
+
+
+def _action(name: str, content: object, problems: list[tuple[str, str]]) -> AnyAction | None:
+    try:
+        action = parse_action(name, content)
+    except InvalidAction as exc:
+        for where, message in exc.problems:
+            problems.append((".".join(str(part) for part in (where or (name,))), message))
+        return None
+    # Nothing is being answered here: what to quote or react to must be named.
+    if getattr(action, "quote", False):
+        problems.append((f"{name}.quote", "there is no message to quote here; give reply_to"))
+    if isinstance(action, Reaction) and action.message_id is None:
+        problems.append((f"{name}.message_id", "is required: the message to react to"))
+    return action
+
+
+class Sends(Protocol):
+    """The records of api sends (``db.repository.RecordStore``)."""
+
+    async def find_send(self, idempotency_key: str) -> records.SendRecord | None: ...
+
+    async def add_outbound(self, message: records.Outbound) -> bool: ...
+
+
+Publish = Callable[[SendMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    send_id: str
+    # True when the key was known: a repeat of an earlier request.
+    repeated: bool
+
+
+def send_id_of(idempotency_key: str) -> str:
+    """The send's id: fixed by the key alone, so a repeat is answered with the same one."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+class SendAcceptor:
+    def __init__(
+        self, sends: Sends, publish: Publish, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._sends = sends
+        self._publish = publish
+        self._clock = clock
+
+    async def accept(self, request: SendRequest, idempotency_key: str) -> Acceptance:
+        """Hand ``request`` to the sender (once per key) and record it as accepted.
+
+        Published before it is recorded: a failure in between leaves a send the sender will
+        make and the outcome will record, never a record of a send nobody makes. KeyReused
+        when the key was used for another request; the broker's and the database's errors
+        propagate (the caller answers 503, the client retries with the same key).
+        """
+        send_id = send_id_of(idempotency_key)
+        key = f"{KIND}:{send_id}"
+        digest = request.digest()
+        known = await self._sends.find_send(key)
+        if known is not None and known.request_hash != digest:
+            raise KeyReused(idempotency_key)
+        if known is None or not known.sent:
+            await self._publish(
+                SendMessage(
+                    idempotency_key=key,
+                    phone_number_id=request.phone_number_id,
+                    to=request.to,
+                    actions=(request.action,),
+                    kind=KIND,
+                    correlation_id=key,
+                )
+            )
+        if known is None:
+            await self._sends.add_outbound(
+                records.Outbound(
+                    idempotency_key=key,
+                    phone_number_id=request.phone_number_id,
+                    user=request.to,
+                    kind=KIND,
+                    type=request.action.type,
+                    text=readable(request.action),
+                    at_us=records.to_us(self._clock()),
+                    send_id=send_id,
+                    request_hash=digest,
+                )
+            )
+        return Acceptance(send_id, repeated=known is not None)

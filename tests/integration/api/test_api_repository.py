@@ -1,0 +1,199 @@
+"""The record store against real SQLite and PostgreSQL: every write idempotent, statuses kept
+before their message, parked sends, pages by cursor, and the schema as the migrations make it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hiker.api.cursors import ConversationCursor, MessageCursor
+from hiker.api.db import schema
+from hiker.api.db.engine import create_engine
+from hiker.api.db.models import metadata
+from hiker.api.db.repository import RecordStore
+from hiker.api.records import Inbound, Outbound, Parked, Status, WebhookError
+from tests.integration.api.conftest import PostgresDatabase
+
+pytestmark = pytest.mark.integration
+
+NUMBER = "100000000000001"
+USER = "15550001234"
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, timeout_seconds=5)
+    await schema.upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def store(engine: AsyncEngine) -> RecordStore:
+    return RecordStore(engine)
+
+
+def inbound(n: int, at_us: int, user: str = USER) -> Inbound:
+    return Inbound(f"wamid.IN{n}", NUMBER, user, "text", f"hello {n}", at_us, name="Ana")
+
+
+def reply(n: int, at_us: int, wamid: str | None = None) -> Outbound:
+    return Outbound(f"reply:wamid.IN{n}", NUMBER, USER, "reply", "text", f"hi {n}", at_us, wamid)
+
+
+async def test_the_schema_is_at_head_and_matches_the_models(engine: AsyncEngine) -> None:
+    assert await schema.current_revision(engine) == schema.head_revision()
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+        )
+    assert differences == []
+    await schema.upgrade(engine)  # at head already: nothing to do
+
+
+async def test_every_record_is_written_once(store: RecordStore) -> None:
+    assert await store.add_inbound(inbound(1, 1_000))
+    assert not await store.add_inbound(inbound(1, 1_000))
+    assert await store.add_outbound(reply(1, 2_000, "wamid.OUT1"))
+    assert not await store.add_outbound(reply(1, 2_000, "wamid.OUT1"))
+    assert await store.add_status(Status("wamid.OUT1", "delivered", 3_000))
+    assert not await store.add_status(Status("wamid.OUT1", "delivered", 3_000))
+    error = WebhookError(NUMBER, 131000, "Something went wrong", None, 4_000)
+    assert await store.add_webhook_error(error)
+    assert not await store.add_webhook_error(error)
+    page = await store.messages(NUMBER, USER, 10, None)
+    assert [(m.public_id, m.current()[0]) for m in page] == [
+        ("wamid.OUT1", "delivered"),
+        ("wamid.IN1", "received"),
+    ]
+    (conversation,) = await store.conversations(None, 10, None)
+    assert conversation.message_count == 2
+    assert (conversation.last_direction, conversation.last_text) == ("out", "hi 1")
+    assert conversation.name == "Ana"
+
+
+async def test_concurrent_deliveries_of_one_event_record_it_once(store: RecordStore) -> None:
+    written = await asyncio.gather(*(store.add_inbound(inbound(7, 1_000)) for _ in range(8)))
+    assert sorted(written) == [False] * 7 + [True]
+    (conversation,) = await store.conversations(NUMBER, 10, None)
+    assert conversation.message_count == 1
+
+
+async def test_statuses_before_their_message_are_attached_when_it_comes(store: RecordStore) -> None:
+    failure = {"code": 131047, "title": "Re-engagement message", "message": None}
+    assert await store.add_status(Status("wamid.OUT2", "sent", 3_000))
+    assert await store.add_status(Status("wamid.OUT2", "failed", 4_000, failure))
+    assert await store.add_outbound(reply(2, 2_000, "wamid.OUT2"))
+    (message,) = await store.messages(NUMBER, USER, 10, None)
+    assert message.current() == ("failed", failure)
+    assert [s.status for s in message.statuses] == ["sent", "failed"]
+
+
+async def test_an_api_send_is_one_row_from_accepted_to_sent(store: RecordStore) -> None:
+    accepted = Outbound(
+        "api:abc", NUMBER, USER, "api", "text", "hi", 1_000, send_id="abc", request_hash="h"
+    )
+    assert await store.add_outbound(accepted)
+    found = await store.find_send("api:abc")
+    assert found is not None
+    assert (found.send_id, found.request_hash, found.sent) == ("abc", "h", False)
+    (message,) = await store.messages(NUMBER, USER, 10, None)
+    assert (message.public_id, message.current()[0]) == ("abc", "accepted")
+    sent = Outbound("api:abc", NUMBER, USER, "api", "text", "hi", 1_500, "wamid.OUT3")
+    assert await store.add_outbound(sent)
+    (message,) = await store.messages(NUMBER, USER, 10, None)
+    assert (message.public_id, message.send_id, message.at_us) == ("wamid.OUT3", "abc", 1_000)
+    found = await store.find_send("api:abc")
+    assert found is not None
+    assert found.sent
+    (conversation,) = await store.conversations(None, 10, None)
+    assert conversation.message_count == 1
+
+
+async def test_the_outcome_recorded_before_the_request_still_gets_its_id(
+    store: RecordStore,
+) -> None:
+    assert await store.add_outbound(
+        Outbound("api:def", NUMBER, USER, "api", "text", "hi", 1_500, "wamid.OUT4")
+    )
+    late = Outbound(
+        "api:def", NUMBER, USER, "api", "text", "hi", 1_000, send_id="def", request_hash="h"
+    )
+    assert await store.add_outbound(late)
+    found = await store.find_send("api:def")
+    assert found is not None
+    assert found.sent
+
+
+async def test_a_parked_send_fails_until_a_replay_of_it_is_sent(store: RecordStore) -> None:
+    error = {"code": 190, "title": "parked: permanent", "message": "token expired"}
+    parked = Parked("reply:wamid.IN5", NUMBER, USER, "reply", 2_000, error, "text", "Hello!")
+    assert await store.add_parked(parked)
+    (message,) = await store.messages(NUMBER, USER, 10, None)
+    assert (message.public_id, message.type, message.text, message.current()) == (
+        None,
+        "text",
+        "Hello!",
+        ("failed", error),
+    )
+    assert await store.add_outbound(reply(5, 9_000, "wamid.OUT5"))
+    (message,) = await store.messages(NUMBER, USER, 10, None)
+    assert (message.public_id, message.type, message.current()) == (
+        "wamid.OUT5",
+        "text",
+        ("accepted", None),
+    )
+    # A park reported after the send it concerned (the events crossed) changes nothing.
+    assert not await store.add_parked(parked)
+
+
+async def test_pages_follow_their_cursor_without_repeats_or_gaps(store: RecordStore) -> None:
+    for n in range(7):
+        # Two messages share each time: the id breaks the tie.
+        await store.add_inbound(inbound(n, 1_000 + n // 2))
+    seen: list[str | None] = []
+    after: MessageCursor | None = None
+    while True:
+        page = await store.messages(NUMBER, USER, 3, after)
+        seen.extend(m.public_id for m in page)
+        if len(page) < 3:
+            break
+        after = MessageCursor(page[-1].at_us, page[-1].id)
+        # Recorded meanwhile, newer than the page read: it belongs to no later page.
+        await store.add_inbound(inbound(100 + len(seen), 5_000))
+    assert sorted(seen) == sorted(f"wamid.IN{n}" for n in range(7))
+    assert len(seen) == len(set(seen)) == 7
+
+
+async def test_conversations_come_latest_first_by_page(store: RecordStore) -> None:
+    users = [f"1555000100{n}" for n in range(5)]
+    for n, user in enumerate(users):
+        await store.add_inbound(inbound(n, 1_000 * (n % 3), user=user))
+    first = await store.conversations(NUMBER, 2, None)
+    last = first[-1]
+    rest = await store.conversations(
+        NUMBER, 10, ConversationCursor(last.last_at_us, last.phone_number_id, last.user)
+    )
+    order = [c.user for c in first + rest]
+    assert sorted(order) == sorted(users)
+    times = [c.last_at_us for c in first + rest]
+    assert times == sorted(times, reverse=True)
+    assert await store.conversations("999", 10, None) == []
+
+
+async def test_replicas_starting_at_once_upgrade_the_schema_once(
+    postgres_database: PostgresDatabase,
+) -> None:
+    engines = [create_engine(postgres_database.url, timeout_seconds=10) for _ in range(3)]
+    try:
+        await asyncio.gather(*(schema.upgrade(engine) for engine in engines))
+        for engine in engines:
+            assert await schema.current_revision(engine) == schema.head_revision()
+    finally:
+        for engine in engines:
+            await engine.dispose()
