@@ -140,3 +140,29 @@ async def test_a_claim_told_to_wait_enters_the_call_only_when_asked(
     await retry.begin_call(5)
     assert retry.in_call
     assert (await store.claim(key)).state is ClaimState.BUSY
+
+
+# A step that keeps Redis busy for a while, so that its caller can be cancelled mid-script.
+_SLOW_STEP = ClaimStep(
+    "local t = redis.call('TIME')\n"
+    "local until_us = t[1] * 1000000 + t[2] + 200000\n"
+    "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= until_us\n"
+    "return 0"
+)
+
+
+async def test_a_caller_cancelled_during_its_claim_gives_the_key_back(
+    store: ClaimStore, redis_prefix: str
+) -> None:
+    # A consumer is cancelled when its channel closes; the claim it was taking still runs, and
+    # marks the call begun. Kept, that mark would have the redelivery park an unsent message.
+    key = redis_prefix + "k-cancelled"
+    claiming = asyncio.create_task(store.claim(key, step=_SLOW_STEP, call_within=30))
+    await asyncio.sleep(0.05)  # the script is running in Redis
+    claiming.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await claiming
+    await asyncio.sleep(0.4)  # the script ends and the key is given back
+    redelivered = await store.claim(key, call_within=30)
+    assert redelivered.state is ClaimState.CLAIMED
+    assert redelivered.in_call

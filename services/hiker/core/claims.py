@@ -12,16 +12,21 @@ have succeeded: a doubled message) nor forget it (it may have failed: a lost one
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Any, Final, Protocol
 
 from redis.commands.core import AsyncScript
 
 from hiker.core.redis_store import LegacyName, RedisClient
+
+log = logging.getLogger(__name__)
 
 DONE = b"done"
 CLAIM_PREFIX = b"claim:"
@@ -251,6 +256,8 @@ class ClaimStore:
         self._swap = redis.register_script(_COMPARE_AND_SET)
         self._claim_scripts: dict[str, AsyncScript] = {}
         self._confirm_scripts: dict[str, AsyncScript] = {}
+        # Claims given back after their caller was cancelled (see ``_take``), held till done.
+        self._giving_back: set[asyncio.Future[Any]] = set()
 
     def now(self) -> float:
         return self._clock()
@@ -276,7 +283,7 @@ class ClaimStore:
         keys = [key, *step.keys, *self._adoptions(key, *step.keys)]
         args = [value, self._lease_ms, call, self.done_ttl_ms, len(step.keys), *step.args]
         for _ in range(2):  # once more if the caller in doubt was settled by someone else
-            taken, result = await script(keys=keys, args=args)
+            taken, result = await self._take(script, keys, args, value, call)
             if taken:
                 in_call = taken == 2
                 values = _step_values(result)
@@ -302,6 +309,39 @@ class ClaimStore:
                 continue
             return Claim(self, key, value, ClaimState.DONE)
         return Claim(self, key, value, ClaimState.BUSY)
+
+    async def _take(
+        self, script: AsyncScript, keys: list[str], args: list[Any], value: bytes, call: bytes
+    ) -> Any:
+        """Run the claim script; a caller cancelled meanwhile gives back what it took.
+
+        A consumer is cancelled when its channel closes, and the script may run all the same:
+        a lease kept would hold the redelivery busy until it expires, and a call mark kept
+        would have it park as in doubt a message that was never sent.
+        """
+        running = asyncio.ensure_future(script(keys=keys, args=args))
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            running.add_done_callback(partial(self._give_back, keys[0], value, call))
+            raise
+
+    def _give_back(self, key: str, value: bytes, call: bytes, taking: asyncio.Future[Any]) -> None:
+        if taking.cancelled() or taking.exception() is not None:
+            return
+        taken = taking.result()[0]
+        if not taken:
+            return
+        held = call if taken == 2 else value
+        releasing = asyncio.ensure_future(self._swap(keys=[key], args=[held, b"", 0]))
+        self._giving_back.add(releasing)
+        releasing.add_done_callback(self._given_back)
+
+    def _given_back(self, releasing: asyncio.Future[Any]) -> None:
+        self._giving_back.discard(releasing)
+        if not releasing.cancelled() and releasing.exception() is not None:
+            # Redis refused: the lease or mark runs out by itself (a call mark as in doubt).
+            log.warning("giving back a cancelled claim failed", exc_info=releasing.exception())
 
     def _adoptions(self, *keys: str) -> list[str]:
         """(old name, name) of each of ``keys`` that may still be under its old name."""
