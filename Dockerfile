@@ -32,8 +32,9 @@ RUN groupadd --system --gid 10001 hiker \
       --shell /usr/sbin/nologin hiker
 COPY --from=build /opt/hiker /opt/hiker
 USER 10001:10001
-# 8080 webhook (ingress), 8090 Graph API stand-in (graph-mock), 9101-9104 metrics and health.
-EXPOSE 8080 8090 9101 9102 9103 9104
+# 8080 webhook (ingress), 8081 hiker api, 8090 Graph API stand-in (graph-mock), 9101-9105
+# metrics and health.
+EXPOSE 8080 8081 8090 9101 9102 9103 9104 9105
 # Liveness for plain `docker run`; compose and Kubernetes use /readyz on the same port as well.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HIKER_METRICS_PORT', '9101'), timeout=2)"]

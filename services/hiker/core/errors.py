@@ -10,12 +10,16 @@ Poison is for messages that can never be processed, and for bugs.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from dataclasses import dataclass
-from typing import Final
+from types import ModuleType
+from typing import TYPE_CHECKING, Final
 
 import aiormq
 from redis import exceptions as redis_exceptions
-from sqlalchemy import exc as sqlalchemy_exceptions
+
+if TYPE_CHECKING:
+    from sqlalchemy import exc as sqlalchemy_exceptions
 
 REDIS: Final = "redis"
 RABBITMQ: Final = "rabbitmq"
@@ -103,7 +107,8 @@ def classify(exc: BaseException) -> Unavailable | Busy | None:
         return Unavailable(REDIS, "cluster")
     if isinstance(exc, DatabaseUnavailable):
         return Unavailable(DATABASE, exc.error_class)
-    if isinstance(exc, sqlalchemy_exceptions.SQLAlchemyError):
+    database_errors = _sqlalchemy_exceptions()
+    if database_errors is not None and isinstance(exc, database_errors.SQLAlchemyError):
         return _classify_database(exc)
     if isinstance(exc, _AMQP_UNAVAILABLE):
         return Unavailable(RABBITMQ, "connection")
@@ -155,7 +160,15 @@ _SQLITE_NOT_NOW: Final = (
 )
 
 
+def _sqlalchemy_exceptions() -> ModuleType | None:
+    """SQLAlchemy's exceptions, once something imported SQLAlchemy (only ``hiker api`` does):
+    before that no error can be one of them, and the other services skip its import."""
+    return sys.modules.get("sqlalchemy.exc")
+
+
 def _classify_database(exc: sqlalchemy_exceptions.SQLAlchemyError) -> Unavailable | Busy | None:
+    from sqlalchemy import exc as sqlalchemy_exceptions  # imported already: see the caller
+
     if isinstance(exc, sqlalchemy_exceptions.TimeoutError):  # no pooled connection came free
         return Unavailable(DATABASE, "pool_timeout")
     if isinstance(exc, sqlalchemy_exceptions.DisconnectionError):
