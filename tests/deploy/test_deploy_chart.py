@@ -618,6 +618,8 @@ def test_alerts_that_matter_are_there() -> None:
     assert "increase(hiker_messages_parked_total" in alerts["HikerMessagesParked"]["expr"]
     assert "[15m]" in alerts["HikerMessagesParked"]["expr"]
     assert "hiker_graph_requests_total" in alerts["HikerGraphErrorRateHigh"]["expr"]
+    assert "hiker_api_recording_lag_seconds_bucket" in alerts["HikerApiRecordingBehind"]["expr"]
+    assert "api" in alerts["HikerServiceDown"]["expr"]
     assert 'outcome="unavailable"' in alerts["HikerIngressUnavailable"]["expr"]
     rejected = alerts["HikerRulesReloadRejected"]["expr"]
     assert (
