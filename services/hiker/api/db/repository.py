@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, and_, case, func, literal, or_, select, update
+from sqlalchemy import Row, Table, and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -62,21 +62,18 @@ class RecordStore:
     async def add_inbound(self, message: Inbound) -> bool:
         """Record a user's message once (by wamid); False when it was already there."""
         async with self._transaction() as connection:
-            inserted = await connection.execute(
-                self._insert(messages)
-                .values(
-                    phone_number_id=message.phone_number_id,
-                    user=message.user,
-                    direction="in",
-                    wamid=message.wamid,
-                    type=message.type,
-                    text=message.text,
-                    at_us=message.at_us,
-                )
-                .on_conflict_do_nothing()
-                .returning(messages.c.id)
+            inserted = await self._insert_new(
+                connection,
+                messages,
+                phone_number_id=message.phone_number_id,
+                user=message.user,
+                direction="in",
+                wamid=message.wamid,
+                type=message.type,
+                text=message.text,
+                at_us=message.at_us,
             )
-            if inserted.first() is None:
+            if not inserted:
                 return False
             await self._touch(connection, message.phone_number_id, message.user, "in",
                               message.type, message.text, message.at_us, message.name)  # fmt: skip
@@ -86,25 +83,22 @@ class RecordStore:
         """Record a send once (by its key): a new row, or Graph's id on the row already there
         (accepted by the api, or parked and since replayed). False when nothing changed."""
         async with self._transaction() as connection:
-            inserted = await connection.execute(
-                self._insert(messages)
-                .values(
-                    phone_number_id=message.phone_number_id,
-                    user=message.user,
-                    direction="out",
-                    wamid=message.wamid,
-                    idempotency_key=message.idempotency_key,
-                    send_id=message.send_id,
-                    request_hash=message.request_hash,
-                    kind=message.kind,
-                    type=message.type,
-                    text=message.text,
-                    at_us=message.at_us,
-                )
-                .on_conflict_do_nothing()
-                .returning(messages.c.id)
+            inserted = await self._insert_new(
+                connection,
+                messages,
+                phone_number_id=message.phone_number_id,
+                user=message.user,
+                direction="out",
+                wamid=message.wamid,
+                idempotency_key=message.idempotency_key,
+                send_id=message.send_id,
+                request_hash=message.request_hash,
+                kind=message.kind,
+                type=message.type,
+                text=message.text,
+                at_us=message.at_us,
             )
-            if inserted.first() is not None:
+            if inserted:
                 await self._touch(connection, message.phone_number_id, message.user, "out",
                                   message.type, message.text, message.at_us)  # fmt: skip
                 return True
@@ -138,23 +132,20 @@ class RecordStore:
         """Record that a send was parked (on its row, made when there is none yet), unless
         Graph has since accepted it. False when nothing changed."""
         async with self._transaction() as connection:
-            inserted = await connection.execute(
-                self._insert(messages)
-                .values(
-                    phone_number_id=send.phone_number_id,
-                    user=send.user,
-                    direction="out",
-                    idempotency_key=send.idempotency_key,
-                    kind=send.kind,
-                    type=send.type,
-                    text=send.text,
-                    at_us=send.at_us,
-                    parked=send.error,
-                )
-                .on_conflict_do_nothing()
-                .returning(messages.c.id)
+            inserted = await self._insert_new(
+                connection,
+                messages,
+                phone_number_id=send.phone_number_id,
+                user=send.user,
+                direction="out",
+                idempotency_key=send.idempotency_key,
+                kind=send.kind,
+                type=send.type,
+                text=send.text,
+                at_us=send.at_us,
+                parked=send.error,
             )
-            if inserted.first() is not None:
+            if inserted:
                 await self._touch(connection, send.phone_number_id, send.user, "out",
                                   send.type, send.text, send.at_us)  # fmt: skip
                 return True
@@ -169,34 +160,26 @@ class RecordStore:
     async def add_status(self, reported: Status) -> bool:
         """Record a status once per (wamid, status); its message may come later."""
         async with self._transaction() as connection:
-            inserted = await connection.execute(
-                self._insert(statuses)
-                .values(
-                    wamid=reported.wamid,
-                    status=reported.status,
-                    at_us=reported.at_us,
-                    error=reported.error,
-                )
-                .on_conflict_do_nothing()
-                .returning(statuses.c.id)
+            return await self._insert_new(
+                connection,
+                statuses,
+                wamid=reported.wamid,
+                status=reported.status,
+                at_us=reported.at_us,
+                error=reported.error,
             )
-            return inserted.first() is not None
 
     async def add_webhook_error(self, error: WebhookError) -> bool:
         async with self._transaction() as connection:
-            inserted = await connection.execute(
-                self._insert(webhook_errors)
-                .values(
-                    phone_number_id=error.phone_number_id,
-                    code=error.code,
-                    title=error.title,
-                    message=error.message,
-                    at_us=error.at_us,
-                )
-                .on_conflict_do_nothing()
-                .returning(webhook_errors.c.id)
+            return await self._insert_new(
+                connection,
+                webhook_errors,
+                phone_number_id=error.phone_number_id,
+                code=error.code,
+                title=error.title,
+                message=error.message,
+                at_us=error.at_us,
             )
-            return inserted.first() is not None
 
     async def find_send(self, idempotency_key: str) -> SendRecord | None:
         """The api send under ``idempotency_key``, if one was accepted."""
@@ -285,6 +268,15 @@ class RecordStore:
             )
             for row in rows
         ]
+
+    async def _insert_new(
+        self, connection: AsyncConnection, table: Table, **values: object
+    ) -> bool:
+        """Insert a row unless one with its unique key is there; whether it was inserted."""
+        inserted = await connection.execute(
+            self._insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
+        )
+        return inserted.first() is not None
 
     async def _touch(
         self,
