@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,7 @@ def fixed_rate(
     before = cpu_snapshot(pipeline) if pipeline else {}
     summary = run_loadgen(ctx, url, body_file, rate=rate, duration=duration, name=name)["summary"]
     result = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in summary.items()}
+    result["body_file"] = str(body_file)
     if pipeline:
         result["cpu"] = cpu_report(
             before, cpu_snapshot(pipeline), summary["elapsed_s"], summary["ok"]
@@ -264,6 +266,16 @@ def wait_for_count(
             log(f"  no new reply for {stall:.0f}s: {last} of {expected}")
             break
     return last
+
+
+def users_of(body_file: Path) -> set[str]:
+    """The users who wrote the webhooks of ``body_file`` (its first column)."""
+    return {line.split("\t", 1)[0] for line in body_file.read_text().splitlines() if line}
+
+
+def replies_to(graph_url: str, users: set[str]) -> Counter[str]:
+    """How many messages the Graph mock accepted for each of ``users`` (absent: none)."""
+    return Counter(m["to"] for m in graph_mock_messages(graph_url) if m["to"] in users)
 
 
 def reply_latencies(

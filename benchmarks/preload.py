@@ -130,8 +130,11 @@ async def record_messages(
     # Short-lived claims: the run's keys go with its prefix anyway; these expire on their own.
     claims = ClaimStore(redis, lease_seconds=60, done_ttl_seconds=2 * 3600)
 
+    # Revisions measured with --baseline before the step's rename called it record_inbound.
+    record_step = getattr(store, "record_step", None) or store.record_inbound  # type: ignore[attr-defined]
+
     async def record(user: str, wamid: str) -> None:
-        step = store.record_step(phone_number_id, user, wamid, received_at, int(received_at))
+        step = record_step(phone_number_id, user, wamid, received_at, int(received_at))
         claim = await claims.claim(keys.claim(phone_number_id, user, wamid), step=step)
         await claim.confirm()
 

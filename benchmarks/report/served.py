@@ -120,6 +120,8 @@ def cost(c: dict[str, Any], before: dict[str, Any] | None = None) -> list[str]:
 _SYSTEMS = (
     ("hiker", "Hiker (whole pipeline)"),
     ("pywa", "pywa 4.5 (FastAPI + uvicorn)"),
+    ("pywa_c8", "pywa 4.5, concurrency 8"),
+    ("pywa_c4", "pywa 4.5, concurrency 4"),
     ("seed", "seed design (Flask threaded server, inline reply)"),
 )
 
@@ -152,7 +154,7 @@ def replies(r: dict[str, Any]) -> list[str]:
         )
     parts = [
         f"## Replies served per second ({r['count']:,} hellos, one user each, closed loop at "
-        f"concurrency {r['concurrency']})",
+        f"concurrency {r['concurrency']} unless the row says otherwise)",
         "From the first request to the last reply the Graph mock accepted. CPU ms per reply: "
         "Hiker's whole pipeline (ingress, conversation, sender, RabbitMQ, Redis), or the app's "
         "one process.",
@@ -175,9 +177,10 @@ def replies(r: dict[str, Any]) -> list[str]:
             rows,
         ),
     ]
+    names = {"pywa": "pywa", "pywa_best": "pywa at its best concurrency", "seed": "seed"}
     ratios = [
-        f"Hiker ÷ {name}: **{r[f'hiker_over_{name}']:.2f}x**"
-        for name in ("pywa", "seed")
+        f"Hiker ÷ {label}: **{r[f'hiker_over_{name}']:.2f}x**"
+        for name, label in names.items()
         if r.get(f"hiker_over_{name}")
     ]
     if ratios:
