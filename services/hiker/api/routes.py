@@ -9,7 +9,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from typing import Final, TypeVar
 
 import orjson
 from aiohttp import web
@@ -158,14 +158,23 @@ def _limit(request: web.Request) -> int:
     return int(raw)
 
 
+_Cursor = TypeVar("_Cursor")
+
+
+def _cursor(request: web.Request, decode: Callable[[str], _Cursor]) -> _Cursor | None:
+    """The page's ``cursor`` query decoded, None without one; 400 when it is not one of ours."""
+    raw = request.query.get("cursor")
+    if raw is None:
+        return None
+    try:
+        return decode(raw)
+    except cursors.BadCursor as exc:
+        raise BadRequest("cursor", str(exc)) from None
+
+
 async def list_conversations(request: web.Request) -> web.Response:
     limit = _limit(request)
-    after = None
-    if "cursor" in request.query:
-        try:
-            after = cursors.decode_conversations(request.query["cursor"])
-        except cursors.BadCursor as exc:
-            raise BadRequest("cursor", str(exc)) from None
+    after = _cursor(request, cursors.decode_conversations)
     number = request.query.get("phone_number_id") or None
     rows = await request.app[STORE].conversations(number, limit + 1, after)
     page, more = rows[:limit], len(rows) > limit
@@ -182,12 +191,7 @@ async def list_conversations(request: web.Request) -> web.Response:
 
 async def list_messages(request: web.Request) -> web.Response:
     limit = _limit(request)
-    after = None
-    if "cursor" in request.query:
-        try:
-            after = cursors.decode_messages(request.query["cursor"])
-        except cursors.BadCursor as exc:
-            raise BadRequest("cursor", str(exc)) from None
+    after = _cursor(request, cursors.decode_messages)
     number, user = request.match_info["phone_number_id"], request.match_info["user"]
     rows = await request.app[STORE].messages(number, user, limit + 1, after)
     page, more = rows[:limit], len(rows) > limit
