@@ -62,45 +62,37 @@ class RecordStore:
     async def add_inbound(self, message: Inbound) -> bool:
         """Record a user's message once (by wamid); False when it was already there."""
         async with self._transaction() as connection:
-            inserted = await self._insert_new(
+            return await self._add_message(
                 connection,
-                messages,
                 phone_number_id=message.phone_number_id,
                 user=message.user,
                 direction="in",
-                wamid=message.wamid,
-                type=message.type,
+                type_=message.type,
                 text=message.text,
                 at_us=message.at_us,
+                name=message.name,
+                wamid=message.wamid,
             )
-            if not inserted:
-                return False
-            await self._touch(connection, message.phone_number_id, message.user, "in",
-                              message.type, message.text, message.at_us, message.name)  # fmt: skip
-            return True
 
     async def add_outbound(self, message: Outbound) -> bool:
         """Record a send once (by its key): a new row, or Graph's id on the row already there
         (accepted by the api, or parked and since replayed). False when nothing changed."""
         async with self._transaction() as connection:
-            inserted = await self._insert_new(
+            added = await self._add_message(
                 connection,
-                messages,
                 phone_number_id=message.phone_number_id,
                 user=message.user,
                 direction="out",
+                type_=message.type,
+                text=message.text,
+                at_us=message.at_us,
                 wamid=message.wamid,
                 idempotency_key=message.idempotency_key,
                 send_id=message.send_id,
                 request_hash=message.request_hash,
                 kind=message.kind,
-                type=message.type,
-                text=message.text,
-                at_us=message.at_us,
             )
-            if inserted:
-                await self._touch(connection, message.phone_number_id, message.user, "out",
-                                  message.type, message.text, message.at_us)  # fmt: skip
+            if added:
                 return True
             named = False
             if message.send_id is not None:
@@ -132,22 +124,19 @@ class RecordStore:
         """Record that a send was parked (on its row, made when there is none yet), unless
         Graph has since accepted it. False when nothing changed."""
         async with self._transaction() as connection:
-            inserted = await self._insert_new(
+            added = await self._add_message(
                 connection,
-                messages,
                 phone_number_id=send.phone_number_id,
                 user=send.user,
                 direction="out",
-                idempotency_key=send.idempotency_key,
-                kind=send.kind,
-                type=send.type,
+                type_=send.type,
                 text=send.text,
                 at_us=send.at_us,
+                idempotency_key=send.idempotency_key,
+                kind=send.kind,
                 parked=send.error,
             )
-            if inserted:
-                await self._touch(connection, send.phone_number_id, send.user, "out",
-                                  send.type, send.text, send.at_us)  # fmt: skip
+            if added:
                 return True
             changed = await connection.execute(
                 update(messages)
@@ -277,6 +266,38 @@ class RecordStore:
             self._insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
         )
         return inserted.first() is not None
+
+    async def _add_message(
+        self,
+        connection: AsyncConnection,
+        *,
+        phone_number_id: str,
+        user: str,
+        direction: str,
+        type_: str,
+        text: str | None,
+        at_us: int,
+        name: str | None = None,
+        **columns: object,
+    ) -> bool:
+        """Insert a message row (``columns``: the rest of it) unless its unique key is there,
+        and count it in its conversation when it is new; whether it was inserted."""
+        inserted = await self._insert_new(
+            connection,
+            messages,
+            phone_number_id=phone_number_id,
+            user=user,
+            direction=direction,
+            type=type_,
+            text=text,
+            at_us=at_us,
+            **columns,
+        )
+        if inserted:
+            await self._touch(
+                connection, phone_number_id, user, direction, type_, text, at_us, name
+            )
+        return inserted
 
     async def _touch(
         self,
