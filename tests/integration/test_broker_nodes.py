@@ -12,6 +12,7 @@ from yarl import URL
 
 from hiker.core.addresses import Node, parse_amqp_url
 from hiker.core.broker import Broker, NodeRotation, connect
+from hiker.core.settings import CommonSettings, load_settings
 from hiker.core.topology import ExchangeSpec, QueueSpec, Topology
 from hiker.tools.doctor.rabbitmq import check_rabbitmq
 from hiker.tools.doctor.report import Status
@@ -71,3 +72,34 @@ async def test_doctor_names_the_listed_nodes_that_do_not_answer(amqp_url: str) -
     assert nodes.status is Status.WARN
     assert str(after) in nodes.detail
     assert "2 of 3 listed nodes do not answer" in nodes.detail
+
+
+async def test_a_services_broker_declares_the_configured_quorum_group_size(amqp_url: str) -> None:
+    # Every service builds its broker this way: one that left the group size out would declare
+    # its queues otherwise than the settings (and hiker doctor) say.
+    settings = load_settings(
+        CommonSettings, {"HIKER_AMQP_URL": amqp_url, "HIKER_AMQP_QUORUM_GROUP_SIZE": "1"}
+    )
+    queue = QueueSpec("test.group-size.q", {"x-queue-type": "quorum"}, ())
+    broker = Broker.of_service(settings, "test-group-size")
+    await broker.connect(Topology((), (queue,)))
+    connection = await connect(amqp_url)
+    try:
+        # The group size is part of a quorum queue's equivalence: declared again with the
+        # configured one it is the same queue, with another it is refused.
+        channel = await connection.channel()
+        await channel.declare_queue(
+            queue.name,
+            durable=True,
+            arguments={"x-queue-type": "quorum", "x-quorum-initial-group-size": 1},
+        )
+        channel = await connection.channel()
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed):
+            await channel.declare_queue(
+                queue.name,
+                durable=True,
+                arguments={"x-queue-type": "quorum", "x-quorum-initial-group-size": 2},
+            )
+    finally:
+        await connection.close()
+        await broker.close()

@@ -61,7 +61,7 @@ def create_app(
     that need what is missing are answered 503.
     """
     registry = registry or new_registry()
-    broker = broker or Broker(settings.amqp_url.get_secret_value(), client_name="hiker-api")
+    broker = broker or Broker.of_service(settings, "hiker-api")
     engine = engine or create_engine(
         settings.async_database_url(), timeout_seconds=settings.database_timeout_seconds
     )

@@ -45,11 +45,7 @@ def create_app(
     with RulesFileError naming file and line; ``responder`` overrides ``settings.responder``.
     """
     registry = registry or new_registry()
-    broker = broker or Broker(
-        settings.amqp_url.get_secret_value(),
-        client_name="hiker-conversation",
-        quorum_group_size=settings.amqp_quorum_group_size,
-    )
+    broker = broker or Broker.of_service(settings, "hiker-conversation")
     redis = redis or connect_redis(settings.redis_target())
     keys = Keys(settings.redis_prefix, adopt_legacy=settings.adopts_legacy_keys)
     metrics = ConversationMetrics(registry)

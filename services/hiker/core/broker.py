@@ -20,7 +20,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import aio_pika
 import aiormq
@@ -43,6 +43,9 @@ from hiker.core.dependencies import DependencyGate
 from hiker.core.errors import PublishFailed
 from hiker.core.topology import QueueSpec, Topology, for_server, server_version
 
+if TYPE_CHECKING:
+    from hiker.core.settings import CommonSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +67,10 @@ class _Consumer:
     inflight: set[asyncio.Task[None]] = field(default_factory=set)
 
 
+# How long a publish waits for the broker's confirm before it counts as failed.
+PUBLISH_TIMEOUT_SECONDS: Final = 10.0
+
+
 class Broker:
     """A robust connection with a confirm-mode publishing channel and any number of consumers.
 
@@ -76,7 +83,7 @@ class Broker:
         url: str,
         *,
         client_name: str,
-        publish_timeout: float = 10.0,
+        publish_timeout: float = PUBLISH_TIMEOUT_SECONDS,
         quorum_group_size: int | None = None,
     ) -> None:
         """``url`` may list several nodes; ``quorum_group_size``: see ``topology.for_server``."""
@@ -93,6 +100,23 @@ class Broker:
         self._serving = False
         # Known once connected; some queue arguments depend on it (``topology.for_server``).
         self._server_version: tuple[int, int] = (0, 0)
+
+    @classmethod
+    def of_service(
+        cls,
+        settings: CommonSettings,
+        client_name: str,
+        *,
+        publish_timeout: float = PUBLISH_TIMEOUT_SECONDS,
+    ) -> Broker:
+        """A service's broker, as its settings give it: the URL (a cluster's nodes) and the
+        quorum group size, which every service that declares queues must declare alike."""
+        return cls(
+            settings.amqp_url.get_secret_value(),
+            client_name=client_name,
+            publish_timeout=publish_timeout,
+            quorum_group_size=settings.amqp_quorum_group_size,
+        )
 
     async def connect(self, topology: Topology) -> None:
         """Connect, open the publishing channel and declare ``topology``.

@@ -37,11 +37,8 @@ def create_app(
     so and webhooks are answered 503, which Meta retries.
     """
     registry = registry or new_registry()
-    broker = broker or Broker(
-        settings.amqp_url.get_secret_value(),
-        client_name="hiker-ingress",
-        publish_timeout=settings.publish_timeout_seconds,
-        quorum_group_size=settings.amqp_quorum_group_size,
+    broker = broker or Broker.of_service(
+        settings, "hiker-ingress", publish_timeout=settings.publish_timeout_seconds
     )
     metrics = IngressMetrics(registry)
     # No decompression: Meta signs the bytes it sends, and nothing is inflated before the

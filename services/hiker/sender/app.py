@@ -43,11 +43,7 @@ def create_app(
 ) -> web.Application:
     """The operations app (metrics, health); starting it connects and starts sending."""
     registry = registry or new_registry()
-    broker = broker or Broker(
-        settings.amqp_url.get_secret_value(),
-        client_name="hiker-sender",
-        quorum_group_size=settings.amqp_quorum_group_size,
-    )
+    broker = broker or Broker.of_service(settings, "hiker-sender")
     redis = redis or connect_redis(settings.redis_target())
     keys = Keys(settings.redis_prefix, adopt_legacy=settings.adopts_legacy_keys)
     metrics = SenderMetrics(registry)
