@@ -7,89 +7,37 @@ import asyncio
 import importlib
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, cast
 
-from hiker.core.observability import configure_logging
-from hiker.core.runtime import Site, run, serve
-from hiker.core.settings import (
-    ApiSettings,
-    ConfigError,
-    ConversationSettings,
-    GraphMockSettings,
-    IngressSettings,
-    SenderSettings,
-    load_settings,
-)
+from hiker.core.settings import ConfigError
 
 
-def _run_ingress() -> None:
-    from hiker.ingress.app import OPS_APP, create_app
+@dataclass(frozen=True)
+class ServiceEntry:
+    """A service the ``hiker`` command runs: its declaration, imported only when chosen."""
 
-    settings = load_settings(IngressSettings)
-    configure_logging("ingress", settings.log_level)
-    app = create_app(settings)
-    run(
-        serve(
-            # Operations first: health answers while the broker connection is being made.
-            Site(app[OPS_APP], settings.metrics_host, settings.metrics_port),
-            Site(app, settings.http_host, settings.http_port),
-        )
-    )
+    declaration: str  # ``module:attribute`` of its ``kernel.Service``
+    help: str
 
 
-def _run_conversation() -> None:
-    from hiker.conversation.app import create_app
-
-    settings = load_settings(ConversationSettings)
-    configure_logging("conversation", settings.log_level)
-    run(serve(Site(create_app(settings), settings.metrics_host, settings.metrics_port)))
-
-
-def _run_sender() -> None:
-    from hiker.sender.app import create_app
-
-    settings = load_settings(SenderSettings)
-    configure_logging("sender", settings.log_level)
-    run(serve(Site(create_app(settings), settings.metrics_host, settings.metrics_port)))
-
-
-def _run_api() -> None:
-    from hiker.api.app import OPS_APP, create_app
-
-    settings = load_settings(ApiSettings)
-    configure_logging("api", settings.log_level)
-    app = create_app(settings)
-    run(
-        serve(
-            # Operations first: health answers while the schema is upgraded and the broker joined.
-            Site(app[OPS_APP], settings.metrics_host, settings.metrics_port),
-            Site(app, settings.api_host, settings.api_port),
-        )
-    )
-
-
-def _run_graph_mock() -> None:
-    from hiker.graphmock.app import OPS_APP, create_app
-
-    settings = load_settings(GraphMockSettings)
-    configure_logging("graph-mock", settings.log_level)
-    app = create_app(settings)
-    run(
-        serve(
-            Site(app, settings.graph_mock_host, settings.graph_mock_port),
-            Site(app[OPS_APP], settings.metrics_host, settings.metrics_port),
-        )
-    )
-
-
-SERVICES: dict[str, tuple[Callable[[], None], str]] = {
-    "ingress": (_run_ingress, "verify Meta's webhooks and publish every update to RabbitMQ"),
-    "conversation": (_run_conversation, "dedupe, apply reply rules, keep idle timers"),
-    "sender": (_run_sender, "call the Graph API: paced, retried, parked on permanent failure"),
-    "api": (_run_api, "record history in a database; serve it and sends to a backend over HTTP"),
-    "graph-mock": (_run_graph_mock, "a local stand-in for the Graph API"),
+SERVICES: Final[Mapping[str, ServiceEntry]] = {
+    "ingress": ServiceEntry(
+        "hiker.ingress.app:SERVICE", "verify Meta's webhooks and publish every update to RabbitMQ"
+    ),
+    "conversation": ServiceEntry(
+        "hiker.conversation.app:SERVICE", "dedupe, apply reply rules, keep idle timers"
+    ),
+    "sender": ServiceEntry(
+        "hiker.sender.app:SERVICE",
+        "call the Graph API: paced, retried, parked on permanent failure",
+    ),
+    "api": ServiceEntry(
+        "hiker.api.app:SERVICE",
+        "record history in a database; serve it and sends to a backend over HTTP",
+    ),
+    "graph-mock": ServiceEntry("hiker.graphmock.app:SERVICE", "a local stand-in for the Graph API"),
 }
 
 
@@ -150,8 +98,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="hiker", description="Hiker: a WhatsApp Cloud API bot platform around RabbitMQ."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, help_text) in SERVICES.items():
-        commands.add_parser(name, help=help_text)
+    for name, entry in SERVICES.items():
+        commands.add_parser(name, help=entry.help)
     sim = commands.add_parser(
         "simulate",
         help="post a signed webhook as a user (secret from HIKER_APP_SECRET)",
@@ -192,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(chosen_command(argv)).parse_args(argv)
     try:
         if args.command in SERVICES:
-            SERVICES[args.command][0]()
+            from hiker.core import kernel
+
+            kernel.run(kernel.load(SERVICES[args.command].declaration))
             return 0
         if args.command == "simulate":
             return _simulate(args)

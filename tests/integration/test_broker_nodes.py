@@ -11,7 +11,8 @@ import pytest
 from yarl import URL
 
 from hiker.core.addresses import Node, parse_amqp_url
-from hiker.core.broker import Broker, NodeRotation, connect
+from hiker.core.amqp_nodes import NodeRotation
+from hiker.core.broker import Broker, connect
 from hiker.core.settings import CommonSettings, load_settings
 from hiker.core.topology import ExchangeSpec, QueueSpec, Topology
 from hiker.tools.doctor.rabbitmq import check_rabbitmq

@@ -16,7 +16,8 @@ from hiker import cli
 PROBE = """
 import json, sys
 from hiker import cli
-cli.run = lambda main: main.close()
+from hiker.core import runtime
+runtime.run = lambda main: main.close()
 try:
     cli.main(sys.argv[1:])
 except SystemExit:
@@ -41,7 +42,7 @@ def imported_by(*argv: str, **env: str) -> list[str]:
 
 def test_a_service_loads_no_tool() -> None:
     modules = imported_by("ingress", HIKER_APP_SECRET="s", HIKER_VERIFY_TOKEN="v")
-    assert "hiker.ingress.app" in modules  # the service was built
+    assert "hiker.ingress.app" in modules  # the service was loaded
     assert [m for m in modules if m.startswith(TOOL_PACKAGES)] == []
     assert [m for m in modules if m.startswith(("hiker.conversation", "hiker.sender"))] == []
 

@@ -1,15 +1,17 @@
-"""Api composition root: ``create_app(settings)`` wires the records consumer, the database and
-the HTTP routes."""
+"""The api, declared: the records consumer, the database and the HTTP routes.
+
+Starting it upgrades the schema (waiting for the database if it is away), then connects to
+RabbitMQ and starts recording. Until both are done ``/readyz`` says so and requests that need
+what is missing are answered 503.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import AsyncIterator
+from typing import Unpack
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hiker.api.consumers import records_routes
@@ -30,47 +32,43 @@ from hiker.api.routes import (
     observe,
 )
 from hiker.api.sending import SendAcceptor
-from hiker.core import topology
-from hiker.core.broker import Broker, keep_trying
+from hiker.core import kernel, topology
 from hiker.core.contracts import SendMessage
-from hiker.core.dependencies import DependencyGate, DependencyMetrics
 from hiker.core.errors import DATABASE, Unavailable, classify
-from hiker.core.observability import add_ops_routes, new_registry
-from hiker.core.publisher import Bundler, Destination
+from hiker.core.kernel import OPS_APP, Consume, Kit, Parts, Plan, Serve, Service
+from hiker.core.publisher import Destination
+from hiker.core.retrying import Backoff
 from hiker.core.settings import ApiSettings
+
+__all__ = ["OPS_APP", "SERVICE", "api", "create_app"]
 
 log = logging.getLogger(__name__)
 
-OPS_APP = web.AppKey("ops_app", web.Application)
 _SEND = Destination(topology.COMMANDS_EXCHANGE, topology.RK_SEND, SendMessage.type_name())
-# Between attempts at the schema while the database is away at start.
-_UPGRADE_RETRY_MAX_SECONDS = 10.0
 
 
-def create_app(
-    settings: ApiSettings,
-    *,
-    broker: Broker | None = None,
-    engine: AsyncEngine | None = None,
-    registry: CollectorRegistry | None = None,
-) -> web.Application:
-    """The HTTP api; its operations app (metrics, health) is at ``app[OPS_APP]``.
+def api(engine: AsyncEngine | None = None) -> Service[ApiSettings]:
+    """The service, on ``engine`` when given (tests), else on ``HIKER_DATABASE_URL``."""
 
-    Starting it upgrades the schema (waiting for the database if it is away), then connects
-    to RabbitMQ and starts recording. Until both are done ``/readyz`` says so and requests
-    that need what is missing are answered 503.
-    """
-    registry = registry or new_registry()
-    broker = broker or Broker.of_service(settings, "hiker-api")
-    engine = engine or create_engine(
+    def build(kit: Kit[ApiSettings]) -> Plan:
+        return _build(kit, engine)
+
+    return Service(
+        "api",
+        ApiSettings,
+        build,
+    )
+
+
+def _build(kit: Kit[ApiSettings], given_engine: AsyncEngine | None) -> Plan:
+    settings = kit.settings
+    engine = given_engine or create_engine(
         settings.async_database_url(), timeout_seconds=settings.database_timeout_seconds
     )
     store = RecordStore(engine)
-    metrics = ApiMetrics(registry)
-    dependency_metrics = DependencyMetrics(registry)
-    dependency_metrics.up.labels(DATABASE).set(1)
-    gate = DependencyGate(dependency_metrics)
-    bundler = Bundler(broker.publish, linger_seconds=settings.publish_linger_ms / 1000)
+    metrics = ApiMetrics(kit.registry)
+    kit.gate.track(DATABASE)
+    bundler = kit.bundler()
 
     async def publish(command: SendMessage) -> None:
         await bundler.publish(
@@ -95,53 +93,36 @@ def create_app(
         await asyncio.wait_for(store.ping(), min(settings.database_timeout_seconds, 1.5))
         return True
 
-    ops = web.Application()
-    add_ops_routes(
-        ops,
-        registry,
-        {"rabbitmq": broker.is_ready, "database": database_ready, "dependencies": gate.is_ready},
+    async def upgrade_schema() -> None:
+        await _upgrade_until_done(engine)
+        schema_ready.set()
+
+    return Plan(
+        topology=topology.API_TOPOLOGY,
+        consumes=(
+            Consume(
+                topology.API_RECORDS,
+                records_routes(RecordHandler(store, metrics)),
+                settings.prefetch,
+            ),
+        ),
+        serves=Serve(app, settings.api_host, settings.api_port),
+        readiness={"database": database_ready},
+        prepare=(upgrade_schema,),
+        closing=(engine.dispose,),
     )
-    app[OPS_APP] = ops
-    handler = RecordHandler(store, metrics)
-
-    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        async def start() -> None:
-            await _upgrade_until_done(engine)
-            schema_ready.set()
-
-            async def connect() -> None:
-                await broker.connect(topology.API_TOPOLOGY)
-                await broker.consume(
-                    topology.API_RECORDS,
-                    records_routes(handler),
-                    prefetch=settings.prefetch,
-                    gate=gate,
-                )
-                broker.mark_serving()
-
-            await keep_trying(connect, "RabbitMQ")
-
-        starting = asyncio.create_task(start())
-        yield
-        starting.cancel()
-        await broker.stop_consuming()
-        await bundler.aclose()
-        await broker.close()
-        await engine.dispose()
-
-    app.cleanup_ctx.append(lifecycle)
-    return app
 
 
 async def _upgrade_until_done(engine: AsyncEngine) -> None:
     """Upgrade the schema, retrying while the database cannot be reached or fails the upgrade
     (another replica's lock is waited for, not retried)."""
-    delay = 0.5
+    backoff = Backoff(first=0.5, most=10.0)
     while True:
         try:
             await schema.upgrade(engine)
         except Exception as exc:
             away = isinstance(classify(exc), Unavailable) or isinstance(exc, OSError | TimeoutError)
+            delay = backoff.next_delay()
             # A database away needs no traceback; a migration failing on a reachable one does.
             log.warning(
                 "database schema upgrade failed (%s); retrying in %.1fs",
@@ -149,8 +130,17 @@ async def _upgrade_until_done(engine: AsyncEngine) -> None:
                 delay,
                 exc_info=None if away else exc,
             )
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, _UPGRADE_RETRY_MAX_SECONDS)
+            await asyncio.sleep(delay)
         else:
             log.info("database schema at head", extra={"revision": schema.head_revision()})
             return
+
+
+SERVICE = api()
+
+
+def create_app(
+    settings: ApiSettings, *, engine: AsyncEngine | None = None, **parts: Unpack[Parts]
+) -> web.Application:
+    """The HTTP api; its operations app (metrics, health) is at ``app[OPS_APP]``."""
+    return kernel.create_app(api(engine), settings, **parts)

@@ -1,14 +1,19 @@
-"""Conversation composition root: ``create_app(settings)`` wires consumers, handlers and stores."""
+"""Conversation, declared: inbound messages, fired timers and api sends to their handlers, which
+answer through the responder and keep state, claims and timers in Redis and the broker.
+
+The rules file (``HIKER_RULES_FILE``) is read when the service is built, so an invalid one
+stops the start with RulesFileError naming file and line; ``responder`` overrides
+``HIKER_RESPONDER``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Coroutine
+from typing import Any, Unpack
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from hiker.conversation.consumers import inbound_routes, sent_routes, timers_routes
 from hiker.conversation.handlers import ConversationHandlers
@@ -17,38 +22,34 @@ from hiker.conversation.outbox import ConversationOutbox
 from hiker.conversation.responder import RuleBookResponder, as_responder, load_responder
 from hiker.conversation.rulesfile import RuleSource, default_rulebook
 from hiker.conversation.state import ConversationStore
-from hiker.core import topology
-from hiker.core.broker import Broker, keep_trying
+from hiker.core import kernel, topology
+from hiker.core.broker import Broker
 from hiker.core.claims import ClaimStore
-from hiker.core.dependencies import DependencyGate, DependencyMetrics
-from hiker.core.observability import add_ops_routes, new_registry
-from hiker.core.publisher import Bundler
-from hiker.core.redis_store import Keys, RedisClient, connect_redis, ping
+from hiker.core.kernel import Consume, Kit, Parts, Plan, Service
+from hiker.core.redis_store import Keys
 from hiker.core.settings import ConversationSettings
 
-log = logging.getLogger(__name__)
-
+# How often the gauge of pending timers is sampled from the broker.
 PENDING_SAMPLE_SECONDS = 5.0
 
 
-def create_app(
-    settings: ConversationSettings,
-    *,
-    broker: Broker | None = None,
-    redis: RedisClient | None = None,
-    registry: CollectorRegistry | None = None,
-    responder: object | None = None,
-) -> web.Application:
-    """The operations app (metrics, health); starting it connects and starts consuming.
+def conversation(responder: object | None = None) -> Service[ConversationSettings]:
+    """The service, answering by ``responder`` when given (tests), else as configured."""
 
-    The rules file (``settings.rules_file``) is read here, so an invalid one stops the start
-    with RulesFileError naming file and line; ``responder`` overrides ``settings.responder``.
-    """
-    registry = registry or new_registry()
-    broker = broker or Broker.of_service(settings, "hiker-conversation")
-    redis = redis or connect_redis(settings.redis_target())
+    def build(kit: Kit[ConversationSettings]) -> Plan:
+        return _build(kit, responder)
+
+    return Service(
+        "conversation",
+        ConversationSettings,
+        build,
+    )
+
+
+def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
+    settings = kit.settings
     keys = Keys(settings.redis_prefix, adopt_legacy=settings.adopts_legacy_keys)
-    metrics = ConversationMetrics(registry)
+    metrics = ConversationMetrics(kit.registry)
     rules = RuleSource(
         default_rulebook(settings.followup_text, settings.idle_timeout_seconds),
         settings.rules_file,
@@ -61,23 +62,19 @@ def create_app(
         if settings.responder
         else RuleBookResponder(rules)
     )
-
-    bundler = Bundler(broker.publish, linger_seconds=settings.publish_linger_ms / 1000)
-    outbox = ConversationOutbox(broker, bundler)
-    gate = DependencyGate(DependencyMetrics(registry))
-
+    outbox = ConversationOutbox(kit.broker, kit.bundler())
     handlers = ConversationHandlers(
         rules=rules,
         responder=answering,
         conversations=ConversationStore(
-            redis,
+            kit.redis,
             keys,
             idle_timeout_seconds=settings.idle_timeout_seconds,
             ttl_seconds=settings.conversation_ttl_seconds,
             history_length=settings.history_length,
         ),
         claims=ClaimStore(
-            redis,
+            kit.redis,
             lease_seconds=settings.claim_lease_seconds,
             done_ttl_seconds=settings.dedupe_ttl_seconds,
             legacy=keys.legacy,
@@ -89,17 +86,6 @@ def create_app(
         read_receipts=settings.read_receipts,
     )
 
-    app = web.Application()
-    add_ops_routes(
-        app,
-        registry,
-        {
-            "rabbitmq": broker.is_ready,
-            "redis": lambda: ping(redis),
-            "dependencies": gate.is_ready,
-        },
-    )
-
     def wait_queues() -> list[topology.QueueSpec]:
         """The wait queue of every idle timeout the rules configure now."""
         book = rules.current
@@ -108,51 +94,58 @@ def create_app(
         delays = sorted({topology.delay_ms(t) for t in timeouts})
         return [topology.timer_wait_queue(delay) for delay in delays]
 
-    async def start() -> None:
-        await broker.connect(topology.CONVERSATION_TOPOLOGY)
+    async def declare_wait_queues() -> None:
         for queue in wait_queues():
-            await broker.declare_queue(queue)
-        await broker.consume(
-            topology.CONVERSATION_INBOUND,
-            inbound_routes(handlers),
-            prefetch=settings.prefetch,
-            gate=gate,
-        )
-        await broker.consume(
-            topology.CONVERSATION_TIMERS,
-            timers_routes(handlers),
-            prefetch=settings.prefetch,
-            gate=gate,
-        )
-        await broker.consume(
-            topology.CONVERSATION_SENT,
-            sent_routes(handlers),
-            prefetch=settings.prefetch,
-            gate=gate,
-        )
-        broker.mark_serving()
+            await kit.broker.declare_queue(queue)
 
-    async def sample_pending() -> None:
+    prefetch = settings.prefetch
+    return Plan(
+        topology=topology.CONVERSATION_TOPOLOGY,
+        consumes=(
+            Consume(topology.CONVERSATION_INBOUND, inbound_routes(handlers), prefetch),
+            Consume(topology.CONVERSATION_TIMERS, timers_routes(handlers), prefetch),
+            Consume(topology.CONVERSATION_SENT, sent_routes(handlers), prefetch),
+        ),
+        on_connect=(declare_wait_queues,),
+        background=(
+            _every(PENDING_SAMPLE_SECONDS, _sample_pending(kit.broker, wait_queues, metrics)),
+            lambda: rules.watch(settings.rules_reload_seconds),
+        ),
+    )
+
+
+def _sample_pending(
+    broker: Broker,
+    wait_queues: Callable[[], list[topology.QueueSpec]],
+    metrics: ConversationMetrics,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def sample() -> None:
+        if broker.is_connected():
+            depths = [await broker.queue_depth(q.name) for q in wait_queues()]
+            metrics.pending.set(sum(d or 0 for d in depths))
+
+    return sample
+
+
+def _every(
+    seconds: float, step: Callable[[], Coroutine[Any, Any, None]]
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A loop running ``step`` every ``seconds``; a failed step waits for the next turn."""
+
+    async def loop() -> None:
         while True:
             with contextlib.suppress(Exception):
-                if broker.is_connected():
-                    depths = [await broker.queue_depth(q.name) for q in wait_queues()]
-                    metrics.pending.set(sum(d or 0 for d in depths))
-            await asyncio.sleep(PENDING_SAMPLE_SECONDS)
+                await step()
+            await asyncio.sleep(seconds)
 
-    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        tasks = [
-            asyncio.create_task(keep_trying(start, "RabbitMQ")),
-            asyncio.create_task(sample_pending()),
-            asyncio.create_task(rules.watch(settings.rules_reload_seconds)),
-        ]
-        yield
-        for task in tasks:
-            task.cancel()
-        await broker.stop_consuming()
-        await bundler.aclose()
-        await broker.close()
-        await redis.aclose()
+    return loop
 
-    app.cleanup_ctx.append(lifecycle)
-    return app
+
+SERVICE = conversation()
+
+
+def create_app(
+    settings: ConversationSettings, *, responder: object | None = None, **parts: Unpack[Parts]
+) -> web.Application:
+    """The operations app (metrics, health); starting it connects and starts consuming."""
+    return kernel.create_app(conversation(responder), settings, **parts)

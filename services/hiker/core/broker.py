@@ -1,15 +1,18 @@
-"""RabbitMQ adapter: one robust connection per process, confirmed publishing, acked consuming.
+"""RabbitMQ adapter: confirmed publishing and acked consuming, on two connections of a service.
 
 Publishing always uses publisher confirms, persistent delivery and ``mandatory`` so that a message
 the broker did not take (nack, unroutable, connection lost, timeout) raises ``PublishFailed``
 instead of vanishing. Consumers ack only after their handler, and every publish it made, finished
 (the policy is ``core.consumer``'s).
 
-The URL may list the nodes of a cluster (``amqp://u:p@h1:5672,h2:5672,h3:5672/vhost``). aio-pika
-knows one address; its robust connection re-opens channels, queues and consumers after a loss,
-and it opens each new TCP (or TLS) connection through aiormq's transport factory. Hiker's
-factory (``NodeRotation``) goes round the listed nodes, so a connection lost with its node is
-re-opened on the next one that answers, with everything aio-pika restores on it.
+Publishing and consuming go through connections of their own, as RabbitMQ advises: during a
+memory or disk alarm the broker stops reading from connections that publish, and acks sent on a
+blocked connection would wait with everything else, holding messages unacked that the consumers
+had long finished. While publishing is blocked, a publish fails at once without writing
+(``core.amqp_blocked``), the service reports not ready, and consumers hold their messages as
+for any dependency in trouble.
+
+The URL may list the nodes of a cluster; each connection goes round them (``core.amqp_nodes``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 import aio_pika
 import aiormq
@@ -33,11 +35,10 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     DeliveryMode,
 )
-from aiormq.connection import TransportFactory
-from pamqp.common import FieldTable
-from yarl import URL
 
-from hiker.core.addresses import Node, parse_amqp_url
+from hiker.core.amqp_blocked import is_blocked
+from hiker.core.amqp_nodes import connect
+from hiker.core.amqp_publish import publish_confirmed
 from hiker.core.consumer import Headers, QueueConsumer, Routes
 from hiker.core.dependencies import DependencyGate
 from hiker.core.errors import PublishFailed
@@ -48,15 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-# What the connection keeper retries on: the broker away or refusing, not a bug of ours.
-_RECONNECTABLE: tuple[type[BaseException], ...] = (
-    PublishFailed,
-    ConnectionError,
-    TimeoutError,
-    OSError,
-    aiormq.exceptions.AMQPError,
-)
+__all__ = ["PUBLISH_TIMEOUT_SECONDS", "Broker", "broker_version", "connect"]
 
 
 @dataclass
@@ -72,7 +65,7 @@ PUBLISH_TIMEOUT_SECONDS: Final = 10.0
 
 
 class Broker:
-    """A robust connection with a confirm-mode publishing channel and any number of consumers.
+    """Two robust connections: one with a confirm-mode publishing channel, one for consumers.
 
     aio-pika holds channels and queues weakly; this object keeps the strong references that make
     robust reconnection restore them.
@@ -91,7 +84,8 @@ class Broker:
         self._client_name = client_name
         self._publish_timeout = publish_timeout
         self._quorum_group_size = quorum_group_size
-        self._connection: AbstractRobustConnection | None = None
+        self._publishing: AbstractRobustConnection | None = None
+        self._consuming: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._declared_queues: dict[str, AbstractQueue] = {}
@@ -102,45 +96,52 @@ class Broker:
         self._server_version: tuple[int, int] = (0, 0)
 
     @classmethod
-    def of_service(
-        cls,
-        settings: CommonSettings,
-        client_name: str,
-        *,
-        publish_timeout: float = PUBLISH_TIMEOUT_SECONDS,
-    ) -> Broker:
-        """A service's broker, as its settings give it: the URL (a cluster's nodes) and the
-        quorum group size, which every service that declares queues must declare alike."""
+    def of_service(cls, settings: CommonSettings, client_name: str) -> Broker:
+        """A service's broker, as its settings give it: the URL (a cluster's nodes), the
+        publish timeout and the quorum group size, which every service that declares queues
+        must declare alike."""
         return cls(
             settings.amqp_url.get_secret_value(),
             client_name=client_name,
-            publish_timeout=publish_timeout,
+            publish_timeout=settings.publish_timeout_seconds,
             quorum_group_size=settings.amqp_quorum_group_size,
         )
 
     async def connect(self, topology: Topology) -> None:
-        """Connect, open the publishing channel and declare ``topology``.
+        """Connect both connections, open the publishing channel and declare ``topology``.
 
-        Calling it again (a retry after a failed start) first drops the previous connection.
+        Calling it again (a retry after a failed start) first drops the previous connections.
         """
-        if self._connection is not None:
+        if self._publishing is not None or self._consuming is not None:
             await self.close()
             self._stopping.clear()
-        connection = await connect(self._url, robust=True, client_name=self._client_name)
-        assert isinstance(connection, AbstractRobustConnection)
+        publishing = consuming = None
         try:
-            self._server_version = broker_version(connection)
-            self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            self._connection = connection
+            publishing = await self._open("publish")
+            consuming = await self._open("consume")
+            self._server_version = broker_version(publishing)
+            self._channel = await publishing.channel(publisher_confirms=True, on_return_raises=True)
+            self._publishing, self._consuming = publishing, consuming
             self._exchanges[""] = self._channel.default_exchange
             await self.declare(topology)
         except BaseException:
             # A half-made connection would keep reconnecting in the background; drop it.
-            self._connection = self._channel = None
+            self._publishing = self._consuming = None
+            self._channel = None
             self._exchanges.clear()
             self._declared_queues.clear()
-            await connection.close()
+            for connection in (publishing, consuming):
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.close()
             raise
+
+    async def _open(self, role: str) -> AbstractRobustConnection:
+        connection = await connect(
+            self._url, robust=True, client_name=f"{self._client_name} {role}"
+        )
+        assert isinstance(connection, AbstractRobustConnection)
+        return connection
 
     @property
     def channel(self) -> AbstractChannel:
@@ -149,20 +150,23 @@ class Broker:
         return self._channel
 
     def is_connected(self) -> bool:
-        return (
-            self._connection is not None
-            and not self._connection.is_closed
-            and self._channel is not None
-            and not self._channel.is_closed
-        )
+        return all(
+            connection is not None and not connection.is_closed
+            for connection in (self._publishing, self._consuming)
+        ) and (self._channel is not None and not self._channel.is_closed)
+
+    def is_blocked(self) -> bool:
+        """Whether RabbitMQ blocks this service's publishers now (a resource alarm)."""
+        return is_blocked(self._publishing)
 
     def mark_serving(self) -> None:
         """Everything the service needs is declared and consumed: it may report ready."""
         self._serving = True
 
     async def is_ready(self) -> bool:
-        """Readiness probe: connected, and set up (``mark_serving``) since the last connect."""
-        return self._serving and self.is_connected()
+        """Readiness probe: connected, set up (``mark_serving``) since the last connect, and
+        allowed to publish (not blocked by a resource alarm)."""
+        return self._serving and self.is_connected() and not self.is_blocked()
 
     async def declare(self, topology: Topology) -> None:
         for spec in topology.exchanges:
@@ -193,11 +197,11 @@ class Broker:
         """Messages ready in ``name`` (passive declare), or None when it does not exist.
 
         A passive declare of a missing queue closes its channel, so it gets a channel of its own
-        rather than risking the publishing one.
+        (on the consuming connection, which an alarm does not block).
         """
-        if self._connection is None:
+        if self._consuming is None:
             raise RuntimeError("Broker.connect() was not called")
-        channel = await self._connection.channel(publisher_confirms=False)
+        channel = await self._consuming.channel(publisher_confirms=False)
         try:
             queue = await channel.declare_queue(name, passive=True)
         except aiormq.exceptions.ChannelNotFoundEntity:
@@ -225,8 +229,6 @@ class Broker:
         ``mandatory``: a message no queue is bound for is refused (``no queue bound``); only
         events that may have no taker (the outcomes of sends) are published without it.
         """
-        # Properties go straight to the channel: an aio_pika.Message would be built only to be
-        # converted into these, a quarter of a publish's CPU at thousands per second.
         properties = aiormq.spec.Basic.Properties(
             content_type="application/json",
             delivery_mode=DeliveryMode.PERSISTENT.value,
@@ -239,21 +241,21 @@ class Broker:
         target = self._exchanges.get(exchange)
         if target is None:
             raise PublishFailed(f"exchange {exchange!r} was not declared")
+        if self.is_blocked():
+            # Written now, it would wait in buffers and land after the alarm, long after the
+            # caller was told it failed: nothing is written while blocked.
+            raise PublishFailed("broker blocked publishers (resource alarm)")
         try:
             if self.channel.is_closed:
                 raise aiormq.exceptions.ChannelInvalidStateError("publishing channel closed")
-            # aiormq's channel, whose basic_publish takes ``wait`` (its abstract one does not).
-            underlay = cast(aiormq.Channel, await self.channel.get_underlay_channel())
-            await underlay.basic_publish(
+            await publish_confirmed(
+                self.channel,
                 body,
                 exchange=target.name,
                 routing_key=routing_key,
                 properties=properties,
                 mandatory=mandatory,
                 timeout=self._publish_timeout,
-                # The confirm is what counts: waiting for the socket write first as well would
-                # cost a future and a drain per publish, and prove nothing the confirm does not.
-                wait=False,
             )
         except aio_pika.exceptions.PublishError as exc:  # a DeliveryError too: first
             raise PublishFailed(f"no queue bound for {exchange}/{routing_key}") from exc
@@ -270,9 +272,9 @@ class Broker:
         What becomes of each message (ack, held, poisoned) is ``core.consumer``'s policy;
         ``gate`` is where the consumers of a service share which dependency is failing.
         """
-        if self._connection is None:
+        if self._consuming is None:
             raise RuntimeError("Broker.connect() was not called")
-        channel = await self._connection.channel(publisher_confirms=False)
+        channel = await self._consuming.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=prefetch)
         spec = self._as_declared(spec)
         queue = await channel.declare_queue(spec.name, durable=True, arguments=dict(spec.arguments))
@@ -310,34 +312,15 @@ class Broker:
     async def close(self) -> None:
         await self.stop_consuming()
         self._serving = False
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
-        self._connection = self._channel = None
+        for connection in (self._consuming, self._publishing):
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+        self._publishing = self._consuming = None
+        self._channel = None
         self._consumers.clear()
         self._declared_queues.clear()
         self._exchanges.clear()
-
-
-async def keep_trying(action: Callable[[], Awaitable[None]], what: str) -> None:
-    """Run ``action`` until it succeeds, backing off; a dependency that is down is not a crash.
-
-    Readiness probes report the wait; logs say what is being waited for, once per attempt.
-    """
-    delay = 0.5
-    while True:
-        try:
-            await action()
-        except aiormq.exceptions.ChannelPreconditionFailed as exc:
-            # A queue exists with other arguments: an operator must fix it, retrying alone won't.
-            log.error("%s refused the declared topology: %s", what, exc)
-        except _RECONNECTABLE as exc:
-            log.warning("%s unavailable (%s); retrying in %.1fs", what, type(exc).__name__, delay)
-        else:
-            log.info("%s connected", what)
-            return
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 10.0)
 
 
 def broker_version(connection: AbstractConnection) -> tuple[int, int]:
@@ -347,120 +330,3 @@ def broker_version(connection: AbstractConnection) -> tuple[int, int]:
     version = properties.get("version", b"")
     text = version.decode() if isinstance(version, bytes) else str(version)
     return server_version(text)
-
-
-# How long one node may take to accept a TCP connection before the next one is tried: a node
-# that is down but not refusing (a lost host, a partition) would otherwise hold the reconnect.
-NODE_CONNECT_TIMEOUT_SECONDS: Final = 5.0
-# Pause between reconnection attempts when several nodes are listed: the next node is expected
-# to be up, so waiting aio-pika's default would only lengthen the outage.
-_CLUSTER_RECONNECT_SECONDS: Final = "1"
-
-
-class NodeRotation(TransportFactory):
-    """Opens each connection to the next listed node that accepts it, going round the list.
-
-    Each (re)connection starts at the node after the one used last: a connection lost with its
-    node moves on at once. The first node is picked at random, so that replicas spread their
-    connections over the cluster.
-    """
-
-    def __init__(
-        self,
-        nodes: tuple[Node, ...],
-        *,
-        tls: bool,
-        connect_timeout: float = NODE_CONNECT_TIMEOUT_SECONDS,
-        first: int | None = None,
-    ) -> None:
-        if not nodes:
-            raise ValueError("no nodes")
-        self.nodes = nodes
-        self._tls = tls
-        self._connect_timeout = connect_timeout
-        self._next = random.randrange(len(nodes)) if first is None else first % len(nodes)
-        # The node of the latest connection (tests and logs).
-        self.current: Node | None = None
-
-    async def create(
-        self, url: URL, **kwargs: Any
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        provider = kwargs.pop("ssl_context_provider", None)
-        ssl = await provider.get_context() if self._tls and provider is not None else None
-        failures: list[str] = []
-        for _ in self.nodes:
-            node = self.nodes[self._next]
-            self._next = (self._next + 1) % len(self.nodes)
-            try:
-                streams = await asyncio.wait_for(
-                    asyncio.open_connection(host=node.host, port=node.port, ssl=ssl, **kwargs),
-                    self._connect_timeout,
-                )
-            except (OSError, TimeoutError) as exc:
-                failures.append(f"{node} ({type(exc).__name__})")
-                continue
-            if self.current is not None and node != self.current:
-                log.warning("RabbitMQ connection moved to node %s", node)
-            self.current = node
-            return streams
-        raise aiormq.exceptions.AMQPConnectionError(
-            "no RabbitMQ node accepted a connection: " + ", ".join(failures)
-        )
-
-
-class _ThroughNodes(aio_pika.Connection):
-    """A connection whose transports are opened by a ``NodeRotation``."""
-
-    def __init__(self, url: URL, *, nodes: NodeRotation, **kwargs: Any) -> None:
-        super().__init__(url, **kwargs)
-        # aio-pika keeps only the keyword arguments it knows; aiormq takes this one.
-        self.kwargs["transport_factory"] = nodes
-
-
-class _RobustThroughNodes(aio_pika.RobustConnection):
-    """A robust connection whose transports are opened by a ``NodeRotation``."""
-
-    def __init__(self, url: URL, *, nodes: NodeRotation, **kwargs: Any) -> None:
-        super().__init__(url, **kwargs)
-        self.kwargs["transport_factory"] = nodes
-
-
-async def connect(
-    url: str,
-    *,
-    robust: bool = False,
-    client_name: str | None = None,
-    connect_timeout: float | None = None,
-) -> AbstractConnection:
-    """A connection to the broker at ``url``, which may list several nodes (module notes).
-
-    ``robust``: aio-pika's connection that reconnects and restores channels, queues and
-    consumers on its own (the services'); otherwise one that stays closed once lost (tools).
-    """
-    address = parse_amqp_url(url)
-    properties: FieldTable | None = {"connection_name": client_name} if client_name else None
-    if len(address.nodes) == 1:
-        if robust:
-            return await aio_pika.connect_robust(
-                url, client_properties=properties, timeout=connect_timeout
-            )
-        return await aio_pika.connect(url, client_properties=properties, timeout=connect_timeout)
-    nodes = NodeRotation(address.nodes, tls=address.tls)
-    first = URL(address.url_for(address.nodes[0]))
-    options: dict[str, Any] = {"nodes": nodes}
-    if properties is not None:
-        options["client_properties"] = properties
-    connection: AbstractConnection
-    if robust:
-        if "reconnect_interval" not in first.query:
-            options["reconnect_interval"] = _CLUSTER_RECONNECT_SECONDS
-        connection = _RobustThroughNodes(first, **options)
-    else:
-        connection = _ThroughNodes(first, **options)
-    try:
-        await connection.connect(timeout=connect_timeout)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await connection.close()
-        raise
-    return connection

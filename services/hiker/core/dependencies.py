@@ -83,6 +83,12 @@ class DependencyGate:
         self._open.set()
         self._held = 0
 
+    def track(self, name: str) -> None:
+        """Show ``name`` (a dependency beyond RabbitMQ and Redis, e.g. the api's database) as
+        up from the start, so that its series exist before its first failure."""
+        if name not in self._outages:
+            self._metrics.up.labels(name).set(1)
+
     def is_open(self) -> bool:
         """No dependency is failing (readiness)."""
         return not self._outages

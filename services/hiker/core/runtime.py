@@ -36,11 +36,12 @@ class Site:
 
 
 async def serve(*sites: Site, shutdown_timeout: float = 15.0) -> None:
-    """Start ``sites`` in order and stop them in reverse order on SIGTERM/SIGINT.
+    """Start ``sites`` in order; on SIGTERM/SIGINT stop them in the reverse order.
 
-    Starting a site runs its application's startup (connections, consumers), so the first site
-    should be the one owning the lifecycle; stopping it first lets in-flight requests finish and
-    consumers drain before connections close.
+    Starting a site runs its application's startup: the kernel lists the operations site first
+    (health answers at once) and the front, which owns the lifecycle, last. Stopping goes the
+    other way: the front first, so that requests in flight finish and consumers drain before
+    its cleanup closes the connections, and the operations site last.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

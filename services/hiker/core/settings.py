@@ -71,6 +71,8 @@ class CommonSettings(BaseSettings):
     # message, once traffic flows (core.publisher). 0: only what one event-loop turn publishes
     # together (conversation's replies to one delivered bundle) leaves together.
     publish_linger_ms: float = Field(default=0.0, ge=0, le=1000)
+    # How long a publish waits for the broker's confirm before it counts as failed.
+    publish_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @field_validator("amqp_url")
     @classmethod

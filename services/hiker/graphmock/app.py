@@ -21,14 +21,17 @@ import logging
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hiker.core.observability import add_ops_routes, new_registry
+from hiker.core import kernel
+from hiker.core.kernel import OPS_APP, Kit, Parts, Plan, Serve, Service
 from hiker.core.settings import GraphMockSettings, parse_token_list
+
+__all__ = ["OPS_APP", "SERVICE", "STATE", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,6 @@ def readable(payload: dict[str, Any]) -> str:
 
 
 STATE = web.AppKey("state", MockState)
-OPS_APP = web.AppKey("ops_app", web.Application)
 
 
 def _graph_error(status: int, code: int | None, message: str) -> web.Response:
@@ -108,10 +110,8 @@ def _graph_error(status: int, code: int | None, message: str) -> web.Response:
     )
 
 
-def create_app(
-    settings: GraphMockSettings, *, registry: CollectorRegistry | None = None
-) -> web.Application:
-    registry = registry or new_registry()
+def build(kit: Kit[GraphMockSettings]) -> Plan:
+    settings, registry = kit.settings, kit.registry
     accepted = Counter(
         "hiker_graph_mock_messages", "Messages the Graph mock accepted.", registry=registry
     )
@@ -235,11 +235,19 @@ def create_app(
     app.router.add_post("/_mock/faults", script_faults)
     app.router.add_get("/{version}/{phone_number_id}", phone_number)
 
-    ops = web.Application()
-
     async def always_ready() -> bool:
         return True
 
-    add_ops_routes(ops, registry, {"self": always_ready})
-    app[OPS_APP] = ops
-    return app
+    return Plan(
+        topology=None,
+        serves=Serve(app, settings.graph_mock_host, settings.graph_mock_port),
+        readiness={"self": always_ready},
+    )
+
+
+SERVICE = Service("graph-mock", GraphMockSettings, build)
+
+
+def create_app(settings: GraphMockSettings, **parts: Unpack[Parts]) -> web.Application:
+    """The mock's Graph endpoints; its operations app (metrics, health) at ``app[OPS_APP]``."""
+    return kernel.create_app(SERVICE, settings, **parts)

@@ -1,84 +1,59 @@
-"""Ingress composition root: ``create_app(settings)`` wires the webhook routes to the broker."""
+"""Ingress, declared: the webhook routes in front, publishing every update to the broker.
+
+The broker connects in the background once the service starts: until it does, ``/readyz`` says
+so and webhooks are answered 503, which Meta retries.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator
+from typing import Unpack
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
-from hiker.core.broker import Broker, keep_trying
-from hiker.core.observability import add_ops_routes, new_registry
-from hiker.core.publisher import Bundler
+from hiker.core import kernel
+from hiker.core.kernel import OPS_APP, Kit, Parts, Plan, Serve, Service
 from hiker.core.settings import IngressSettings
 from hiker.core.topology import INGRESS_TOPOLOGY
 from hiker.ingress.ingestor import Outcome, WebhookIngestor
 from hiker.ingress.metrics import IngressMetrics
 from hiker.ingress.routes import INGESTOR, METRICS, VERIFY_TOKEN, add_webhook_routes
 
-log = logging.getLogger(__name__)
-
-OPS_APP = web.AppKey("ops_app", web.Application)
-BROKER = web.AppKey("broker", Broker)
-BUNDLER = web.AppKey("bundler", Bundler)
+__all__ = ["OPS_APP", "SERVICE", "create_app"]
 
 
-def create_app(
-    settings: IngressSettings,
-    *,
-    broker: Broker | None = None,
-    registry: CollectorRegistry | None = None,
-) -> web.Application:
-    """The webhook application; its operations app (metrics, health) is at ``app[OPS_APP]``.
-
-    The broker connects in the background once the app starts: until it does, ``/readyz`` says
-    so and webhooks are answered 503, which Meta retries.
-    """
-    registry = registry or new_registry()
-    broker = broker or Broker.of_service(
-        settings, "hiker-ingress", publish_timeout=settings.publish_timeout_seconds
-    )
-    metrics = IngressMetrics(registry)
+def build(kit: Kit[IngressSettings]) -> Plan:
+    settings = kit.settings
+    metrics = IngressMetrics(kit.registry)
     # No decompression: Meta signs the bytes it sends, and nothing is inflated before the
     # signature is checked (a gzip body is then simply not JSON: 400).
     app = web.Application(
         client_max_size=settings.max_body_bytes, handler_args={"auto_decompress": False}
     )
-    app[BROKER] = broker
     app[METRICS] = metrics
     app[VERIFY_TOKEN] = settings.verify_token
-    events = Bundler(broker.publish, linger_seconds=settings.publish_linger_ms / 1000)
-    app[BUNDLER] = events
     app[INGESTOR] = WebhookIngestor(
         app_secret=settings.app_secret.get_secret_value().encode(),
-        events=events,
-        publish=broker.publish,
+        events=kit.bundler(),
+        publish=kit.broker.publish,
         metrics=metrics,
     )
     add_webhook_routes(app)
-    app.cleanup_ctx.append(_broker_lifecycle)
-
-    ops = web.Application()
-
-    add_ops_routes(ops, registry, {"rabbitmq": broker.is_ready})
-    app[OPS_APP] = ops
     # Zero-valued series from the start, so rate() and alerts see every outcome.
     for outcome in [o.name.lower() for o in Outcome] + ["too_large", "verified", "verify_rejected"]:
         metrics.webhooks.labels(outcome)
-    return app
+    return Plan(
+        topology=INGRESS_TOPOLOGY,
+        serves=Serve(app, settings.http_host, settings.http_port),
+    )
 
 
-async def _broker_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    broker = app[BROKER]
+SERVICE = Service(
+    "ingress",
+    IngressSettings,
+    build,
+)
 
-    async def start() -> None:
-        await broker.connect(INGRESS_TOPOLOGY)
-        broker.mark_serving()
 
-    connecting = asyncio.create_task(keep_trying(start, "RabbitMQ"))
-    yield
-    connecting.cancel()
-    await app[BUNDLER].aclose()
-    await broker.close()
+def create_app(settings: IngressSettings, **parts: Unpack[Parts]) -> web.Application:
+    """The webhook application; its operations app (metrics, health) is at ``app[OPS_APP]``."""
+    return kernel.create_app(SERVICE, settings, **parts)
