@@ -122,7 +122,8 @@ async def record_messages(
     """
     from hiker.conversation.state import ConversationStore
     from hiker.core.claims import ClaimStore
-    from hiker.core.redis_store import Keys, connect_redis
+    from hiker.core.keys import Keys
+    from hiker.core.redis_store import connect_redis
 
     redis = connect_redis(REDIS_URL)
     keys = Keys(redis_prefix)

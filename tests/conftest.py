@@ -41,6 +41,9 @@ from tests.support import (
     vhost_url,
 )
 
+# Every log record of the suite is checked for unmasked phone numbers.
+pytest_plugins = ["tests.log_masking"]
+
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 COMPOSE_FILE = Path(__file__).resolve().parents[1] / "deploy" / "compose" / "compose.yaml"

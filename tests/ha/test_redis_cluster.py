@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis import exceptions as redis_exceptions
 
-from hiker.core.redis_store import AutoPipelinedRedisCluster, RedisTarget, connect_redis
+from hiker.core.redis_pipelining import AutoPipelinedRedisCluster
+from hiker.core.redis_store import RedisTarget, connect_redis
 from hiker.tools.doctor.redis import check_redis
 from hiker.tools.doctor.report import Status
 from tests.ha.conftest import RedisClusterEngine

@@ -6,7 +6,7 @@ import pytest
 from redis.asyncio import Redis
 
 from hiker.core.claims import GO_NOW, ClaimStore
-from hiker.core.redis_store import Keys
+from hiker.core.keys import Keys
 from hiker.sender.pacing import Pacer
 
 pytestmark = pytest.mark.integration

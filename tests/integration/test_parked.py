@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from hiker.core import topology
 from hiker.core.claims import ClaimStore
 from hiker.core.contracts import SendMessage
+from hiker.core.keys import Keys
 from hiker.core.observability import mask_phone
-from hiker.core.redis_store import Keys
 from hiker.tools.parked.queue import list_parked, replay_parked
 from tests.integration.conftest import PHONE_NUMBER_ID, Pipeline, PipelineFactory, queue_depth
 

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis import exceptions as redis_exceptions
 
-from hiker.core.redis_store import AutoPipelinedRedis, connect_redis
+from hiker.core.redis_pipelining import AutoPipelinedRedis
+from hiker.core.redis_store import connect_redis
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,8 @@ import pytest
 
 from hiker.conversation.state import LATER_ALREADY_RECORDED, ConversationStore
 from hiker.core.claims import GO_NOW, ClaimState, ClaimStore, call_value, lease_value
-from hiker.core.redis_store import Keys, RedisClient, connect_redis
+from hiker.core.keys import Keys
+from hiker.core.redis_store import RedisClient, connect_redis
 from hiker.sender.pacing import Pacer
 from tests.integration.conftest import PHONE_NUMBER_ID, PipelineFactory
 

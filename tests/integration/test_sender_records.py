@@ -17,7 +17,8 @@ from hiker.core.actions import AnyAction
 from hiker.core.claims import ClaimState, ClaimStep, ClaimStore
 from hiker.core.contracts import ParkedHeaders, SendMessage
 from hiker.core.errors import RetryLater
-from hiker.core.redis_store import Keys, connect_redis
+from hiker.core.keys import Keys
+from hiker.core.redis_store import connect_redis
 from hiker.sender.graph import GraphCall
 from hiker.sender.handlers import Graph, Park, ScheduleRetry, SendHandler
 from hiker.sender.metrics import SenderMetrics

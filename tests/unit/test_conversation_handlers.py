@@ -19,7 +19,7 @@ from hiker.conversation.timers import SERVICE_WINDOW_SECONDS
 from hiker.core.actions import Remind, Template, Text
 from hiker.core.contracts import IdleTimerStarted, MessageReceived, StatusReceived
 from hiker.core.errors import PublishFailed, RetryLater
-from hiker.core.redis_store import Keys
+from hiker.core.keys import Keys
 from tests.fakes import Clock, InMemoryClaims, InMemoryConversations, Published
 
 PNID = "100000000000001"

@@ -7,7 +7,7 @@ from redis import exceptions as redis_exceptions
 from redis._parsers.base import BaseParser
 
 from hiker.core.errors import BUSY, PublishFailed, RetryLater, Unavailable, classify
-from hiker.core.redis_store import ClusterTopologyUnavailable
+from hiker.core.redis_pipelining import ClusterTopologyUnavailable
 
 
 def redis_reply(text: str) -> redis_exceptions.RedisError:

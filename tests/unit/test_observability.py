@@ -32,3 +32,26 @@ def test_log_lines_are_json_with_phone_numbers_masked(capsys: pytest.CaptureFixt
     assert record["wamid"] == "wamid.X"
     assert "15551234567" not in line
     assert "15559876543" not in line
+
+
+def test_tracebacks_and_nested_extras_are_masked_too(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("test-service", "INFO")
+    try:
+        {"15551112222": 1}["15553334444"]
+    except KeyError:
+        logging.getLogger("hiker.test").exception(
+            "send parked",
+            extra={
+                "graph_error": {"message": "recipient 15557778888 is not valid", "code": 131026},
+                "detail": "user +15556667777 blocked the business",
+                "codes": ["15559990000"],
+                "phone_number_id": "100000000000001",
+            },
+        )
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    for number in ("15553334444", "15557778888", "15556667777", "15559990000"):
+        assert number not in line
+    assert "KeyError" in record["exc_info"]
+    assert record["graph_error"]["code"] == 131026
+    assert record["phone_number_id"] == "100000000000001"  # the business's id stays readable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.crc import key_slot
 
 from hiker.conversation.state import ConversationStore, Turn
-from hiker.core.redis_store import Keys
+from hiker.core.keys import Keys
 from hiker.sender.pacing import Pacer
 
 PNID = "100000000000001"

@@ -10,7 +10,7 @@ from hiker.core.actions import Document, MarkRead, Text
 from hiker.core.claims import ClaimState
 from hiker.core.contracts import MessageSent, SendMessage, SendParked
 from hiker.core.errors import RetryLater
-from hiker.core.redis_store import Keys
+from hiker.core.keys import Keys
 from hiker.sender.handlers import SendHandler
 from hiker.sender.metrics import SenderMetrics
 from hiker.sender.retry import GraphOutcome

@@ -26,7 +26,7 @@ from hiker.core import kernel, topology
 from hiker.core.broker import Broker
 from hiker.core.claims import ClaimStore
 from hiker.core.kernel import Consume, Kit, Parts, Plan, Service
-from hiker.core.redis_store import Keys
+from hiker.core.keys import Keys
 from hiker.core.settings import ConversationSettings
 
 # How often the gauge of pending timers is sampled from the broker.

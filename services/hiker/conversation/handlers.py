@@ -41,7 +41,7 @@ from hiker.core.contracts import (
 )
 from hiker.core.delays import snap_ms
 from hiker.core.errors import RetryLater
-from hiker.core.redis_store import Keys
+from hiker.core.keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from typing import Any, Final
 
 from hiker.conversation.timers import SERVICE_WINDOW_SECONDS, Activity
 from hiker.core.claims import ClaimStep
-from hiker.core.redis_store import Keys, RedisClient
+from hiker.core.keys import Keys
+from hiker.core.redis_store import RedisClient
 
 # What the step that records a message returns first (its claim's ``step_result``).
 RECORDED_LATEST: Final = 1  # the message is now the conversation's latest

@@ -24,7 +24,8 @@ from typing import Any, Final, Protocol
 
 from redis.commands.core import AsyncScript
 
-from hiker.core.redis_store import LegacyName, RedisClient
+from hiker.core.keys import LegacyName
+from hiker.core.redis_store import RedisClient
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from hiker.core import bundles
 from hiker.core.contracts import Contract
 from hiker.core.dependencies import DependencyGate
 from hiker.core.errors import Reject, Unavailable, classify
+from hiker.core.retrying import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class QueueConsumer:
         if not self._gate.is_open():
             await self._pause(None, waiting_for_gate=True)
         pending = [_Held(item, None) for item in decoded.items]
-        attempt = 0
+        backoff = self._backoff()
         while pending:
             if self._stopping.is_set():
                 return Settle.REQUEUE
@@ -155,9 +156,11 @@ class QueueConsumer:
             pending = held
             if pending:
                 waiting_for_gate = any(entry.dependency for entry in pending)
-                await self._pause(_backoff(attempt, self._random()), waiting_for_gate)
-                attempt += 1
+                await self._pause(backoff.next_delay(), waiting_for_gate)
         return await self._settle_apart(message, apart, headers)
+
+    def _backoff(self) -> Backoff:
+        return Backoff(BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS, self._random)
 
     async def _handle_all(
         self, route: Route[Any], pending: list[_Held], headers: Headers
@@ -204,7 +207,7 @@ class QueueConsumer:
         if not apart:
             return Settle.ACK
         own = {k: v for k, v in headers.items() if k not in (bundles.BUNDLE_HEADER, "x-death")}
-        attempt = 0
+        backoff = self._backoff()
         while apart:
             if self._stopping.is_set():
                 return Settle.REQUEUE
@@ -215,8 +218,7 @@ class QueueConsumer:
                 if not isinstance(verdict, Unavailable):
                     raise
                 self._gate.report_failure(verdict)
-                await self._pause(_backoff(attempt, self._random()), waiting_for_gate=True)
-                attempt += 1
+                await self._pause(backoff.next_delay(), waiting_for_gate=True)
                 continue
             apart.pop()
         return Settle.ACK
@@ -233,11 +235,6 @@ class QueueConsumer:
             self._gate.release()
             for waiting in waits:
                 waiting.cancel()
-
-
-def _backoff(attempt: int, random_unit: float) -> float:
-    base: float = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2.0**attempt)
-    return base * (0.5 + random_unit)
 
 
 def _poisoned(message: AbstractIncomingMessage, reason: str) -> Settle:

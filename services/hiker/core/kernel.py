@@ -22,7 +22,7 @@ from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from hiker.core import runtime
 from hiker.core.broker import Broker
@@ -177,6 +177,8 @@ def create_app(service: Service[S], settings: S, **parts: Unpack[Parts]) -> web.
         registry=parts.get("registry") or new_registry(),
     )
     plan = service.build(kit)
+    if plan.topology is not None:
+        _watch_blocking(kit)
     ops = web.Application()
     add_ops_routes(ops, kit.registry, _readiness(kit, plan))
     front = ops
@@ -186,6 +188,16 @@ def create_app(service: Service[S], settings: S, **parts: Unpack[Parts]) -> web.
         front[_PUBLIC_SITE] = runtime.Site(front, plan.serves.host, plan.serves.port)
     front.cleanup_ctx.append(_lifecycle(kit, plan))
     return front
+
+
+def _watch_blocking(kit: Kit[Any]) -> None:
+    broker = kit.broker
+    Gauge(
+        "hiker_broker_blocked",
+        "1 while RabbitMQ blocks this service's publishers (a memory or disk alarm): "
+        "publishes fail at once, consumers hold their messages, /readyz says not ready.",
+        registry=kit.registry,
+    ).set_function(lambda: 1.0 if broker.is_blocked() else 0.0)
 
 
 def _readiness(kit: Kit[Any], plan: Plan) -> dict[str, ReadinessCheck]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -53,18 +54,62 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{hosts}"))
 
 
-class _MaskingFilter(logging.Filter):
+# What every LogRecord has: the rest are a caller's extras, each looked at for numbers.
+_RECORD_ATTRIBUTES: Final = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None))
+) | {"message", "asctime"}
+# Extras that hold a business's own ids, not a person's number: kept readable.
+_NOT_PHONES: Final = frozenset({"phone_number_id"})
+
+
+def _masked(name: str, value: object) -> object:
+    """``value`` of the extra ``name`` with every phone number in it masked, however deep."""
+    if value is None or name in _NOT_PHONES:
+        return value
+    if name in PHONE_FIELDS:
+        return mask_phone(value)
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {key: _masked(str(key), item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(name, item) for item in value]
+    return value
+
+
+class MaskingFilter(logging.Filter):
+    """Masks phone numbers in every part of a record before it is written: the message, every
+    extra (nested ones included: a Graph error, a detail), the traceback and the stack."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        for name in PHONE_FIELDS:
-            value = record.__dict__.get(name)
-            if value is not None:
-                record.__dict__[name] = mask_phone(value)
+        for name, value in list(record.__dict__.items()):
+            if name not in _RECORD_ATTRIBUTES:
+                record.__dict__[name] = _masked(name, value)
         if record.args:
             record.msg = record.getMessage()
             record.args = None
         if isinstance(record.msg, str):
             record.msg = mask_text(record.msg)
+        if record.exc_info:
+            # A traceback quotes the values it passed through (a URL with a number, a
+            # KeyError's key): it is written from this masked text, never formatted again.
+            record.exc_text = mask_text("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
         return True
+
+
+def json_lines(service: str) -> logging.Formatter:
+    """The format of every log line: one JSON object with time, level, service and event."""
+    return OrjsonFormatter(
+        "{asctime}{levelname}{name}{message}",
+        style="{",
+        rename_fields={"asctime": "time", "levelname": "level", "message": "event"},
+        static_fields={"service": service},
+    )
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -74,15 +119,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        OrjsonFormatter(
-            "{asctime}{levelname}{name}{message}",
-            style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "message": "event"},
-            static_fields={"service": service},
-        )
-    )
-    handler.addFilter(_MaskingFilter())
+    handler.setFormatter(json_lines(service))
+    handler.addFilter(MaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -10,7 +10,7 @@ from aiohttp import web
 from hiker.core import kernel, topology
 from hiker.core.claims import ClaimStore
 from hiker.core.kernel import Consume, Kit, Parts, Plan, Service
-from hiker.core.redis_store import Keys
+from hiker.core.keys import Keys
 from hiker.core.settings import SenderSettings
 from hiker.sender.consumers import outbox_routes
 from hiker.sender.graph import GraphClient

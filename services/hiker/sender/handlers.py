@@ -23,7 +23,7 @@ from hiker.core.actions import AnyAction, MarkRead, readable
 from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
 from hiker.core.contracts import MessageSent, ParkedHeaders, SendMessage, SendParked
 from hiker.core.errors import RetryLater, Unavailable, classify
-from hiker.core.redis_store import Keys
+from hiker.core.keys import Keys
 from hiker.sender.graph import GraphCall
 from hiker.sender.metrics import SenderMetrics
 from hiker.sender.retry import Verdict, decide, retry_delay_ms

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from hiker.core.claims import ClaimStep
-from hiker.core.redis_store import Keys
+from hiker.core.keys import Keys
 
 # The body of a claim step (``ClaimStep``): the send's slots are reserved in the same round trip
 # that claims the send. KEYS: the number's and the user's schedule; ARGV: the number's interval,

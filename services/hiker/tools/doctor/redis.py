@@ -9,13 +9,9 @@ import secrets
 from redis import exceptions as redis_exceptions
 from redis.asyncio.sentinel import MasterNotFoundError, SentinelConnectionPool
 
-from hiker.core.redis_store import (
-    AutoPipelinedRedisCluster,
-    Keys,
-    RedisClient,
-    RedisTarget,
-    connect_redis,
-)
+from hiker.core.keys import Keys
+from hiker.core.redis_pipelining import AutoPipelinedRedisCluster
+from hiker.core.redis_store import RedisClient, RedisTarget, connect_redis
 from hiker.tools.doctor.report import Finding, Status
 
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict
 
 from hiker.core import topology
-from hiker.core.redis_store import Keys
+from hiker.core.keys import Keys
 from hiker.core.settings import CommonSettings, load_settings
 from hiker.tools.heldqueue import ToolError
 from hiker.tools.options import positive_int

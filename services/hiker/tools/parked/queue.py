@@ -10,7 +10,8 @@ from redis import exceptions as redis_exceptions
 
 from hiker.core import topology
 from hiker.core.claims import is_done
-from hiker.core.redis_store import Keys, RedisClient, RedisTarget, connect_redis
+from hiker.core.keys import Keys
+from hiker.core.redis_store import RedisClient, RedisTarget, connect_redis
 from hiker.tools.heldqueue import Copy, HeldQueue, Replayer, Route, ToolError, reading, replaying
 from hiker.tools.parked.model import Listing, ParkedSend, ReplayReport
 

@@ -1,0 +1,76 @@
+"""The name of every Redis key Hiker writes, and the names they had before hash tags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+
+class Keys:
+    """Every Redis key Hiker writes, each starting with ``prefix`` (tests and tenants apart).
+
+    A key's hash tag (the part in braces) decides its Redis Cluster slot; keys that one script
+    touches share it:
+    - a conversation's: ``{<phone number id>:<user>}`` for its state, history, its messages'
+      claims, follow-ups and reminders (a message's claim records the message in the state
+      and the history, in one script);
+    - a phone number's: ``{<phone number id>}`` for its sends' claims and its pacing, the
+      number's and per user (a send's claim reserves both slots, in one script).
+
+    Before hash tags the same keys had other names (``legacy``): with ``adopt_legacy`` a key
+    still under its old name is moved to the new one the first time a claim touches it, and
+    reads look for it there, so that an install upgraded in place keeps its claims, state and
+    pacing (docs/architecture.md, "Redis keys").
+    """
+
+    def __init__(self, prefix: str, *, adopt_legacy: bool = False) -> None:
+        self.prefix = prefix
+        self.adopt_legacy = adopt_legacy
+
+    def claim(self, phone_number_id: str, user: str, wamid: str) -> str:
+        return f"{self.prefix}claim:{{{phone_number_id}:{user}}}:{wamid}"
+
+    def conversation(self, phone_number_id: str, user: str) -> str:
+        return f"{self.prefix}conv:{{{phone_number_id}:{user}}}"
+
+    def followup(self, phone_number_id: str, user: str, wamid: str) -> str:
+        return f"{self.prefix}followup:{{{phone_number_id}:{user}}}:{wamid}"
+
+    def reminder(self, phone_number_id: str, user: str, wamid: str, reminder: str) -> str:
+        return f"{self.prefix}remind:{{{phone_number_id}:{user}}}:{wamid}:{reminder}"
+
+    def history(self, phone_number_id: str, user: str) -> str:
+        return f"{self.prefix}hist:{{{phone_number_id}:{user}}}"
+
+    def sent(self, phone_number_id: str, idempotency_key: str) -> str:
+        return f"{self.prefix}sent:{{{phone_number_id}}}:{idempotency_key}"
+
+    def pace(self, phone_number_id: str) -> str:
+        return f"{self.prefix}pace:{{{phone_number_id}}}"
+
+    def pace_user(self, phone_number_id: str, user: str) -> str:
+        return f"{self.prefix}pace:{{{phone_number_id}}}:{user}"
+
+    def legacy(self, key: str) -> str | None:
+        """The name ``key`` had before hash tags, while adopting such keys (else None)."""
+        if not self.adopt_legacy or not key.startswith(self.prefix):
+            return None
+        kind, _, tagged = key[len(self.prefix) :].partition(":")
+        if not tagged.startswith("{") or "}" not in tagged:
+            return None
+        tag, _, rest = tagged[1:].partition("}")
+        rest = rest.removeprefix(":")
+        if kind not in _HAD_LEGACY_NAME or (kind == "pace" and rest):
+            return None  # a kind of key that came with hash tags (per-user pacing included)
+        if kind in _TAG_NOT_IN_LEGACY_NAME:
+            return f"{self.prefix}{kind}:{rest}"
+        return f"{self.prefix}{kind}:{tag}" + (f":{rest}" if rest else "")
+
+
+# The kinds of key that existed before hash tags; history, reminders and per-user pacing came
+# with them and have no other name.
+_HAD_LEGACY_NAME: Final = frozenset({"claim", "conv", "followup", "sent", "pace"})
+# Claims used to be named by the message or the idempotency key alone.
+_TAG_NOT_IN_LEGACY_NAME: Final = frozenset({"claim", "sent"})
+
+LegacyName = Callable[[str], "str | None"]
