@@ -55,9 +55,8 @@ def redact(url: str) -> str:
 
 
 # What every LogRecord has: the rest are a caller's extras, each looked at for numbers.
-_RECORD_ATTRIBUTES: Final = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None))
-) | {"message", "asctime"}
+_EMPTY_RECORD: Final = logging.LogRecord("", 0, "", 0, "", None, None)
+_RECORD_ATTRIBUTES: Final = frozenset({*vars(_EMPTY_RECORD), "message", "asctime"})
 # Extras that hold a business's own ids, not a person's number: kept readable.
 _NOT_PHONES: Final = frozenset({"phone_number_id"})
 
