@@ -76,8 +76,8 @@ async def test_parked_send_is_listed_twice_then_replayed_once(
 
     for _ in range(2):  # listing leaves the queue as it was
         listing = await list_parked(amqp_url)
-        assert listing.total == 1
-        [parked] = listing.parked
+        assert listing.totals[topology.SENDER_PARKED_QUEUE] == 1
+        [parked] = listing.messages
         row = parked.row(time.time())
         assert (row["reason"], row["graph_code"], row["graph_status"]) == (
             "permanent",
@@ -112,9 +112,9 @@ async def test_looking_at_parked_sends_many_times_drops_none(
     user = "15550001009"
     await park(pipeline, amqp_url, user, {"status": 401, "code": 190})
     for _ in range(25):
-        assert (await list_parked(amqp_url)).total == 1
+        assert (await list_parked(amqp_url)).totals[topology.SENDER_PARKED_QUEUE] == 1
     assert await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE) == 1
-    [parked] = (await list_parked(amqp_url)).parked
+    [parked] = (await list_parked(amqp_url)).messages
     assert parked.row(time.time())["graph_code"] == "190"
 
 
@@ -126,15 +126,15 @@ async def test_reason_filter_leaves_other_codes_parked(
     await park(pipeline, amqp_url, expired, {"status": 401, "code": 190})
     await park(pipeline, amqp_url, outside_window, {"status": 400, "code": 131047})
 
-    assert [p.graph_code for p in (await list_parked(amqp_url, reasons=["131047"])).parked] == [
+    assert [p.graph_code for p in (await list_parked(amqp_url, reasons=["131047"])).messages] == [
         "131047"
     ]
     report = await replay_parked(amqp_url, redis_url, Keys(redis_prefix), reasons=["190"])
     assert (report.replayed, report.left_parked) == (1, 1)
     assert await pipeline.wait_for_texts(expired, 1) == ["hello to you too"]
     remaining = await list_parked(amqp_url)
-    assert [p.graph_code for p in remaining.parked] == ["131047"]
-    assert remaining.parked[0].row(time.time())["to"] == mask_phone(outside_window)
+    assert [p.graph_code for p in remaining.messages] == ["131047"]
+    assert remaining.messages[0].row(time.time())["to"] == mask_phone(outside_window)
     assert await pipeline.texts(outside_window) == []
 
 
@@ -145,7 +145,7 @@ async def test_a_copy_replayed_before_a_crash_is_not_sent_again(
     pipeline = await make_pipeline(services=("graph", "sender"))
     user = "15550001004"
     await park(pipeline, amqp_url, user, {"status": 401, "code": 190})
-    [parked] = (await list_parked(amqp_url)).parked
+    [parked] = (await list_parked(amqp_url)).messages
     assert parked.command is not None
     redis = Redis.from_url(redis_url)
     try:
@@ -188,7 +188,7 @@ async def test_replayed_send_gets_a_fresh_set_of_retries(
     pipeline = await make_pipeline(services=("graph", "sender"), HIKER_MAX_ATTEMPTS="2")
     user = "15550001005"
     await park(pipeline, amqp_url, user, {"status": 500, "code": 2}, {"status": 500, "code": 2})
-    [parked] = (await list_parked(amqp_url, reasons=["retries_exhausted"])).parked
+    [parked] = (await list_parked(amqp_url, reasons=["retries_exhausted"])).messages
     assert parked.attempt == 2
 
     # One more transient failure after the replay: with the attempt reset to 1 the sender retries

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import aiormq
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
@@ -67,6 +67,17 @@ class Copy:
     message_id: str | None = None
     correlation_id: str | None = None
     headers: Mapping[str, Any] = field(default_factory=dict)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Listing(Generic[T]):
+    """What a listing shows of held messages, and how many each queue held when it began."""
+
+    messages: list[T]
+    totals: dict[str, int]
 
 
 class HeldQueue:

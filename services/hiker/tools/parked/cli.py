@@ -12,9 +12,9 @@ from dataclasses import asdict
 from hiker.core import topology
 from hiker.core.keys import Keys
 from hiker.core.settings import CommonSettings, load_settings
-from hiker.tools.heldqueue import ToolError
+from hiker.tools.heldqueue import Listing, ToolError
 from hiker.tools.options import positive_int
-from hiker.tools.parked.model import Listing
+from hiker.tools.parked.model import ParkedSend
 from hiker.tools.parked.queue import DEFAULT_LIST_LIMIT, list_parked, replay_parked
 from hiker.tools.table import shorten, table
 
@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
             listing = asyncio.run(list_parked(amqp_url, limit=args.limit, reasons=args.reason))
             now = time.time()
             if args.json:
-                rows = [parked.row(now) for parked in listing.parked]
-                print(json.dumps({"total": listing.total, "parked": rows}, indent=2))
+                rows = [parked.row(now) for parked in listing.messages]
+                total = listing.totals[topology.SENDER_PARKED_QUEUE]
+                print(json.dumps({"total": total, "parked": rows}, indent=2))
             else:
                 print(render_listing(listing, now))
             return 0
@@ -74,10 +75,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_listing(listing: Listing, now: float) -> str:
-    if not listing.parked:
-        return f"nothing parked matches ({listing.total} in {topology.SENDER_PARKED_QUEUE})"
-    rows = [parked.row(now) for parked in listing.parked]
+def render_listing(listing: Listing[ParkedSend], now: float) -> str:
+    total = listing.totals[topology.SENDER_PARKED_QUEUE]
+    if not listing.messages:
+        return f"nothing parked matches ({total} in {topology.SENDER_PARKED_QUEUE})"
+    rows = [parked.row(now) for parked in listing.messages]
     lines = table(
         ("AGE", "REASON", "CODE", "HTTP", "KIND", "TO", "IDEMPOTENCY KEY", "GRAPH ERROR"),
         [
@@ -94,7 +96,7 @@ def render_listing(listing: Listing, now: float) -> str:
             for row in rows
         ],
     )
-    return f"{lines}\n\n{len(rows)} shown of {listing.total} in {topology.SENDER_PARKED_QUEUE}"
+    return f"{lines}\n\n{len(rows)} shown of {total} in {topology.SENDER_PARKED_QUEUE}"
 
 
 def _age(seconds: float | None) -> str:

@@ -68,14 +68,10 @@ def _graph_message(error: dict[str, Any] | None) -> str:
     return mask_text(str(message)) if message else ""
 
 
-@dataclass(frozen=True)
-class Listing:
-    parked: list[ParkedSend]
-    total: int  # messages in the queue when the listing started
-
-
 @dataclass
-class ReplayReport:
+class ParkedReplay:
+    """What a replay of parked sends did."""
+
     replayed: int = 0
     already_sent: int = 0  # a replayed copy was sent before; the obsolete parked copy was acked
     left_parked: int = 0  # not matching, unreadable, or held by another run

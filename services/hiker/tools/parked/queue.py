@@ -12,8 +12,17 @@ from hiker.core import topology
 from hiker.core.claims import is_done
 from hiker.core.keys import Keys
 from hiker.core.redis_store import RedisClient, RedisTarget, connect_redis
-from hiker.tools.heldqueue import Copy, HeldQueue, Replayer, Route, ToolError, reading, replaying
-from hiker.tools.parked.model import Listing, ParkedSend, ReplayReport
+from hiker.tools.heldqueue import (
+    Copy,
+    HeldQueue,
+    Listing,
+    Replayer,
+    Route,
+    ToolError,
+    reading,
+    replaying,
+)
+from hiker.tools.parked.model import ParkedReplay, ParkedSend
 
 DEFAULT_LIST_LIMIT: Final = 50
 # Where a replayed send goes: the sender's outbox, by the same route conversation uses.
@@ -30,7 +39,7 @@ async def already_sent(
 
 async def list_parked(
     amqp_url: str, *, limit: int = DEFAULT_LIST_LIMIT, reasons: Collection[str] = ()
-) -> Listing:
+) -> Listing[ParkedSend]:
     """Up to ``limit`` parked messages matching ``reasons``, oldest first; the queue unchanged."""
     async with reading(amqp_url, [topology.SENDER_PARKED_QUEUE]) as queues:
         parked = queues[topology.SENDER_PARKED_QUEUE]
@@ -41,7 +50,7 @@ async def list_parked(
                 shown.append(send)
                 if len(shown) >= limit:
                     break
-        return Listing(shown, parked.total)
+        return Listing(shown, {topology.SENDER_PARKED_QUEUE: parked.total})
 
 
 async def replay_parked(
@@ -51,12 +60,12 @@ async def replay_parked(
     *,
     reasons: Collection[str] = (),
     limit: int | None = None,
-) -> ReplayReport:
+) -> ParkedReplay:
     """Publish matching parked sends to the outbox again (attempt 1), at most ``limit`` of them.
 
     See the package docstring for what happens on a crash and why nothing is lost or sent twice.
     """
-    report = ReplayReport()
+    report = ParkedReplay()
     if isinstance(redis_target, str):
         redis_target = RedisTarget(redis_target)
     redis = connect_redis(redis_target)
@@ -89,7 +98,7 @@ async def _replay_one(
     redis: RedisClient,
     keys: Keys,
     reasons: Collection[str],
-    report: ReplayReport,
+    report: ParkedReplay,
 ) -> None:
     """Replay ``message`` if it matches; one that does not stays held (and goes back)."""
     send = ParkedSend.from_message(message)

@@ -10,9 +10,10 @@ from dataclasses import asdict
 from typing import Any, Final
 
 from hiker.core.settings import CommonSettings, load_settings
-from hiker.tools.heldqueue import ToolError
+from hiker.tools.heldqueue import Listing, ToolError
 from hiker.tools.options import positive_int
-from hiker.tools.poison.queue import DEFAULT_LIST_LIMIT, Listing, list_held, replay_held
+from hiker.tools.poison.model import HeldMessage
+from hiker.tools.poison.queue import DEFAULT_LIST_LIMIT, list_held, replay_held
 from hiker.tools.table import table
 
 # A bundle may hold many items; the table shows the first few, --json all of them.
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_listing(listing: Listing) -> str:
+def render_listing(listing: Listing[HeldMessage]) -> str:
     """One table per queue read; a bundle takes a line per item (the first few)."""
     blocks = []
     for queue, total in listing.totals.items():

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from hiker.core import topology
-from hiker.tools.heldqueue import ToolError, reading, replaying
+from hiker.tools.heldqueue import Listing, ToolError, reading, replaying
 from hiker.tools.poison.model import INSPECT_EXCHANGES, HeldMessage, replay_copy
 
 DEFAULT_LIST_LIMIT: Final = 50
@@ -25,14 +25,10 @@ def queues_to_read(queues: Collection[str]) -> list[str]:
     return wanted
 
 
-@dataclass(frozen=True)
-class Listing:
-    messages: list[HeldMessage]
-    totals: dict[str, int]  # messages in each queue read, when the listing started
-
-
 @dataclass
-class ReplayReport:
+class PoisonReplay:
+    """What a replay of held messages did."""
+
     replayed: int = 0
     left: int = 0  # not selected, no known route, or replayed before
     no_route: int = 0  # its origin is unknown (no x-death, or an unknown exchange)
@@ -46,7 +42,7 @@ async def list_held(
     queues: Collection[str] = (),
     ids: Collection[str] = (),
     limit: int = DEFAULT_LIST_LIMIT,
-) -> Listing:
+) -> Listing[HeldMessage]:
     """Up to ``limit`` held messages matching the filters, oldest first; every queue unchanged.
 
     ``queues`` select where messages are held (``hiker.inspect``, ``hiker.poison``) or, for
@@ -70,14 +66,14 @@ async def replay_held(
     queues: Collection[str] = (),
     ids: Collection[str] = (),
     limit: int | None = None,
-) -> ReplayReport:
+) -> PoisonReplay:
     """Put matching held messages back on their original route, at most ``limit`` of them.
 
     Each is removed only after the broker confirmed its copy (see the package docstring). The
     first copy the broker refuses stops the run with ``ToolError``; it and everything not yet
     replayed stay where they were.
     """
-    report = ReplayReport()
+    report = PoisonReplay()
     wanted = queues_to_read(queues)
     # Dead-lettered messages go back by queue name; inspected ones to the exchange they came by.
     exchanges = INSPECT_EXCHANGES if topology.INSPECT_QUEUE in wanted else frozenset()
