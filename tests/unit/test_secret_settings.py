@@ -223,3 +223,13 @@ def test_a_service_refused_at_start_exits_naming_the_variable() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("hiker ingress: configuration error: HIKER_APP_SECRET is empty")
     assert VERIFY_TOKEN not in result.stderr
+
+
+def test_a_placeholder_passes_only_where_the_listeners_are_known_to_be_loopback() -> None:
+    placeholder = DEV_PLACEHOLDERS["HIKER_APP_SECRET"]
+    assert secret_problem("HIKER_APP_SECRET", placeholder, exposed=[]) is None
+    # A list validator does not know the hosts: it refuses, as off loopback.
+    unknown = secret_problem("HIKER_APP_SECRETS", placeholder, where="entry 1")
+    assert unknown is not None
+    assert unknown.startswith("HIKER_APP_SECRETS (entry 1) is make run's development placeholder")
+    assert secret_problem("HIKER_APP_SECRETS", placeholder, exposed=[]) is None

@@ -87,23 +87,29 @@ def exposed_listeners(hosts: Mapping[str, str]) -> list[str]:
 
 
 def secret_problem(
-    name: str, value: str, *, where: str = "", exposed: Sequence[str] = ()
+    name: str, value: str, *, where: str = "", exposed: Sequence[str] | None = None
 ) -> str | None:
     """Why ``value`` must not be the secret ``name``, or None when it may.
 
     ``where`` names an entry of a list variable (``entry 2``); ``exposed`` lists the service's
     listeners that are not on loopback (``exposed_listeners``): ``make run``'s placeholders are
-    refused when there is one. The sentence names the variable and never holds the value.
+    accepted only when it is given and empty. The sentence names the variable, never the value.
     """
     kind = SECRET_KINDS[name]
     subject = f"{name} ({where})" if where else name
-    if value == DEV_PLACEHOLDERS.get(name):
-        if not exposed:
+    # A list variable (HIKER_APP_SECRETS) has the placeholder of its single form.
+    if value == DEV_PLACEHOLDERS.get(name, DEV_PLACEHOLDERS.get(name.removesuffix("S"))):
+        if exposed is not None and not exposed:
             return None
+        which = (
+            f", and {' and '.join(exposed)} {'is' if len(exposed) == 1 else 'are'} not"
+            if exposed
+            else ""
+        )
         return (
             f"{subject} is make run's development placeholder, which anyone can read in Hiker's "
-            f"source; it is accepted only while every listener is on a loopback address, and "
-            f"{' and '.join(exposed)} {'is' if len(exposed) == 1 else 'are'} not: {kind.remedy}"
+            f"source; it is accepted only while every listener is on a loopback address{which}: "
+            f"{kind.remedy}"
         )
     if not value.strip():
         return f"{subject} is empty: {kind.remedy}"

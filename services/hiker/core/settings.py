@@ -45,12 +45,15 @@ class UnsafeSecret(ConfigError, ValueError):
     """
 
 
-def check_secret(name: str, value: str, *, where: str = "", exposed: Sequence[str] = ()) -> None:
+def check_secret(
+    name: str, value: str, *, where: str = "", exposed: Sequence[str] | None = None
+) -> None:
     """Raise UnsafeSecret when ``value`` must not be the secret variable ``name``.
 
     ``name`` is one of core.secret_policy.SECRET_KINDS (``HIKER_APP_SECRETS`` ...); ``where``
     names an entry of a list (``entry 2``); ``exposed`` the service's listeners off loopback
-    (``CommonSettings.exposed_listeners()``), which turn ``make run``'s placeholders away.
+    (``CommonSettings.exposed_listeners()``): ``make run``'s placeholders pass only when it is
+    given and empty, as from a model validator of a service listening on loopback alone.
     """
     problem = secret_problem(name, value, where=where, exposed=exposed)
     if problem is not None:
