@@ -22,9 +22,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hiker.core import secret_policy
 from hiker.core.addresses import SENTINEL_PORT, parse_amqp_url, parse_nodes
 from hiker.core.redis_store import RedisTarget
-from hiker.core.secret_policy import exposed_listeners, secret_problem
 
 ENV_PREFIX = "HIKER_"
 
@@ -55,7 +55,7 @@ def check_secret(
     (``CommonSettings.exposed_listeners()``): ``make run``'s placeholders pass only when it is
     given and empty, as from a model validator of a service listening on loopback alone.
     """
-    problem = secret_problem(name, value, where=where, exposed=exposed)
+    problem = secret_policy.secret_problem(name, value, where=where, exposed=exposed)
     if problem is not None:
         raise UnsafeSecret(problem)
 
@@ -106,7 +106,7 @@ class CommonSettings(BaseSettings):
 
     def exposed_listeners(self) -> list[str]:
         """The listener variables whose host is not loopback."""
-        return exposed_listeners(self.listener_hosts())
+        return secret_policy.exposed_listeners(self.listener_hosts())
 
     @model_validator(mode="after")
     def _safe_secrets(self) -> Self:
@@ -116,7 +116,8 @@ class CommonSettings(BaseSettings):
             secret = getattr(self, field)
             if isinstance(secret, SecretStr):
                 value = secret.get_secret_value()
-                problem = secret_problem(ENV_PREFIX + field.upper(), value, exposed=exposed)
+                name = ENV_PREFIX + field.upper()
+                problem = secret_policy.secret_problem(name, value, exposed=exposed)
                 problems += [problem] if problem else []
         if problems:
             raise UnsafeSecret("; ".join(problems))
