@@ -23,9 +23,16 @@ RUN /opt/hiker/bin/pip install --no-compile -c constraints.txt . \
 
 FROM ${PYTHON_IMAGE} AS runtime
 # Bytecode is compiled at build time; the root filesystem is read-only at run time.
+# Hiker listens on loopback by default (a developer's machine); a container's loopback reaches
+# nobody, so the image listens on every interface of its own network namespace. Who may connect
+# is the platform's to decide (published ports, NetworkPolicy), and the services refuse
+# `make run`'s placeholder secrets on any listener that is not loopback.
 ENV PATH=/opt/hiker/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    HIKER_METRICS_HOST=0.0.0.0 \
+    HIKER_HTTP_HOST=0.0.0.0 \
+    HIKER_API_HOST=0.0.0.0
 # A fixed numeric uid/gid: Kubernetes can only verify runAsNonRoot against a numeric USER.
 RUN groupadd --system --gid 10001 hiker \
  && useradd --system --uid 10001 --gid hiker --no-create-home --home-dir /nonexistent \

@@ -22,8 +22,8 @@ from benchmarks import processes, prometheus
 from benchmarks.isolation import REDIS_URL, Isolation
 from benchmarks.processes import ROOT, Service, free_port, log
 
-APP_SECRET = "bench-app-secret"
-ACCESS_TOKEN = "bench-access-token"
+APP_SECRET = "bench-app-secret-0123456789abcdef"
+ACCESS_TOKEN = "bench-access-token-" + "0123456789abcdef" * 3
 VERIFY_TOKEN = "bench-verify-token"
 BENCH_SERVICES = ROOT / "services"
 REPLY_TEXT = "hello to you too"

@@ -10,15 +10,19 @@ images; ``make test-containers`` arranges both.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import secrets
 import shlex
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,11 +47,31 @@ IDLE_SECONDS = 20
 PROMETHEUS_PORT = os.environ.get("HIKER_CT_PROMETHEUS_PORT", "25790")
 
 
+@functools.cache
+def newcomer_env() -> dict[str, str]:
+    """The example .env as a newcomer fills it in: Hiker's secrets replaced by random ones (the
+    services refuse the example's placeholders), everything else as shipped."""
+    pairs = {}
+    for line in (COMPOSE / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            hiker_secret = key.startswith("HIKER_") and re.search(r"TOKEN|SECRET", key)
+            pairs[key] = secrets.token_hex(40) if hiker_secret else value
+    return pairs
+
+
+@functools.cache
+def newcomer_env_file() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="hiker-ct-")) / ".env"
+    path.write_text("".join(f"{key}={value}\n" for key, value in newcomer_env().items()))
+    return path
+
+
 def compose(
     *args: str, timeout: float = 120, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """`docker compose` on the real file plus the override, with the example .env a newcomer
-    copies, and none of the caller's HIKER_* variables (the shell would win over .env)."""
+    """`docker compose` on the real file plus the override, with the .env a newcomer makes of the
+    example, and none of the caller's HIKER_* variables (the shell would win over .env)."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -56,7 +80,7 @@ def compose(
     command = [
         "docker", "compose",
         "-f", str(COMPOSE / "compose.yaml"), "-f", str(OVERRIDE),
-        "--env-file", str(COMPOSE / ".env.example"),
+        "--env-file", str(newcomer_env_file()),
         "-p", PROJECT,
         *args,
     ]  # fmt: skip
@@ -164,7 +188,7 @@ def test_the_documented_hello_gets_its_reply(stack: None) -> None:
     assert result.stdout.startswith("200"), result.stdout + result.stderr
     wait_for("the reply at graph-mock", lambda: "hello to you too" in sent_to(user), timeout=30)
     assert sent_to(user) == ["hello to you too"]
-    # The api recorded both in PostgreSQL, and tells them with the example .env's token.
+    # The api recorded both in PostgreSQL, and tells them with the .env's token.
     wait_for("both messages in the api's history", lambda: len(history(user)) == 2, timeout=30)
     assert [(m["direction"], m["text"]) for m in history(user)] == [
         ("out", "hello to you too"),
@@ -173,11 +197,7 @@ def test_the_documented_hello_gets_its_reply(stack: None) -> None:
 
 
 def history(user: str) -> list[dict[str, Any]]:
-    token = dict(
-        line.split("=", 1)
-        for line in (COMPOSE / ".env.example").read_text().splitlines()
-        if line and not line.startswith("#")
-    )["HIKER_API_TOKEN"]
+    token = newcomer_env()["HIKER_API_TOKEN"]
     request = urllib.request.Request(
         f"http://127.0.0.1:{API_PORT}/v1/conversations/100000000000001/{user}/messages",
         headers={"Authorization": f"Bearer {token}"},

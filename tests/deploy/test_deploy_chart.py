@@ -35,12 +35,14 @@ from deploy_support import (
     values_file,
 )
 
+from hiker.core.secret_policy import SECRET_KINDS
 from hiker.core.settings import ConversationSettings, SenderSettings, load_settings
 
 pytestmark = pytest.mark.deploy
 
 DEFAULTS = values_file("default-values.yaml")
 ALL_FEATURES = values_file("all-features-values.yaml")
+CHART_VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 
 
 def with_overrides(base: dict[str, Any], **paths: Any) -> dict[str, Any]:
@@ -199,15 +201,15 @@ def test_an_existing_secret_replaces_the_chart_secret() -> None:
         assert {e["valueFrom"]["secretKeyRef"]["name"] for e in env} == {"mine"}
 
 
-def test_default_install_has_pdbs_and_no_optional_objects() -> None:
+def test_default_install_has_pdbs_network_policies_and_no_optional_objects() -> None:
     objects = render(DEFAULTS)
     assert len(of_kind(objects, "PodDisruptionBudget")) == len(COMPONENTS)
+    assert len(of_kind(objects, "NetworkPolicy")) == len(COMPONENTS)
     optional = {
         "Ingress",
         "HorizontalPodAutoscaler",
         "ScaledObject",
         "TriggerAuthentication",
-        "NetworkPolicy",
         "ServiceMonitor",
         "PrometheusRule",
     }
@@ -272,6 +274,23 @@ def _service_env(
     return found
 
 
+def test_every_listener_is_on_the_pod_network_unless_config_says_otherwise() -> None:
+    values = with_overrides(
+        DEFAULTS,
+        **{
+            "api.enabled": True,
+            "secret.apiToken": "placeholder-api-token",
+            "secret.databaseUrl": "postgresql://hiker:pw@db/hiker",
+            "api.config": {"HIKER_API_HOST": "::"},
+        },
+    )
+    env = {component: config for component, (config, _) in _service_env(render(values)).items()}
+    hosts = {component: config["HIKER_METRICS_HOST"] for component, config in env.items()}
+    assert hosts == dict.fromkeys((*COMPONENTS, *OPTIONAL_COMPONENTS), "0.0.0.0")
+    assert env["ingress"]["HIKER_HTTP_HOST"] == "0.0.0.0"
+    assert env["api"]["HIKER_API_HOST"] == "::"  # e.g. an IPv6-only cluster
+
+
 def _settings_of(
     objects: list[dict[str, Any]],
     config: dict[str, str],
@@ -281,10 +300,12 @@ def _settings_of(
     """What the service would make of this environment (placeholder secret values). An
     optional key the chart's own Secret lacks is left unset, as Kubernetes does; an existing
     Secret is taken to hold every key."""
+    # Hiker's own secrets as long as real ones: the services refuse placeholders.
+    token = "rendered-secret-" + "0123456789abcdef" * 4
     placeholders = {
         "HIKER_AMQP_URL": "amqp://u:p@h1:5672,h2:5672,h3:5672/hiker",
         "HIKER_REDIS_URL": "redis://:p@redis:6379/0",
-        "HIKER_ACCESS_TOKENS": "100000000000001=placeholder-secret",
+        "HIKER_ACCESS_TOKENS": f"100000000000001={token}",
     }
     held = {
         (secret["metadata"]["name"], key)
@@ -296,7 +317,8 @@ def _settings_of(
         rendered = any(name_ == ref["name"] for name_, _ in held)
         if ref.get("optional") and rendered and (ref["name"], ref["key"]) not in held:
             continue
-        environ[name] = placeholders.get(name, "placeholder-secret")
+        default = token if name in SECRET_KINDS else "placeholder-secret"
+        environ[name] = placeholders.get(name, default)
     return load_settings(cls, environ)
 
 
@@ -392,15 +414,102 @@ def test_webhook_ingress_has_tls_and_routes_only_the_webhook() -> None:
     assert {p["backend"]["service"]["name"] for p in paths} == {f"{RELEASE}-ingress-webhook"}
 
 
-def test_network_policies_admit_only_the_service_ports() -> None:
-    objects = render(ALL_FEATURES)
-    policies = of_kind(objects, "NetworkPolicy")
-    assert len(policies) == len(COMPONENTS) + len(OPTIONAL_COMPONENTS)
-    public = {"ingress": "webhook", "api": "http"}
-    for policy in policies:
-        ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+def policies_by_component(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found = {}
+    for policy in of_kind(objects, "NetworkPolicy"):
         component = policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
-        assert ports == {"metrics", *([public[component]] if component in public else [])}
+        found[component] = policy["spec"]
+    return found
+
+
+def admitted(spec: dict[str, Any]) -> dict[str, list[dict[str, Any]] | None]:
+    """Each admitted port and the peers it is admitted from (None: from anywhere)."""
+    return {p["port"]: rule.get("from") for rule in spec["ingress"] for p in rule["ports"]}
+
+
+def reachable_ports(spec: dict[str, Any]) -> set[int]:
+    return {p["port"] for rule in spec["egress"] for p in rule["ports"]}
+
+
+# What each service connects to: DNS, the broker, and its own dependencies.
+EGRESS_PORTS = {
+    "ingress": {53, 5672, 5671},
+    "conversation": {53, 5672, 5671, 6379, 26379},
+    "sender": {53, 5672, 5671, 6379, 26379, 443},
+    "api": {53, 5672, 5671, 5432},
+}
+
+
+@pytest.mark.parametrize("values", [DEFAULTS, ALL_FEATURES], ids=["defaults", "all-features"])
+def test_every_pod_is_covered_by_a_network_policy_in_and_out(values: dict[str, Any]) -> None:
+    objects = render(values)
+    policies = of_kind(objects, "NetworkPolicy")
+    for deployment in of_kind(objects, "Deployment"):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        covering = [
+            p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert len(covering) == 1, deployment["metadata"]["name"]
+        assert covering[0]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    for component, spec in policies_by_component(objects).items():
+        assert reachable_ports(spec) == EGRESS_PORTS[component], component
+
+
+def test_network_policies_admit_metrics_from_prometheus_api_from_clients_webhook_from_all() -> None:
+    net = CHART_VALUES["networkPolicy"]
+    for values in (DEFAULTS, ALL_FEATURES):
+        wanted = {**net, **values.get("networkPolicy", {})}
+        api = {
+            "api.enabled": True,
+            "secret.apiToken": "placeholder-api-token",
+            "secret.databaseUrl": "postgresql://hiker:pw@db/hiker",
+        }
+        objects = render(with_overrides(values, **api))
+        assert set(policies_by_component(objects)) == {*COMPONENTS, *OPTIONAL_COMPONENTS}
+        for component, spec in policies_by_component(objects).items():
+            ports = admitted(spec)
+            assert ports.pop("metrics") == wanted["metricsFrom"], component
+            if component == "ingress":
+                assert ports.pop("webhook") is None  # Meta, from addresses that change
+            if component == "api":
+                assert ports.pop("http") == wanted["apiFrom"]
+            assert ports == {}, component
+    prometheus = net["metricsFrom"][0]["podSelector"]["matchLabels"]
+    assert prometheus == {"app.kubernetes.io/name": "prometheus"}
+
+
+def test_an_empty_peer_list_closes_the_port_and_egress_is_narrowed_by_peers() -> None:
+    values = with_overrides(
+        DEFAULTS,
+        **{
+            "api.enabled": True,
+            "secret.apiToken": "placeholder-api-token",
+            "secret.databaseUrl": "postgresql://hiker:pw@db/hiker",
+            "networkPolicy.apiFrom": [],
+            "networkPolicy.metricsFrom": [],
+            "networkPolicy.egress.rabbitmq.to": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mq"}}}
+            ],
+        },
+    )
+    policies = policies_by_component(render(values))
+    assert admitted(policies["api"]) == {}
+    assert admitted(policies["ingress"]) == {"webhook": None}
+    for spec in policies.values():
+        (amqp,) = [rule for rule in spec["egress"] if rule["ports"][0]["port"] == 5672]
+        assert amqp["to"] == values["networkPolicy"]["egress"]["rabbitmq"]["to"]
+        assert all("to" not in rule for rule in spec["egress"] if rule is not amqp)
+
+
+def test_a_destination_a_service_names_must_be_defined() -> None:
+    values = with_overrides(DEFAULTS, **{"conversation.egressTo": ["rabbitmq", "openai"]})
+    with pytest.raises(helm.HelmError, match=r'conversation.egressTo names "openai"'):
+        render(values)
+    values = with_overrides(
+        values,
+        **{"networkPolicy.egress.openai": {"to": [], "ports": [{"port": 443, "protocol": "TCP"}]}},
+    )
+    assert 443 in reachable_ports(policies_by_component(render(values))["conversation"])
 
 
 def test_service_monitors_carry_the_release_label_and_scrape_the_metrics_port() -> None:

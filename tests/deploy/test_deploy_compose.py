@@ -124,9 +124,13 @@ def test_hiker_services_run_the_one_image_with_their_command() -> None:
         images.add(service["image"])
         assert service["command"] == [name]
         assert service["environment"]["HIKER_METRICS_PORT"] == str(METRICS_PORTS[name])
+        # Hiker listens on loopback by default: in a container that reaches no one.
+        assert service["environment"]["HIKER_METRICS_HOST"] == "0.0.0.0"
         assert service.get("read_only") is True
         assert "ALL" in service.get("cap_drop", [])
     assert len(images) == 1
+    assert services()["ingress"]["environment"]["HIKER_HTTP_HOST"] == "0.0.0.0"
+    assert services()["api"]["environment"]["HIKER_API_HOST"] == "0.0.0.0"
 
 
 def test_start_order_is_health_gated() -> None:

@@ -168,6 +168,14 @@ def test_entrypoint_is_hiker_and_health_uses_the_metrics_port() -> None:
     assert "HIKER_METRICS_PORT" in healthcheck
 
 
+def test_the_image_listens_on_its_own_interfaces() -> None:
+    """Hiker's defaults are loopback, which a container's port mapping cannot reach."""
+    _, stages = parse()
+    env = " ".join(stages[-1].all("ENV"))
+    for name in ("HIKER_METRICS_HOST", "HIKER_HTTP_HOST", "HIKER_API_HOST"):
+        assert re.search(rf"\b{name}=0\.0\.0\.0\b", env), name
+
+
 def _pattern(line: str) -> re.Pattern[str]:
     """A .dockerignore pattern (Go filepath.Match plus **) as a regex over slash paths."""
     body = line.strip("/")

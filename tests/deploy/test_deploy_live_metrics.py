@@ -36,9 +36,9 @@ from tests.support import free_port, metric_value
 
 pytestmark = [pytest.mark.deploy, pytest.mark.integration, pytest.mark.slow]
 
-APP_SECRET = "live-test-app-secret"
+APP_SECRET = "live-test-app-secret-0123456789abc"
 VERIFY_TOKEN = "live-test-verify-token"
-ACCESS_TOKEN = "live-test-access-token"
+ACCESS_TOKEN = "live-test-access-token-" + "0123456789abcdef" * 3
 IDLE_SECONDS = 2
 PHONE_NUMBER_ID = "100000000000001"
 USER_OK = "15550001001"
@@ -46,7 +46,7 @@ USER_RETRY = "15550001002"
 USER_PARK = "15550001003"
 USER_STALE = "15550001004"  # writes from more than 24 h ago (a message processed a day late)
 USER_RULES = "15550001005"  # tries a rule added while conversation runs
-API_TOKEN = "live-test-api-token"
+API_TOKEN = "live-test-api-token-0123456"
 JOBS = ("ingress", "conversation", "sender", "api")
 
 

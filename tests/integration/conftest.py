@@ -42,9 +42,17 @@ __all__ = ["free_port", "metric_value", "queue_depth", "queued_contracts"]
 
 pytestmark = pytest.mark.integration
 
-APP_SECRET = "test-app-secret"
+# As long as real ones: shorter secrets refuse to start (core.secret_policy).
+APP_SECRET = "test-app-secret-0123456789abcdef"
 VERIFY_TOKEN = "test-verify-token"
-ACCESS_TOKEN = "test-access-token"
+ACCESS_TOKEN = "test-access-token-" + "0123456789abcdef" * 3
+
+
+def graph_token(tag: str) -> str:
+    """A Graph access token as long as a real one, that shows ``tag``."""
+    return f"{tag}-" + "0123456789abcdef" * 4
+
+
 PHONE_NUMBER_ID = "100000000000001"
 
 

@@ -13,13 +13,14 @@ from hiker.core.contracts import ParkedHeaders
 from hiker.tools.doctor.checkup import DoctorOptions, diagnose
 from hiker.tools.doctor.report import Status
 from hiker.tools.simulate import messages_change, text_message, webhook_body
-from tests.integration.conftest import PipelineFactory, queue_depth
+from tests.integration.conftest import PipelineFactory, graph_token, queue_depth
 from tests.support import take_all
 
 pytestmark = pytest.mark.integration
 
 ONE, TWO, THREE = "100000000000011", "100000000000012", "100000000000013"
-TOKENS = f"{ONE}=EAA-token-one,{TWO}=EAA-token-two"
+TOKEN_ONE, TOKEN_TWO, EXPIRED = map(graph_token, ("EAA-token-one", "EAA-token-two", "EAA-expired"))
+TOKENS = f"{ONE}={TOKEN_ONE},{TWO}={TOKEN_TWO}"
 
 
 async def test_each_number_sends_with_its_own_token_and_one_without_is_parked(
@@ -52,7 +53,7 @@ async def test_the_doctor_checks_every_token_and_names_the_one_refused(
     pipeline = await make_pipeline(
         services=("graph",), HIKER_ACCESS_TOKEN="", HIKER_ACCESS_TOKENS=TOKENS
     )
-    env = {**pipeline.env, "HIKER_ACCESS_TOKENS": f"{ONE}=EAA-token-one,{TWO}=EAA-expired"}
+    env = {**pipeline.env, "HIKER_ACCESS_TOKENS": f"{ONE}={TOKEN_ONE},{TWO}={EXPIRED}"}
     env.pop("HIKER_ACCESS_TOKEN")
     findings = await diagnose(env, DoctorOptions(pipeline.url("graph", "/"), None, timeout=3))
     rows = {f.check: f for f in findings if f.check.startswith("graph:")}
@@ -60,4 +61,4 @@ async def test_the_doctor_checks_every_token_and_names_the_one_refused(
     refused = rows[f"graph: access token of {TWO}"]
     assert refused.status is Status.FAIL
     assert "HIKER_ACCESS_TOKENS" in refused.fix
-    assert "EAA-expired" not in json.dumps([f.__dict__ for f in findings], default=str)
+    assert EXPIRED not in json.dumps([f.__dict__ for f in findings], default=str)

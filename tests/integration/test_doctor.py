@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     VERIFY_TOKEN,
     Pipeline,
     PipelineFactory,
+    graph_token,
 )
 
 pytestmark = pytest.mark.integration
@@ -223,7 +224,7 @@ async def test_wrong_access_token_and_verify_token_fail(make_pipeline: PipelineF
     pipeline = await make_pipeline(services=("graph", "ingress"))
     env = {
         **pipeline.env,
-        "HIKER_ACCESS_TOKEN": "an-expired-token",
+        "HIKER_ACCESS_TOKEN": graph_token("an-expired-token"),
         "HIKER_VERIFY_TOKEN": "not-the-dashboard-one",
     }
     findings = await diagnose(env, DoctorOptions(pipeline.webhook_url, PHONE_NUMBER_ID, timeout=3))
@@ -236,7 +237,7 @@ async def test_wrong_access_token_and_verify_token_fail(make_pipeline: PipelineF
     assert "403" in handshake.detail
     assert exit_code(findings) == 1
     shown = json.dumps([f.__dict__ for f in findings], default=str)
-    assert "an-expired-token" not in shown
+    assert graph_token("an-expired-token") not in shown
     assert "not-the-dashboard-one" not in shown
 
 

@@ -14,6 +14,8 @@ from hiker.api.openapi import document
 from hiker.core.errors import BUSY, DATABASE, DatabaseUnavailable, Unavailable, classify
 from hiker.core.settings import ApiSettings, ConfigError, load_settings
 
+API_TOKEN = "api-token-of-these-tests-0001"
+
 
 def test_the_token_is_required_and_named_never_shown() -> None:
     with pytest.raises(ConfigError, match="HIKER_API_TOKEN is required"):
@@ -25,7 +27,7 @@ def test_the_token_is_required_and_named_never_shown() -> None:
 
 def test_database_urls_get_their_asyncio_driver() -> None:
     def url(value: str | None) -> str:
-        env = {"HIKER_API_TOKEN": "t", **({"HIKER_DATABASE_URL": value} if value else {})}
+        env = {"HIKER_API_TOKEN": API_TOKEN, **({"HIKER_DATABASE_URL": value} if value else {})}
         return load_settings(ApiSettings, env).async_database_url()
 
     assert url(None) == "sqlite+aiosqlite:///./.hiker/hiker.db"
@@ -35,7 +37,7 @@ def test_database_urls_get_their_asyncio_driver() -> None:
     with pytest.raises(ConfigError, match="HIKER_DATABASE_URL is invalid") as caught:
         url("mysql://u:secret-pw@db/hiker")
     assert "secret-pw" not in str(caught.value)
-    settings = load_settings(ApiSettings, {"HIKER_API_TOKEN": "t"})
+    settings = load_settings(ApiSettings, {"HIKER_API_TOKEN": API_TOKEN})
     assert (settings.api_port, settings.metrics_port) == (8081, 9105)
 
 

@@ -41,7 +41,8 @@ def imported_by(*argv: str, **env: str) -> list[str]:
 
 
 def test_a_service_loads_no_tool() -> None:
-    modules = imported_by("ingress", HIKER_APP_SECRET="s", HIKER_VERIFY_TOKEN="v")
+    secrets = {"HIKER_APP_SECRET": "cli-test-app-secret-0123456789ab"}
+    modules = imported_by("ingress", **secrets, HIKER_VERIFY_TOKEN="cli-test-verify-token")
     assert "hiker.ingress.app" in modules  # the service was loaded
     assert [m for m in modules if m.startswith(TOOL_PACKAGES)] == []
     assert [m for m in modules if m.startswith(("hiker.conversation", "hiker.sender"))] == []

@@ -14,6 +14,16 @@ from hiker.core.settings import (
     load_settings,
 )
 
+# Secrets as long as real ones (the rules on them: tests/unit/test_secret_settings.py).
+APP_SECRET = "5f1c0e6b2a9d4e7c8b3a1f0e6d2c9b4a"
+VERIFY_TOKEN = "verify-token-of-these-tests"
+INGRESS_ENV = {"HIKER_APP_SECRET": APP_SECRET, "HIKER_VERIFY_TOKEN": VERIFY_TOKEN}
+
+
+def access_token(tag: str) -> str:
+    """A Graph-token-sized value that shows ``tag`` (which test put it where)."""
+    return f"EAA{tag}-" + "0123456789abcdef" * 4
+
 
 def test_missing_required_variables_are_named() -> None:
     with pytest.raises(ConfigError) as caught:
@@ -24,7 +34,7 @@ def test_missing_required_variables_are_named() -> None:
 
 
 def test_malformed_values_are_named_without_echoing_them() -> None:
-    env = {"HIKER_ACCESS_TOKEN": "t", "HIKER_AMQP_URL": "http://user:hunter2@broker/"}
+    env = {"HIKER_ACCESS_TOKEN": access_token("t"), "HIKER_AMQP_URL": "http://user:hunter2@broker/"}
     with pytest.raises(ConfigError) as caught:
         load_settings(SenderSettings, env)
     assert "HIKER_AMQP_URL is invalid" in str(caught.value)
@@ -43,27 +53,23 @@ def test_defaults_and_fractions() -> None:
     assert settings.idle_timeout_seconds == 0.5
     assert settings.followup_text == "are you there"
     assert settings.metrics_port == 9102
-    sender = load_settings(SenderSettings, {"HIKER_ACCESS_TOKEN": "secret-token"})
+    sender = load_settings(SenderSettings, {"HIKER_ACCESS_TOKEN": access_token("secret")})
     assert sender.send_rate_per_second == 80
     assert str(sender.graph_base_url) == "https://graph.facebook.com/"
 
 
 def test_secrets_do_not_show_in_repr() -> None:
-    settings = load_settings(
-        IngressSettings, {"HIKER_APP_SECRET": "s3cr3t", "HIKER_VERIFY_TOKEN": "v3rify"}
-    )
-    assert "s3cr3t" not in repr(settings)
-    assert "v3rify" not in repr(settings)
+    settings = load_settings(IngressSettings, INGRESS_ENV)
+    assert APP_SECRET not in repr(settings)
+    assert VERIFY_TOKEN not in repr(settings)
     assert "guest:guest" not in repr(settings)
 
 
 def test_each_service_has_its_own_metrics_port() -> None:
     ports = {
-        load_settings(
-            IngressSettings, {"HIKER_APP_SECRET": "a", "HIKER_VERIFY_TOKEN": "b"}
-        ).metrics_port,
+        load_settings(IngressSettings, INGRESS_ENV).metrics_port,
         load_settings(ConversationSettings, {}).metrics_port,
-        load_settings(SenderSettings, {"HIKER_ACCESS_TOKEN": "c"}).metrics_port,
+        load_settings(SenderSettings, {"HIKER_ACCESS_TOKEN": access_token("c")}).metrics_port,
     }
     assert len(ports) == 3
 
@@ -80,14 +86,14 @@ def test_a_sender_without_any_token_names_what_to_set(tmp_path: Path) -> None:
 
 
 def test_tokens_per_phone_number_from_a_list_and_from_files(tmp_path: Path) -> None:
-    (tmp_path / "1002").write_text("EAAfile2\n")
-    (tmp_path / "1003").write_text("EAAfile3")
+    (tmp_path / "1002").write_text(access_token("file2") + "\n")
+    (tmp_path / "1003").write_text(access_token("file3"))
     (tmp_path / "..data").mkdir()  # what a mounted Kubernetes Secret also holds
     settings = load_settings(
         SenderSettings,
         {
-            "HIKER_ACCESS_TOKEN": "EAAdefault",
-            "HIKER_ACCESS_TOKENS": "1001=EAAlist1, 1003=EAAlist3",
+            "HIKER_ACCESS_TOKEN": access_token("default"),
+            "HIKER_ACCESS_TOKENS": f"1001={access_token('list1')}, 1003={access_token('list3')}",
             "HIKER_ACCESS_TOKENS_DIR": str(tmp_path),
         },
     )
@@ -95,10 +101,10 @@ def test_tokens_per_phone_number_from_a_list_and_from_files(tmp_path: Path) -> N
     assert tokens.numbers == ["1001", "1002", "1003"]
     found = {n: tokens.for_number(n) for n in ("1001", "1002", "1003", "9999")}
     assert {n: t.get_secret_value() for n, t in found.items() if t} == {
-        "1001": "EAAlist1",
-        "1002": "EAAfile2",
-        "1003": "EAAlist3",  # the list wins over a file
-        "9999": "EAAdefault",
+        "1001": access_token("list1"),
+        "1002": access_token("file2"),
+        "1003": access_token("list3"),  # the list wins over a file
+        "9999": access_token("default"),
     }
     only_files = load_settings(SenderSettings, {"HIKER_ACCESS_TOKENS_DIR": str(tmp_path)})
     assert only_files.tokens().for_number("9999") is None

@@ -78,14 +78,19 @@ app.kubernetes.io/component: {{ .component }}
 {{/*
 A service's non-secret environment: shared `config`, overridden by the service's own `config`,
 plus the ports the chart wires into probes and Services (so they cannot drift apart).
+Its listeners are on every interface of the pod (Hiker's default, loopback, reaches nobody
+there), unless `config` says otherwise (e.g. "::" on an IPv6 cluster); the NetworkPolicies
+decide who connects.
 Rendered as sorted YAML so its checksum only changes when a value does.
 */}}
 {{- define "hiker.componentConfig" -}}
 {{- $c := index .root.Values .component }}
 {{- $env := merge (dict) (deepCopy $c.config) (deepCopy .root.Values.config) }}
 {{- $_ := set $env "HIKER_METRICS_PORT" $c.metricsPort }}
+{{- $_ := set $env "HIKER_METRICS_HOST" ($env.HIKER_METRICS_HOST | default "0.0.0.0") }}
 {{- if $c.webhookPort }}
 {{- $_ := set $env "HIKER_HTTP_PORT" $c.webhookPort }}
+{{- $_ := set $env "HIKER_HTTP_HOST" ($env.HIKER_HTTP_HOST | default "0.0.0.0") }}
 {{- end }}
 {{- with .root.Values.amqp.quorumInitialGroupSize }}
 {{- $_ := set $env "HIKER_AMQP_QUORUM_GROUP_SIZE" . }}
@@ -101,6 +106,7 @@ Rendered as sorted YAML so its checksum only changes when a value does.
 {{- end }}
 {{- if $c.apiPort }}
 {{- $_ := set $env "HIKER_API_PORT" $c.apiPort }}
+{{- $_ := set $env "HIKER_API_HOST" ($env.HIKER_API_HOST | default "0.0.0.0") }}
 {{- end }}
 {{- if eq .component "conversation" }}
 {{- if include "hiker.rulesConfigMapName" .root }}

@@ -6,9 +6,9 @@ app secret, sender the access token, and neither refuses to start for lack of th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hiker.core import secret_policy
 from hiker.core.addresses import SENTINEL_PORT, parse_amqp_url, parse_nodes
 from hiker.core.redis_store import RedisTarget
 
@@ -34,6 +35,29 @@ class ConfigError(Exception):
     The message names every offending variable and never echoes a value, since the value may be
     a secret typed into the wrong variable.
     """
+
+
+class UnsafeSecret(ConfigError, ValueError):
+    """A secret Hiker must not run with (empty, published, short: core.secret_policy).
+
+    A ValueError, so that a pydantic validator raising it reports it; a ConfigError, so that code
+    outside one refuses to start with it. Its message names the variable, never the value.
+    """
+
+
+def check_secret(
+    name: str, value: str, *, where: str = "", exposed: Sequence[str] | None = None
+) -> None:
+    """Raise UnsafeSecret when ``value`` must not be the secret variable ``name``.
+
+    ``name`` is one of core.secret_policy.SECRET_KINDS (``HIKER_APP_SECRETS`` ...); ``where``
+    names an entry of a list (``entry 2``); ``exposed`` the service's listeners off loopback
+    (``CommonSettings.exposed_listeners()``): ``make run``'s placeholders pass only when it is
+    given and empty, as from a model validator of a service listening on loopback alone.
+    """
+    problem = secret_policy.secret_problem(name, value, where=where, exposed=exposed)
+    if problem is not None:
+        raise UnsafeSecret(problem)
 
 
 class CommonSettings(BaseSettings):
@@ -65,7 +89,8 @@ class CommonSettings(BaseSettings):
     redis_adopt_legacy_keys: bool = True
     redis_prefix: str = Field(default="hiker:", min_length=1)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
-    metrics_host: str = "0.0.0.0"
+    # Loopback unless deployed: the image, compose and the chart listen on 0.0.0.0 on purpose.
+    metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9100, ge=1, le=65535)
     # How long a publish waits for others to the same destination, to leave with them as one
     # message, once traffic flows (core.publisher). 0: only what one event-loop turn publishes
@@ -73,6 +98,32 @@ class CommonSettings(BaseSettings):
     publish_linger_ms: float = Field(default=0.0, ge=0, le=1000)
     # How long a publish waits for the broker's confirm before it counts as failed.
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # The single-valued secrets of a service, checked at start (lists check their entries).
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    def listener_hosts(self) -> dict[str, str]:
+        """The host of each of the service's listeners, by variable."""
+        return {"HIKER_METRICS_HOST": self.metrics_host}
+
+    def exposed_listeners(self) -> list[str]:
+        """The listener variables whose host is not loopback."""
+        return secret_policy.exposed_listeners(self.listener_hosts())
+
+    @model_validator(mode="after")
+    def _safe_secrets(self) -> Self:
+        exposed = self.exposed_listeners()
+        problems: list[str] = []
+        for field in self.secret_fields:
+            secret = getattr(self, field)
+            if isinstance(secret, SecretStr):
+                value = secret.get_secret_value()
+                name = ENV_PREFIX + field.upper()
+                problem = secret_policy.secret_problem(name, value, exposed=exposed)
+                problems += [problem] if problem else []
+        if problems:
+            raise UnsafeSecret("; ".join(problems))
+        return self
 
     @field_validator("amqp_url")
     @classmethod
@@ -154,7 +205,7 @@ class CommonSettings(BaseSettings):
 
 class IngressSettings(CommonSettings):
     metrics_port: int = Field(default=9101, ge=1, le=65535)
-    http_host: str = "0.0.0.0"
+    http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
     verify_token: SecretStr
     app_secret: SecretStr
@@ -164,6 +215,11 @@ class IngressSettings(CommonSettings):
     # Webhooks arrive one request at a time: without a linger each would be a message of its
     # own, which costs the broker and both ends most of what a message costs.
     publish_linger_ms: float = Field(default=20.0, ge=0, le=1000)
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("app_secret", "verify_token")
+
+    def listener_hosts(self) -> dict[str, str]:
+        return {**super().listener_hosts(), "HIKER_HTTP_HOST": self.http_host}
 
 
 class ConversationSettings(CommonSettings):
@@ -207,6 +263,8 @@ class SenderSettings(CommonSettings):
     max_attempts: int = Field(default=8, ge=1, le=50)
     prefetch: int = Field(default=64, ge=1, le=10_000)
 
+    secret_fields: ClassVar[tuple[str, ...]] = ("access_token",)
+
     @field_validator("access_token", "access_tokens", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -217,7 +275,8 @@ class SenderSettings(CommonSettings):
     @classmethod
     def _token_list(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            parse_token_list(value.get_secret_value())
+            for number, token in parse_token_list(value.get_secret_value()).items():
+                check_secret("HIKER_ACCESS_TOKENS", token.get_secret_value(), where=number)
         return value
 
     @field_validator("access_tokens_dir")
@@ -225,6 +284,8 @@ class SenderSettings(CommonSettings):
     def _token_dir(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
             raise ValueError("is not a directory")
+        for path in _token_files(value):
+            check_secret("HIKER_ACCESS_TOKENS_DIR", path.read_text().strip(), where=path.name)
         return value
 
     @model_validator(mode="after")
@@ -236,13 +297,19 @@ class SenderSettings(CommonSettings):
     def tokens(self) -> AccessTokens:
         """The token of each phone number, from every source configured (read now)."""
         per_number: dict[str, SecretStr] = {}
-        if self.access_tokens_dir is not None:
-            for path in sorted(self.access_tokens_dir.iterdir()):
-                if path.is_file() and path.name.isdigit():
-                    per_number[path.name] = SecretStr(path.read_text().strip())
+        for path in _token_files(self.access_tokens_dir):
+            per_number[path.name] = SecretStr(path.read_text().strip())
         if self.access_tokens is not None:
             per_number.update(parse_token_list(self.access_tokens.get_secret_value()))
         return AccessTokens(per_number, self.access_token)
+
+
+def _token_files(directory: Path | None) -> list[Path]:
+    """The files of ``directory`` named by a phone number id (a mounted Secret also holds
+    ``..data`` and the like)."""
+    if directory is None:
+        return []
+    return [p for p in sorted(directory.iterdir()) if p.is_file() and p.name.isdigit()]
 
 
 _NO_TOKEN = (
@@ -303,7 +370,7 @@ class ApiSettings(CommonSettings):
     """``hiker api``: the history it records and serves, and sends from a backend."""
 
     metrics_port: int = Field(default=9105, ge=1, le=65535)
-    api_host: str = "0.0.0.0"
+    api_host: str = "127.0.0.1"
     api_port: int = Field(default=8081, ge=1, le=65535)
     # Every request must carry it as a bearer token; there is no default on purpose.
     api_token: SecretStr
@@ -314,6 +381,11 @@ class ApiSettings(CommonSettings):
     # the database being unavailable.
     database_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     prefetch: int = Field(default=64, ge=1, le=10_000)
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("api_token",)
+
+    def listener_hosts(self) -> dict[str, str]:
+        return {**super().listener_hosts(), "HIKER_API_HOST": self.api_host}
 
     @field_validator("api_token", mode="before")
     @classmethod
@@ -372,6 +444,9 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
+        if isinstance(error.get("ctx", {}).get("error"), UnsafeSecret):  # it names the variable
+            problems.append(str(error["ctx"]["error"]))
+            continue
         if not error["loc"]:  # a rule across variables: its message names them
             problems.append(str(error["msg"]).removeprefix("Value error, "))
             continue

@@ -19,15 +19,12 @@ from pathlib import Path
 from hiker.core.broker import connect as connect_broker
 from hiker.core.observability import redact
 from hiker.core.redis_store import connect_redis
+from hiker.core.secret_policy import DEV_PLACEHOLDERS
 from hiker.core.settings import CommonSettings, load_settings
 
-# Placeholders so a fresh clone runs at once; real deployments set their own (see README).
-DEV_DEFAULTS: Mapping[str, str] = {
-    "HIKER_VERIFY_TOKEN": "dev-verify-token",
-    "HIKER_APP_SECRET": "dev-app-secret",
-    "HIKER_ACCESS_TOKEN": "dev-access-token",
-    "HIKER_API_TOKEN": "dev-api-token",
-}
+# Placeholders so a fresh clone runs at once. The services accept them only while they listen
+# on loopback (the default): real deployments set their own (docs/security.md).
+DEV_DEFAULTS: Mapping[str, str] = DEV_PLACEHOLDERS
 GRAPH_MOCK_URL = "http://127.0.0.1:8090"
 COLOURS = {"ingress": 36, "conversation": 35, "sender": 33, "api": 34, "graph-mock": 32}
 START_HELP = """\

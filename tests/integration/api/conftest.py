@@ -28,7 +28,7 @@ from tests.integration.conftest import Pipeline
 ADMIN_URL = os.environ.get(
     "HIKER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-API_TOKEN = "test-api-token"
+API_TOKEN = "test-api-token-0123456789"
 
 
 @dataclass(frozen=True)
