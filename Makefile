@@ -62,8 +62,9 @@ bench: $(STAMP) ## benchmarks, tables in bench-results/ (BENCH_ARGS=--quick for 
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-soak: $(STAMP) ## the fault tests with ten times the traffic (several minutes)
-	HIKER_SOAK_SCALE=10 $(BIN)/pytest tests/integration/test_faults.py -p no:cacheprovider
+soak: $(STAMP) ## the fault tests with ten times the traffic, and a real resource alarm (minutes)
+	HIKER_SOAK_SCALE=10 $(BIN)/pytest tests/integration/test_faults.py \
+	  tests/integration/test_broker_alarm.py -p no:cacheprovider
 
 image: ## build the container image (needs a Docker engine)
 	docker build $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) -t hiker:dev .
