@@ -6,6 +6,7 @@ what it cannot publish, and after the alarm land each update once."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -21,6 +22,8 @@ __all__ = ["private_rabbitmq"]
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 INBOUND = "hiker.conversation.inbound"
+# ``make soak`` runs these with ten times the users.
+SCALE = int(os.environ.get("HIKER_SOAK_SCALE", "1"))
 
 
 async def until(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
@@ -47,7 +50,7 @@ async def test_ingress_stops_writing_while_blocked_and_each_update_lands_once(
         HIKER_PUBLISH_TIMEOUT_SECONDS="2",
         HIKER_PUBLISH_LINGER_MS="0",
     )
-    users = [f"1555000{n:04d}" for n in range(8)]
+    users = [f"1555000{n:04d}" for n in range(8 * SCALE)]
     messages = [text_message(user, "hello") for user in users]
     private_rabbitmq.raise_disk_alarm()
     try:
@@ -82,7 +85,7 @@ async def test_consumers_hold_what_they_cannot_publish_and_answer_once_after(
         HIKER_PUBLISH_TIMEOUT_SECONDS="2",
         HIKER_IDLE_TIMEOUT_SECONDS="300",
     )
-    users = [f"1555001{n:04d}" for n in range(5)]
+    users = [f"1555001{n:04d}" for n in range(5 * SCALE)]
     for user in users:
         await pipeline.say(user, "hello")
     private_rabbitmq.raise_disk_alarm()
