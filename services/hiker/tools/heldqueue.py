@@ -70,6 +70,8 @@ class Copy:
 
 
 T = TypeVar("T")
+# Before an empty basic.get is believed (see ``HeldQueue._get``).
+_EMPTY_GET_PAUSES: Final = (0.05, 0.1, 0.2, 0.4)
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,22 @@ class HeldQueue:
         if self._queue is None:
             return
         for _ in range(self.total):
-            message = await self._queue.get(no_ack=False, fail=False)
+            message = await self._get()
             if message is None:  # another reader holds the rest
                 return
             self._held[id(message)] = message
             yield message
+
+    async def _get(self) -> AbstractIncomingMessage | None:
+        """The next message; a quorum queue may count one it does not hand out yet (just
+        dead-lettered or returned), so an empty answer is asked again a few times."""
+        assert self._queue is not None
+        for pause in (0.0, *_EMPTY_GET_PAUSES):
+            await asyncio.sleep(pause)
+            message = await self._queue.get(no_ack=False, fail=False)
+            if message is not None:
+                return message
+        return None
 
     @property
     def held(self) -> int:
@@ -113,11 +126,22 @@ class HeldQueue:
 
     async def release(self) -> None:
         """Return every held message (nack with requeue), in fetch order, so that the queue
-        keeps its order for the next reader."""
+        keeps its order for the next reader, and wait until the queue counts them again: a
+        quorum queue takes the returns in a moment of its own, and a run started meanwhile
+        (the next ``hiker parked list``) would find the queue short."""
+        returned = len(self._held)
         for message in self._held.values():
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
         self._held.clear()
+        if self._queue is None or not returned:
+            return
+        for pause in _EMPTY_GET_PAUSES * 3:
+            with contextlib.suppress(Exception):
+                counted = await self._queue.channel.declare_queue(self.name, passive=True)
+                if (counted.declaration_result.message_count or 0) >= returned:
+                    return
+            await asyncio.sleep(pause)
 
 
 async def _open_queue(connection: AbstractConnection, name: str) -> HeldQueue:
