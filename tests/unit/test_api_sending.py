@@ -46,6 +46,9 @@ def test_what_is_wrong_is_named_with_meta_limits() -> None:
     assert problems({**BASE, "reaction": {"emoji": "x"}})[0][0] == "reaction.message_id"
     assert problems({**BASE, "poll": {}})[0][0] == "poll"
     assert problems({**BASE, "text": 5})[0][0] == "text"
+    assert problems({**BASE, "image": {"link": "http://example.com/a.jpg"}}) == [
+        ("image.link", "must be an https:// URL: Meta requires HTTPS for media links")
+    ]
 
 
 def test_the_envelope_is_checked_too() -> None:

@@ -247,6 +247,10 @@ async def test_the_same_idempotency_key_twice_sends_once_with_one_id(
         ({"carousel": {}}, "carousel: unknown action"),
         ({"text": "a", "image": {"link": "https://example.com/a.jpg"}}, "exactly one action"),
         ({"reaction": {"emoji": "👍"}}, "reaction.message_id: is required"),
+        (
+            {"image": {"link": "http://example.com/a.jpg"}},
+            "image.link: must be an https:// URL: Meta requires HTTPS",
+        ),
     ],
 )
 async def test_a_bad_action_is_refused_naming_what_is_wrong(
