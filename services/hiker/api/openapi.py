@@ -79,7 +79,7 @@ _PAGING: Final = [
 ]
 _ERRORS: Final = {
     "400": _problem("a bad limit or cursor, or a missing Idempotency-Key"),
-    "401": _problem("no bearer token, or not HIKER_API_TOKEN"),
+    "401": _problem("no bearer token, or not one the api knows"),
     "503": _problem("the database or the broker is unavailable; retry later"),
 }
 
@@ -199,10 +199,10 @@ def document() -> dict[str, Any]:
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
-                    "summary": "This document",
-                    "security": [],
+                    "summary": "This document (any valid token may read it)",
                     "responses": {
-                        "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+                        "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}},
+                        "401": _ERRORS["401"],
                     },
                 }
             },

@@ -19,7 +19,14 @@ from hiker.api import cursors
 from hiker.api.db.repository import RecordStore
 from hiker.api.metrics import ApiMetrics
 from hiker.api.openapi import IDEMPOTENCY_KEY_MAX, LIMIT_DEFAULT, LIMIT_MAX, document
-from hiker.api.sending import InvalidRequest, KeyReused, SendAcceptor, parse_send
+from hiker.api.sending import (
+    PHONE_NUMBER_ID_MAX,
+    RECIPIENT_MAX,
+    InvalidRequest,
+    KeyReused,
+    SendAcceptor,
+    parse_send,
+)
 from hiker.api.views import (
     Accepted,
     ConversationItem,
@@ -132,17 +139,19 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every ``/v1`` route but the OpenAPI document needs ``Authorization: Bearer <token>``."""
-    if request.path == OPENAPI_PATH:
-        return await handler(request)
+    """Every route, the OpenAPI document included, needs ``Authorization: Bearer <token>``:
+    the document tells a stranger what there is to try."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     expected = request.app[TOKEN]
+    # Header bytes that are not UTF-8 reach us as surrogates: encoded back to the bytes they
+    # were, they match no token (a plain encode() would raise, a 500).
+    offered = given.strip().encode("utf-8", "surrogateescape")
     # compare_digest takes as long whatever the mismatch: the token cannot be guessed by timing.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(offered, expected):
         response = problem(401, "a valid bearer token is required", code=CODE_TOKEN)
         response.headers["WWW-Authenticate"] = 'Bearer realm="hiker"'
         return response
-    if not request.app[SCHEMA_READY].is_set():
+    if request.path != OPENAPI_PATH and not request.app[SCHEMA_READY].is_set():
         return problem(
             503, "the database is not ready yet (schema being upgraded)", code=CODE_UNAVAILABLE
         )
@@ -156,6 +165,20 @@ def _limit(request: web.Request) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= LIMIT_MAX:
         raise BadRequest("limit", f"must be a whole number from 1 to {LIMIT_MAX}")
     return int(raw)
+
+
+def _phone_number_id(value: str, field: str) -> str:
+    """A phone number id as Meta gives them: ASCII digits (anything else would match nothing,
+    and a NUL would be the database's error)."""
+    if not (value.isascii() and value.isdigit() and len(value) <= PHONE_NUMBER_ID_MAX):
+        raise BadRequest(field, f"must be at most {PHONE_NUMBER_ID_MAX} digits: a phone number id")
+    return value
+
+
+def _user(value: str) -> str:
+    if not (value.isprintable() and 0 < len(value) <= RECIPIENT_MAX):
+        raise BadRequest("user", f"must be 1 to {RECIPIENT_MAX} printable characters")
+    return value
 
 
 _Cursor = TypeVar("_Cursor")
@@ -175,7 +198,8 @@ def _cursor(request: web.Request, decode: Callable[[str], _Cursor]) -> _Cursor |
 async def list_conversations(request: web.Request) -> web.Response:
     limit = _limit(request)
     after = _cursor(request, cursors.decode_conversations)
-    number = request.query.get("phone_number_id") or None
+    given = request.query.get("phone_number_id")
+    number = _phone_number_id(given, "phone_number_id") if given else None
     rows = await request.app[STORE].conversations(number, limit + 1, after)
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if more else None
@@ -192,7 +216,8 @@ async def list_conversations(request: web.Request) -> web.Response:
 async def list_messages(request: web.Request) -> web.Response:
     limit = _limit(request)
     after = _cursor(request, cursors.decode_messages)
-    number, user = request.match_info["phone_number_id"], request.match_info["user"]
+    number = _phone_number_id(request.match_info["phone_number_id"], "phone_number_id")
+    user = _user(request.match_info["user"])
     rows = await request.app[STORE].messages(number, user, limit + 1, after)
     page, more = rows[:limit], len(rows) > limit
     next_cursor = (

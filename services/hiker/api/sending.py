@@ -66,11 +66,14 @@ def parse_send(body: object) -> SendRequest:
     every problem."""
     if not isinstance(body, dict):
         raise InvalidRequest([("", "the body must be a JSON object")])
+    if _holds_nul(body):
+        # Neither Meta nor PostgreSQL takes it, and it is in no message a person writes.
+        raise InvalidRequest([("", "the body holds a NUL character (\\u0000)")])
     problems: list[tuple[str, str]] = []
     number = _identifier(
         body.get("phone_number_id"), "phone_number_id", PHONE_NUMBER_ID_MAX, problems
     )
-    if number is not None and not number.isdigit():
+    if number is not None and not (number.isascii() and number.isdigit()):
         problems.append(("phone_number_id", "must be the digits of a phone number id"))
     to = _identifier(body.get("to"), "to", RECIPIENT_MAX, problems)
     named = [key for key in body if key not in ("phone_number_id", "to")]
@@ -86,14 +89,35 @@ def parse_send(body: object) -> SendRequest:
     return SendRequest(number, to, action)
 
 
+def _holds_nul(body: object) -> bool:
+    # A loop, not recursion: JSON may nest deeper than Python's recursion limit.
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return True
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
 def _identifier(
     value: object, name: str, longest: int, problems: list[tuple[str, str]]
 ) -> str | None:
     if value is None:
         problems.append((name, "is required"))
         return None
-    if not isinstance(value, str) or not value or len(value) > longest or value != value.strip():
-        problems.append((name, f"must be a string of 1 to {longest} characters, no spaces"))
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > longest
+        or not value.isprintable()
+        or value != value.strip()
+    ):
+        problems.append((name, f"must be 1 to {longest} printable characters, no spaces"))
         return None
     return value
 
