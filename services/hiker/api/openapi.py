@@ -189,6 +189,13 @@ def document() -> dict[str, Any]:
                             "description": "handed to the sender",
                             "content": _json(views.Accepted),
                         },
+                        "409": {
+                            **_problem(
+                                "another request with this Idempotency-Key is in flight; "
+                                "retry after Retry-After seconds"
+                            ),
+                            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        },
                         "422": _problem(
                             "a bad action (named), or a key reused for another request"
                         ),

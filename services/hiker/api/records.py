@@ -223,9 +223,15 @@ class ConversationRow:
 
 
 @dataclass(frozen=True)
-class SendRecord:
-    """What the database knows of an api send by its key."""
+class KeyState:
+    """Where an idempotency key of ``POST /v1/messages`` stands (``db.keys``)."""
 
     send_id: str
     request_hash: str
-    sent: bool
+    # The attempt holding the key, or the last that did.
+    holder: str
+    lease_until_us: int
+    # 1 for the first request; more once retries took it over after a crash.
+    attempts: int
+    # The broker confirmed the command: a repeat publishes nothing.
+    published: bool

@@ -23,6 +23,7 @@ from hiker.api.sending import (
     PHONE_NUMBER_ID_MAX,
     RECIPIENT_MAX,
     InvalidRequest,
+    KeyInFlight,
     KeyReused,
     SendAcceptor,
     parse_send,
@@ -69,7 +70,12 @@ class BadRequest(Exception):
 
 
 def problem(
-    status: int, message: str, *, code: int = CODE_PARAMETER, fields: Sequence[tuple[str, str]] = ()
+    status: int,
+    message: str,
+    *,
+    code: int = CODE_PARAMETER,
+    fields: Sequence[tuple[str, str]] = (),
+    retry_after: str | None = None,
 ) -> web.Response:
     data = (
         ErrorData(
@@ -82,7 +88,9 @@ def problem(
     body = Problem(
         error=ErrorBody(message=message, type="OAuthException", code=code, error_data=data)
     )
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    if retry_after is None and status == 503:
+        retry_after = RETRY_AFTER_SECONDS
+    headers = {"Retry-After": retry_after} if retry_after is not None else None
     return _json(body, status=status, headers=headers)
 
 
@@ -249,6 +257,19 @@ async def send_message(request: web.Request) -> web.Response:
             422,
             "this Idempotency-Key was used for another request; use a new key for a new send",
             fields=[("Idempotency-Key", "used before with another body")],
+        )
+    except KeyInFlight as exc:
+        return problem(
+            409,
+            "a request with this Idempotency-Key is in flight; retry it after Retry-After seconds",
+            fields=[("Idempotency-Key", "in use by a request in flight")],
+            retry_after=str(exc.retry_after),
+        )
+    if accepted.taken_over:
+        log.warning(
+            "idempotency key taken over: an earlier request held it past its lease "
+            "(crashed or stalled) without publishing; published now",
+            extra={"send_id": accepted.send_id, "to": send.to},
         )
     log.info(
         "send accepted",
