@@ -80,6 +80,7 @@ _PAGING: Final = [
 _ERRORS: Final = {
     "400": _problem("a bad limit or cursor, or a missing Idempotency-Key"),
     "401": _problem("no bearer token, or not one the api knows"),
+    "403": _problem("the token lacks the scope this route needs, or may not use this number"),
     "503": _problem("the database or the broker is unavailable; retry later"),
 }
 

@@ -5,7 +5,6 @@ the store's; nothing here knows SQL."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,6 +15,17 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from hiker.api import cursors
+from hiker.api.auth import (
+    CALLER,
+    Forbidden,
+    caller_of,
+    check_number,
+    check_scope,
+)
+
+# The composition root sets the tokens through these (re-exported: it imports them from here).
+from hiker.api.auth import TOKEN as TOKEN
+from hiker.api.auth import TOKENS as TOKENS
 from hiker.api.db.repository import RecordStore
 from hiker.api.metrics import ApiMetrics
 from hiker.api.openapi import IDEMPOTENCY_KEY_MAX, LIMIT_DEFAULT, LIMIT_MAX, document
@@ -46,7 +56,6 @@ log = logging.getLogger(__name__)
 STORE = web.AppKey("api_store", RecordStore)
 ACCEPTOR = web.AppKey("api_acceptor", SendAcceptor)
 METRICS = web.AppKey("api_metrics", ApiMetrics)
-TOKEN = web.AppKey("api_token", bytes)
 # Set once the schema is at head: until then the routes that read or write answer 503.
 SCHEMA_READY = web.AppKey("api_schema_ready", asyncio.Event)
 
@@ -54,6 +63,7 @@ OPENAPI_PATH: Final = "/v1/openapi.json"
 # Graph's own codes, so that a client that reads Graph's errors reads these too.
 CODE_TOKEN: Final = 190
 CODE_PARAMETER: Final = 100
+CODE_PERMISSION: Final = 10
 CODE_UNAVAILABLE: Final = 2
 RETRY_AFTER_SECONDS: Final = "5"
 # Far above any one action (a list of 10 rows, a template's components).
@@ -124,6 +134,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = problem(exc.status, exc.reason, code=exc.status)
     except BadRequest as exc:
         response = problem(400, str(exc), fields=[(exc.field, exc.message)])
+    except Forbidden as exc:
+        fields = [(exc.field, exc.message)] if exc.field else ()
+        response = problem(403, exc.message, code=CODE_PERMISSION, fields=fields)
     except Exception as exc:
         verdict = classify(exc)
         if not isinstance(verdict, Unavailable):
@@ -147,18 +160,19 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every route, the OpenAPI document included, needs ``Authorization: Bearer <token>``:
-    the document tells a stranger what there is to try."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    expected = request.app[TOKEN]
-    # Header bytes that are not UTF-8 reach us as surrogates: encoded back to the bytes they
-    # were, they match no token (a plain encode() would raise, a 500).
-    offered = given.strip().encode("utf-8", "surrogateescape")
-    # compare_digest takes as long whatever the mismatch: the token cannot be guessed by timing.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(offered, expected):
+    """Every route, the OpenAPI document included, needs ``Authorization: Bearer <token>``
+    (the document tells a stranger what there is to try), and the scope the route needs
+    (``auth.ROUTE_SCOPES``); 401 without a valid token, 403 without the scope."""
+    caller = caller_of(request.app, request.headers.get("Authorization", ""))
+    if caller is None:
         response = problem(401, "a valid bearer token is required", code=CODE_TOKEN)
         response.headers["WWW-Authenticate"] = 'Bearer realm="hiker"'
         return response
+    try:
+        check_scope(caller, _route_of(request))
+    except Forbidden as exc:
+        return problem(403, exc.message, code=CODE_PERMISSION)
+    request[CALLER] = caller
     if request.path != OPENAPI_PATH and not request.app[SCHEMA_READY].is_set():
         return problem(
             503, "the database is not ready yet (schema being upgraded)", code=CODE_UNAVAILABLE
@@ -204,11 +218,19 @@ def _cursor(request: web.Request, decode: Callable[[str], _Cursor]) -> _Cursor |
 
 
 async def list_conversations(request: web.Request) -> web.Response:
+    """Conversations, latest first. A token limited to some numbers that names none gets the
+    conversations of its numbers (filtered: a client pages through what it may read without
+    knowing its limits); one that names a number outside them gets 403 (refused: an empty
+    page would say "no conversations" where the truth is "not yours")."""
     limit = _limit(request)
     after = _cursor(request, cursors.decode_conversations)
     given = request.query.get("phone_number_id")
     number = _phone_number_id(given, "phone_number_id") if given else None
-    rows = await request.app[STORE].conversations(number, limit + 1, after)
+    if number is not None:
+        check_number(request, number, "phone_number_id")
+    rows = await request.app[STORE].conversations(
+        number, limit + 1, after, among=request[CALLER].numbers
+    )
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if more else None
     next_cursor = (
@@ -226,6 +248,7 @@ async def list_messages(request: web.Request) -> web.Response:
     after = _cursor(request, cursors.decode_messages)
     number = _phone_number_id(request.match_info["phone_number_id"], "phone_number_id")
     user = _user(request.match_info["user"])
+    check_number(request, number, "phone_number_id")
     rows = await request.app[STORE].messages(number, user, limit + 1, after)
     page, more = rows[:limit], len(rows) > limit
     next_cursor = (
@@ -250,6 +273,7 @@ async def send_message(request: web.Request) -> web.Response:
         send = parse_send(body)
     except InvalidRequest as exc:
         return problem(422, str(exc), fields=exc.problems)
+    check_number(request, send.phone_number_id, "phone_number_id")
     try:
         accepted = await request.app[ACCEPTOR].accept(send, key)
     except KeyReused:
@@ -273,7 +297,13 @@ async def send_message(request: web.Request) -> web.Response:
         )
     log.info(
         "send accepted",
-        extra={"send_id": accepted.send_id, "to": send.to, "repeated": accepted.repeated},
+        extra={
+            "send_id": accepted.send_id,
+            "to": send.to,
+            "repeated": accepted.repeated,
+            # Which entry's token: an operator rotating one sees whether the old is still used.
+            "token": request[CALLER].name,
+        },
     )
     return _json(Accepted(id=accepted.send_id), status=202)
 

@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from hiker.api.app import OPS_APP
 from hiker.api.app import create_app as create_api
+from hiker.api.auth import TOKENS
 from hiker.core.settings import ApiSettings, load_settings
 from tests.integration.conftest import Pipeline
 
@@ -113,6 +114,8 @@ async def start_api(pipeline: Pipeline, database_url: str, **env: str) -> Runnin
         {**pipeline.env, "HIKER_API_TOKEN": API_TOKEN, "HIKER_DATABASE_URL": database_url, **env},
     )
     app = create_api(settings)
+    # What the composition root is to do: every token, HIKER_API_TOKENS' too.
+    app[TOKENS] = settings.tokens()
     server = await pipeline.start("api", app)
     ops = await pipeline.start("api-ops", app[OPS_APP])
     running = RunningApi(server, ops)

@@ -10,7 +10,7 @@ status recorded before its message is never lost.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, and_, case, func, literal, or_, select, update
@@ -236,12 +236,20 @@ class RecordStore:
         return [_message(row, reported.get(row.wamid or "", ())) for row in rows]
 
     async def conversations(
-        self, phone_number_id: str | None, limit: int, after: ConversationCursor | None
+        self,
+        phone_number_id: str | None,
+        limit: int,
+        after: ConversationCursor | None,
+        *,
+        among: Collection[str] | None = None,
     ) -> list[ConversationRow]:
-        """Conversations by their latest message first, from just past ``after``."""
+        """Conversations by their latest message first, from just past ``after``; of one
+        number, and of ``among`` numbers only when given."""
         query = select(conversations)
         if phone_number_id is not None:
             query = query.where(conversations.c.phone_number_id == phone_number_id)
+        if among is not None:
+            query = query.where(conversations.c.phone_number_id.in_(sorted(among)))
         if after is not None:
             c = conversations.c
             query = query.where(
