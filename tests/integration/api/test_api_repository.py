@@ -12,12 +12,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hiker.api import records
 from hiker.api.cursors import ConversationCursor, MessageCursor
 from hiker.api.db import schema
 from hiker.api.db.engine import create_engine
 from hiker.api.db.models import metadata
 from hiker.api.db.repository import RecordStore
 from hiker.api.records import Inbound, KeyState, Outbound, Parked, Status, WebhookError
+from hiker.core.contracts import MessageReceived
 from tests.integration.api.conftest import PostgresDatabase
 
 pytestmark = pytest.mark.integration
@@ -76,6 +78,17 @@ async def test_every_record_is_written_once(store: RecordStore) -> None:
     assert conversation.message_count == 2
     assert (conversation.last_direction, conversation.last_text) == ("out", "hi 1")
     assert conversation.name == "Ana"
+
+
+async def test_a_nul_in_what_a_user_wrote_is_recorded_not_refused(store: RecordStore) -> None:
+    event = MessageReceived(
+        wamid="wamid.NUL", phone_number_id=NUMBER, user=USER, message_type="text",
+        text="a\x00b", timestamp=1, received_at=1.0, contact_name="A\x00na",
+    )  # fmt: skip
+    # PostgreSQL's text refuses NUL: the record would be poisoned and lost to the history.
+    assert await store.add_inbound(records.inbound(event))
+    (message,) = await store.messages(NUMBER, USER, 10, None)
+    assert message.text == "a\ufffdb"
 
 
 async def test_concurrent_deliveries_of_one_event_record_it_once(store: RecordStore) -> None:
