@@ -125,7 +125,8 @@ def sent(event: MessageSent) -> Outbound:
 
 
 def parked(event: SendParked) -> Parked:
-    code = int(event.graph_code) if event.graph_code.isdigit() else None
+    digits = event.graph_code.isascii() and event.graph_code.isdigit()
+    code = int(event.graph_code) if digits and len(event.graph_code) < 10 else None
     graph = event.graph_error or {}
     message = graph.get("message")
     return Parked(

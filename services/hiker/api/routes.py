@@ -184,7 +184,9 @@ def _limit(request: web.Request) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return LIMIT_DEFAULT
-    if not raw.isdigit() or not 1 <= int(raw) <= LIMIT_MAX:
+    # isdigit alone takes "²", which int() refuses, and int() refuses 4,301 digits or more.
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(LIMIT_MAX))
+    if not digits or not 1 <= int(raw) <= LIMIT_MAX:
         raise BadRequest("limit", f"must be a whole number from 1 to {LIMIT_MAX}")
     return int(raw)
 
