@@ -304,7 +304,7 @@ async def send_message(request: web.Request) -> web.Response:
             "to": send.to,
             "repeated": accepted.repeated,
             # Which entry's token: an operator rotating one sees whether the old is still used.
-            "token": request[CALLER].name,
+            "caller": request[CALLER].name,
         },
     )
     return _json(Accepted(id=accepted.send_id), status=202)
