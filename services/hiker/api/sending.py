@@ -33,7 +33,8 @@ from hiker.core.contracts import SendMessage
 KIND: Final = "api"
 # How long a request holds its key: past the longest a publish may take (the broker's confirm
 # timeout, ``core.broker.PUBLISH_TIMEOUT_SECONDS``, 10 s) so that a slow request is not taken
-# over, short enough that a retry after a crash goes through within seconds.
+# over, short enough that a retry after a crash goes through within seconds. Leases are in each
+# replica's clock: skew between replicas (NTP keeps it to milliseconds) is far below it.
 KEY_LEASE_SECONDS: Final = 15.0
 PHONE_NUMBER_ID_MAX = 64
 RECIPIENT_MAX = 128
