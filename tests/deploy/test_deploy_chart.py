@@ -173,17 +173,30 @@ def test_the_api_gets_its_token_and_database_and_refuses_without_them() -> None:
     ]
     container = api["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["api"]
-    assert {e["name"] for e in container["env"]} == {
-        "HIKER_AMQP_URL", "HIKER_REDIS_URL", "HIKER_API_TOKEN", "HIKER_DATABASE_URL"
+    env = {e["name"]: e for e in container["env"]}
+    assert set(env) == {
+        "HIKER_AMQP_URL", "HIKER_REDIS_URL", "HIKER_API_TOKEN", "HIKER_API_TOKENS",
+        "HIKER_DATABASE_URL",
     }  # fmt: skip
+    # Either token variable may be absent from the Secret: the api names what is missing.
+    assert env["HIKER_API_TOKENS"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert env["HIKER_API_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "metrics": 9105, "http": 8081
     }  # fmt: skip
     (secret,) = of_kind(objects, "Secret")
     assert secret["stringData"]["HIKER_API_TOKEN"] == "placeholder-api-token"
-    for missing in ("secret.apiToken", "secret.databaseUrl"):
-        with pytest.raises(helm.HelmError, match=rf"{missing.replace('.', '.')} is required"):
-            render(with_overrides(enabled, **{missing: ""}))
+    assert "HIKER_API_TOKENS" not in secret["stringData"]
+    scoped = with_overrides(
+        enabled, **{"secret.apiToken": "", "secret.apiTokens": "reader-0123456789abcdef:read"}
+    )
+    (secret,) = of_kind(render(scoped), "Secret")
+    assert secret["stringData"]["HIKER_API_TOKENS"] == "reader-0123456789abcdef:read"
+    assert "HIKER_API_TOKEN" not in secret["stringData"]
+    with pytest.raises(helm.HelmError, match=r"secret\.apiToken \(or secret\.apiTokens"):
+        render(with_overrides(enabled, **{"secret.apiToken": ""}))
+    with pytest.raises(helm.HelmError, match=r"secret\.databaseUrl is required"):
+        render(with_overrides(enabled, **{"secret.databaseUrl": ""}))
     # Off by default: nothing of the api, and its secrets not asked for.
     assert "HIKER_API_TOKEN" not in of_kind(render(DEFAULTS), "Secret")[0]["stringData"]
 

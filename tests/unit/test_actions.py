@@ -185,6 +185,7 @@ REFUSED: list[tuple[Any, str]] = [
     (lambda: Image(link="https://example.com/a.jpg", id="123"), "exactly one of link and id"),
     (lambda: Image(), "exactly one of link and id"),
     (lambda: Image(link="ftp://example.com/a.jpg"), "URL scheme"),
+    (lambda: Document(link="http://example.com/p.pdf"), "Meta requires HTTPS for media links"),
     (lambda: Text(body=""), "at least 1"),
     (lambda: Location(latitude=91, longitude=0), "less than or equal to 90"),
 ]

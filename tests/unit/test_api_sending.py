@@ -1,14 +1,23 @@
 """POST /v1/messages' logic on fakes: the action read as the rules file writes it (problems
-named), and once per Idempotency-Key: the same id, one request per key, no publish once sent."""
+named), and once per Idempotency-Key: the same id, one request per key, one publish, a key in
+flight answered so, a key left by a crash taken over after its lease."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from hiker.api import records
-from hiker.api.sending import InvalidRequest, KeyReused, SendAcceptor, parse_send, send_id_of
+from hiker.api.sending import (
+    InvalidRequest,
+    KeyInFlight,
+    KeyReused,
+    SendAcceptor,
+    parse_send,
+    send_id_of,
+)
 from hiker.core.actions import Buttons, Text
 from hiker.core.contracts import SendMessage
 from hiker.core.errors import PublishFailed
@@ -46,6 +55,9 @@ def test_what_is_wrong_is_named_with_meta_limits() -> None:
     assert problems({**BASE, "reaction": {"emoji": "x"}})[0][0] == "reaction.message_id"
     assert problems({**BASE, "poll": {}})[0][0] == "poll"
     assert problems({**BASE, "text": 5})[0][0] == "text"
+    assert problems({**BASE, "image": {"link": "http://example.com/a.jpg"}}) == [
+        ("image.link", "must be an https:// URL: Meta requires HTTPS for media links")
+    ]
 
 
 def test_the_envelope_is_checked_too() -> None:
@@ -59,15 +71,44 @@ def test_the_envelope_is_checked_too() -> None:
 
 
 class FakeSends:
+    """The keys and rows as ``RecordStore`` keeps them (its SQL is tested against SQLite and
+    PostgreSQL in tests/integration/api)."""
+
     def __init__(self) -> None:
         self.rows: dict[str, records.Outbound] = {}
-        self.sent: set[str] = set()
+        self.keys: dict[str, records.KeyState] = {}
 
-    async def find_send(self, idempotency_key: str) -> records.SendRecord | None:
-        row = self.rows.get(idempotency_key)
-        if row is None or row.send_id is None or row.request_hash is None:
-            return None
-        return records.SendRecord(row.send_id, row.request_hash, idempotency_key in self.sent)
+    async def claim_key(
+        self,
+        key: str,
+        *,
+        send_id: str,
+        request_hash: str,
+        holder: str,
+        now_us: int,
+        lease_until_us: int,
+    ) -> records.KeyState | None:
+        known = self.keys.get(key)
+        if known is None:
+            known = records.KeyState(send_id, request_hash, holder, lease_until_us, 1, False)
+        elif (
+            not known.published
+            and known.lease_until_us <= now_us
+            and known.request_hash == request_hash
+        ):
+            known = replace(
+                known, holder=holder, lease_until_us=lease_until_us, attempts=known.attempts + 1
+            )
+        self.keys[key] = known
+        return known
+
+    async def release_key(self, key: str, holder: str) -> None:
+        known = self.keys[key]
+        if known.holder == holder and not known.published:
+            self.keys[key] = replace(known, lease_until_us=0)
+
+    async def finish_key(self, key: str, now_us: int) -> None:
+        self.keys[key] = replace(self.keys[key], published=True)
 
     async def add_outbound(self, message: records.Outbound) -> bool:
         if message.idempotency_key in self.rows:
@@ -76,38 +117,30 @@ class FakeSends:
         return True
 
 
-def acceptor() -> tuple[SendAcceptor, FakeSends, list[SendMessage]]:
+def acceptor(
+    clock: Clock | None = None,
+) -> tuple[SendAcceptor, FakeSends, list[SendMessage]]:
     sends = FakeSends()
     published: list[SendMessage] = []
 
     async def publish(command: SendMessage) -> None:
         published.append(command)
 
-    return SendAcceptor(sends, publish, clock=Clock(10.0)), sends, published
+    return SendAcceptor(sends, publish, clock=clock or Clock(10.0)), sends, published
 
 
-async def test_the_same_key_gets_the_same_id_and_one_record() -> None:
+async def test_the_same_key_gets_the_same_id_one_record_and_one_publish() -> None:
     accept, sends, published = acceptor()
     request = parse_send({**BASE, "text": "hi"})
     first = await accept.accept(request, "order-1")
     again = await accept.accept(request, "order-1")
     assert first.send_id == again.send_id == send_id_of("order-1")
     assert (first.repeated, again.repeated) == (False, True)
-    # Published again while Graph has not taken it: the sender's claim makes it one send.
-    assert [c.idempotency_key for c in published] == [f"api:{first.send_id}"] * 2
-    (command,) = set(published)
+    (command,) = published
+    assert command.idempotency_key == f"api:{first.send_id}"
     assert (command.kind, command.actions, command.to) == ("api", (Text(body="hi"),), BASE["to"])
     (row,) = sends.rows.values()
     assert (row.send_id, row.type, row.text, row.at_us) == (first.send_id, "text", "hi", 10_000_000)
-
-
-async def test_once_sent_a_repeat_publishes_nothing() -> None:
-    accept, sends, published = acceptor()
-    request = parse_send({**BASE, "text": "hi"})
-    first = await accept.accept(request, "order-2")
-    sends.sent.add(f"api:{first.send_id}")
-    assert (await accept.accept(request, "order-2")).send_id == first.send_id
-    assert len(published) == 1
 
 
 async def test_a_key_reused_for_another_request_is_refused() -> None:
@@ -118,12 +151,75 @@ async def test_a_key_reused_for_another_request_is_refused() -> None:
     assert len(published) == 1
 
 
-async def test_nothing_is_recorded_when_the_broker_refuses() -> None:
+async def test_a_key_in_flight_is_answered_so_and_nothing_more_is_published() -> None:
+    sends, published = FakeSends(), []
+    request = parse_send({**BASE, "text": "hi"})
+    seen: list[BaseException] = []
+
+    async def publish(command: SendMessage) -> None:
+        # While this request publishes, the same one and another one arrive with its key.
+        for body in (request, parse_send({**BASE, "text": "other"})):
+            try:
+                await accept.accept(body, "order-5")
+            except (KeyInFlight, KeyReused) as exc:
+                seen.append(exc)
+        published.append(command)
+
+    accept = SendAcceptor(sends, publish, clock=Clock(10.0), lease_seconds=15)
+    await accept.accept(request, "order-5")
+    in_flight, reused = seen
+    assert isinstance(in_flight, KeyInFlight)
+    assert in_flight.retry_after == 15
+    assert isinstance(reused, KeyReused)
+    assert len(published) == 1
+
+
+async def test_nothing_is_recorded_when_the_broker_refuses_and_a_retry_goes_at_once() -> None:
     sends = FakeSends()
+    refusing = True
+    published: list[SendMessage] = []
 
-    async def refuse(_: SendMessage) -> None:
-        raise PublishFailed("broker away")
+    async def publish(command: SendMessage) -> None:
+        if refusing:
+            raise PublishFailed("broker away")
+        published.append(command)
 
+    accept = SendAcceptor(sends, publish, clock=Clock(10.0))
+    request = parse_send({**BASE, "text": "hi"})
     with pytest.raises(PublishFailed):
-        await SendAcceptor(sends, refuse).accept(parse_send({**BASE, "text": "hi"}), "order-4")
+        await accept.accept(request, "order-4")
     assert sends.rows == {}
+    refusing = False
+    # The key was given back: no need to wait out its lease.
+    assert (await accept.accept(request, "order-4")).send_id == send_id_of("order-4")
+    assert len(published) == 1
+
+
+async def test_a_key_left_by_a_crash_is_taken_over_after_its_lease() -> None:
+    clock = Clock(10.0)
+    accept, sends, published = acceptor(clock)
+    request = parse_send({**BASE, "text": "hi"})
+    key = f"api:{send_id_of('order-6')}"
+    # A request took the key and died before publishing.
+    await sends.claim_key(
+        key,
+        send_id=send_id_of("order-6"),
+        request_hash=request.digest(),
+        holder="crashed",
+        now_us=10_000_000,
+        lease_until_us=25_000_000,
+    )
+    with pytest.raises(KeyInFlight) as caught:
+        await accept.accept(request, "order-6")
+    assert caught.value.retry_after == 15
+    assert published == []
+    clock.advance(15)
+    with pytest.raises(KeyReused):  # another request is still refused
+        await accept.accept(parse_send({**BASE, "text": "bye"}), "order-6")
+    taken = await accept.accept(request, "order-6")
+    assert (taken.repeated, taken.taken_over) == (True, True)
+    assert len(published) == 1
+    assert sends.keys[key].published
+    again = await accept.accept(request, "order-6")
+    assert (again.repeated, again.taken_over) == (True, False)
+    assert len(published) == 1

@@ -185,6 +185,11 @@ def test_rich_replies_buttons_lists_media_reactions_and_matches_by_tap_and_type(
             "[hi, {image: {caption: x}}]",
             "rules.yaml:3: rules[0].reply[1].image: give exactly one of link and id",
         ),
+        (
+            "{image: {link: 'http://example.com/a.jpg'}}",
+            "rules.yaml:3: rules[0].reply.image.link: must be an https:// URL: Meta requires "
+            "HTTPS for media links",
+        ),
     ],
 )
 def test_a_reply_meta_would_refuse_names_file_line_and_problem(reply: str, expected: str) -> None:

@@ -26,7 +26,7 @@ from hiker.api.routes import (
     METRICS,
     SCHEMA_READY,
     STORE,
-    TOKEN,
+    TOKENS,
     add_api_routes,
     authenticate,
     observe,
@@ -82,7 +82,7 @@ def _build(kit: Kit[ApiSettings], given_engine: AsyncEngine | None) -> Plan:
     app[STORE] = store
     app[ACCEPTOR] = SendAcceptor(store, publish)
     app[METRICS] = metrics
-    app[TOKEN] = settings.api_token.get_secret_value().encode()
+    app[TOKENS] = settings.tokens()
     add_api_routes(app)
     schema_ready = app[SCHEMA_READY] = asyncio.Event()
 

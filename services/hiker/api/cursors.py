@@ -12,7 +12,18 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+# Above any cursor this api gives (a time, a number and a user of at most 128 characters, each
+# escaped to 12): a longer one is not ours, and decoding it would only cost memory.
+MAX_LENGTH: Final = 4096
+# What the database's integer columns hold (BIGINT): a larger number is not a cursor of ours,
+# and passed on it would be the database's error (a 500), not the client's.
+_INT_MIN: Final = 0
+_INT_MAX: Final = 2**63 - 1
+# The longest number and user the tables hold (``db.models``).
+_NUMBER_MAX: Final = 64
+_USER_MAX: Final = 128
 
 
 class BadCursor(ValueError):
@@ -56,16 +67,19 @@ def decode_messages(text: str) -> MessageCursor:
 def decode_conversations(text: str) -> ConversationCursor:
     key = _decode(text, "c", 4)
     at_us, number, user = key[1], key[2], key[3]
-    if not (_is_int(at_us) and isinstance(number, str) and isinstance(user, str)):
+    if not (_is_int(at_us) and _is_text(number, _NUMBER_MAX) and _is_text(user, _USER_MAX)):
         raise BadCursor("not a cursor of this list")
     return ConversationCursor(at_us, number, user)
 
 
 def _decode(text: str, tag: str, length: int) -> list[Any]:
+    if len(text) > MAX_LENGTH:
+        raise BadCursor("not a cursor this api gave")
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         key = json.loads(raw)
-    except (binascii.Error, ValueError):
+    # RecursionError: JSON nested deeper than the parser goes (``[[[...`` a few thousand deep).
+    except (binascii.Error, ValueError, RecursionError):
         raise BadCursor("not a cursor this api gave") from None
     if not isinstance(key, list) or len(key) != length or key[0] != tag:
         raise BadCursor("not a cursor of this list")
@@ -73,4 +87,9 @@ def _decode(text: str, tag: str, length: int) -> list[Any]:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and _INT_MIN <= value <= _INT_MAX
+
+
+def _is_text(value: object, longest: int) -> bool:
+    # NUL is the one character PostgreSQL's text refuses outright.
+    return isinstance(value, str) and len(value) <= longest and "\x00" not in value

@@ -79,7 +79,8 @@ _PAGING: Final = [
 ]
 _ERRORS: Final = {
     "400": _problem("a bad limit or cursor, or a missing Idempotency-Key"),
-    "401": _problem("no bearer token, or not HIKER_API_TOKEN"),
+    "401": _problem("no bearer token, or not one the api knows"),
+    "403": _problem("the token lacks the scope this route needs, or may not use this number"),
     "503": _problem("the database or the broker is unavailable; retry later"),
 }
 
@@ -189,6 +190,13 @@ def document() -> dict[str, Any]:
                             "description": "handed to the sender",
                             "content": _json(views.Accepted),
                         },
+                        "409": {
+                            **_problem(
+                                "another request with this Idempotency-Key is in flight; "
+                                "retry after Retry-After seconds"
+                            ),
+                            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                        },
                         "422": _problem(
                             "a bad action (named), or a key reused for another request"
                         ),
@@ -199,10 +207,10 @@ def document() -> dict[str, Any]:
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
-                    "summary": "This document",
-                    "security": [],
+                    "summary": "This document (any valid token may read it)",
                     "responses": {
-                        "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+                        "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}},
+                        "401": _ERRORS["401"],
                     },
                 }
             },

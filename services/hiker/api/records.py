@@ -91,6 +91,12 @@ class WebhookError:
     at_us: int
 
 
+def storable(text: str | None) -> str | None:
+    """``text`` as the database can keep it: NUL, which PostgreSQL's text refuses, becomes
+    U+FFFD (a record refused would be held, then poisoned, and lost to the history)."""
+    return text.replace("\x00", "\ufffd") if text is not None else None
+
+
 def inbound(event: MessageReceived) -> Inbound:
     # When Hiker received it, not Meta's timestamp: whole seconds only, which would sort the
     # messages of one second (and the replies to them) in no particular order.
@@ -99,9 +105,9 @@ def inbound(event: MessageReceived) -> Inbound:
         phone_number_id=event.phone_number_id,
         user=event.user,
         type=event.message_type,
-        text=event.text,
+        text=storable(event.text),
         at_us=to_us(event.received_at),
-        name=event.contact_name,
+        name=storable(event.contact_name),
     )
 
 
@@ -112,14 +118,15 @@ def sent(event: MessageSent) -> Outbound:
         user=event.to,
         kind=event.kind,
         type=event.action_type,
-        text=event.text,
+        text=storable(event.text),
         at_us=to_us(event.sent_at),
         wamid=event.graph_message_id,
     )
 
 
 def parked(event: SendParked) -> Parked:
-    code = int(event.graph_code) if event.graph_code.isdigit() else None
+    digits = event.graph_code.isascii() and event.graph_code.isdigit()
+    code = int(event.graph_code) if digits and len(event.graph_code) < 10 else None
     graph = event.graph_error or {}
     message = graph.get("message")
     return Parked(
@@ -129,7 +136,7 @@ def parked(event: SendParked) -> Parked:
         kind=event.kind,
         at_us=to_us(event.parked_at),
         type=event.action_type or UNKNOWN_TYPE,
-        text=event.text,
+        text=storable(event.text),
         error={
             "code": code,
             "title": f"parked: {event.reason}",
@@ -155,8 +162,8 @@ def webhook_error(event: WebhookErrorReceived) -> WebhookError:
     return WebhookError(
         phone_number_id=event.phone_number_id or "",
         code=event.code,
-        title=event.title,
-        message=event.message,
+        title=storable(event.title),
+        message=storable(event.message),
         at_us=to_us(event.received_at),
     )
 
@@ -223,9 +230,15 @@ class ConversationRow:
 
 
 @dataclass(frozen=True)
-class SendRecord:
-    """What the database knows of an api send by its key."""
+class KeyState:
+    """Where an idempotency key of ``POST /v1/messages`` stands (``db.keys``)."""
 
     send_id: str
     request_hash: str
-    sent: bool
+    # The attempt holding the key, or the last that did.
+    holder: str
+    lease_until_us: int
+    # 1 for the first request; more once retries took it over after a crash.
+    attempts: int
+    # The broker confirmed the command: a repeat publishes nothing.
+    published: bool

@@ -5,7 +5,6 @@ the store's; nothing here knows SQL."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,10 +15,28 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from hiker.api import cursors
+from hiker.api.auth import (
+    CALLER,
+    Forbidden,
+    caller_of,
+    check_number,
+    check_scope,
+)
+
+# The composition root sets the tokens through these (re-exported: it imports them from here).
+from hiker.api.auth import TOKENS as TOKENS
 from hiker.api.db.repository import RecordStore
 from hiker.api.metrics import ApiMetrics
 from hiker.api.openapi import IDEMPOTENCY_KEY_MAX, LIMIT_DEFAULT, LIMIT_MAX, document
-from hiker.api.sending import InvalidRequest, KeyReused, SendAcceptor, parse_send
+from hiker.api.sending import (
+    PHONE_NUMBER_ID_MAX,
+    RECIPIENT_MAX,
+    InvalidRequest,
+    KeyInFlight,
+    KeyReused,
+    SendAcceptor,
+    parse_send,
+)
 from hiker.api.views import (
     Accepted,
     ConversationItem,
@@ -38,7 +55,6 @@ log = logging.getLogger(__name__)
 STORE = web.AppKey("api_store", RecordStore)
 ACCEPTOR = web.AppKey("api_acceptor", SendAcceptor)
 METRICS = web.AppKey("api_metrics", ApiMetrics)
-TOKEN = web.AppKey("api_token", bytes)
 # Set once the schema is at head: until then the routes that read or write answer 503.
 SCHEMA_READY = web.AppKey("api_schema_ready", asyncio.Event)
 
@@ -46,6 +62,7 @@ OPENAPI_PATH: Final = "/v1/openapi.json"
 # Graph's own codes, so that a client that reads Graph's errors reads these too.
 CODE_TOKEN: Final = 190
 CODE_PARAMETER: Final = 100
+CODE_PERMISSION: Final = 10
 CODE_UNAVAILABLE: Final = 2
 RETRY_AFTER_SECONDS: Final = "5"
 # Far above any one action (a list of 10 rows, a template's components).
@@ -62,7 +79,12 @@ class BadRequest(Exception):
 
 
 def problem(
-    status: int, message: str, *, code: int = CODE_PARAMETER, fields: Sequence[tuple[str, str]] = ()
+    status: int,
+    message: str,
+    *,
+    code: int = CODE_PARAMETER,
+    fields: Sequence[tuple[str, str]] = (),
+    retry_after: str | None = None,
 ) -> web.Response:
     data = (
         ErrorData(
@@ -75,7 +97,9 @@ def problem(
     body = Problem(
         error=ErrorBody(message=message, type="OAuthException", code=code, error_data=data)
     )
-    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    if retry_after is None and status == 503:
+        retry_after = RETRY_AFTER_SECONDS
+    headers = {"Retry-After": retry_after} if retry_after is not None else None
     return _json(body, status=status, headers=headers)
 
 
@@ -109,6 +133,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = problem(exc.status, exc.reason, code=exc.status)
     except BadRequest as exc:
         response = problem(400, str(exc), fields=[(exc.field, exc.message)])
+    except Forbidden as exc:
+        fields = [(exc.field, exc.message)] if exc.field else ()
+        response = problem(403, exc.message, code=CODE_PERMISSION, fields=fields)
     except Exception as exc:
         verdict = classify(exc)
         if not isinstance(verdict, Unavailable):
@@ -132,17 +159,20 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every ``/v1`` route but the OpenAPI document needs ``Authorization: Bearer <token>``."""
-    if request.path == OPENAPI_PATH:
-        return await handler(request)
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    expected = request.app[TOKEN]
-    # compare_digest takes as long whatever the mismatch: the token cannot be guessed by timing.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+    """Every route, the OpenAPI document included, needs ``Authorization: Bearer <token>``
+    (the document tells a stranger what there is to try), and the scope the route needs
+    (``auth.ROUTE_SCOPES``); 401 without a valid token, 403 without the scope."""
+    caller = caller_of(request.app, request.headers.get("Authorization", ""))
+    if caller is None:
         response = problem(401, "a valid bearer token is required", code=CODE_TOKEN)
         response.headers["WWW-Authenticate"] = 'Bearer realm="hiker"'
         return response
-    if not request.app[SCHEMA_READY].is_set():
+    try:
+        check_scope(caller, _route_of(request))
+    except Forbidden as exc:
+        return problem(403, exc.message, code=CODE_PERMISSION)
+    request[CALLER] = caller
+    if request.path != OPENAPI_PATH and not request.app[SCHEMA_READY].is_set():
         return problem(
             503, "the database is not ready yet (schema being upgraded)", code=CODE_UNAVAILABLE
         )
@@ -153,9 +183,25 @@ def _limit(request: web.Request) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return LIMIT_DEFAULT
-    if not raw.isdigit() or not 1 <= int(raw) <= LIMIT_MAX:
+    # isdigit alone takes "²", which int() refuses, and int() refuses 4,301 digits or more.
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(LIMIT_MAX))
+    if not digits or not 1 <= int(raw) <= LIMIT_MAX:
         raise BadRequest("limit", f"must be a whole number from 1 to {LIMIT_MAX}")
     return int(raw)
+
+
+def _phone_number_id(value: str, field: str) -> str:
+    """A phone number id as Meta gives them: ASCII digits (anything else would match nothing,
+    and a NUL would be the database's error)."""
+    if not (value.isascii() and value.isdigit() and len(value) <= PHONE_NUMBER_ID_MAX):
+        raise BadRequest(field, f"must be at most {PHONE_NUMBER_ID_MAX} digits: a phone number id")
+    return value
+
+
+def _user(value: str) -> str:
+    if not (value.isprintable() and 0 < len(value) <= RECIPIENT_MAX):
+        raise BadRequest("user", f"must be 1 to {RECIPIENT_MAX} printable characters")
+    return value
 
 
 _Cursor = TypeVar("_Cursor")
@@ -173,10 +219,19 @@ def _cursor(request: web.Request, decode: Callable[[str], _Cursor]) -> _Cursor |
 
 
 async def list_conversations(request: web.Request) -> web.Response:
+    """Conversations, latest first. A token limited to some numbers that names none gets the
+    conversations of its numbers (filtered: a client pages through what it may read without
+    knowing its limits); one that names a number outside them gets 403 (refused: an empty
+    page would say "no conversations" where the truth is "not yours")."""
     limit = _limit(request)
     after = _cursor(request, cursors.decode_conversations)
-    number = request.query.get("phone_number_id") or None
-    rows = await request.app[STORE].conversations(number, limit + 1, after)
+    given = request.query.get("phone_number_id")
+    number = _phone_number_id(given, "phone_number_id") if given else None
+    if number is not None:
+        check_number(request, number, "phone_number_id")
+    rows = await request.app[STORE].conversations(
+        number, limit + 1, after, among=request[CALLER].numbers
+    )
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if more else None
     next_cursor = (
@@ -192,7 +247,9 @@ async def list_conversations(request: web.Request) -> web.Response:
 async def list_messages(request: web.Request) -> web.Response:
     limit = _limit(request)
     after = _cursor(request, cursors.decode_messages)
-    number, user = request.match_info["phone_number_id"], request.match_info["user"]
+    number = _phone_number_id(request.match_info["phone_number_id"], "phone_number_id")
+    user = _user(request.match_info["user"])
+    check_number(request, number, "phone_number_id")
     rows = await request.app[STORE].messages(number, user, limit + 1, after)
     page, more = rows[:limit], len(rows) > limit
     next_cursor = (
@@ -217,6 +274,7 @@ async def send_message(request: web.Request) -> web.Response:
         send = parse_send(body)
     except InvalidRequest as exc:
         return problem(422, str(exc), fields=exc.problems)
+    check_number(request, send.phone_number_id, "phone_number_id")
     try:
         accepted = await request.app[ACCEPTOR].accept(send, key)
     except KeyReused:
@@ -225,9 +283,28 @@ async def send_message(request: web.Request) -> web.Response:
             "this Idempotency-Key was used for another request; use a new key for a new send",
             fields=[("Idempotency-Key", "used before with another body")],
         )
+    except KeyInFlight as exc:
+        return problem(
+            409,
+            "a request with this Idempotency-Key is in flight; retry it after Retry-After seconds",
+            fields=[("Idempotency-Key", "in use by a request in flight")],
+            retry_after=str(exc.retry_after),
+        )
+    if accepted.taken_over:
+        log.warning(
+            "idempotency key taken over: an earlier request held it past its lease "
+            "(crashed or stalled) without publishing; published now",
+            extra={"send_id": accepted.send_id, "to": send.to},
+        )
     log.info(
         "send accepted",
-        extra={"send_id": accepted.send_id, "to": send.to, "repeated": accepted.repeated},
+        extra={
+            "send_id": accepted.send_id,
+            "to": send.to,
+            "repeated": accepted.repeated,
+            # Which entry's token: an operator rotating one sees whether the old is still used.
+            "caller": request[CALLER].name,
+        },
     )
     return _json(Accepted(id=accepted.send_id), status=202)
 

@@ -1,15 +1,19 @@
 """``POST /v1/messages``: a backend's send, read as the rules file reads an action, then handed
 to the sender (pacing, retries and parking as for any reply) once per Idempotency-Key.
 
-The sender sends each key once (its claim in Redis); the record of the request adds what the
-claim cannot: the same id for a repeated key, a key reused for another request refused, and no
-new publish once Graph has taken the message (the claim expires, the record stays).
+The sender sends each key once (its claim in Redis); the record of the key adds what the claim
+cannot: the same id for a repeated key, a key reused for another request refused, a key in
+flight answered as such, and no new publish once the broker took the command (the claim
+expires, the record stays).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +31,11 @@ from hiker.core.actions import (
 from hiker.core.contracts import SendMessage
 
 KIND: Final = "api"
+# How long a request holds its key: past the longest a publish may take (the broker's confirm
+# timeout, ``core.broker.PUBLISH_TIMEOUT_SECONDS``, 10 s) so that a slow request is not taken
+# over, short enough that a retry after a crash goes through within seconds. Leases are in each
+# replica's clock: skew between replicas (NTP keeps it to milliseconds) is far below it.
+KEY_LEASE_SECONDS: Final = 15.0
 PHONE_NUMBER_ID_MAX = 64
 RECIPIENT_MAX = 128
 
@@ -43,6 +52,15 @@ class InvalidRequest(Exception):
 
 class KeyReused(Exception):
     """The Idempotency-Key was used before for another request."""
+
+
+class KeyInFlight(Exception):
+    """Another request holds the Idempotency-Key right now; retry after ``retry_after``
+    seconds (when its lease ends)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"in flight; retry after {retry_after}s")
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -66,11 +84,14 @@ def parse_send(body: object) -> SendRequest:
     every problem."""
     if not isinstance(body, dict):
         raise InvalidRequest([("", "the body must be a JSON object")])
+    if _holds_nul(body):
+        # Neither Meta nor PostgreSQL takes it, and it is in no message a person writes.
+        raise InvalidRequest([("", "the body holds a NUL character (\\u0000)")])
     problems: list[tuple[str, str]] = []
     number = _identifier(
         body.get("phone_number_id"), "phone_number_id", PHONE_NUMBER_ID_MAX, problems
     )
-    if number is not None and not number.isdigit():
+    if number is not None and not (number.isascii() and number.isdigit()):
         problems.append(("phone_number_id", "must be the digits of a phone number id"))
     to = _identifier(body.get("to"), "to", RECIPIENT_MAX, problems)
     named = [key for key in body if key not in ("phone_number_id", "to")]
@@ -86,14 +107,35 @@ def parse_send(body: object) -> SendRequest:
     return SendRequest(number, to, action)
 
 
+def _holds_nul(body: object) -> bool:
+    # A loop, not recursion: JSON may nest deeper than Python's recursion limit.
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return True
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
 def _identifier(
     value: object, name: str, longest: int, problems: list[tuple[str, str]]
 ) -> str | None:
     if value is None:
         problems.append((name, "is required"))
         return None
-    if not isinstance(value, str) or not value or len(value) > longest or value != value.strip():
-        problems.append((name, f"must be a string of 1 to {longest} characters, no spaces"))
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > longest
+        or not value.isprintable()
+        or value != value.strip()
+    ):
+        problems.append((name, f"must be 1 to {longest} printable characters, no spaces"))
         return None
     return value
 
@@ -114,9 +156,22 @@ def _action(name: str, content: object, problems: list[tuple[str, str]]) -> AnyA
 
 
 class Sends(Protocol):
-    """The records of api sends (``db.repository.RecordStore``)."""
+    """The records of api sends and their keys (``db.repository.RecordStore``)."""
 
-    async def find_send(self, idempotency_key: str) -> records.SendRecord | None: ...
+    async def claim_key(
+        self,
+        key: str,
+        *,
+        send_id: str,
+        request_hash: str,
+        holder: str,
+        now_us: int,
+        lease_until_us: int,
+    ) -> records.KeyState | None: ...
+
+    async def release_key(self, key: str, holder: str) -> None: ...
+
+    async def finish_key(self, key: str, now_us: int) -> None: ...
 
     async def add_outbound(self, message: records.Outbound) -> bool: ...
 
@@ -129,6 +184,8 @@ class Acceptance:
     send_id: str
     # True when the key was known: a repeat of an earlier request.
     repeated: bool
+    # True when this request took the key over from one that held it past its lease.
+    taken_over: bool = False
 
 
 def send_id_of(idempotency_key: str) -> str:
@@ -137,50 +194,94 @@ def send_id_of(idempotency_key: str) -> str:
 
 
 class SendAcceptor:
+    """Accepts each Idempotency-Key once, as Stripe does: the key and a hash of the request
+    are recorded first (one statement, so that of two racing requests one wins), then the
+    command is published, then the key is marked published.
+
+    - A repeat of a published request: the same id, nothing published again.
+    - The key with another request: ``KeyReused`` (422).
+    - The key held by a request in flight: ``KeyInFlight`` (409, retry after the lease).
+    - A request that crashed between recording and publishing leaves the key to its lease;
+      past it a retry of the same request takes the key over and publishes. Should the first
+      request still publish late, the sender's own claim on the key sends it once.
+    """
+
     def __init__(
-        self, sends: Sends, publish: Publish, *, clock: Callable[[], float] = time.time
+        self,
+        sends: Sends,
+        publish: Publish,
+        *,
+        clock: Callable[[], float] = time.time,
+        lease_seconds: float = KEY_LEASE_SECONDS,
     ) -> None:
         self._sends = sends
         self._publish = publish
         self._clock = clock
+        self._lease_seconds = lease_seconds
 
     async def accept(self, request: SendRequest, idempotency_key: str) -> Acceptance:
-        """Hand ``request`` to the sender (once per key) and record it as accepted.
+        """Hand ``request`` to the sender once per key, and record it as accepted.
 
-        Published before it is recorded: a failure in between leaves a send the sender will
-        make and the outcome will record, never a record of a send nobody makes. KeyReused
-        when the key was used for another request; the broker's and the database's errors
-        propagate (the caller answers 503, the client retries with the same key).
+        Raises KeyReused, KeyInFlight; the broker's and the database's errors propagate (the
+        caller answers 503, the client retries with the same key, which a failed publish gave
+        back at once).
         """
         send_id = send_id_of(idempotency_key)
         key = f"{KIND}:{send_id}"
         digest = request.digest()
-        known = await self._sends.find_send(key)
-        if known is not None and known.request_hash != digest:
-            raise KeyReused(idempotency_key)
-        if known is None or not known.sent:
-            await self._publish(
-                SendMessage(
-                    idempotency_key=key,
-                    phone_number_id=request.phone_number_id,
-                    to=request.to,
-                    actions=(request.action,),
-                    kind=KIND,
-                    correlation_id=key,
-                )
+        holder = secrets.token_hex(16)
+        now = self._clock()
+        state = await self._sends.claim_key(
+            key,
+            send_id=send_id,
+            request_hash=digest,
+            holder=holder,
+            now_us=records.to_us(now),
+            lease_until_us=records.to_us(now + self._lease_seconds),
+        )
+        if state is None or state.holder != holder:
+            return self._not_ours(state, digest, send_id, now)
+        command = SendMessage(
+            idempotency_key=key,
+            phone_number_id=request.phone_number_id,
+            to=request.to,
+            actions=(request.action,),
+            kind=KIND,
+            correlation_id=key,
+        )
+        try:
+            await self._publish(command)
+        except Exception:
+            # Given back so that the client's retry need not wait out the lease; with the
+            # database away as well, the lease ends by itself.
+            with contextlib.suppress(Exception):
+                await self._sends.release_key(key, holder)
+            raise
+        await self._sends.add_outbound(
+            records.Outbound(
+                idempotency_key=key,
+                phone_number_id=request.phone_number_id,
+                user=request.to,
+                kind=KIND,
+                type=request.action.type,
+                text=readable(request.action),
+                at_us=records.to_us(now),
+                send_id=send_id,
+                request_hash=digest,
             )
-        if known is None:
-            await self._sends.add_outbound(
-                records.Outbound(
-                    idempotency_key=key,
-                    phone_number_id=request.phone_number_id,
-                    user=request.to,
-                    kind=KIND,
-                    type=request.action.type,
-                    text=readable(request.action),
-                    at_us=records.to_us(self._clock()),
-                    send_id=send_id,
-                    request_hash=digest,
-                )
-            )
-        return Acceptance(send_id, repeated=known is not None)
+        )
+        await self._sends.finish_key(key, records.to_us(self._clock()))
+        taken_over = state.attempts > 1
+        return Acceptance(send_id, repeated=taken_over, taken_over=taken_over)
+
+    def _not_ours(
+        self, state: records.KeyState | None, digest: str, send_id: str, now: float
+    ) -> Acceptance:
+        if state is None:
+            raise KeyInFlight(1)
+        if state.request_hash != digest:
+            raise KeyReused()
+        if state.published:
+            return Acceptance(send_id, repeated=True)
+        left = state.lease_until_us / 1_000_000 - now
+        raise KeyInFlight(max(1, math.ceil(left)))

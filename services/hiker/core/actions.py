@@ -14,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 # Meta's limits (Cloud API message object): characters, not bytes.
 TEXT_MAX = 4096
@@ -113,8 +121,16 @@ class ListMenu(_Action):
 class _Media(_Action):
     """Media by ``link`` (a public HTTPS URL) or by ``id`` (uploaded to Meta): exactly one."""
 
-    link: HttpUrl | None = None
+    link: HttpUrl | None = Field(default=None, json_schema_extra={"pattern": "^https://"})
     id: str | None = Field(default=None, min_length=1)
+
+    @field_validator("link")
+    @classmethod
+    def _https_only(cls, link: HttpUrl | None) -> HttpUrl | None:
+        # Meta fetches the media itself and refuses plain http: better said now than parked.
+        if link is not None and link.scheme != "https":
+            raise ValueError("must be an https:// URL: Meta requires HTTPS for media links")
+        return link
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

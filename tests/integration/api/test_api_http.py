@@ -72,7 +72,7 @@ async def eventually(
 
 
 async def contract_of(pipeline: Pipeline, api: RunningApi) -> Contract:
-    async with pipeline.session.get(api.url("/v1/openapi.json")) as response:
+    async with pipeline.session.get(api.url("/v1/openapi.json"), headers=AUTH) as response:
         assert response.status == 200
         return Contract(await response.json())
 
@@ -247,6 +247,10 @@ async def test_the_same_idempotency_key_twice_sends_once_with_one_id(
         ({"carousel": {}}, "carousel: unknown action"),
         ({"text": "a", "image": {"link": "https://example.com/a.jpg"}}, "exactly one action"),
         ({"reaction": {"emoji": "👍"}}, "reaction.message_id: is required"),
+        (
+            {"image": {"link": "http://example.com/a.jpg"}},
+            "image.link: must be an https:// URL: Meta requires HTTPS",
+        ),
     ],
 )
 async def test_a_bad_action_is_refused_naming_what_is_wrong(
@@ -295,8 +299,11 @@ async def test_the_token_the_header_and_the_paging_are_checked(
         contract.check("Problem", problem)
     status, page = await call(pipeline, api, "GET", "/v1/conversations")
     assert (status, page) == (200, {"data": [], "next_cursor": None})
-    async with pipeline.session.get(api.url("/v1/openapi.json")) as response:
-        assert response.status == 200  # no token needed for the document
+    # The document too: it tells a stranger what there is to try.
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        status, problem = await call(pipeline, api, "GET", "/v1/openapi.json", headers=headers)
+        assert status == 401
+        contract.check("Problem", problem)
     metrics = await pipeline.metrics("api-ops")
     assert (
         metric_value(

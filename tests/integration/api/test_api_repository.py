@@ -7,16 +7,19 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hiker.api import records
 from hiker.api.cursors import ConversationCursor, MessageCursor
 from hiker.api.db import schema
 from hiker.api.db.engine import create_engine
 from hiker.api.db.models import metadata
 from hiker.api.db.repository import RecordStore
-from hiker.api.records import Inbound, Outbound, Parked, Status, WebhookError
+from hiker.api.records import Inbound, KeyState, Outbound, Parked, Status, WebhookError
+from hiker.core.contracts import MessageReceived
 from tests.integration.api.conftest import PostgresDatabase
 
 pytestmark = pytest.mark.integration
@@ -77,6 +80,17 @@ async def test_every_record_is_written_once(store: RecordStore) -> None:
     assert conversation.name == "Ana"
 
 
+async def test_a_nul_in_what_a_user_wrote_is_recorded_not_refused(store: RecordStore) -> None:
+    event = MessageReceived(
+        wamid="wamid.NUL", phone_number_id=NUMBER, user=USER, message_type="text",
+        text="a\x00b", timestamp=1, received_at=1.0, contact_name="A\x00na",
+    )  # fmt: skip
+    # PostgreSQL's text refuses NUL: the record would be poisoned and lost to the history.
+    assert await store.add_inbound(records.inbound(event))
+    (message,) = await store.messages(NUMBER, USER, 10, None)
+    assert message.text == "a\ufffdb"
+
+
 async def test_concurrent_deliveries_of_one_event_record_it_once(store: RecordStore) -> None:
     written = await asyncio.gather(*(store.add_inbound(inbound(7, 1_000)) for _ in range(8)))
     assert sorted(written) == [False] * 7 + [True]
@@ -99,18 +113,12 @@ async def test_an_api_send_is_one_row_from_accepted_to_sent(store: RecordStore) 
         "api:abc", NUMBER, USER, "api", "text", "hi", 1_000, send_id="abc", request_hash="h"
     )
     assert await store.add_outbound(accepted)
-    found = await store.find_send("api:abc")
-    assert found is not None
-    assert (found.send_id, found.request_hash, found.sent) == ("abc", "h", False)
     (message,) = await store.messages(NUMBER, USER, 10, None)
     assert (message.public_id, message.current()[0]) == ("abc", "accepted")
     sent = Outbound("api:abc", NUMBER, USER, "api", "text", "hi", 1_500, "wamid.OUT3")
     assert await store.add_outbound(sent)
     (message,) = await store.messages(NUMBER, USER, 10, None)
     assert (message.public_id, message.send_id, message.at_us) == ("wamid.OUT3", "abc", 1_000)
-    found = await store.find_send("api:abc")
-    assert found is not None
-    assert found.sent
     (conversation,) = await store.conversations(None, 10, None)
     assert conversation.message_count == 1
 
@@ -125,9 +133,100 @@ async def test_the_outcome_recorded_before_the_request_still_gets_its_id(
         "api:def", NUMBER, USER, "api", "text", "hi", 1_000, send_id="def", request_hash="h"
     )
     assert await store.add_outbound(late)
-    found = await store.find_send("api:def")
-    assert found is not None
-    assert found.sent
+    (message,) = await store.messages(NUMBER, USER, 10, None)
+    assert (message.public_id, message.send_id) == ("wamid.OUT4", "def")
+
+
+async def claim(
+    store: RecordStore, holder: str, *, now_us: int = 1_000, request_hash: str = "h"
+) -> KeyState | None:
+    return await store.claim_key(
+        "api:k",
+        send_id="k",
+        request_hash=request_hash,
+        holder=holder,
+        now_us=now_us,
+        lease_until_us=now_us + 15_000_000,
+    )
+
+
+async def test_of_requests_racing_for_a_key_exactly_one_takes_it(store: RecordStore) -> None:
+    holders = [f"h{n}" for n in range(8)]
+    states = await asyncio.gather(
+        *(claim(store, holder, request_hash=f"hash{n % 2}") for n, holder in enumerate(holders))
+    )
+    owners = {state.holder for state in states if state is not None}
+    assert len(owners) == 1
+    (owner,) = owners
+    assert [state is not None and state.holder == owner for state in states].count(True) == 8
+    (winner,) = [state for holder, state in zip(holders, states, strict=True) if holder == owner]
+    assert winner is not None
+    assert (winner.attempts, winner.published) == (1, False)
+
+
+async def test_a_key_is_taken_over_only_past_its_lease_by_the_same_request(
+    store: RecordStore,
+) -> None:
+    first = await claim(store, "first", now_us=1_000)
+    assert first is not None
+    assert first.holder == "first"
+    # Within the lease: still the first's, whatever the request.
+    state = await claim(store, "second", now_us=1_000 + 14_000_000)
+    assert state is not None
+    assert state.holder == "first"
+    later = 1_000 + 15_000_000
+    state = await claim(store, "other", now_us=later, request_hash="another")
+    assert state is not None
+    assert (state.holder, state.request_hash) == ("first", "h")
+    state = await claim(store, "retry", now_us=later)
+    assert state is not None
+    assert (state.holder, state.attempts, state.lease_until_us) == (
+        "retry", 2, later + 15_000_000
+    )  # fmt: skip
+    await store.finish_key("api:k", later + 1)
+    # Published: never taken again, whatever the time.
+    state = await claim(store, "much-later", now_us=later + 10**12)
+    assert state is not None
+    assert (state.holder, state.published) == ("retry", True)
+
+
+async def test_a_released_key_is_taken_at_once_by_a_retry(store: RecordStore) -> None:
+    assert (await claim(store, "first")) is not None
+    await store.release_key("api:k", "someone-else")  # not theirs to give back
+    state = await claim(store, "retry", now_us=2_000)
+    assert state is not None
+    assert state.holder == "first"
+    await store.release_key("api:k", "first")
+    state = await claim(store, "retry", now_us=2_000)
+    assert state is not None
+    assert state.holder == "retry"
+
+
+async def test_sends_accepted_before_the_keys_table_keep_their_key(database_url: str) -> None:
+    engine = create_engine(database_url, timeout_seconds=5)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda sync: command.upgrade(schema.alembic_config(sync), "0001")
+            )
+        old = RecordStore(engine)
+        accepted = Outbound(
+            "api:old", NUMBER, USER, "api", "text", "hi", 1_000, send_id="old", request_hash="h"
+        )
+        assert await old.add_outbound(accepted)
+        await schema.upgrade(engine)
+        state = await RecordStore(engine).claim_key(
+            "api:old",
+            send_id="old",
+            request_hash="h",
+            holder="repeat",
+            now_us=10**15,
+            lease_until_us=10**15 + 1,
+        )
+        assert state is not None
+        assert (state.holder, state.published) == ("", True)
+    finally:
+        await engine.dispose()
 
 
 async def test_a_parked_send_fails_until_a_replay_of_it_is_sent(store: RecordStore) -> None:

@@ -87,6 +87,26 @@ conversations = Table(
     Index(None, "last_at_us", "phone_number_id", "user"),
 )
 
+# The keys of ``POST /v1/messages`` (Stripe's model): a key and a hash of its request are
+# recorded before the command is published, and the key is marked once it is. A request in
+# flight holds the key until ``lease_until_us``; one that crashed leaves it to expire, and a
+# retry of the same request then takes it over (``holder`` changes, ``attempts`` counts).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    # The sender's key for the command (``api:<send_id>``).
+    Column("idempotency_key", String(512), primary_key=True),
+    Column("send_id", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    # A random id of the attempt holding the key (or the last that did).
+    Column("holder", String(32), nullable=False),
+    Column("lease_until_us", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    # Set once the broker confirmed the command: a repeat publishes nothing after that.
+    Column("published_at_us", BigInteger, nullable=True),
+)
+
 # Errors Meta reported for a number as a whole (``value.errors``), not tied to a message.
 webhook_errors = Table(
     "webhook_errors",

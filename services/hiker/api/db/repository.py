@@ -10,7 +10,7 @@ status recorded before its message is never lost.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, and_, case, func, literal, or_, select, update
@@ -18,14 +18,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hiker.api.cursors import ConversationCursor, MessageCursor
+from hiker.api.db import keys
 from hiker.api.db.models import conversations, messages, statuses, webhook_errors
 from hiker.api.records import (
     ConversationRow,
     Inbound,
+    KeyState,
     MessageRow,
     Outbound,
     Parked,
-    SendRecord,
     Status,
     StatusAt,
     WebhookError,
@@ -170,19 +171,37 @@ class RecordStore:
                 at_us=error.at_us,
             )
 
-    async def find_send(self, idempotency_key: str) -> SendRecord | None:
-        """The api send under ``idempotency_key``, if one was accepted."""
+    async def claim_key(
+        self,
+        key: str,
+        *,
+        send_id: str,
+        request_hash: str,
+        holder: str,
+        now_us: int,
+        lease_until_us: int,
+    ) -> KeyState | None:
+        """Take an api send's key for ``holder`` (``db.keys.claim``); committed at once, so that
+        a concurrent request sees it."""
         async with self._transaction() as connection:
-            row = (
-                await connection.execute(
-                    select(messages.c.send_id, messages.c.request_hash, messages.c.wamid).where(
-                        messages.c.idempotency_key == idempotency_key
-                    )
-                )
-            ).first()
-        if row is None or row.send_id is None or row.request_hash is None:
-            return None
-        return SendRecord(send_id=row.send_id, request_hash=row.request_hash, sent=bool(row.wamid))
+            return await keys.claim(
+                connection,
+                self._insert,
+                key=key,
+                send_id=send_id,
+                request_hash=request_hash,
+                holder=holder,
+                now_us=now_us,
+                lease_until_us=lease_until_us,
+            )
+
+    async def release_key(self, key: str, holder: str) -> None:
+        async with self._transaction() as connection:
+            await keys.release(connection, key=key, holder=holder)
+
+    async def finish_key(self, key: str, now_us: int) -> None:
+        async with self._transaction() as connection:
+            await keys.finish(connection, key=key, now_us=now_us)
 
     async def messages(
         self, phone_number_id: str, user: str, limit: int, after: MessageCursor | None
@@ -217,12 +236,20 @@ class RecordStore:
         return [_message(row, reported.get(row.wamid or "", ())) for row in rows]
 
     async def conversations(
-        self, phone_number_id: str | None, limit: int, after: ConversationCursor | None
+        self,
+        phone_number_id: str | None,
+        limit: int,
+        after: ConversationCursor | None,
+        *,
+        among: Collection[str] | None = None,
     ) -> list[ConversationRow]:
-        """Conversations by their latest message first, from just past ``after``."""
+        """Conversations by their latest message first, from just past ``after``; of one
+        number, and of ``among`` numbers only when given."""
         query = select(conversations)
         if phone_number_id is not None:
             query = query.where(conversations.c.phone_number_id == phone_number_id)
+        if among is not None:
+            query = query.where(conversations.c.phone_number_id.in_(sorted(among)))
         if after is not None:
             c = conversations.c
             query = query.where(
