@@ -316,7 +316,7 @@ def test_every_hiker_panel_has_data_from_the_running_services(
             "HIKER_API_HOST": "127.0.0.1",
             "HIKER_API_PORT": str(ports["api-http"]),
             "HIKER_API_TOKEN": API_TOKEN,
-            "HIKER_DATABASE_URL": f"sqlite:///{tmp_path / 'records.db'}",
+            "HIKER_DATABASE_URL": f"sqlite:///{tmp_path / 'history.db'}",
         },
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from hiker.api import records
+from hiker.api import history
 from hiker.api.metrics import ApiMetrics
 from hiker.api.recording import RecordHandler
 from hiker.core.contracts import (
@@ -33,19 +33,19 @@ class InMemoryRecords:
         self.written.append(record)
         return True
 
-    async def add_inbound(self, message: records.Inbound) -> bool:
+    async def add_inbound(self, message: history.Inbound) -> bool:
         return self._once(("in", message.wamid), message)
 
-    async def add_outbound(self, message: records.Outbound) -> bool:
+    async def add_outbound(self, message: history.Outbound) -> bool:
         return self._once(("out", message.idempotency_key, message.wamid or ""), message)
 
-    async def add_parked(self, send: records.Parked) -> bool:
+    async def add_parked(self, send: history.Parked) -> bool:
         return self._once(("parked", send.idempotency_key), send)
 
-    async def add_status(self, reported: records.Status) -> bool:
+    async def add_status(self, reported: history.Status) -> bool:
         return self._once(("status", reported.wamid, reported.status), reported)
 
-    async def add_webhook_error(self, error: records.WebhookError) -> bool:
+    async def add_webhook_error(self, error: history.WebhookError) -> bool:
         return self._once(("error", error.phone_number_id, str(error.code)), error)
 
 
@@ -72,7 +72,7 @@ async def test_a_redelivered_event_is_counted_as_a_duplicate_and_written_once() 
     record, store, registry, _ = handler()
     await record.message_received(RECEIVED)
     await record.message_received(RECEIVED)
-    assert store.written == [records.inbound(RECEIVED)]
+    assert store.written == [history.inbound(RECEIVED)]
     assert samples(registry, "hiker_api_records_written_total", kind="message_in") == 1
     assert samples(registry, "hiker_api_records_duplicate_total", kind="message_in") == 1
     # Received two seconds before it was recorded.

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hiker.api import records
+from hiker.api import history
 from hiker.api.sending import (
     InvalidRequest,
     KeyInFlight,
@@ -75,8 +75,8 @@ class FakeSends:
     PostgreSQL in tests/integration/api)."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, records.Outbound] = {}
-        self.keys: dict[str, records.KeyState] = {}
+        self.rows: dict[str, history.Outbound] = {}
+        self.keys: dict[str, history.KeyState] = {}
 
     async def claim_key(
         self,
@@ -87,10 +87,10 @@ class FakeSends:
         holder: str,
         now_us: int,
         lease_until_us: int,
-    ) -> records.KeyState | None:
+    ) -> history.KeyState | None:
         known = self.keys.get(key)
         if known is None:
-            known = records.KeyState(send_id, request_hash, holder, lease_until_us, 1, False)
+            known = history.KeyState(send_id, request_hash, holder, lease_until_us, 1, False)
         elif (
             not known.published
             and known.lease_until_us <= now_us
@@ -110,7 +110,7 @@ class FakeSends:
     async def finish_key(self, key: str, now_us: int) -> None:
         self.keys[key] = replace(self.keys[key], published=True)
 
-    async def add_outbound(self, message: records.Outbound) -> bool:
+    async def add_outbound(self, message: history.Outbound) -> bool:
         if message.idempotency_key in self.rows:
             return False
         self.rows[message.idempotency_key] = message

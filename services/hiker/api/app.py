@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hiker.api.consumers import records_routes
-from hiker.api.db import schema
+from hiker.api.db import migrate
 from hiker.api.db.engine import create_engine
 from hiker.api.db.repository import RecordStore
 from hiker.api.metrics import ApiMetrics
@@ -119,7 +119,7 @@ async def _upgrade_until_done(engine: AsyncEngine) -> None:
     backoff = Backoff(first=0.5, most=10.0)
     while True:
         try:
-            await schema.upgrade(engine)
+            await migrate.upgrade(engine)
         except Exception as exc:
             away = isinstance(classify(exc), Unavailable) or isinstance(exc, OSError | TimeoutError)
             delay = backoff.next_delay()
@@ -132,7 +132,7 @@ async def _upgrade_until_done(engine: AsyncEngine) -> None:
             )
             await asyncio.sleep(delay)
         else:
-            log.info("database schema at head", extra={"revision": schema.head_revision()})
+            log.info("database schema at head", extra={"revision": migrate.head_revision()})
             return
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from hiker.api import records
+from hiker.api import history
 from hiker.api.metrics import ApiMetrics
 from hiker.core.contracts import (
     MessageReceived,
@@ -25,15 +25,15 @@ class Records(Protocol):
     """Where records are written (``db.repository.RecordStore``); each returns whether it
     wrote anything."""
 
-    async def add_inbound(self, message: records.Inbound) -> bool: ...
+    async def add_inbound(self, message: history.Inbound) -> bool: ...
 
-    async def add_outbound(self, message: records.Outbound) -> bool: ...
+    async def add_outbound(self, message: history.Outbound) -> bool: ...
 
-    async def add_parked(self, send: records.Parked) -> bool: ...
+    async def add_parked(self, send: history.Parked) -> bool: ...
 
-    async def add_status(self, reported: records.Status) -> bool: ...
+    async def add_status(self, reported: history.Status) -> bool: ...
 
-    async def add_webhook_error(self, error: records.WebhookError) -> bool: ...
+    async def add_webhook_error(self, error: history.WebhookError) -> bool: ...
 
 
 class RecordHandler:
@@ -49,15 +49,15 @@ class RecordHandler:
         self._clock = clock
 
     async def message_received(self, event: MessageReceived) -> None:
-        written = await self._store.add_inbound(records.inbound(event))
+        written = await self._store.add_inbound(history.inbound(event))
         self._count("message_in", written, event.received_at)
 
     async def message_sent(self, event: MessageSent) -> None:
-        written = await self._store.add_outbound(records.sent(event))
+        written = await self._store.add_outbound(history.sent(event))
         self._count("message_out", written, event.sent_at)
 
     async def send_parked(self, event: SendParked) -> None:
-        written = await self._store.add_parked(records.parked(event))
+        written = await self._store.add_parked(history.parked(event))
         self._count("parked", written, event.parked_at)
         if written:
             log.info(
@@ -66,11 +66,11 @@ class RecordHandler:
             )
 
     async def status_received(self, event: StatusReceived) -> None:
-        written = await self._store.add_status(records.status(event))
+        written = await self._store.add_status(history.status(event))
         self._count("status", written, event.received_at)
 
     async def webhook_error(self, event: WebhookErrorReceived) -> None:
-        written = await self._store.add_webhook_error(records.webhook_error(event))
+        written = await self._store.add_webhook_error(history.webhook_error(event))
         self._count("webhook_error", written, event.received_at)
 
     def _count(self, kind: str, written: bool, happened_at: float) -> None:

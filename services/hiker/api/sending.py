@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from hiker.api import records
+from hiker.api import history
 from hiker.core.actions import (
     ACTIONS_BY_NAME,
     AnyAction,
@@ -167,13 +167,13 @@ class Sends(Protocol):
         holder: str,
         now_us: int,
         lease_until_us: int,
-    ) -> records.KeyState | None: ...
+    ) -> history.KeyState | None: ...
 
     async def release_key(self, key: str, holder: str) -> None: ...
 
     async def finish_key(self, key: str, now_us: int) -> None: ...
 
-    async def add_outbound(self, message: records.Outbound) -> bool: ...
+    async def add_outbound(self, message: history.Outbound) -> bool: ...
 
 
 Publish = Callable[[SendMessage], Awaitable[None]]
@@ -236,8 +236,8 @@ class SendAcceptor:
             send_id=send_id,
             request_hash=digest,
             holder=holder,
-            now_us=records.to_us(now),
-            lease_until_us=records.to_us(now + self._lease_seconds),
+            now_us=history.to_us(now),
+            lease_until_us=history.to_us(now + self._lease_seconds),
         )
         if state is None or state.holder != holder:
             return self._not_ours(state, digest, send_id, now)
@@ -258,24 +258,24 @@ class SendAcceptor:
                 await self._sends.release_key(key, holder)
             raise
         await self._sends.add_outbound(
-            records.Outbound(
+            history.Outbound(
                 idempotency_key=key,
                 phone_number_id=request.phone_number_id,
                 user=request.to,
                 kind=KIND,
                 type=request.action.type,
                 text=readable(request.action),
-                at_us=records.to_us(now),
+                at_us=history.to_us(now),
                 send_id=send_id,
                 request_hash=digest,
             )
         )
-        await self._sends.finish_key(key, records.to_us(self._clock()))
+        await self._sends.finish_key(key, history.to_us(self._clock()))
         taken_over = state.attempts > 1
         return Acceptance(send_id, repeated=taken_over, taken_over=taken_over)
 
     def _not_ours(
-        self, state: records.KeyState | None, digest: str, send_id: str, now: float
+        self, state: history.KeyState | None, digest: str, send_id: str, now: float
     ) -> Acceptance:
         if state is None:
             raise KeyInFlight(1)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hiker.api.records import ConversationRow, MessageRow, iso
+from hiker.api.history import ConversationRow, MessageRow, iso
 
 
 class _View(BaseModel):

@@ -89,7 +89,7 @@ def postgres_database() -> Iterator[PostgresDatabase]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The api's database URL, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'records.db'}"
+        return f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
     database: PostgresDatabase = request.getfixturevalue("postgres_database")
     return database.url
 

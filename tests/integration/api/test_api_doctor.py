@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hiker.api.db import schema
+from hiker.api.db import migrate
 from hiker.api.db.engine import create_engine
 from hiker.tools.doctor.checkup import DoctorOptions, diagnose
 from hiker.tools.doctor.report import Finding, Status
@@ -37,13 +37,13 @@ async def test_the_database_rows_follow_the_schema_and_never_show_the_password(
 
     engine = create_engine(postgres_database.url, timeout_seconds=5)
     try:
-        await schema.upgrade(engine)
+        await migrate.upgrade(engine)
     finally:
         await engine.dispose()
     findings = await diagnose(env, options)
     found = rows(findings, "database")
     assert found["database schema"].status is Status.OK
-    assert schema.head_revision() in (found["database schema"].detail or "")
+    assert migrate.head_revision() in (found["database schema"].detail or "")
     assert rows(findings, "config: api")["config: api"].status is Status.OK
     for finding in findings:
         assert PASSWORD not in finding.detail + finding.fix
@@ -66,4 +66,4 @@ async def test_no_api_rows_where_no_api_runs(make_pipeline: PipelineFactory) -> 
     )
     assert rows(findings, "database") == {}
     assert rows(findings, "config: api") == {}
-    assert not any("hiker.api.records" in f.check for f in findings)
+    assert not any("hiker.api.history" in f.check for f in findings)

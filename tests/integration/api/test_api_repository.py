@@ -12,13 +12,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hiker.api import records
+from hiker.api import history
 from hiker.api.cursors import ConversationCursor, MessageCursor
-from hiker.api.db import schema
+from hiker.api.db import migrate
 from hiker.api.db.engine import create_engine
-from hiker.api.db.models import metadata
 from hiker.api.db.repository import RecordStore
-from hiker.api.records import Inbound, KeyState, Outbound, Parked, Status, WebhookError
+from hiker.api.db.tables import metadata
+from hiker.api.history import Inbound, KeyState, Outbound, Parked, Status, WebhookError
 from hiker.core.contracts import MessageReceived
 from tests.integration.api.conftest import PostgresDatabase
 
@@ -31,7 +31,7 @@ USER = "15550001234"
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url, timeout_seconds=5)
-    await schema.upgrade(engine)
+    await migrate.upgrade(engine)
     yield engine
     await engine.dispose()
 
@@ -50,13 +50,13 @@ def reply(n: int, at_us: int, wamid: str | None = None) -> Outbound:
 
 
 async def test_the_schema_is_at_head_and_matches_the_models(engine: AsyncEngine) -> None:
-    assert await schema.current_revision(engine) == schema.head_revision()
+    assert await migrate.current_revision(engine) == migrate.head_revision()
     async with engine.connect() as connection:
         differences = await connection.run_sync(
             lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
         )
     assert differences == []
-    await schema.upgrade(engine)  # at head already: nothing to do
+    await migrate.upgrade(engine)  # at head already: nothing to do
 
 
 async def test_every_record_is_written_once(store: RecordStore) -> None:
@@ -86,7 +86,7 @@ async def test_a_nul_in_what_a_user_wrote_is_recorded_not_refused(store: RecordS
         text="a\x00b", timestamp=1, received_at=1.0, contact_name="A\x00na",
     )  # fmt: skip
     # PostgreSQL's text refuses NUL: the record would be poisoned and lost to the history.
-    assert await store.add_inbound(records.inbound(event))
+    assert await store.add_inbound(history.inbound(event))
     (message,) = await store.messages(NUMBER, USER, 10, None)
     assert message.text == "a\ufffdb"
 
@@ -207,14 +207,14 @@ async def test_sends_accepted_before_the_keys_table_keep_their_key(database_url:
     try:
         async with engine.begin() as connection:
             await connection.run_sync(
-                lambda sync: command.upgrade(schema.alembic_config(sync), "0001")
+                lambda sync: command.upgrade(migrate.alembic_config(sync), "0001")
             )
         old = RecordStore(engine)
         accepted = Outbound(
             "api:old", NUMBER, USER, "api", "text", "hi", 1_000, send_id="old", request_hash="h"
         )
         assert await old.add_outbound(accepted)
-        await schema.upgrade(engine)
+        await migrate.upgrade(engine)
         state = await RecordStore(engine).claim_key(
             "api:old",
             send_id="old",
@@ -290,9 +290,9 @@ async def test_replicas_starting_at_once_upgrade_the_schema_once(
 ) -> None:
     engines = [create_engine(postgres_database.url, timeout_seconds=10) for _ in range(3)]
     try:
-        await asyncio.gather(*(schema.upgrade(engine) for engine in engines))
+        await asyncio.gather(*(migrate.upgrade(engine) for engine in engines))
         for engine in engines:
-            assert await schema.current_revision(engine) == schema.head_revision()
+            assert await migrate.current_revision(engine) == migrate.head_revision()
     finally:
         for engine in engines:
             await engine.dispose()

@@ -10,7 +10,7 @@ import pytest
 
 from hiker.api.db.engine import create_engine
 from hiker.api.db.repository import RecordStore
-from hiker.api.records import Inbound
+from hiker.api.history import Inbound
 from hiker.api.sending import send_id_of
 from hiker.core import topology
 from tests.integration.api.conftest import API_TOKEN, PostgresDatabase, RunningApi, start_api

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hiker.api.db.models import idempotency_keys as keys
-from hiker.api.records import KeyState
+from hiker.api.db.tables import idempotency_keys as keys
+from hiker.api.history import KeyState
 
 
 async def claim(

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hiker.api.cursors import ConversationCursor, MessageCursor
 from hiker.api.db import keys
-from hiker.api.db.models import conversations, messages, statuses, webhook_errors
-from hiker.api.records import (
+from hiker.api.db.tables import conversations, messages, statuses, webhook_errors
+from hiker.api.history import (
     ConversationRow,
     Inbound,
     KeyState,

@@ -1,5 +1,5 @@
 """Alembic's environment: migrations run on the connection ``hiker api`` hands over
-(``db.schema.upgrade``), or, from the alembic command line, on ``-x url=...`` (a synchronous
+(``db.migrate.upgrade``), or, from the alembic command line, on ``-x url=...`` (a synchronous
 driver's URL) to write a new revision."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from hiker.api.db.models import metadata
+from hiker.api.db.tables import metadata
 
 
 def _run(connection: Connection) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hiker.api.db import schema
+from hiker.api.db import migrate
 from hiker.api.db.engine import create_engine
 from hiker.core.errors import Unavailable, classify
 from hiker.core.observability import redact
@@ -17,7 +17,7 @@ async def check_database(settings: ApiSettings, timeout_seconds: float) -> list[
     shown = redact(settings.database_url.get_secret_value())
     engine = create_engine(settings.async_database_url(), timeout_seconds=timeout_seconds)
     try:
-        revision = await asyncio.wait_for(schema.current_revision(engine), timeout_seconds * 2)
+        revision = await asyncio.wait_for(migrate.current_revision(engine), timeout_seconds * 2)
     except Exception as exc:
         verdict = classify(exc)
         why = verdict.error_class if isinstance(verdict, Unavailable) else type(exc).__name__
@@ -32,7 +32,7 @@ async def check_database(settings: ApiSettings, timeout_seconds: float) -> list[
         ]
     finally:
         await engine.dispose()
-    head = schema.head_revision()
+    head = migrate.head_revision()
     rows = [Finding("database", Status.OK, f"{shown} reachable")]
     if revision == head:
         rows.append(Finding("database schema", Status.OK, f"at head ({head})"))

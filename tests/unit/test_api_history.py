@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hiker.api import cursors, records
-from hiker.api.records import StatusAt, current_status
+from hiker.api import cursors, history
+from hiker.api.history import StatusAt, current_status
 from hiker.core.contracts import (
     MessageReceived,
     MessageSent,
@@ -39,9 +39,9 @@ def test_a_parked_send_has_failed_with_the_reason() -> None:
 
 
 def test_times_are_exact_microseconds_shown_in_utc() -> None:
-    assert records.to_us(1_700_000_000.123456) == 1_700_000_000_123_456
-    assert records.iso(1_700_000_000_123_456) == "2023-11-14T22:13:20.123456Z"
-    assert records.iso(0) == "1970-01-01T00:00:00Z"
+    assert history.to_us(1_700_000_000.123456) == 1_700_000_000_123_456
+    assert history.iso(1_700_000_000_123_456) == "2023-11-14T22:13:20.123456Z"
+    assert history.iso(0) == "1970-01-01T00:00:00Z"
 
 
 def test_events_become_their_records() -> None:
@@ -49,7 +49,7 @@ def test_events_become_their_records() -> None:
         wamid="wamid.A", phone_number_id="1", user="155", message_type="text", text="hi",
         timestamp=1_700_000_000, received_at=1_700_000_000.5, contact_name="Ana",
     )  # fmt: skip
-    assert records.inbound(received) == records.Inbound(
+    assert history.inbound(received) == history.Inbound(
         "wamid.A", "1", "155", "text", "hi", 1_700_000_000_500_000, "Ana"
     )
     sent = MessageSent(
@@ -57,14 +57,14 @@ def test_events_become_their_records() -> None:
         correlation_id="wamid.A", action_type="buttons", text="Pick", graph_message_id="wamid.B",
         sent_at=2.0,
     )  # fmt: skip
-    assert records.sent(sent) == records.Outbound(
+    assert history.sent(sent) == history.Outbound(
         "reply:wamid.A", "1", "155", "reply", "buttons", "Pick", 2_000_000, "wamid.B"
     )
     status = StatusReceived(
         message_id="wamid.B", phone_number_id="1", status="failed", timestamp=3,
         errors=(StatusError(code=131047, title="Re-engagement message"),), received_at=4.0,
     )  # fmt: skip
-    assert records.status(status) == records.Status(
+    assert history.status(status) == history.Status(
         "wamid.B", "failed", 3_000_000,
         {"code": 131047, "title": "Re-engagement message", "message": None},
     )  # fmt: skip
@@ -73,16 +73,16 @@ def test_events_become_their_records() -> None:
         correlation_id="wamid.A", reason="permanent", graph_status="400", graph_code="131026",
         graph_error={"message": "Message undeliverable", "code": 131026}, parked_at=5.0,
     )  # fmt: skip
-    record = records.parked(parked)
+    record = history.parked(parked)
     assert record.error["code"] == 131026
     assert record.error["title"] == "parked: permanent"
     assert record.error["message"] == "Message undeliverable"
-    assert (record.type, record.text) == (records.UNKNOWN_TYPE, None)  # an older sender's event
+    assert (record.type, record.text) == (history.UNKNOWN_TYPE, None)  # an older sender's event
     in_doubt = parked.model_copy(
         update={"graph_code": "unknown", "graph_error": None, "action_type": "text", "text": "hi"}
     )
-    assert records.parked(in_doubt).error["code"] is None
-    assert (records.parked(in_doubt).type, records.parked(in_doubt).text) == ("text", "hi")
+    assert history.parked(in_doubt).error["code"] is None
+    assert (history.parked(in_doubt).type, history.parked(in_doubt).text) == ("text", "hi")
 
 
 def test_cursors_round_trip_and_refuse_what_they_did_not_make() -> None:
