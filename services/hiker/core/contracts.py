@@ -6,16 +6,15 @@ model's name so that a consumer can refuse what it does not understand instead o
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hiker.core import topology
 from hiker.core.actions import Action
+from hiker.core.headers import header_epoch_seconds, header_json, header_text
 
 
 class Contract(BaseModel):
@@ -245,40 +244,12 @@ class ParkedHeaders(BaseModel):
         attempt = headers.get(topology.HEADER_ATTEMPT)
         return cls(
             attempt=attempt if type(attempt) is int and attempt >= 1 else 1,
-            reason=_text(headers.get(topology.HEADER_PARKED_REASON)) or "unknown",
-            graph_status=_text(headers.get(topology.HEADER_GRAPH_STATUS)) or "none",
-            graph_code=_text(headers.get(topology.HEADER_GRAPH_CODE)) or "none",
-            graph_error=_json_object(headers.get(topology.HEADER_GRAPH_ERROR)),
-            parked_at=_epoch_seconds(headers.get(topology.HEADER_PARKED_AT)),
+            reason=header_text(headers.get(topology.HEADER_PARKED_REASON)) or "unknown",
+            graph_status=header_text(headers.get(topology.HEADER_GRAPH_STATUS)) or "none",
+            graph_code=header_text(headers.get(topology.HEADER_GRAPH_CODE)) or "none",
+            graph_error=header_json(headers.get(topology.HEADER_GRAPH_ERROR)),
+            parked_at=header_epoch_seconds(headers.get(topology.HEADER_PARKED_AT)),
         )
-
-
-def _text(raw: object) -> str | None:
-    if raw is None:
-        return None
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-
-
-def _json_object(raw: object) -> dict[str, Any] | None:
-    if not isinstance(raw, str | bytes):
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) and value else None
-
-
-def _epoch_seconds(raw: object) -> float | None:
-    """A number, or a decimal string (exact, unlike a float header)."""
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float | Decimal):
-        return float(raw)
-    if isinstance(raw, str | bytes):
-        with contextlib.suppress(ValueError):
-            return float(raw)
-    return None
 
 
 InboundEvent = MessageReceived | StatusReceived | WebhookErrorReceived

@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from hiker.core import topology
 from hiker.core.bundles import BUNDLE_HEADER
+from hiker.core.headers import header_epoch_seconds, header_text
 from hiker.core.observability import mask_phone, mask_text
 from hiker.tools.heldqueue import Copy, Route
 
@@ -51,8 +52,8 @@ class Death:
         count = entry.get("count")
         when = entry.get("time")
         return cls(
-            queue=_text(entry.get("queue")),
-            reason=_text(entry.get("reason")) or "unknown",
+            queue=header_text(entry.get("queue")) or "",
+            reason=header_text(entry.get("reason")) or "unknown",
             count=count if type(count) is int else 1,
             first_time=when if isinstance(when, datetime) else None,
         )
@@ -111,7 +112,7 @@ class HeldMessage:
             items=items or (),
             item_count=item_count,
             readable=items is not None,
-            replayed_at=_epoch_seconds(headers.get(topology.HEADER_REPLAYED_AT)),
+            replayed_at=header_epoch_seconds(headers.get(topology.HEADER_REPLAYED_AT)),
         )
 
     @property
@@ -200,21 +201,6 @@ def _first(fields: Mapping[str, Any], names: Sequence[str]) -> str | None:
         value = fields.get(name)
         if isinstance(value, str) and value:
             return value
-    return None
-
-
-def _text(raw: object) -> str:
-    if raw is None:
-        return ""
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-
-
-def _epoch_seconds(raw: object) -> float | None:
-    if isinstance(raw, str | bytes):
-        try:
-            return float(raw)
-        except ValueError:
-            return None
     return None
 
 
