@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from hiker.core import topology
 from hiker.core.bundles import BUNDLE_HEADER
 from hiker.core.topology import HEADER_REPLAYED_AT
-from hiker.tools.heldqueue import Route
+from hiker.tools.heldqueue import Address
 from hiker.tools.poison.model import (
     HeldMessage,
     replay_copy,
@@ -56,7 +56,7 @@ def test_the_latest_death_says_where_why_how_often_and_since_when() -> None:
         2,
     )
     assert held.row()["first_death"] == "2026-12-01T19:40:18Z"
-    assert held.route() == Route("", "hiker.sender.outbox")
+    assert held.route() == Address("", "hiker.sender.outbox")
 
 
 def test_ids_are_masked_when_shown_but_select_as_they_are() -> None:
@@ -90,7 +90,7 @@ def test_an_inspected_message_goes_back_the_way_it_came() -> None:
         b"{}", exchange=topology.INBOUND_EXCHANGE, routing_key="change.account_update"
     )
     held = HeldMessage.from_message(topology.INSPECT_QUEUE, inspected)
-    assert held.route() == Route(topology.INBOUND_EXCHANGE, "change.account_update")
+    assert held.route() == Address(topology.INBOUND_EXCHANGE, "change.account_update")
     assert held.matches([topology.INSPECT_QUEUE], ())
     assert not held.matches(["hiker.conversation.inbound"], ())
 
@@ -104,7 +104,7 @@ def test_a_replayed_copy_keeps_its_own_headers_and_drops_the_brokers() -> None:
         topology.HEADER_CORRELATION_ID: "wamid.X",
         topology.HEADER_ATTEMPT: 3,
     }
-    copy = replay_copy(delivered(b"[]", headers), Route("", "hiker.sender.outbox"), now=12.5)
+    copy = replay_copy(delivered(b"[]", headers), Address("", "hiker.sender.outbox"), now=12.5)
     assert copy.headers == {
         BUNDLE_HEADER: 2,
         topology.HEADER_CORRELATION_ID: "wamid.X",

@@ -44,7 +44,7 @@ class ToolError(Exception):
 
 
 @dataclass(frozen=True)
-class Route:
+class Address:
     """Where a replayed message is published: exchange and routing key.
 
     The default exchange (``""``) routes by queue name to that one queue alone.
@@ -61,7 +61,7 @@ class Route:
 class Copy:
     """What a held message is published as when it is replayed."""
 
-    route: Route
+    route: Address
     body: bytes
     type_name: str
     message_id: str | None = None

@@ -13,11 +13,11 @@ from hiker.core.claims import is_done
 from hiker.core.keys import Keys
 from hiker.core.redis_store import RedisClient, RedisTarget, connect_redis
 from hiker.tools.heldqueue import (
+    Address,
     Copy,
     HeldQueue,
     Listing,
     Replayer,
-    Route,
     ToolError,
     reading,
     replaying,
@@ -26,7 +26,7 @@ from hiker.tools.parked.model import ParkedReplay, ParkedSend
 
 DEFAULT_LIST_LIMIT: Final = 50
 # Where a replayed send goes: the sender's outbox, by the same route conversation uses.
-OUTBOX_ROUTE: Final = Route(topology.COMMANDS_EXCHANGE, topology.RK_SEND)
+OUTBOX_ROUTE: Final = Address(topology.COMMANDS_EXCHANGE, topology.RK_SEND)
 
 
 async def already_sent(

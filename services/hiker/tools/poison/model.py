@@ -16,7 +16,7 @@ from hiker.core import topology
 from hiker.core.bundles import BUNDLE_HEADER
 from hiker.core.headers import header_epoch_seconds, header_text
 from hiker.core.observability import mask_phone, mask_text
-from hiker.tools.heldqueue import Copy, Route
+from hiker.tools.heldqueue import Address, Copy
 
 # Headers the broker writes when it dead-letters or redelivers a message: they describe the
 # deaths of the copy being removed, and the replayed copy starts afresh.
@@ -87,7 +87,7 @@ class HeldMessage:
     type_name: str | None
     message_id: str | None
     death: Death | None
-    delivered: Route  # exchange and routing key it was delivered to ``held_in`` with
+    delivered: Address  # exchange and routing key it was delivered to ``held_in`` with
     items: tuple[Item, ...]
     item_count: int | None  # None when the body is unreadable and no bundle header says it
     readable: bool
@@ -108,7 +108,7 @@ class HeldMessage:
             type_name=message.type,
             message_id=message.message_id,
             death=Death.latest(headers),
-            delivered=Route(message.exchange or "", message.routing_key or ""),
+            delivered=Address(message.exchange or "", message.routing_key or ""),
             items=items or (),
             item_count=item_count,
             readable=items is not None,
@@ -132,7 +132,7 @@ class HeldMessage:
         )
         return in_queue and (not ids or not self.ids.isdisjoint(ids))
 
-    def route(self) -> Route | None:
+    def route(self) -> Address | None:
         """Where a replay publishes it, or None when its origin is unknown.
 
         A dead-lettered message goes back to the queue it died in alone (the default exchange
@@ -142,7 +142,7 @@ class HeldMessage:
         if self.death is not None:
             if not self.death.queue or self.death.queue in topology.HELD_FOR_PEOPLE:
                 return None
-            return Route("", self.death.queue)
+            return Address("", self.death.queue)
         if self.delivered.exchange in INSPECT_EXCHANGES and self.delivered.routing_key:
             return self.delivered
         return None
@@ -168,7 +168,7 @@ class HeldMessage:
         }
 
 
-def replay_copy(message: AbstractIncomingMessage, route: Route, now: float | None = None) -> Copy:
+def replay_copy(message: AbstractIncomingMessage, route: Address, now: float | None = None) -> Copy:
     """``message`` as it is (body, type, ids, its own headers), marked as replayed."""
     headers = {
         name: value
