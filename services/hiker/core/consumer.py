@@ -131,7 +131,7 @@ class QueueConsumer:
         if not self._gate.is_open():
             await self._pause(None, waiting_for_gate=True)
         pending = [_Held(item, None) for item in decoded.items]
-        backoff = self._backoff()
+        backoff: Backoff | None = None  # made on the first failure: most messages have none
         while pending:
             if self._stopping.is_set():
                 return Settle.REQUEUE
@@ -156,6 +156,7 @@ class QueueConsumer:
             pending = held
             if pending:
                 waiting_for_gate = any(entry.dependency for entry in pending)
+                backoff = backoff or self._backoff()
                 await self._pause(backoff.next_delay(), waiting_for_gate)
         return await self._settle_apart(message, apart, headers)
 

@@ -57,6 +57,8 @@ def redact(url: str) -> str:
 # What every LogRecord has: the rest are a caller's extras, each looked at for numbers.
 _EMPTY_RECORD: Final = logging.LogRecord("", 0, "", 0, "", None, None)
 _RECORD_ATTRIBUTES: Final = frozenset({*vars(_EMPTY_RECORD), "message", "asctime"})
+# The fewest digits ``mask_text`` masks (a run of 8 to 15).
+_SHORTEST_MASKED: Final = 8
 # Extras that hold a business's own ids, not a person's number: kept readable.
 _NOT_PHONES: Final = frozenset({"phone_number_id"})
 
@@ -68,7 +70,8 @@ def _masked(name: str, value: object) -> object:
     if name in PHONE_FIELDS:
         return mask_phone(value)
     if isinstance(value, str):
-        return mask_text(value)
+        # Shorter than the shortest number the pattern masks: nothing to look for.
+        return mask_text(value) if len(value) >= _SHORTEST_MASKED else value
     if isinstance(value, dict):
         return {key: _masked(str(key), item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -81,9 +84,9 @@ class MaskingFilter(logging.Filter):
     extra (nested ones included: a Graph error, a detail), the traceback and the stack."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for name, value in list(record.__dict__.items()):
-            if name not in _RECORD_ATTRIBUTES:
-                record.__dict__[name] = _masked(name, value)
+        fields = record.__dict__
+        for name in fields.keys() - _RECORD_ATTRIBUTES:  # a set difference, in C: every line
+            fields[name] = _masked(name, fields[name])
         if record.args:
             record.msg = record.getMessage()
             record.args = None
