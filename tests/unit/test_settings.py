@@ -177,3 +177,36 @@ def test_a_cluster_never_adopts_legacy_keys() -> None:
     assert not cluster.adopts_legacy_keys
     off = load_settings(CommonSettings, {"HIKER_REDIS_ADOPT_LEGACY_KEYS": "false"})
     assert not off.adopts_legacy_keys
+
+
+def test_app_secrets_for_several_meta_apps_or_a_rotation() -> None:
+    base = {"HIKER_VERIFY_TOKEN": "v"}
+    both = load_settings(
+        IngressSettings,
+        {**base, "HIKER_APP_SECRET": "old-secret", "HIKER_APP_SECRETS": "new-secret, other-app\n"},
+    )
+    assert [s.get_secret_value() for s in both.signing_secrets()] == [
+        "old-secret",
+        "new-secret",
+        "other-app",
+    ]
+    alone = load_settings(IngressSettings, {**base, "HIKER_APP_SECRETS": "a-secret,a-secret"})
+    assert [s.get_secret_value() for s in alone.signing_secrets()] == ["a-secret"]
+    single = load_settings(IngressSettings, {**base, "HIKER_APP_SECRET": "only-one"})
+    assert [s.get_secret_value() for s in single.signing_secrets()] == ["only-one"]
+
+
+def test_a_bad_app_secret_list_names_the_variable_and_entry_never_a_value() -> None:
+    env = {"HIKER_VERIFY_TOKEN": "v", "HIKER_APP_SECRETS": "first-secret,,third-secret"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(IngressSettings, env)
+    message = str(caught.value)
+    assert "HIKER_APP_SECRETS is invalid" in message
+    assert "entry 2 is empty" in message
+    assert "first-secret" not in message
+    assert "third-secret" not in message
+    # The list's own error says enough: no second one about HIKER_APP_SECRET.
+    assert "HIKER_APP_SECRET " not in message
+    for blank in ({}, {"HIKER_APP_SECRET": "", "HIKER_APP_SECRETS": ""}):
+        with pytest.raises(ConfigError, match="HIKER_APP_SECRET is required but not set"):
+            load_settings(IngressSettings, {"HIKER_VERIFY_TOKEN": "v", **blank})

@@ -52,7 +52,7 @@ def create_app(
     events = Bundler(broker.publish, linger_seconds=settings.publish_linger_ms / 1000)
     app[BUNDLER] = events
     app[INGESTOR] = WebhookIngestor(
-        app_secret=settings.app_secret.get_secret_value().encode(),
+        app_secrets=[secret.get_secret_value().encode() for secret in settings.signing_secrets()],
         events=events,
         publish=broker.publish,
         metrics=metrics,
