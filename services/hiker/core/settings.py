@@ -161,8 +161,15 @@ class IngressSettings(CommonSettings):
     app_secrets: SecretStr | None = None
     # The Meta app's secret (required unless HIKER_APP_SECRETS is set; any one verifies).
     app_secret: SecretStr | None = Field(default=None, validate_default=True)
-    # Meta batches up to 1000 updates per body; a few MiB holds that with room to spare.
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Meta's bodies are kilobytes (1000 batched updates stay well under this). A body declared
+    # larger is refused 413 before a byte of it is read.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # The whole body must arrive within this long after the headers (unlike nginx's timeout
+    # between two reads, a client trickling a byte at a time cannot hold a request open).
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Webhook requests being read or handled at once; past it, 503 at once (Meta retries).
+    # Bodies in memory stay under this times HIKER_MAX_BODY_BYTES.
+    max_concurrent_requests: int = Field(default=128, ge=1, le=100_000)
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
     # Webhooks arrive one request at a time: without a linger each would be a message of its
     # own, which costs the broker and both ends most of what a message costs.

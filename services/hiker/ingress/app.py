@@ -14,6 +14,7 @@ from hiker.core.observability import add_ops_routes, new_registry
 from hiker.core.publisher import Bundler
 from hiker.core.settings import IngressSettings
 from hiker.core.topology import INGRESS_TOPOLOGY
+from hiker.ingress.body import RequestLimits
 from hiker.ingress.ingestor import Outcome, WebhookIngestor
 from hiker.ingress.metrics import IngressMetrics
 from hiker.ingress.routes import INGESTOR, METRICS, VERIFY_TOKEN, add_webhook_routes
@@ -57,7 +58,7 @@ def create_app(
         publish=broker.publish,
         metrics=metrics,
     )
-    add_webhook_routes(app)
+    add_webhook_routes(app, RequestLimits.of(settings))
     app.cleanup_ctx.append(_broker_lifecycle)
 
     ops = web.Application()

@@ -1,0 +1,183 @@
+"""Slow, stalled and oversized uploads against the real ingress and broker.
+
+Ingress reads a body before it can check its signature, so anyone may make it hold one. Clients
+that send headers and then stall are cut off at the body deadline (408, closed); a declared length
+over the limit is refused before a byte of it is read (413); past the concurrency bound, 503 at
+once; and a real webhook is answered and published meanwhile. Memory is measured where it means
+something: on ingress running as a child process, not on this test process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from hiker.core import topology
+from hiker.core.signature import SIGNATURE_HEADER, sign
+from hiker.tools.simulate import encode, messages_change, text_message, webhook_body
+from tests.integration.conftest import (
+    APP_SECRET,
+    PipelineFactory,
+    ServiceProcess,
+    free_port,
+    metric_value,
+    queue_depth,
+)
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    at: float  # time.monotonic() when the status line arrived
+    closed: bool  # the connection ended right after the answer
+
+
+@dataclass
+class RawClient:
+    """A client on a socket of its own, which sends what it is told and may stall at any point."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    sent_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    async def post(cls, port: int, declared: int, body: bytes = b"") -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = (
+            "POST /webhook HTTP/1.1\r\nHost: ingress\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {declared}\r\n{SIGNATURE_HEADER}: sha256=00\r\n\r\n"
+        )
+        writer.write(head.encode() + body)
+        # Refused before the body was taken: the answer may still be read.
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        return cls(reader, writer)
+
+    async def answer(self, within: float) -> Answer:
+        """The status and headers ingress answers, then whether it closed the connection."""
+        async with asyncio.timeout(within):
+            status_line = await self.reader.readline()
+            at = time.monotonic()
+            headers = {}
+            while (line := await self.reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            await self.reader.readexactly(int(headers.get("content-length", "0")))
+            closed = await self.reader.read(1) == b""
+        self.writer.close()
+        return Answer(int(status_line.split()[1]), headers, at, closed)
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def signed_hello(user: str) -> tuple[bytes, dict[str, str]]:
+    body = encode(webhook_body(messages_change([text_message(user, "hello")])))
+    return body, {SIGNATURE_HEADER: sign(APP_SECRET.encode(), body)}
+
+
+async def test_stalled_uploads_are_cut_off_while_a_real_webhook_is_answered(
+    make_pipeline: PipelineFactory, amqp_url: str
+) -> None:
+    timeout = 3.0
+    ingress = await make_pipeline(
+        services=("ingress",), HIKER_BODY_TIMEOUT_SECONDS=str(timeout)
+    )  # the default body limit (1 MiB) and concurrency bound
+    port = port_of(ingress.webhook_url)
+    stalled = [await RawClient.post(port, declared=50_000, body=b'{"object":') for _ in range(40)]
+    too_large = await RawClient.post(port, declared=MiB + 1)
+
+    refused = await too_large.answer(within=30)
+    assert refused.status == 413
+    assert refused.closed  # answered without waiting for a byte of the body, then closed
+    assert await ingress.post(signed_hello("15550009989")[0]) == 200
+    answered_at = time.monotonic()
+    assert await queue_depth(amqp_url, topology.CONVERSATION_INBOUND_QUEUE) == 1
+
+    for client in stalled:
+        cut = await client.answer(within=timeout + 30)
+        assert (cut.status, cut.closed) == (408, True)
+        assert cut.at - client.sent_at >= timeout  # its whole deadline, not less
+        # Both were answered while every stalled upload was still held open.
+        assert refused.at < cut.at
+        assert answered_at < cut.at
+    metrics = await ingress.metrics("ingress-ops")
+    assert metric_value(metrics, "hiker_webhooks_received_total", outcome="body_timeout") == 40
+    assert metric_value(metrics, "hiker_webhooks_received_total", outcome="too_large") == 1
+    assert metric_value(metrics, "hiker_webhooks_received_total", outcome="accepted") == 1
+
+
+def rss_bytes(pid: int, field_name: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field_name} for process {pid}")
+
+
+def reset_peak(pid: int) -> int:
+    """From now on VmHWM is the peak since now (Linux: clear_refs 5); the RSS now."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return rss_bytes(pid)
+
+
+async def test_past_the_concurrency_bound_uploads_are_refused_not_buffered(
+    make_pipeline: PipelineFactory,
+    spawn: Callable[[str, dict[str, str]], ServiceProcess],
+    amqp_url: str,
+) -> None:
+    bound, clients, timeout = 8, 40, 10.0
+    env = (await make_pipeline(services=())).env
+    port = free_port()
+    ingress = spawn(
+        "ingress",
+        {
+            **env,
+            "HIKER_HTTP_HOST": "127.0.0.1",
+            "HIKER_HTTP_PORT": str(port),
+            "HIKER_MAX_CONCURRENT_REQUESTS": str(bound),
+            "HIKER_BODY_TIMEOUT_SECONDS": str(timeout),
+        },
+    )
+    await ingress.start()
+    assert ingress.process is not None
+    pid = ingress.process.pid
+    url = f"http://127.0.0.1:{port}/webhook"
+    async with aiohttp.ClientSession() as session:
+        body, headers = signed_hello("15550009988")
+        async with session.post(url, data=body, headers=headers) as response:
+            assert response.status == 200  # warmed up: connected, first request served
+        baseline = reset_peak(pid)
+
+        # Each sends all but the last byte of a body at the limit, then stalls.
+        almost = b"x" * (MiB - 1)
+        uploads = [await RawClient.post(port, declared=MiB, body=almost) for _ in range(clients)]
+        answers = await asyncio.gather(*(u.answer(within=timeout + 60) for u in uploads))
+        peak = rss_bytes(pid, "VmHWM")
+        # Bodies in memory never exceeded the bound's worth (8 MiB), far from the 40 MiB sent.
+        assert peak - baseline < 24 * MiB, f"peak grew {(peak - baseline) / MiB:.1f} MiB"
+
+        busy = [a for a in answers if a.status == 503]
+        cut = [a for a in answers if a.status == 408]
+        assert (len(busy), len(cut)) == (clients - bound, bound)
+        assert all(a.headers.get("retry-after") for a in busy)
+        # Refused at once: every 503 came before the first held upload reached its deadline.
+        assert max(a.at for a in busy) < min(a.at for a in cut)
+
+        async with session.post(url, data=body, headers=headers) as response:
+            assert response.status == 200  # places are free again once the stalled are cut
+        async with session.get(f"http://127.0.0.1:{ingress.port}/metrics") as response:
+            metrics = await response.text()
+    assert metric_value(metrics, "hiker_webhooks_received_total", outcome="busy") == clients - bound
