@@ -1,9 +1,14 @@
 """The public webhook under hostile input, against an in-process ingress and the real broker.
 
 What must hold whatever arrives: never a 500; nothing unsigned (or signed with another secret)
-reaches the broker; bounded memory; a signed body replayed by an attacker (or by Meta) is
-harmless. Property tests run Hypothesis in a worker thread, each example posting through the
-test's own event loop, which keeps serving the in-process ingress meanwhile.
+reaches the broker; a signed body replayed by an attacker (or by Meta) is harmless. Property
+tests run Hypothesis in a worker thread, each example posting through the test's own event loop,
+which keeps serving the in-process ingress meanwhile. They replay a fixed seed and the examples
+they ever found (tests/conftest.py's profile); ``make fuzz`` explores.
+
+Memory is not measured here: this process holds Hypothesis's engine, pytest's captures and every
+earlier test's leftovers beside the ingress, so its RSS says nothing about ingress's
+(test_stalled_uploads measures ingress as a child process).
 """
 
 from __future__ import annotations
@@ -12,21 +17,26 @@ import asyncio
 import gzip
 import io
 import json
-import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+import aio_pika
 import pytest
-from hypothesis import HealthCheck, given, settings
+from aio_pika import DeliveryMode
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from hiker.core import topology
+from hiker.core.contracts import SendMessage
 from hiker.core.signature import SIGNATURE_HEADER, sign
+from hiker.tools.parked.queue import list_parked
 from hiker.tools.simulate import encode, messages_change, text_message, webhook_body
 from tests.integration.conftest import (
     APP_SECRET,
+    PHONE_NUMBER_ID,
     Pipeline,
     PipelineFactory,
     metric_value,
@@ -38,20 +48,10 @@ pytestmark = pytest.mark.integration
 
 BODY_LIMIT = 1024 * 1024
 SECRET = APP_SECRET.encode()
-# Every property test and the memory test must stay within this much RSS growth.
-RSS_GROWTH_LIMIT = 48 * 1024 * 1024
+# How many examples, which seed and which database come from the profile (tests/conftest.py).
 FUZZ = settings(
-    max_examples=200,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
-
-
-def rss_bytes() -> int:
-    """Resident set size of this process (which runs the ingress), from /proc/self/statm."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 async def published(amqp_url: str) -> tuple[int, int]:
@@ -208,6 +208,7 @@ bodies = st.one_of(
 # --- properties ----------------------------------------------------------------------------
 
 
+@pytest.mark.fuzz
 async def test_unsigned_or_missigned_bodies_are_refused_and_never_published(
     ingress: Pipeline, amqp_url: str
 ) -> None:
@@ -245,30 +246,42 @@ async def test_unsigned_or_missigned_bodies_are_refused_and_never_published(
         expected = 401 if SIGNATURE_HEADER not in headers else 403
         assert status == expected, status
 
-    before = rss_bytes()
     await asyncio.to_thread(refused)
-    assert rss_bytes() - before < RSS_GROWTH_LIMIT
     assert await published(amqp_url) == (0, 0)
     metrics = await ingress.metrics("ingress-ops")
     assert metric_value(metrics, "hiker_webhooks_received_total", outcome="accepted") == 0
 
 
+def signed_update(**overrides: Any) -> bytes:
+    """A one-message webhook with ``overrides`` in its message (and ``phone_number_id``)."""
+    number = overrides.pop("phone_number_id", PHONE_NUMBER_ID)
+    message = {**text_message("15550009986", "hello"), **overrides}
+    return to_json(webhook_body(messages_change([message], phone_number_id=number)))
+
+
+@pytest.mark.fuzz
 async def test_any_signed_body_is_answered_never_with_a_500(
     ingress: Pipeline, amqp_url: str
 ) -> None:
     loop = asyncio.get_running_loop()
     post = poster(ingress)
 
+    # Failures found before, replayed on every run whatever the seed draws.
     @FUZZ
     @given(body=bodies)
+    @example(body=signed_update(id="wamid." + "A" * 300))  # past AMQP's 255-byte short string
+    @example(body=signed_update(text={"body": "\ud800"}))  # a lone surrogate, escaped in JSON
+    @example(body=signed_update(type="\U00020000" * 64))  # a routing key over 255 bytes
+    @example(body=signed_update(type="ñandú"))  # a routing key of non-ASCII letters
+    @example(body=signed_update(phone_number_id="106540352242922/deregister?"))  # a Graph path
+    @example(body=b'{"object": "\xff\xfe"}')  # not UTF-8
+    @example(body=b"[" * 10_000 + b"]" * 10_000)  # past the parser's nesting limit
     def answered(body: bytes) -> None:
         status = in_loop(loop, post(body, {SIGNATURE_HEADER: sign(SECRET, body)}))
         # 200: published (or kept for inspection); 400: not JSON at all. Nothing else.
         assert status in {200, 400}, status
 
-    before = rss_bytes()
     await asyncio.to_thread(answered)
-    assert rss_bytes() - before < RSS_GROWTH_LIMIT
     # Still serving real traffic afterwards.
     assert await ingress.post(hello_body()) == 200
     metrics = await ingress.metrics("ingress-ops")
@@ -390,12 +403,11 @@ async def test_non_utf8_and_unusual_content_types(ingress: Pipeline, amqp_url: s
 async def test_compressed_bodies_cannot_bypass_the_limit(ingress: Pipeline, amqp_url: str) -> None:
     post = poster(ingress)
     bomb = gzip.compress(b"\x00" * (64 * BODY_LIMIT))  # 64 MiB of zeros in ~64 KiB
-    before = rss_bytes()
     for _ in range(5):
         status = await post(bomb, {"Content-Encoding": "gzip", SIGNATURE_HEADER: "sha256=00"})
-        # Ingress never inflates a body: the compressed bytes are checked and refused as they are.
+        # Ingress never inflates a body: the compressed bytes are checked and refused as they are
+        # (test_stalled_uploads measures ingress's memory under bombs and large bodies).
         assert status == 403
-    assert rss_bytes() - before < RSS_GROWTH_LIMIT
     assert await published(amqp_url) == (0, 0)
 
 
@@ -404,22 +416,6 @@ async def test_a_body_that_is_not_the_gzip_it_claims_is_not_a_server_error(
 ) -> None:
     post = poster(ingress)
     assert await post(b"not gzip", {"Content-Encoding": "gzip"}) in {400, 401}
-
-
-async def test_memory_stays_bounded_under_large_hostile_bodies(
-    ingress: Pipeline, amqp_url: str
-) -> None:
-    post = poster(ingress)
-    large = b"[" + b"1," * (BODY_LIMIT // 2 - 2) + b"]"
-    malformed = large[:-1]
-    for _ in range(3):  # warm up allocator pools before measuring
-        await post(large, {SIGNATURE_HEADER: "sha256=00"})
-    before = rss_bytes()
-    for _ in range(40):
-        assert await post(large, {SIGNATURE_HEADER: "sha256=00"}) == 403
-        assert await post(malformed, {SIGNATURE_HEADER: sign(SECRET, malformed)}) == 400
-    assert rss_bytes() - before < RSS_GROWTH_LIMIT
-    assert await published(amqp_url) == (0, 0)
 
 
 async def test_hostile_handshake_queries_are_refused(ingress: Pipeline) -> None:
@@ -455,3 +451,77 @@ async def test_an_oversized_message_id_is_not_a_server_error(
 ) -> None:
     message = text_message("15550009996", "hello", wamid="wamid." + "A" * 300)
     assert await ingress.post(webhook_body(messages_change([message]))) in {200, 400}
+
+
+async def test_a_message_type_of_letters_of_another_script_is_published_not_a_500(
+    ingress: Pipeline, amqp_url: str
+) -> None:
+    # 64 letters of 4 bytes each: a routing key past AMQP's 255-byte short string before.
+    for kind in ("\U00020000" * 64, "ñandú"):
+        message = text_message("15550009993", "hello")
+        message["type"] = kind
+        assert await ingress.post(webhook_body(messages_change([message]))) == 200
+    queued = await queued_contracts(amqp_url, topology.CONVERSATION_INBOUND_QUEUE)
+    assert [event["message_type"] for event in queued] == ["\U00020000" * 64, "ñandú"]
+
+
+async def graph_requests(pipeline: Pipeline) -> list[tuple[str, str]]:
+    async with pipeline.session.get(pipeline.url("graph", "/_mock/requests")) as response:
+        return [(r["method"], r["path"]) for r in await response.json()]
+
+
+HOSTILE_NUMBER_IDS = ("106540352242922/deregister?", f"../{PHONE_NUMBER_ID}")
+
+
+async def test_phone_number_ids_of_a_signed_webhook_reach_no_other_graph_path(
+    make_pipeline: PipelineFactory, amqp_url: str
+) -> None:
+    pipeline = await make_pipeline()
+    for number in HOSTILE_NUMBER_IDS:
+        change = messages_change([text_message("15550009992", "hello")], phone_number_id=number)
+        assert await pipeline.post(webhook_body(change)) == 200
+    # Kept for inspection (signed, so Meta's or someone's with the secret), not answered.
+    assert await wait_for_depth(amqp_url, topology.INSPECT_QUEUE, 2) == 2
+    await pipeline.say("15550009991", "hello")
+    assert await pipeline.wait_for_texts("15550009991", 1) == ["hello to you too"]
+    assert {path for _, path in await graph_requests(pipeline)} == {
+        f"/v23.0/{PHONE_NUMBER_ID}/messages"
+    }
+    assert await pipeline.texts("15550009992") == []
+
+
+async def test_a_send_command_naming_another_graph_path_is_parked_never_called(
+    make_pipeline: PipelineFactory, amqp_url: str
+) -> None:
+    # What ingress now refuses may still arrive from elsewhere (the api, a queue filled before).
+    pipeline = await make_pipeline(services=("graph", "sender"))
+    for number in HOSTILE_NUMBER_IDS:
+        await publish_send(amqp_url, number, "15550009990")
+    assert await wait_for_depth(amqp_url, topology.SENDER_PARKED_QUEUE, 2) == 2
+    listing = await list_parked(amqp_url)
+    assert [parked.row(time.time())["graph_status"] for parked in listing.parked] == [
+        "bad_phone_number_id"
+    ] * 2
+    assert await graph_requests(pipeline) == []
+
+
+async def publish_send(amqp_url: str, phone_number_id: str, to: str) -> None:
+    """What conversation (or the api) publishes: one send command, through the commands exchange."""
+    command = SendMessage(
+        idempotency_key=f"reply:{uuid.uuid4().hex}",
+        phone_number_id=phone_number_id,
+        to=to,
+        text="hello to you too",
+        kind="reply",
+        correlation_id=f"wamid.TEST{uuid.uuid4().hex}",
+    )
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(topology.COMMANDS_EXCHANGE)
+        message = aio_pika.Message(
+            command.to_bytes(), type=command.type_name(), delivery_mode=DeliveryMode.PERSISTENT
+        )
+        await exchange.publish(message, topology.RK_SEND, mandatory=True)
+    finally:
+        await connection.close()

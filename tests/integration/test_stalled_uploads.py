@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -199,3 +201,42 @@ async def test_past_the_concurrency_bound_uploads_are_refused_not_buffered(
         async with session.get(f"http://127.0.0.1:{ingress.port}/metrics") as response:
             metrics = await response.text()
     assert metric_value(metrics, "hiker_webhooks_received_total", outcome="busy") == clients - bound
+
+
+async def test_large_hostile_bodies_and_gzip_bombs_leave_ingress_memory_bounded(
+    make_pipeline: PipelineFactory,
+    spawn: Callable[[str, dict[str, str]], ServiceProcess],
+    amqp_url: str,
+) -> None:
+    env = (await make_pipeline(services=())).env
+    port = free_port()
+    ingress = spawn(
+        "ingress", {**env, "HIKER_HTTP_HOST": "127.0.0.1", "HIKER_HTTP_PORT": str(port)}
+    )
+    await ingress.start()
+    assert ingress.process is not None
+    url = f"http://127.0.0.1:{port}/webhook"
+    large = b"[" + b"1," * (MiB // 2 - 2) + b"]"  # just under the 1 MiB limit
+    malformed = large[:-1]
+    bomb = gzip.compress(b"\x00" * (64 * MiB))  # 64 MiB of zeros in ~64 KiB
+    wrong = {SIGNATURE_HEADER: "sha256=00"}
+    signed = {SIGNATURE_HEADER: sign(APP_SECRET.encode(), malformed)}
+    async with aiohttp.ClientSession() as session:
+
+        async def post(body: bytes, headers: dict[str, str]) -> int:
+            async with session.post(url, data=io.BytesIO(body), headers=headers) as response:
+                await response.read()
+                return response.status
+
+        for _ in range(3):  # warm up the allocator's pools before measuring
+            assert await post(large, wrong) == 403
+            assert await post(malformed, signed) == 400
+        baseline = reset_peak(ingress.process.pid)
+        for _ in range(40):
+            assert await post(large, wrong) == 403
+            assert await post(malformed, signed) == 400  # signed, so parsed: still not JSON
+            # Never inflated: the compressed bytes are what is checked, and refused.
+            assert await post(bomb, {**wrong, "Content-Encoding": "gzip"}) == 403
+        peak = rss_bytes(ingress.process.pid, "VmHWM")
+    assert peak - baseline < 24 * MiB, f"peak grew {(peak - baseline) / MiB:.1f} MiB"
+    assert await queue_depth(amqp_url, topology.CONVERSATION_INBOUND_QUEUE) == 0
