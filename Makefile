@@ -14,7 +14,7 @@ COVERAGE_FLOOR ?= 82
 # `make image PYTHON_IMAGE=...` builds on another base (make test-containers uses a local one).
 PYTHON_IMAGE ?=
 
-.PHONY: help install run test test-fast test-unit test-integration test-containers test-ha check fmt bench soak image constraints clean
+.PHONY: help install run test test-fast test-unit test-integration test-containers test-ha fuzz check fmt bench soak image constraints clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,11 @@ test-containers: $(STAMP) ## images, compose stack, integration on testcontainer
 
 test-ha: $(STAMP) ## Redis Cluster, Sentinel and RabbitMQ cluster failovers; the tests start those engines (minutes)
 	$(BIN)/pytest tests/ha
+
+# Everywhere else property tests replay a fixed seed and the examples pinned with @example
+# (tests/conftest.py); here they explore. Pin what this finds with @example.
+fuzz: $(STAMP) ## property tests with fresh random seeds and 25 times the examples (minutes)
+	HIKER_HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz -p no:cacheprovider -o timeout=3600 tests/integration
 
 check: $(STAMP) ## lint, format and type checks; changes nothing
 	$(BIN)/ruff check services tests benchmarks

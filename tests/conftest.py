@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 
 from tests.support import (
@@ -51,6 +52,13 @@ COMPOSE_FILE = Path(__file__).resolve().parents[1] / "deploy" / "compose" / "com
 # this many at a time.
 VHOST_BATCH = int(os.environ.get("HIKER_TEST_VHOST_BATCH", "16"))
 DURATIONS_KEY = "hiker/durations"
+
+# Property tests: a seed fixed per test and the examples pinned with @example, and no example
+# database written, so that a run passes or fails on the code alone (CI is no lottery).
+# `make fuzz` (HIKER_HYPOTHESIS_PROFILE=fuzz) explores: fresh seeds, 25 times the examples.
+hypothesis_settings.register_profile("ci", max_examples=200, derandomize=True, database=None)
+hypothesis_settings.register_profile("fuzz", max_examples=5000, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HIKER_HYPOTHESIS_PROFILE", "ci"))
 
 
 @dataclass(frozen=True)

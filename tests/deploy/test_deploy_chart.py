@@ -130,19 +130,31 @@ def test_each_service_gets_only_its_own_secrets() -> None:
         for d in of_kind(objects, "Deployment")
     }
     common = {"HIKER_AMQP_URL", "HIKER_REDIS_URL"}
-    assert received["ingress"] == common | {"HIKER_APP_SECRET", "HIKER_VERIFY_TOKEN"}
+    assert received["ingress"] == common | {
+        "HIKER_APP_SECRET",
+        "HIKER_APP_SECRETS",
+        "HIKER_VERIFY_TOKEN",
+    }
     assert received["conversation"] == common
     assert received["sender"] == common | {"HIKER_ACCESS_TOKEN", "HIKER_ACCESS_TOKENS"}
     (secret,) = of_kind(objects, "Secret")
-    # The per-number tokens are optional (only HIKER_ACCESS_TOKEN is set in these values).
-    assert set(secret["stringData"]) == set().union(*received.values()) - {"HIKER_ACCESS_TOKENS"}
+    # The lists are optional (only HIKER_ACCESS_TOKEN and HIKER_APP_SECRET are set here).
+    assert set(secret["stringData"]) == set().union(*received.values()) - {
+        "HIKER_ACCESS_TOKENS",
+        "HIKER_APP_SECRETS",
+    }
     optional = {
         e["name"]
         for d in of_kind(objects, "Deployment")
         for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
         if e["valueFrom"]["secretKeyRef"].get("optional")
     }
-    assert optional == {"HIKER_ACCESS_TOKEN", "HIKER_ACCESS_TOKENS"}
+    assert optional == {
+        "HIKER_ACCESS_TOKEN",
+        "HIKER_ACCESS_TOKENS",
+        "HIKER_APP_SECRET",
+        "HIKER_APP_SECRETS",
+    }
 
 
 def test_tokens_per_phone_number_alone_render_and_none_at_all_refuses() -> None:

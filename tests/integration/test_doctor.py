@@ -21,6 +21,7 @@ from hiker.core.broker import Broker
 from hiker.tools.doctor.checkup import DoctorOptions, diagnose
 from hiker.tools.doctor.report import Finding, Status, exit_code
 from hiker.tools.doctor.stack import ServiceEndpoint
+from hiker.tools.simulate import encode, messages_change, post_signed, text_message, webhook_body
 from tests.conftest import Services
 from tests.integration.conftest import (
     ACCESS_TOKEN,
@@ -355,3 +356,21 @@ async def test_cli_checks_a_stack_from_one_container(make_pipeline: PipelineFact
     assert rows["service: sender"] == "OK"
     assert rows["ingress handshake"] == "SKIP"
     assert ACCESS_TOKEN not in stdout.decode() + stderr.decode()
+
+
+async def test_an_ingress_given_several_app_secrets_passes_and_takes_each(
+    make_pipeline: PipelineFactory,
+) -> None:
+    # Numbers under a second Meta app, or a rotation: the list alone, HIKER_APP_SECRET blank.
+    second = "second-app-secret"
+    pipeline = await make_pipeline(
+        services=("ingress",), HIKER_APP_SECRET="", HIKER_APP_SECRETS=f"{APP_SECRET}, {second}"
+    )
+    body = encode(webhook_body(messages_change([text_message("15550009987", "hello")])))
+    for secret, expected in ((APP_SECRET, 200), (second, 200), ("a-retired-secret", 403)):
+        status, _ = await post_signed(pipeline.session, pipeline.webhook_url, body, secret)
+        assert status == expected, secret
+    findings = await diagnose(pipeline.env, DoctorOptions(pipeline.webhook_url, None, timeout=3))
+    assert find(findings, "config: ingress").status is Status.OK
+    assert find(findings, "ingress handshake").status is Status.OK
+    assert second not in json.dumps([f.__dict__ for f in findings], default=str)

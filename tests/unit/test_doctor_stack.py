@@ -37,6 +37,7 @@ def test_a_container_is_known_by_the_variables_only_its_service_has() -> None:
     assert services_here({"HIKER_AMQP_URL": "amqp://x"}) == set()
     assert services_here({"HIKER_ACCESS_TOKEN": "t"}) == {"sender"}
     assert services_here({"HIKER_VERIFY_TOKEN": "v", "HIKER_APP_SECRET": "s"}) == {"ingress"}
+    assert services_here({"HIKER_APP_SECRETS": "s,t"}) == {"ingress"}
     assert services_here({"HIKER_IDLE_TIMEOUT_SECONDS": "20"}) == {"conversation"}
     # A host with every variable (``make run``) is every service's.
     assert services_here(

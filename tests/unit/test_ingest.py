@@ -42,7 +42,7 @@ class FakePublisher:
 
 def ingestor(publisher: FakePublisher, linger_seconds: float = 0.0) -> WebhookIngestor:
     return WebhookIngestor(
-        app_secret=SECRET,
+        app_secrets=[SECRET],
         events=Bundler(publisher, linger_seconds=linger_seconds),
         publish=publisher,
         metrics=IngressMetrics(CollectorRegistry()),
@@ -88,3 +88,32 @@ async def test_nothing_unsigned_is_published() -> None:
     assert await ingestor(publisher).ingest(body, None) is Outcome.MISSING_SIGNATURE
     assert await ingestor(publisher).ingest(body, "sha256=00") is Outcome.BAD_SIGNATURE
     assert publisher.published == []
+
+
+async def test_routing_keys_never_seen_before_do_not_grow_the_ingestor() -> None:
+    # Every new message type or status is a routing key of its own; Meta may send any.
+    publisher = FakePublisher()
+    ingest = ingestor(publisher)
+    for n in range(300):
+        message = text_message("15550000001", "hello")
+        message["type"] = f"kind{n}"
+        body = encode(webhook_body(messages_change([message])))
+        assert await ingest.ingest(body, sign(SECRET, body)) is Outcome.ACCEPTED
+    assert len(publisher.published) == 300
+    assert publisher.published[-1][1] == "message.kind299"
+    assert len(ingest._destinations) <= 256  # the cache's bound (the test's reason to peek)
+
+
+async def test_a_body_signed_with_any_of_the_app_secrets_is_accepted() -> None:
+    publisher = FakePublisher()
+    ingest = WebhookIngestor(
+        app_secrets=[b"first app", b"second app"],
+        events=Bundler(publisher, linger_seconds=0),
+        publish=publisher,
+        metrics=IngressMetrics(CollectorRegistry()),
+    )
+    body = encode(webhook_body(messages_change([text_message("15550000001", "hello")])))
+    assert await ingest.ingest(body, sign(b"second app", body)) is Outcome.ACCEPTED
+    assert await ingest.ingest(body, sign(b"first app", body)) is Outcome.ACCEPTED
+    assert await ingest.ingest(body, sign(b"third app", body)) is Outcome.BAD_SIGNATURE
+    assert len(publisher.published) == 2

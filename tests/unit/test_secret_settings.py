@@ -64,8 +64,9 @@ def test_an_empty_placeholder_or_short_secret_is_refused_by_name(name: str, valu
 
 
 def test_an_empty_app_secret_no_longer_makes_every_signature_valid() -> None:
+    # Blank is unset (compose and charts pass a variable left blank as ""): one is required.
     message = refusal(IngressSettings, {**GOOD, "HIKER_APP_SECRET": ""})
-    assert "HIKER_APP_SECRET is empty" in message
+    assert "HIKER_APP_SECRET is required but not set" in message
 
 
 @pytest.mark.parametrize("name", sorted(SERVICE_OF))
@@ -221,7 +222,9 @@ def test_a_service_refused_at_start_exits_naming_the_variable() -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert result.stderr.startswith("hiker ingress: configuration error: HIKER_APP_SECRET is empty")
+    assert result.stderr.startswith(
+        "hiker ingress: configuration error: HIKER_APP_SECRET is required but not set"
+    )
     assert VERIFY_TOKEN not in result.stderr
 
 

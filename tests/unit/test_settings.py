@@ -183,3 +183,46 @@ def test_a_cluster_never_adopts_legacy_keys() -> None:
     assert not cluster.adopts_legacy_keys
     off = load_settings(CommonSettings, {"HIKER_REDIS_ADOPT_LEGACY_KEYS": "false"})
     assert not off.adopts_legacy_keys
+
+
+def test_app_secrets_for_several_meta_apps_or_a_rotation() -> None:
+    old, new, other = (
+        "9f2c4e1a7b3d5f60" * 2,
+        "4d8b1e6a2c9f7305" * 2,
+        "a1b2c3d4e5f60718293a4b5c6d7e8f90",
+    )
+    base = {"HIKER_VERIFY_TOKEN": "verify-token-0123456789"}
+    both = load_settings(
+        IngressSettings,
+        {**base, "HIKER_APP_SECRET": old, "HIKER_APP_SECRETS": f"{new}, {other}\n"},
+    )
+    assert [s.get_secret_value() for s in both.signing_secrets()] == [old, new, other]
+    alone = load_settings(IngressSettings, {**base, "HIKER_APP_SECRETS": f"{new},{new}"})
+    assert [s.get_secret_value() for s in alone.signing_secrets()] == [new]
+    single = load_settings(IngressSettings, {**base, "HIKER_APP_SECRET": old})
+    assert [s.get_secret_value() for s in single.signing_secrets()] == [old]
+
+
+def test_each_listed_app_secret_meets_the_secret_policy() -> None:
+    good = "9f2c4e1a7b3d5f60" * 2
+    env = {"HIKER_VERIFY_TOKEN": "verify-token-0123456789", "HIKER_APP_SECRETS": f"{good},short"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(IngressSettings, env)
+    assert "HIKER_APP_SECRETS (entry 2) is shorter than" in str(caught.value)
+    assert "short" not in str(caught.value).replace("shorter", "")
+
+
+def test_a_bad_app_secret_list_names_the_variable_and_entry_never_a_value() -> None:
+    env = {"HIKER_VERIFY_TOKEN": "v", "HIKER_APP_SECRETS": "first-secret,,third-secret"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(IngressSettings, env)
+    message = str(caught.value)
+    assert "HIKER_APP_SECRETS is invalid" in message
+    assert "entry 2 is empty" in message
+    assert "first-secret" not in message
+    assert "third-secret" not in message
+    # The list's own error says enough: no second one about HIKER_APP_SECRET.
+    assert "HIKER_APP_SECRET " not in message
+    for blank in ({}, {"HIKER_APP_SECRET": "", "HIKER_APP_SECRETS": ""}):
+        with pytest.raises(ConfigError, match="HIKER_APP_SECRET is required but not set"):
+            load_settings(IngressSettings, {"HIKER_VERIFY_TOKEN": "v", **blank})

@@ -158,6 +158,51 @@ def test_routing_keys_cannot_be_steered_by_payload_dots() -> None:
     assert result[0].routing_key == "message.a_b__"
 
 
+@pytest.mark.parametrize(
+    "kind",
+    ["ñandú", "\U00020000" * 64, "текст", "٣", "a\u0301", "😀" * 80, "x" * 300],
+)
+def test_routing_keys_are_ascii_short_strings_whatever_the_payload_names(kind: str) -> None:
+    # isalnum() is true for other scripts' letters and digits: 64 of them at 4 bytes each made a
+    # routing key over AMQP's 255-byte short string, a 500 on every retry of Meta's.
+    message = {"from": "1", "id": "wamid.U", "timestamp": "1", "type": kind}
+    status = {"id": "wamid.S", "status": kind, "recipient_id": "1"}
+    change = messages_change([message], statuses=[status])
+    foreign = {"field": kind, "value": {"anything": 1}}
+    result = route(webhook_body(change, foreign), received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    assert [type(item.event) for item in result] == [
+        MessageReceived,
+        StatusReceived,
+        ChangeReceived,
+    ]
+    for item in result:
+        assert item.routing_key.isascii()
+        assert len(item.routing_key.encode()) <= 255
+        assert item.routing_key.count(".") == 1
+    message_event = result[0].event
+    assert isinstance(message_event, MessageReceived)
+    assert message_event.message_type == kind  # the event keeps what Meta sent
+
+
+@pytest.mark.parametrize(
+    "phone_number_id",
+    ["106540352242922/deregister?", "../100000000000001", "1" * 33, "٣٣٣", "", " 1", "1e5"],
+)
+def test_a_phone_number_id_that_is_not_digits_is_kept_for_inspection(
+    phone_number_id: str,
+) -> None:
+    change = messages_change(
+        [text_message("15550001111", "hello")],
+        statuses=[{"id": "wamid.S", "status": "read", "recipient_id": "1"}],
+    )
+    change["value"]["metadata"]["phone_number_id"] = phone_number_id
+    result = route(webhook_body(change), received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    assert [item.routing_key for item in result] == ["unknown"]
+    assert isinstance(result[0].event, ChangeReceived)
+
+
 def test_parse_rejects_what_is_not_json() -> None:
     for raw in (b"", b"{", b"\xff\xfe", b"{'a': 1}"):
         with pytest.raises(MalformedBody):

@@ -158,6 +158,9 @@ the Redis URL may be absent (the sentinels name the primary).
       {{- else if has $key (list "HIKER_ACCESS_TOKEN" "HIKER_ACCESS_TOKENS") }}
       # One token or the per-number list suffices; the sender names what is missing.
       optional: true
+      {{- else if has $key (list "HIKER_APP_SECRET" "HIKER_APP_SECRETS") }}
+      # One secret or the list suffices; ingress names what is missing.
+      optional: true
       {{- else if has $key (list "HIKER_API_TOKEN" "HIKER_API_TOKENS") }}
       # One token or the scoped list suffices; the api names what is missing.
       optional: true

@@ -32,6 +32,8 @@ from hiker.core.waiters import settle
 # limits, and one consumer's share of work stays small enough to spread over replicas.
 MAX_ITEMS: Final = 100
 MAX_BYTES: Final = 256 * 1024
+# Destinations whose last bundle is remembered before the stale ones are swept (see _flush).
+_LAST_LEFT_SWEEP: Final = 1024
 
 
 class Publish(Protocol):
@@ -84,6 +86,7 @@ class Bundler:
         self._flushing: set[asyncio.Task[None]] = set()
         # When the last bundle of each destination left (loop time).
         self._last_left: dict[Destination, float] = {}
+        self._sweep_above = _LAST_LEFT_SWEEP
         # Messages sent and contracts they carried (tests and benchmarks read them).
         self.messages_published = 0
         self.contracts_published = 0
@@ -130,7 +133,16 @@ class Bundler:
         if forming.timer is not None:
             forming.timer.cancel()
         loop = asyncio.get_running_loop()
-        self._last_left[destination] = loop.time()
+        now = self._last_left[destination] = loop.time()
+        if len(self._last_left) > self._sweep_above:
+            # A destination quiet for longer than the linger is treated as one never seen, so
+            # forgetting it changes nothing; only those active within one linger stay, which
+            # keeps the map bounded however many routing keys the payloads ever named. The next
+            # sweep waits for the map to double, so sweeping stays O(1) per bundle.
+            self._last_left = {
+                d: left for d, left in self._last_left.items() if now - left < self._linger
+            }
+            self._sweep_above = max(_LAST_LEFT_SWEEP, 2 * len(self._last_left))
         task = loop.create_task(self._send(destination, forming))
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from enum import Enum
 from typing import Final
 
@@ -25,12 +26,19 @@ def sign(secret: bytes, body: bytes) -> str:
     return _PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def check_signature(secret: bytes, body: bytes, header: str | None) -> SignatureCheck:
-    """Compare in constant time; a malformed header is as wrong as a wrong digest."""
+def check_signature(secrets: Sequence[bytes], body: bytes, header: str | None) -> SignatureCheck:
+    """VALID when ``header`` is the signature of ``body`` under any of ``secrets``.
+
+    Several secrets serve numbers under several Meta apps, and a rotation (the old and the new
+    secret both accepted for a while). Each is compared in constant time and every one is
+    compared, so the time taken does not tell which secret (if any) matched. A malformed header
+    is as wrong as a wrong digest.
+    """
     if not header:
         return SignatureCheck.MISSING
-    expected = sign(secret, body)
-    # compare_digest on equal-length ASCII bytes; a malformed header simply fails the comparison.
-    if hmac.compare_digest(expected.encode(), header.strip().encode("ascii", "replace")):
-        return SignatureCheck.VALID
-    return SignatureCheck.INVALID
+    received = header.strip().encode("ascii", "replace")
+    matched = False
+    for secret in secrets:
+        # compare_digest on ASCII bytes; a malformed header simply fails the comparison.
+        matched |= hmac.compare_digest(sign(secret, body).encode(), received)
+    return SignatureCheck.VALID if matched else SignatureCheck.INVALID

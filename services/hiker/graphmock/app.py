@@ -3,6 +3,9 @@
 - ``POST /{version}/{phone_number_id}/messages``: accepted (200 with a message id) unless a fault
   is scripted for the recipient; the bearer token is checked when one is configured.
 - ``GET /{version}/{phone_number_id}``: the phone number's details, as Graph answers them.
+- ``GET /_mock/requests``: every request that reached the mock outside ``/_mock/`` (method,
+  path as received, query), answered or not: what the sender called, endpoints it should not have
+  included.
 - ``GET /_mock/messages[?to=...]``: what was accepted (with a readable ``text`` and the whole
   ``payload``); ``DELETE /_mock/messages`` forgets it. Read receipts are answered
   ``{"success": true}`` and listed apart, at ``GET /_mock/receipts``.
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Unpack
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -59,6 +63,7 @@ class FaultScript(BaseModel):
 class MockState:
     sent: list[dict[str, Any]] = field(default_factory=list)
     receipts: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
     faults: dict[str, deque[Fault]] = field(default_factory=lambda: defaultdict(deque))
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -212,9 +217,21 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
         to = request.query.get("to")
         return web.json_response([m for m in state.sent if to is None or m["to"] == to])
 
+    async def list_requests(_: web.Request) -> web.Response:
+        return web.json_response(state.requests)
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/_mock/"):
+            state.requests.append(
+                {"method": request.method, "path": request.raw_path, "at": time.time()}
+            )
+        return await handler(request)
+
     async def clear_sent(_: web.Request) -> web.Response:
         state.sent.clear()
         state.receipts.clear()
+        state.requests.clear()
         state.faults.clear()
         return web.json_response({"cleared": True})
 
@@ -226,11 +243,12 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
         state.faults[script.to or _ANY].extend(script.responses)
         return web.json_response({"scripted": len(script.responses)})
 
-    app = web.Application()
+    app = web.Application(middlewares=[record])
     app[STATE] = state
     app.router.add_post("/{version}/{phone_number_id}/messages", send_message)
     app.router.add_get("/_mock/messages", list_sent)
     app.router.add_get("/_mock/receipts", list_receipts)
+    app.router.add_get("/_mock/requests", list_requests)
     app.router.add_delete("/_mock/messages", clear_sent)
     app.router.add_post("/_mock/faults", script_faults)
     app.router.add_get("/{version}/{phone_number_id}", phone_number)

@@ -14,6 +14,7 @@ from hiker.core import kernel
 from hiker.core.kernel import OPS_APP, Kit, Parts, Plan, Serve, Service
 from hiker.core.settings import IngressSettings
 from hiker.core.topology import INGRESS_TOPOLOGY
+from hiker.ingress.body import RequestLimits
 from hiker.ingress.ingestor import Outcome, WebhookIngestor
 from hiker.ingress.metrics import IngressMetrics
 from hiker.ingress.routes import INGESTOR, METRICS, VERIFY_TOKEN, add_webhook_routes
@@ -32,12 +33,12 @@ def build(kit: Kit[IngressSettings]) -> Plan:
     app[METRICS] = metrics
     app[VERIFY_TOKEN] = settings.verify_token
     app[INGESTOR] = WebhookIngestor(
-        app_secret=settings.app_secret.get_secret_value().encode(),
+        app_secrets=[secret.get_secret_value().encode() for secret in settings.signing_secrets()],
         events=kit.bundler(),
         publish=kit.broker.publish,
         metrics=metrics,
     )
-    add_webhook_routes(app)
+    add_webhook_routes(app, RequestLimits.of(settings))
     # Zero-valued series from the start, so rate() and alerts see every outcome.
     for outcome in [o.name.lower() for o in Outcome] + ["too_large", "verified", "verify_rejected"]:
         metrics.webhooks.labels(outcome)

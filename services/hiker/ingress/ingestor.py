@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
+from typing import Final
 
 from hiker.core import topology
 from hiker.core.contracts import (
@@ -42,17 +43,26 @@ _KINDS: dict[type, str] = {
 }
 
 
+# Destinations kept built. Routing keys come from the payload (message.<type>, status.<status>,
+# change.<field>): a handful in practice, but one per value Meta ever sends in principle.
+_DESTINATIONS_KEPT: Final = 256
+
+
 class WebhookIngestor:
+    """Verifies a webhook against ``app_secrets`` (any of them) and publishes its updates."""
+
     def __init__(
         self,
         *,
-        app_secret: bytes,
+        app_secrets: Sequence[bytes],
         events: Bundler,
         publish: Publish,
         metrics: IngressMetrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._secret = app_secret
+        if not app_secrets:
+            raise ValueError("no app secret: every webhook would be refused")
+        self._secrets = tuple(app_secrets)
         self._events = events
         self._publish = publish
         self._metrics = metrics
@@ -62,11 +72,13 @@ class WebhookIngestor:
             kind: metrics.events.labels(kind) for kind in ("message", "status", "error", "change")
         }
         self._unknown_counter = metrics.events.labels("unknown")
-        # Routing keys are few (message.<type>, status.<status>, error): one value each.
+        # Built once per routing key, as a cache bounded by _DESTINATIONS_KEPT: when it is full it
+        # is emptied and refills with the keys in use (a Destination is cheap to build again), so
+        # a stream of never-seen values cannot grow it.
         self._destinations: dict[str, Destination] = {}
 
     async def ingest(self, body: bytes, signature: str | None) -> Outcome:
-        check = check_signature(self._secret, body, signature)
+        check = check_signature(self._secrets, body, signature)
         if check is SignatureCheck.MISSING:
             return Outcome.MISSING_SIGNATURE
         if check is SignatureCheck.INVALID:
@@ -98,6 +110,8 @@ class WebhookIngestor:
             destination = Destination(
                 topology.INBOUND_EXCHANGE, item.routing_key, item.event.type_name()
             )
+            if len(self._destinations) >= _DESTINATIONS_KEPT:
+                self._destinations.clear()
             self._destinations[item.routing_key] = destination
         await self._events.publish(
             destination,

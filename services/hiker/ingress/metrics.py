@@ -10,7 +10,8 @@ class IngressMetrics:
         self.webhooks = Counter(
             "hiker_webhooks_received",
             "Webhook requests by outcome (accepted, verified, verify_rejected, "
-            "missing_signature, bad_signature, malformed, too_large, unavailable).",
+            "missing_signature, bad_signature, malformed, too_large, body_timeout, busy, "
+            "unavailable).",
             ["outcome"],
             registry=registry,
         )

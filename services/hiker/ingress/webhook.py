@@ -8,8 +8,9 @@ whose shape is not a WhatsApp webhook at all is ``Unclassified`` and kept whole.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import from_json
@@ -23,6 +24,7 @@ from hiker.core.contracts import (
     StatusReceived,
     WebhookErrorReceived,
 )
+from hiker.core.graph_ids import PhoneNumberId
 
 
 class MalformedBody(ValueError):
@@ -35,7 +37,9 @@ class _Lenient(BaseModel):
 
 
 class _Metadata(_Lenient):
-    phone_number_id: str
+    # It becomes a Graph URL segment downstream: anything but digits is kept for inspection
+    # (the change is unreadable), never published as a message to reply to.
+    phone_number_id: PhoneNumberId
     display_phone_number: str | None = None
 
 
@@ -257,9 +261,17 @@ def _str(container: object, key: str) -> str | None:
 
 
 def _token(value: str) -> str:
-    """A routing-key word: topic exchanges split on dots, so none may come from the payload."""
-    cleaned = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in value)
-    return cleaned[:64] or "unknown"
+    """A routing-key word: ASCII letters, digits, ``_`` and ``-`` only, at most 64 of them.
+
+    Topic exchanges split on dots, so none may come from the payload; and a routing key is an
+    AMQP short string of at most 255 bytes, which 64 letters of another script (``isalnum`` is
+    true for them, 4 bytes each in UTF-8) would overflow, failing every retry of the webhook.
+    """
+    cleaned = "".join(ch if ch in _TOKEN_CHARACTERS else "_" for ch in value[:64])
+    return cleaned or "unknown"
+
+
+_TOKEN_CHARACTERS: Final = frozenset(string.ascii_letters + string.digits + "_-")
 
 
 def _first_error(exc: ValidationError) -> str:

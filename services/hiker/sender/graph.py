@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from hiker.core.actions import (
     AnyAction,
@@ -26,8 +27,16 @@ from hiker.core.actions import (
     Text,
     Video,
 )
+from hiker.core.graph_ids import is_phone_number_id
 from hiker.core.settings import AccessTokens
-from hiker.sender.retry import NO_TOKEN, GraphOutcome
+from hiker.sender.retry import BAD_PHONE_NUMBER_ID, NO_TOKEN, GraphOutcome
+
+# Kept with a parked send whose phone number id is not one (see ``GraphClient.send``).
+_NOT_AN_ID_ERROR: Final = {
+    "message": "phone_number_id is not a Graph phone number id (1 to 32 ASCII digits): "
+    "Graph was not called",
+    "type": "HikerRefused",
+}
 
 
 @dataclass(frozen=True)
@@ -48,14 +57,23 @@ class GraphClient:
         tokens: AccessTokens,
     ) -> None:
         self._session = session
-        self._base = base_url.rstrip("/")
-        self._version = api_version
+        # yarl joins segments: each is quoted as one, never read as a path or a query.
+        self._versioned = URL(base_url) / api_version
         self._tokens = tokens
+        # Keyed by token, not by phone number: the tokens are what the operator configured (a
+        # few), while the numbers come from messages (the default token serves any number).
         self._headers: dict[str, dict[str, str]] = {}
 
     async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
-        """One ``POST {graph}/{version}/{phone_number_id}/messages`` for ``action``."""
-        url = f"{self._base}/{self._version}/{phone_number_id}/messages"
+        """One ``POST {graph}/{version}/{phone_number_id}/messages`` for ``action``.
+
+        A ``phone_number_id`` that is not digits is refused without calling Graph (parked): as
+        a URL segment it could name another endpoint, and it picks the token sent.
+        """
+        if not is_phone_number_id(phone_number_id):
+            refused = GraphOutcome(http_status=None, failure=BAD_PHONE_NUMBER_ID)
+            return GraphCall(refused, 0.0, dict(_NOT_AN_ID_ERROR))
+        url = self._versioned / phone_number_id / "messages"
         headers = self._headers_for(phone_number_id)
         if headers is None:
             # Nothing to call Graph with: an operator must configure it (parked, not retried).
@@ -76,13 +94,14 @@ class GraphClient:
         )
 
     def _headers_for(self, phone_number_id: str) -> dict[str, str] | None:
-        headers = self._headers.get(phone_number_id)
+        token = self._tokens.for_number(phone_number_id)
+        if token is None:
+            return None
+        value = token.get_secret_value()
+        headers = self._headers.get(value)
         if headers is None:
-            token = self._tokens.for_number(phone_number_id)
-            if token is None:
-                return None
-            headers = self._headers[phone_number_id] = {
-                "Authorization": f"Bearer {token.get_secret_value()}",
+            headers = self._headers[value] = {
+                "Authorization": f"Bearer {value}",
                 "Content-Type": "application/json",
             }
         return headers

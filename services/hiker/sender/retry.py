@@ -30,6 +30,8 @@ TRANSIENT_CODES: Final = frozenset(
 
 # The failure of a send for a phone number with no access token configured.
 NO_TOKEN: Final = "no_token"
+# The failure of a send whose phone number id is not digits: refused before calling Graph.
+BAD_PHONE_NUMBER_ID: Final = "bad_phone_number_id"
 
 BASE_DELAY_SECONDS: Final = 1.0
 MAX_DELAY_SECONDS: Final = 900.0
@@ -66,7 +68,7 @@ def verdict_of(outcome: GraphOutcome) -> Verdict:
     status = outcome.http_status
     if status is not None and 200 <= status < 300 and (outcome.message_id or outcome.accepted):
         return Verdict.SENT
-    if outcome.failure == NO_TOKEN:
+    if outcome.failure in (NO_TOKEN, BAD_PHONE_NUMBER_ID):
         return Verdict.PARK
     if status is None or status == 429 or status >= 500:
         return Verdict.RETRY

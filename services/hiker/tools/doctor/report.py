@@ -50,6 +50,8 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
     # Tokens per phone number: each token on its own, since a message may quote one alone.
     for entry in environ.get("HIKER_ACCESS_TOKENS", "").split(","):
         values.append(entry.partition("=")[2].strip())
+    # App secrets, several Meta apps' or a rotation's: each on its own too.
+    values.extend(entry.strip() for entry in environ.get("HIKER_APP_SECRETS", "").split(","))
     for name in ("HIKER_AMQP_URL", "HIKER_REDIS_URL", "HIKER_DATABASE_URL"):
         with contextlib.suppress(ValueError):
             password = urlsplit(environ.get(name, "")).password

@@ -37,7 +37,7 @@ COMPOSE_INGRESS_URL: Final = "http://ingress:8080/webhook"
 
 # Variables each service alone is given; one of them set means this is that service's container.
 OWN_VARIABLES: Final[Mapping[str, tuple[str, ...]]] = {
-    "ingress": ("HIKER_APP_SECRET", "HIKER_VERIFY_TOKEN"),
+    "ingress": ("HIKER_APP_SECRET", "HIKER_APP_SECRETS", "HIKER_VERIFY_TOKEN"),
     "conversation": ("HIKER_IDLE_TIMEOUT_SECONDS", "HIKER_RULES_FILE", "HIKER_FOLLOWUP_TEXT"),
     "sender": ("HIKER_ACCESS_TOKEN",),
     "api": ("HIKER_API_TOKEN", "HIKER_DATABASE_URL"),
