@@ -1,13 +1,23 @@
-"""Pacing in Redis: per phone number (Meta's throughput) and per user (its pair rate limit)."""
+"""Pacing in Redis: per phone number (Meta's throughput) and per user (its pair rate limit),
+and a backend's burst to one user through ``hiker api``, the sender and the Graph mock."""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from hiker.core.claims import GO_NOW, ClaimStore
+from hiker.core import topology
+from hiker.core.claims import GO_NOW, ClaimLost, ClaimStore
 from hiker.core.redis_store import Keys
 from hiker.sender.pacing import Pacer
+from tests.integration.api.conftest import API_TOKEN, start_api
+from tests.integration.conftest import PHONE_NUMBER_ID, PipelineFactory
+from tests.support import metric_value, queue_depth
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +59,92 @@ async def test_the_number_and_the_user_pace_together(redis_url: str, redis_prefi
         assert 0.4 < told[2] <= 0.5  # ana's own interval is the longer wait
     finally:
         await client.aclose()
+
+
+async def test_a_deferred_send_keeps_its_slot_unless_it_comes_back_very_late(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = Redis.from_url(redis_url)
+    try:
+        store = ClaimStore(client, lease_seconds=30, done_ttl_seconds=60)
+        keys = Keys(redis_prefix)
+        pacer = Pacer(keys, 0, user_interval_seconds=10, user_burst=1)
+        await store.claim(f"{redis_prefix}send:0", step=pacer.reserve_step("100", "ana"))
+        second = await store.claim(f"{redis_prefix}send:1", step=pacer.reserve_step("100", "ana"))
+        wait, slot = second.step_values
+        assert isinstance(wait, int)
+        assert isinstance(slot, int)
+        assert 9.9 < wait / 1_000_000 <= 10
+        schedule = await client.get(keys.pace_user("100", "ana"))
+        # Back from its delay queue: the same slot, nothing reserved again.
+        back = pacer.reserve_step("100", "ana", reserved_us=slot)
+        again = await store.claim(f"{redis_prefix}send:1b", step=back)
+        assert again.step_values[1] == slot
+        assert 0 < again.step_result <= wait  # type: ignore[operator]
+        assert await client.get(keys.pace_user("100", "ana")) == schedule
+        # Past its slot: at once.
+        past = pacer.reserve_step("100", "ana", reserved_us=slot - 10_500_000)
+        now = await store.claim(f"{redis_prefix}send:1c", step=past)
+        assert now.step_result == GO_NOW
+        # Over a minute late (a replayed poisoned send): paced afresh, behind the schedule.
+        stale = pacer.reserve_step("100", "ana", reserved_us=slot - 120_000_000)
+        afresh = await store.claim(f"{redis_prefix}send:1d", step=stale)
+        assert afresh.step_result is not None
+        assert afresh.step_result / 1_000_000 > 19.9
+    finally:
+        await client.aclose()
+
+
+# Meta's pair rate limit is a burst of 10 then one message every 6 s, and the sender's claim
+# lease is the Graph timeout plus 5 s (15 s, 2.5 intervals): the 13th to 16th of a burst waited
+# 18 to 36 s in hand, and each redelivery reserved a slot further out. Here the same ratio,
+# faster: a lease of 6 s (a Graph timeout of 1 s) and one message every 2.4 s.
+BURST = 10
+INTERVAL_SECONDS = 2.4
+# What the Graph call itself adds to a send's moment (its slot is when the call begins).
+CALL_JITTER_SECONDS = 0.2
+
+
+async def test_a_backends_burst_to_one_user_all_arrives_paced_none_poisoned(
+    make_pipeline: PipelineFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = await make_pipeline(
+        services=("graph", "sender"),
+        HIKER_GRAPH_TIMEOUT_SECONDS="1",
+        HIKER_USER_SEND_INTERVAL_SECONDS=str(INTERVAL_SECONDS),
+        HIKER_USER_SEND_BURST=str(BURST),
+    )
+    api = await start_api(pipeline, f"sqlite+aiosqlite:///{tmp_path / 'records.db'}")
+    user = "15550007001"
+    count = 16
+
+    async def send(n: int) -> int:
+        headers = {"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": f"burst-{n}"}
+        body = {"phone_number_id": PHONE_NUMBER_ID, "to": user, "text": f"news {n}"}
+        async with pipeline.session.post(
+            api.url("/v1/messages"), json=body, headers=headers
+        ) as response:
+            return response.status
+
+    caplog.set_level(logging.WARNING)
+    began = time.monotonic()
+    assert await asyncio.gather(*(send(n) for n in range(count))) == [202] * count
+    assert time.monotonic() - began < 1.0, "the burst took more than a second"
+
+    texts = await pipeline.wait_for_texts(user, count, within=60)
+    assert sorted(texts) == sorted(f"news {n}" for n in range(count))
+    moments = sorted(m["accepted_at"] for m in await pipeline.sent(user))
+    first = moments[0]
+    assert moments[BURST] - first >= INTERVAL_SECONDS - CALL_JITTER_SECONDS, "over the burst"
+    for before, after in zip(moments[BURST - 1 :], moments[BURST:], strict=False):
+        assert after - before >= INTERVAL_SECONDS - CALL_JITTER_SECONDS, moments
+
+    amqp_url = pipeline.env["HIKER_AMQP_URL"]
+    assert await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE) == 0
+    assert await queue_depth(amqp_url, topology.POISON_QUEUE) == 0
+    metrics = await pipeline.metrics("sender")
+    assert metric_value(metrics, "hiker_sends_deferred_total") >= 1
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert not [r for r in caplog.records if r.exc_info and r.exc_info[0] is ClaimLost]
+    await asyncio.sleep(INTERVAL_SECONDS)  # nothing more comes: each was sent once
+    assert len(await pipeline.sent(user)) == count

@@ -50,7 +50,9 @@ class AcceptThen:
 
 
 class NoPacing:
-    def reserve_step(self, phone_number_id: str, user: str) -> ClaimStep | None:
+    def reserve_step(
+        self, phone_number_id: str, user: str, *, reserved_us: int | None = None
+    ) -> ClaimStep | None:
         return None
 
     async def wait(self, reserved_us: int | None) -> None:
