@@ -70,6 +70,7 @@ class InMemoryClaims:
     def __init__(self, clock: Clock, *, lease_seconds: float, done_ttl_seconds: int) -> None:
         self._clock = clock
         self._lease = lease_seconds
+        self.lease_seconds = lease_seconds
         self.done_ttl_ms = done_ttl_seconds * 1000
         self.values: dict[str, tuple[bytes, float]] = {}  # key -> (value, expires at)
         # ``fail_next``: the next store operations fail with this (Redis refusing).

@@ -31,7 +31,7 @@ class World:
         self,
         policy: NumberPolicy | None = None,
         responder: Any = None,
-        responder_timeout: float = 20.0,
+        responder_timeout: float | None = None,
     ) -> None:
         self.clock = Clock()
         self.claims = InMemoryClaims(self.clock, lease_seconds=30, done_ttl_seconds=3600)

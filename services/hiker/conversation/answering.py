@@ -18,11 +18,9 @@ from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
 from hiker.core.contracts import IdleTimerStarted, SendMessage
 from hiker.core.delays import snap_ms
 from hiker.core.errors import RetryLater
+from hiker.core.settings import RESPONDER_SHARE_OF_LEASE
 
 log = logging.getLogger(__name__)
-
-# How long a responder may take by default: well within conversation's claim lease (30 s).
-DEFAULT_RESPONDER_TIMEOUT_SECONDS = 20.0
 
 
 class Conversations(Protocol):
@@ -89,9 +87,16 @@ class Answering:
         claims: Claims,
         schedule: ScheduleTimer,
         metrics: ConversationMetrics,
-        responder_timeout_seconds: float,
+        responder_timeout_seconds: float | None,
         clock: Callable[[], float],
     ) -> None:
+        """``responder_timeout_seconds`` must be less than the claims' lease; None: a share of
+        it (``RESPONDER_SHARE_OF_LEASE``, as ``ConversationSettings`` does)."""
+        lease = claims.lease_seconds
+        if responder_timeout_seconds is None:
+            responder_timeout_seconds = lease * RESPONDER_SHARE_OF_LEASE
+        if responder_timeout_seconds >= lease:
+            raise ValueError("the responder's timeout must be less than the claim lease")
         self._conversations = conversations
         self._claims = claims
         self._schedule = schedule

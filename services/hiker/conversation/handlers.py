@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from hiker.conversation.answering import (
-    DEFAULT_RESPONDER_TIMEOUT_SECONDS,
     Answering,
     Conversations,
     PublishCommand,
@@ -72,11 +71,12 @@ class ConversationHandlers:
         schedule: ScheduleTimer,
         metrics: ConversationMetrics,
         read_receipts: ReadReceipts = "off",
-        responder_timeout_seconds: float = DEFAULT_RESPONDER_TIMEOUT_SECONDS,
+        responder_timeout_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``responder_timeout_seconds``: how long ``responder`` may take to answer a message
-        or a reminder (less than ``claims``' lease); past it the work is held and redone."""
+        or a reminder, less than ``claims``' lease (None: two thirds of it, as
+        ``ConversationSettings.responder_deadline_seconds``); past it the work is redone."""
         self._rules = rules
         self._responder = responder
         self._conversations = conversations

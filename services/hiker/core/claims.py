@@ -180,6 +180,10 @@ class Claim:
 class Claims(Protocol):
     """Where handlers take their claims: ``ClaimStore`` (Redis), or a fake in the tests."""
 
+    # How long a claim taken and neither confirmed nor released keeps others off the work.
+    @property
+    def lease_seconds(self) -> float: ...
+
     async def claim(
         self, key: str, *, step: ClaimStep | None = None, call_within: float | None = None
     ) -> Claim: ...
@@ -251,6 +255,7 @@ class ClaimStore:
         self._clock = clock
         self._legacy = legacy
         self._lease_ms = max(1, round(lease_seconds * 1000))
+        self.lease_seconds = self._lease_ms / 1000
         self._done_ttl = done_ttl_seconds
         self.done_ttl_ms = done_ttl_seconds * 1000
         self._swap = redis.register_script(_COMPARE_AND_SET)

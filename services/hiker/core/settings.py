@@ -164,6 +164,11 @@ class IngressSettings(CommonSettings):
     publish_linger_ms: float = Field(default=20.0, ge=0, le=1000)
 
 
+# The share of the claim lease a responder may take when no timeout of its own is set: what is
+# left covers saving and publishing its answer before another worker may take the message.
+RESPONDER_SHARE_OF_LEASE = 2 / 3
+
+
 class ConversationSettings(CommonSettings):
     metrics_port: int = Field(default=9102, ge=1, le=65535)
     idle_timeout_seconds: float = Field(default=600.0, gt=0)
@@ -205,7 +210,7 @@ class ConversationSettings(CommonSettings):
         claim lease (what is left covers saving and publishing the answer)."""
         if self.responder_timeout_seconds is not None:
             return self.responder_timeout_seconds
-        return self.claim_lease_seconds * 2 / 3
+        return self.claim_lease_seconds * RESPONDER_SHARE_OF_LEASE
 
 
 class SenderSettings(CommonSettings):
