@@ -25,6 +25,7 @@ from hiker.core.claims import (
     GO_NOW,
     Claim,
     ClaimLost,
+    Claims,
     ClaimState,
     ClaimStep,
     call_value,
@@ -40,6 +41,7 @@ from hiker.core.contracts import (
     SendParked,
 )
 from hiker.sender.graph import GraphCall
+from hiker.sender.pacing import Paced, paced
 from hiker.sender.retry import GraphOutcome
 
 
@@ -302,9 +304,16 @@ class FakePacer:
         self.reserved: list[int] = []
         self.waited: list[int | None] = []
 
-    def reserve_step(
-        self, phone_number_id: str, user: str, *, reserved_us: int | None = None
-    ) -> ClaimStep | None:
+    async def claim(
+        self,
+        claims: Claims,
+        key: str,
+        phone_number_id: str,
+        user: str,
+        *,
+        reserved_us: int | None = None,
+        call_within: float | None = None,
+    ) -> Paced:
         def reserve() -> int | tuple[int | str | None, ...]:
             now = round(self.clock() * 1_000_000)
             if reserved_us is None:
@@ -314,7 +323,9 @@ class FakePacer:
                 wait = max(GO_NOW, reserved_us - now)
             return (wait, now + wait) if wait else GO_NOW
 
-        return FakeStep("", run=reserve)
+        # As ``Pacer`` does: the step runs only when the claim is taken.
+        step = FakeStep("", run=reserve)
+        return paced(await claims.claim(key, step=step, call_within=call_within))
 
     async def wait(self, reserved_us: int | None) -> None:
         self.waited.append(reserved_us)

@@ -26,9 +26,8 @@ async def waits(pacer: Pacer, store: ClaimStore, prefix: str, users: list[str]) 
     """The seconds each send to ``users`` (in order) is told to wait for its slots."""
     result = []
     for n, user in enumerate(users):
-        claim = await store.claim(f"{prefix}send:{n}", step=pacer.reserve_step("100", user))
-        assert claim.step_result is not None
-        result.append(claim.step_result / 1_000_000)
+        taken = await pacer.claim(store, f"{prefix}send:{n}", "100", user)
+        result.append(taken.wait_us / 1_000_000)
     return result
 
 
@@ -69,28 +68,28 @@ async def test_a_deferred_send_keeps_its_slot_unless_it_comes_back_very_late(
         store = ClaimStore(client, lease_seconds=30, done_ttl_seconds=60)
         keys = Keys(redis_prefix)
         pacer = Pacer(keys, 0, user_interval_seconds=10, user_burst=1)
-        await store.claim(f"{redis_prefix}send:0", step=pacer.reserve_step("100", "ana"))
-        second = await store.claim(f"{redis_prefix}send:1", step=pacer.reserve_step("100", "ana"))
-        wait, slot = second.step_values
-        assert isinstance(wait, int)
-        assert isinstance(slot, int)
-        assert 9.9 < wait / 1_000_000 <= 10
+        await pacer.claim(store, f"{redis_prefix}send:0", "100", "ana")
+        second = await pacer.claim(store, f"{redis_prefix}send:1", "100", "ana")
+        slot = second.slot_us
+        assert slot is not None
+        assert 9.9 < second.wait_us / 1_000_000 <= 10
         schedule = await client.get(keys.pace_user("100", "ana"))
         # Back from its delay queue: the same slot, nothing reserved again.
-        back = pacer.reserve_step("100", "ana", reserved_us=slot)
-        again = await store.claim(f"{redis_prefix}send:1b", step=back)
-        assert again.step_values[1] == slot
-        assert 0 < again.step_result <= wait  # type: ignore[operator]
+        again = await pacer.claim(store, f"{redis_prefix}send:1b", "100", "ana", reserved_us=slot)
+        assert again.slot_us == slot
+        assert 0 < again.wait_us <= second.wait_us
         assert await client.get(keys.pace_user("100", "ana")) == schedule
-        # Past its slot: at once.
-        past = pacer.reserve_step("100", "ana", reserved_us=slot - 10_500_000)
-        now = await store.claim(f"{redis_prefix}send:1c", step=past)
-        assert now.step_result == GO_NOW
+        # Past its slot: at once, and marked as inside its call already.
+        past = await pacer.claim(
+            store, f"{redis_prefix}send:1c", "100", "ana", reserved_us=slot - 10_500_000,
+            call_within=5,
+        )  # fmt: skip
+        assert (past.wait_us, past.slot_us, past.claim.in_call) == (GO_NOW, None, True)
         # Over a minute late (a replayed poisoned send): paced afresh, behind the schedule.
-        stale = pacer.reserve_step("100", "ana", reserved_us=slot - 120_000_000)
-        afresh = await store.claim(f"{redis_prefix}send:1d", step=stale)
-        assert afresh.step_result is not None
-        assert afresh.step_result / 1_000_000 > 19.9
+        afresh = await pacer.claim(
+            store, f"{redis_prefix}send:1d", "100", "ana", reserved_us=slot - 120_000_000
+        )
+        assert afresh.wait_us / 1_000_000 > 19.9
     finally:
         await client.aclose()
 

@@ -30,14 +30,14 @@ from functools import partial
 from typing import Protocol
 
 from hiker.core.actions import AnyAction, MarkRead
-from hiker.core.claims import Claim, ClaimLost, Claims, ClaimState, ClaimStep
+from hiker.core.claims import Claim, ClaimLost, Claims, ClaimState
 from hiker.core.contracts import MessageSent, ParkedHeaders, SendMessage, SendParked
 from hiker.core.delays import snap_ms
 from hiker.core.errors import RetryLater, Unavailable, classify
 from hiker.core.redis_store import Keys
 from hiker.sender.graph import GraphCall
 from hiker.sender.metrics import SenderMetrics
-from hiker.sender.pacing import SLOT
+from hiker.sender.pacing import Paced
 from hiker.sender.reporting import parked_event, report, sent_event
 from hiker.sender.retry import MAX_DELAY_SECONDS, Verdict, decide, retry_delay_ms
 
@@ -59,9 +59,18 @@ class Graph(Protocol):
 
 
 class Pacing(Protocol):
-    def reserve_step(
-        self, phone_number_id: str, user: str, *, reserved_us: int | None = None
-    ) -> ClaimStep | None: ...
+    """A send's claim and its pacing slots, taken together (``Pacer``: one Redis round trip)."""
+
+    async def claim(
+        self,
+        claims: Claims,
+        key: str,
+        phone_number_id: str,
+        user: str,
+        *,
+        reserved_us: int | None = None,
+        call_within: float | None = None,
+    ) -> Paced: ...
 
     async def wait(self, reserved_us: int | None) -> None: ...
 
@@ -76,7 +85,7 @@ class Outcomes(Protocol):
 
 class ScheduleRetry(Protocol):
     """``command`` comes back as ``attempt`` after ``delay_ms``; ``paced_until_us``: the pacing
-    slot it reserved already (``Pacer.reserve_step``)."""
+    slot it reserved already (``Pacer.claim``)."""
 
     def __call__(
         self,
@@ -171,10 +180,20 @@ class SendHandler:
         # reserved before) and, when they are now, marks the Graph call as started. A receipt
         # is no message to the user: no pacing.
         receipt = isinstance(action, MarkRead)
-        step = None if receipt else self._pacer.reserve_step(pnid, command.to, reserved_us=slot_us)
-        claim = await self._claims.claim(
-            self._keys.sent(pnid, key), step=step, call_within=self._call_deadline
+        sent_key = self._keys.sent(pnid, key)
+        taken = (
+            Paced(await self._claims.claim(sent_key, call_within=self._call_deadline))
+            if receipt
+            else await self._pacer.claim(
+                self._claims,
+                sent_key,
+                pnid,
+                command.to,
+                reserved_us=slot_us,
+                call_within=self._call_deadline,
+            )
         )
+        claim = taken.claim
         if claim.state is ClaimState.DONE:
             self._metrics.deduplicated.inc()
             log.info("send already done; skipped", extra={"key": key})
@@ -194,13 +213,11 @@ class SendHandler:
                 self._metrics.receipts.labels("stale").inc()
                 return _Next.GO_ON
             if not claim.in_call:
-                wait_us = claim.step_result or 0
-                if wait_us > self._max_hold_us:
-                    slot_us = int(claim.step_values[SLOT] or 0)
-                    await self._defer(command, index, attempt, slot_us, wait_us)
+                if taken.wait_us > self._max_hold_us and taken.slot_us is not None:
+                    await self._defer(command, index, attempt, taken.slot_us, taken.wait_us)
                     await claim.release()
                     return _Next.STOP
-                await self._pacer.wait(wait_us)
+                await self._pacer.wait(taken.wait_us)
                 await claim.begin_call(self._call_deadline)
         except ClaimLost:
             # The lease ran out before the call began (an event loop stalled past it): someone

@@ -18,9 +18,10 @@ paced afresh instead: such sends, many at once, would otherwise all go at once.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Final
 
-from hiker.core.claims import ClaimStep
+from hiker.core.claims import Claim, Claims, ClaimStep
 from hiker.core.redis_store import Keys
 
 # The body of a claim step (``ClaimStep``): the send's slots are reserved in the same round trip
@@ -64,6 +65,26 @@ SLOT: Final = 1
 KEPT_SLOT_LATENESS_SECONDS: Final = 60.0
 
 
+@dataclass(frozen=True)
+class Paced:
+    """A send's claim, and how long until its pacing slot: ``wait_us`` (0: now, and the Graph
+    call may be marked started already: ``claim.in_call``), and the slot itself (microseconds
+    on Redis's clock) when it is not now."""
+
+    claim: Claim
+    wait_us: int = 0
+    slot_us: int | None = None
+
+
+def paced(claim: Claim) -> Paced:
+    """What a claim taken with ``Pacer.reserve_step``'s step says of the send's slot."""
+    wait_us = claim.step_result or 0
+    if not wait_us:
+        return Paced(claim)
+    slot = claim.step_values[SLOT] if len(claim.step_values) > SLOT else None
+    return Paced(claim, wait_us, int(slot) if slot is not None else None)
+
+
 class Pacer:
     def __init__(
         self,
@@ -99,7 +120,23 @@ class Pacer:
             ),
         )
 
+    async def claim(
+        self,
+        claims: Claims,
+        key: str,
+        phone_number_id: str,
+        user: str,
+        *,
+        reserved_us: int | None = None,
+        call_within: float | None = None,
+    ) -> Paced:
+        """Claim the send ``key`` and, in the same round trip, reserve its slots (or keep
+        ``reserved_us``, the slot it reserved before); with ``call_within``, a send whose slot
+        is now is marked as inside its Graph call at once (``Claims.claim``)."""
+        step = self.reserve_step(phone_number_id, user, reserved_us=reserved_us)
+        return paced(await claims.claim(key, step=step, call_within=call_within))
+
     async def wait(self, reserved_us: int | None) -> None:
-        """Sleep until the slot that ``reserve_step``'s step returned."""
+        """Sleep for ``reserved_us``, the wait for a slot that ``claim`` returned."""
         if reserved_us:
             await asyncio.sleep(reserved_us / 1_000_000)
