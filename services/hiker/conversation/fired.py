@@ -35,7 +35,7 @@ class FiredTimers:
         rules: RuleSource,
         reminded: RemindedResponder | None,
         conversations: Conversations,
-        answering: Answering,
+        steps: Answering,
         keys: Keys,
         send: PublishCommand,
         metrics: ConversationMetrics,
@@ -44,7 +44,7 @@ class FiredTimers:
         self._rules = rules
         self._reminded = reminded
         self._conversations = conversations
-        self._answering = answering
+        self._steps = steps
         self._keys = keys
         self._send = send
         self._metrics = metrics
@@ -60,7 +60,7 @@ class FiredTimers:
             self._metrics.timers_superseded.inc()
             return
         if hop_seconds(timer, now) is not None:
-            await self._answering.schedule_hop(timer)  # a long reminder on its way
+            await self._steps.schedule_hop(timer)  # a long reminder on its way
             return
         self._metrics.lateness.observe(max(0.0, now - timer.due_at))
         if timer.reminder is not None:
@@ -76,7 +76,7 @@ class FiredTimers:
                 extra={"wamid": timer.wamid, "user": timer.user},
             )
             return
-        claim = await self._answering.claim(
+        claim = await self._steps.claim(
             self._keys.followup(timer.phone_number_id, timer.user, timer.wamid)
         )
         if claim is None:  # a redelivered copy of a timer that already produced its follow-up
@@ -121,7 +121,7 @@ class FiredTimers:
             )
             return
         pnid, user = timer.phone_number_id, timer.user
-        claim = await self._answering.claim(self._keys.reminder(pnid, user, timer.wamid, key))
+        claim = await self._steps.claim(self._keys.reminder(pnid, user, timer.wamid, key))
         if claim is None:
             return
         saved_by = f"remind:{timer.wamid}:{key}"
@@ -135,14 +135,12 @@ class FiredTimers:
                 window_open=window_open(timer.message_timestamp, now),
             )
             reminder = Reminder(key, dict(timer.data or {}), timer.wamid, timer.due_at)
-            answer = await self._answering.ask(
+            answer = await self._steps.ask(
                 self._reminded.on_reminder(reminder, conversation),
                 "reminder",
                 {"reminder": key, "wamid": timer.wamid, "user": user},
             )
-            await self._answering.save(
-                conversation, Recorded(True, version, state, False), saved_by
-            )
+            await self._steps.save(conversation, Recorded(True, version, state, False), saved_by)
             actions = answer.reply.actions if answer.reply is not None else ()
             if not conversation.window_open:
                 # Outside the 24-hour window Meta delivers templates only.
@@ -163,7 +161,7 @@ class FiredTimers:
                 )
                 publishes.append(self._send(command))
             publishes.extend(
-                self._answering.reminders(timer.wamid, pnid, user, answer, timer.message_timestamp)
+                self._steps.reminders(timer.wamid, pnid, user, answer, timer.message_timestamp)
             )
             await asyncio.gather(*publishes)
             said = turns(command, at=timer.due_at)

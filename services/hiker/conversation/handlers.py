@@ -87,7 +87,7 @@ class ConversationHandlers:
         self._receipts = read_receipts
         self._clock = clock
         self._turns = _TurnTaking()
-        self._answering = Answering(
+        self._steps = Answering(
             conversations=conversations,
             claims=claims,
             schedule=schedule,
@@ -99,7 +99,7 @@ class ConversationHandlers:
             rules=rules,
             reminded=reminded(responder),
             conversations=conversations,
-            answering=self._answering,
+            steps=self._steps,
             keys=keys,
             send=send,
             metrics=metrics,
@@ -123,7 +123,7 @@ class ConversationHandlers:
             pnid, user, event.wamid, event.received_at, event.timestamp, turn
         )
         key = self._keys.claim(event.phone_number_id, event.user, event.wamid)
-        claim = await self._answering.claim(key, record)
+        claim = await self._steps.claim(key, record)
         if claim is None:
             self._metrics.duplicates.inc()
             log.info("duplicate message dropped", extra={"wamid": event.wamid})
@@ -138,12 +138,12 @@ class ConversationHandlers:
                 self._conversations,
                 window_open=window_open(event.timestamp, now),
             )
-            answer = await self._answering.ask(
+            answer = await self._steps.ask(
                 self._responder.respond(event, conversation),
                 "message",
                 {"wamid": event.wamid, "user": user},
             )
-            await self._answering.save(conversation, recorded, saved_by=event.wamid)
+            await self._steps.save(conversation, recorded, saved_by=event.wamid)
             reply = answer.reply
             if reply is not None and not conversation.window_open:
                 # Processed a day late (a long outage): a text would fail with 131047.
@@ -163,7 +163,7 @@ class ConversationHandlers:
                 )
                 publishes.append(self._schedule(timer, timeout))
             publishes.extend(
-                self._answering.reminders(event.wamid, pnid, user, answer, event.timestamp)
+                self._steps.reminders(event.wamid, pnid, user, answer, event.timestamp)
             )
             await asyncio.gather(*publishes)
             said = turns(command, at=event.received_at)
