@@ -24,6 +24,7 @@ from typing import Any, Final, Protocol
 
 from redis.commands.core import AsyncScript
 
+from hiker.core.errors import RetryLater
 from hiker.core.redis_store import LegacyName, RedisClient
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,11 @@ class ClaimState(Enum):
     IN_DOUBT = "in_doubt"  # a previous outside call never reported: settle it, do not redo it
 
 
-class ClaimLost(Exception):
-    """The lease ran out and another worker took the key; this worker must not go on."""
+class ClaimLost(RetryLater):
+    """The lease ran out (another worker may hold the key now): this worker must not go on.
+
+    Busy, not a bug: the message is tried again shortly, and finds the work done, in someone
+    else's hands, or free again."""
 
 
 class ClaimKeeper(Protocol):

@@ -30,7 +30,7 @@ from functools import partial
 from typing import Protocol
 
 from hiker.core.actions import AnyAction, MarkRead
-from hiker.core.claims import Claim, ClaimLost, Claims, ClaimState
+from hiker.core.claims import Claim, Claims, ClaimState
 from hiker.core.contracts import MessageSent, ParkedHeaders, SendMessage, SendParked
 from hiker.core.delays import snap_ms
 from hiker.core.errors import RetryLater, Unavailable, classify
@@ -219,13 +219,10 @@ class SendHandler:
                     return _Next.STOP
                 await self._pacer.wait(taken.wait_us)
                 await claim.begin_call(self._call_deadline)
-        except ClaimLost:
-            # The lease ran out before the call began (an event loop stalled past it): someone
-            # else may hold the send now, so it is theirs or a later try's, not a bug.
-            await claim.release()
-            raise RetryLater(key) from None
         except BaseException:
-            await claim.release()  # Graph was not called: the redelivery may send
+            # Graph was not called: the redelivery may send. A lease run out before the call
+            # began (an event loop stalled past it) is ClaimLost: busy, tried again shortly.
+            await claim.release()
             raise
         # From here the message may reach Meta. A consumer is cancelled when its channel closes
         # (aiormq does so on a broker restart) and the broker redelivers the command; were the
