@@ -25,6 +25,7 @@ from hiker.core.claims import (
     GO_NOW,
     Claim,
     ClaimLost,
+    Claims,
     ClaimState,
     ClaimStep,
     call_value,
@@ -40,6 +41,7 @@ from hiker.core.contracts import (
     SendParked,
 )
 from hiker.sender.graph import GraphCall
+from hiker.sender.pacing import Paced, paced
 from hiker.sender.retry import GraphOutcome
 
 
@@ -70,6 +72,7 @@ class InMemoryClaims:
     def __init__(self, clock: Clock, *, lease_seconds: float, done_ttl_seconds: int) -> None:
         self._clock = clock
         self._lease = lease_seconds
+        self.lease_seconds = lease_seconds
         self.done_ttl_ms = done_ttl_seconds * 1000
         self.values: dict[str, tuple[bytes, float]] = {}  # key -> (value, expires at)
         # ``fail_next``: the next store operations fail with this (Redis refusing).
@@ -247,6 +250,8 @@ class Published:
     sends: list[SendMessage] = field(default_factory=list)
     timers: list[tuple[IdleTimerStarted, float]] = field(default_factory=list)
     retries: list[tuple[SendMessage, int, int]] = field(default_factory=list)
+    # The pacing slot each retry carried (a deferred send's), in the order of ``retries``.
+    paced_until: list[int | None] = field(default_factory=list)
     parked: list[tuple[SendMessage, ParkedHeaders]] = field(default_factory=list)
     outcomes: list[MessageSent | SendParked] = field(default_factory=list)
     failing: BaseException | None = None
@@ -263,9 +268,17 @@ class Published:
         self._check()
         self.timers.append((timer, delay_seconds))
 
-    async def retry(self, command: SendMessage, attempt: int, delay_ms: int) -> None:
+    async def retry(
+        self,
+        command: SendMessage,
+        attempt: int,
+        delay_ms: int,
+        *,
+        paced_until_us: int | None = None,
+    ) -> None:
         self._check()
         self.retries.append((command, attempt, delay_ms))
+        self.paced_until.append(paced_until_us)
 
     async def park(self, command: SendMessage, why: ParkedHeaders) -> None:
         self._check()
@@ -281,14 +294,38 @@ class Published:
 
 
 class FakePacer:
-    """Pacing whose reservation waits ``wait_us`` (``GO_NOW``: none); waits are recorded."""
+    """Pacing on a ``Clock`` whose every reservation waits ``wait_us`` (``GO_NOW``: none); a
+    send that reserved before keeps its slot, as ``Pacer``'s step does. Slots reserved and
+    waits are recorded."""
 
-    def __init__(self, wait_us: int = GO_NOW) -> None:
+    def __init__(self, wait_us: int = GO_NOW, clock: Clock | None = None) -> None:
         self.wait_us = wait_us
+        self.clock = clock or Clock()
+        self.reserved: list[int] = []
         self.waited: list[int | None] = []
 
-    def reserve_step(self, phone_number_id: str, user: str) -> ClaimStep | None:
-        return FakeStep("", run=lambda: self.wait_us)
+    async def claim(
+        self,
+        claims: Claims,
+        key: str,
+        phone_number_id: str,
+        user: str,
+        *,
+        reserved_us: int | None = None,
+        call_within: float | None = None,
+    ) -> Paced:
+        def reserve() -> int | tuple[int | str | None, ...]:
+            now = round(self.clock() * 1_000_000)
+            if reserved_us is None:
+                wait = self.wait_us
+                self.reserved.append(now + wait)
+            else:
+                wait = max(GO_NOW, reserved_us - now)
+            return (wait, now + wait) if wait else GO_NOW
+
+        # As ``Pacer`` does: the step runs only when the claim is taken.
+        step = FakeStep("", run=reserve)
+        return paced(await claims.claim(key, step=step, call_within=call_within))
 
     async def wait(self, reserved_us: int | None) -> None:
         self.waited.append(reserved_us)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from hiker.bot import Conversation, MessageReceived, Remind, Reminder, Text
@@ -30,3 +31,22 @@ class Counting:
 
 def counting(rules: RuleSource) -> Counting:
     return Counting()
+
+
+class SlowOnce(Counting):
+    """``Counting``, except that the first time it answers a message it counts and then hangs
+    far past any deadline (a model call that never returns); asked again, it answers at once."""
+
+    def __init__(self) -> None:
+        self.stalled: set[str] = set()
+
+    async def respond(self, message: MessageReceived, conversation: Conversation) -> Any:
+        if message.wamid not in self.stalled:
+            self.stalled.add(message.wamid)
+            conversation.state["n"] = 100  # must never be saved: the call was cut off
+            await asyncio.sleep(3600)
+        return await super().respond(message, conversation)
+
+
+def slow_once(rules: RuleSource) -> SlowOnce:
+    return SlowOnce()

@@ -24,13 +24,16 @@ from hiker.core import topology
 from hiker.core.settings import GraphMockSettings, load_settings
 from hiker.graphmock.app import create_app as create_graph_mock
 from hiker.tools.simulate import encode, messages_change, post_signed, text_message, webhook_body
+from tests.integration.api.conftest import API_TOKEN, start_api
 from tests.integration.conftest import (
     APP_SECRET,
+    PHONE_NUMBER_ID,
     Pipeline,
     PipelineFactory,
     ServiceProcess,
     free_port,
     metric_value,
+    queue_depth,
     start_service,
 )
 
@@ -390,3 +393,50 @@ async def test_pacing_holds_during_retries(make_pipeline: PipelineFactory) -> No
         await pipeline.script_faults(user, {"status": 500})
     # 10 per second, the failed attempts having used slots too.
     assert_paced(await send_times(pipeline, users), 10)
+
+
+async def test_a_backends_burst_to_users_survives_a_sender_restart_paced_and_once(
+    make_pipeline: PipelineFactory, tmp_path: Path, amqp_url: str
+) -> None:
+    """``POST /v1/messages`` far faster than the pair rate lets them go: sends past the burst
+    wait for their slots in the delay queues, across a sender restart, and each goes once."""
+    burst, interval = 5, 0.5
+    pipeline = await make_pipeline(
+        services=("graph", "sender"),
+        HIKER_GRAPH_TIMEOUT_SECONDS="1",
+        HIKER_USER_SEND_INTERVAL_SECONDS=str(interval),
+        HIKER_USER_SEND_BURST=str(burst),
+    )
+    api = await start_api(pipeline, f"sqlite+aiosqlite:///{tmp_path / 'records.db'}")
+    users = users_for(9, 2)
+    per_user = 6 + 10 * SCALE
+
+    async def send(user: str, n: int) -> None:
+        headers = {"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": f"{user}-{n}"}
+        body = {"phone_number_id": PHONE_NUMBER_ID, "to": user, "text": f"news {n}"}
+        async with pipeline.session.post(
+            api.url("/v1/messages"), json=body, headers=headers
+        ) as response:
+            assert response.status == 202
+
+    await asyncio.gather(*(send(user, n) for n in range(per_user) for user in users))
+    await asyncio.sleep(burst * interval)  # some sent, some deferred, some waiting in hand
+    await pipeline.stop("sender")
+    await asyncio.sleep(1.0)
+    await start_service(pipeline, "sender")
+
+    async def all_sent() -> bool:
+        return len(await pipeline.sent()) >= len(users) * per_user
+
+    await wait_until(all_sent, 30 + per_user * interval * 2, "every send of the burst")
+    await asyncio.sleep(1.0)
+    by_user = await texts_by_user(pipeline)
+    for user in users:
+        assert by_user[user] == Counter(f"news {n}" for n in range(per_user)), user
+        times = sorted(m["accepted_at"] for m in await pipeline.sent(user))
+        # Never before its slot: the i-th send waits for (i - burst + 1) intervals at least
+        # (less what the Graph call adds to the first one's moment).
+        for i, moment in enumerate(times[burst:], start=burst):
+            assert moment - times[0] >= (i - burst + 1) * interval - 0.2, (i, times)
+    assert await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE) == 0
+    assert await queue_depth(amqp_url, topology.POISON_QUEUE) == 0

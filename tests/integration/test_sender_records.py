@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hiker.core.actions import AnyAction
-from hiker.core.claims import ClaimState, ClaimStep, ClaimStore
+from hiker.core.claims import Claims, ClaimState, ClaimStore
 from hiker.core.contracts import ParkedHeaders, SendMessage
 from hiker.core.errors import RetryLater
 from hiker.core.keys import Keys
@@ -22,6 +22,7 @@ from hiker.core.redis_store import connect_redis
 from hiker.sender.graph import GraphCall
 from hiker.sender.handlers import Graph, Park, ScheduleRetry, SendHandler
 from hiker.sender.metrics import SenderMetrics
+from hiker.sender.pacing import Paced
 from hiker.sender.retry import GraphOutcome
 from tests.integration.conftest import PrivateRedis
 
@@ -51,8 +52,17 @@ class AcceptThen:
 
 
 class NoPacing:
-    def reserve_step(self, phone_number_id: str, user: str) -> ClaimStep | None:
-        return None
+    async def claim(
+        self,
+        claims: Claims,
+        key: str,
+        phone_number_id: str,
+        user: str,
+        *,
+        reserved_us: int | None = None,
+        call_within: float | None = None,
+    ) -> Paced:
+        return Paced(await claims.claim(key, call_within=call_within))
 
     async def wait(self, reserved_us: int | None) -> None:
         return None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hiker.conversation.handlers import ConversationHandlers
+from hiker.conversation.handlers import ConversationHandlers, ResponderTimedOut
 from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import RuleBookResponder, as_responder
@@ -27,7 +27,12 @@ IDLE = 600.0
 
 
 class World:
-    def __init__(self, policy: NumberPolicy | None = None, responder: Any = None) -> None:
+    def __init__(
+        self,
+        policy: NumberPolicy | None = None,
+        responder: Any = None,
+        responder_timeout: float | None = None,
+    ) -> None:
         self.clock = Clock()
         self.claims = InMemoryClaims(self.clock, lease_seconds=30, done_ttl_seconds=3600)
         self.conversations = InMemoryConversations()
@@ -47,6 +52,7 @@ class World:
             send=self.published.send,
             schedule=self.published.schedule,
             metrics=ConversationMetrics(self.registry),
+            responder_timeout_seconds=responder_timeout,
             clock=self.clock,
         )
 
@@ -349,3 +355,67 @@ async def test_a_responder_written_before_conversations_still_answers() -> None:
     world = world_with(OneArgument())
     await world.handlers.on_message(world.message("w1"))
     assert texts(world) == ["as before"]
+
+
+class SlowOnce(Counting):
+    """A responder that, the first time it is asked (a message, then a reminder), changes the
+    state and then runs far past its deadline; it answers at once when asked again."""
+
+    def __init__(self, remind: Remind | None = None) -> None:
+        super().__init__(remind)
+        self.stalled: set[str] = set()
+
+    async def _stall_once(self, what: str, conversation: Conversation) -> None:
+        if what not in self.stalled:
+            self.stalled.add(what)
+            conversation.state["half-done"] = True
+            await asyncio.sleep(30)
+
+    async def respond(self, message: MessageReceived, conversation: Conversation) -> Any:
+        await self._stall_once("message", conversation)
+        return await super().respond(message, conversation)
+
+    async def on_reminder(self, reminder: Reminder, conversation: Conversation) -> Any:
+        await self._stall_once("reminder", conversation)
+        return await super().on_reminder(reminder, conversation)
+
+
+async def test_a_responder_past_its_deadline_is_asked_again_and_answers_once() -> None:
+    world = World(responder=SlowOnce(), responder_timeout=0.05)
+    with pytest.raises(ResponderTimedOut):  # held and retried by the consumer: a RetryLater
+        await world.handlers.on_message(world.message("w1"))
+    assert world.published.sends == []
+    assert world.published.timers == []
+    assert world.counted("hiker_responder_timeouts_total", kind="message") == 1
+    await world.handlers.on_message(world.message("w1"))  # its claim was released
+    assert texts(world) == ["message 1"]
+    assert world.conversations.states[(PNID, "15550001111")][1] == {"n": 1}  # nothing half-done
+    await world.handlers.on_message(world.message("w1"))  # and it is done now
+    assert texts(world) == ["message 1"]
+
+
+async def test_a_reminder_past_its_deadline_is_asked_again_and_answers_once() -> None:
+    responder = SlowOnce(Remind(after_seconds=600, key="nudge", data={"step": 1}))
+    responder.stalled.add("message")
+    world = World(responder=responder, responder_timeout=0.05)
+    await world.handlers.on_message(world.message("w1"))
+    [timer] = [t for t, _ in world.published.timers if t.reminder == "nudge"]
+    world.clock.advance(600)
+    with pytest.raises(ResponderTimedOut):
+        await world.handlers.on_timer_fired(timer)
+    assert world.counted("hiker_responder_timeouts_total", kind="reminder") == 1
+    await world.handlers.on_timer_fired(timer)
+    await world.handlers.on_timer_fired(timer)
+    assert texts(world) == ["message 1", "still there? (1)"]
+
+
+async def test_a_responders_own_timeout_is_not_its_deadline() -> None:
+    class CallTimesOut:
+        async def respond(self, message: MessageReceived, conversation: Conversation) -> Any:
+            raise TimeoutError("the model's API did not answer")
+
+    world = World(responder=CallTimesOut(), responder_timeout=5)
+    with pytest.raises(TimeoutError) as caught:
+        await world.handlers.on_message(world.message("w1"))
+    assert not isinstance(caught.value, RetryLater)
+    assert world.counted("hiker_responder_timeouts_total", kind="message") == 0

@@ -6,6 +6,7 @@ import pytest
 from redis import exceptions as redis_exceptions
 from redis._parsers.base import BaseParser
 
+from hiker.core.claims import ClaimLost
 from hiker.core.errors import BUSY, PublishFailed, RetryLater, Unavailable, classify
 from hiker.core.redis_pipelining import ClusterTopologyUnavailable
 
@@ -86,3 +87,7 @@ def test_a_cluster_moving_or_unmapped_is_an_outage() -> None:
 def test_keys_of_two_slots_in_one_command_are_a_bug() -> None:
     assert classify(redis_reply("CROSSSLOT Keys in request don't hash to the same slot")) is None
     assert classify(redis_exceptions.RedisClusterException("all keys must map to one slot")) is None
+
+
+def test_a_lost_claim_is_busy_not_a_bug() -> None:
+    assert classify(ClaimLost("hiker:sent:{100}:reply:wamid.1")) is BUSY

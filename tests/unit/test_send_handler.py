@@ -24,6 +24,9 @@ COMMAND = SendMessage(
     kind="reply",
     correlation_id="wamid.IN1",
 )
+REPLY_WITHOUT_RECEIPT = COMMAND.model_copy(
+    update={"actions": (Text(body="one"), Text(body="two")), "keys": ("k:1", "k:2")}
+)
 DEADLINE = 12.0
 MAX_ATTEMPTS = 3
 
@@ -34,6 +37,7 @@ class World:
         self.claims = InMemoryClaims(self.clock, lease_seconds=15, done_ttl_seconds=3600)
         self.graph = graph or ScriptedGraph()
         self.pacer = pacer or FakePacer()
+        self.pacer.clock = self.clock
         self.published = Published()
         self.keys = Keys("t:")
         self.registry = CollectorRegistry()
@@ -83,6 +87,53 @@ async def test_a_paced_send_waits_for_its_slot_before_the_call_begins() -> None:
     await world.handler.handle(COMMAND, 1)
     assert world.pacer.waited == [12_500]
     assert len(world.graph.calls) == 1
+
+
+async def test_a_slot_further_out_than_a_claim_is_held_is_waited_for_in_a_delay_queue() -> None:
+    # The 13th send to one user within a burst: 18 s to wait, the claim's lease is 15 s.
+    world = World(pacer=FakePacer(wait_us=18_000_000))
+    await world.handler.handle(COMMAND, 3)
+    assert world.graph.calls == []
+    assert world.pacer.waited == []  # nothing slept in hand
+    [(deferred, attempt, delay_ms)] = world.published.retries
+    [slot] = world.pacer.reserved
+    assert (deferred, attempt) == (COMMAND, 3)  # not a failed attempt
+    assert world.published.paced_until == [slot]
+    assert 15_000 < delay_ms <= 18_000  # never past its slot: what is left is checked later
+    assert world.record is None  # the claim is released meanwhile
+    assert world.counted("hiker_sends_deferred_total") == 1
+
+    world.clock.advance(delay_ms / 1000)  # back from the delay queue, a little early
+    await world.handler.handle(COMMAND, 3, paced_until_us=slot)
+    assert world.pacer.reserved == [slot]  # counted against the rates once only
+    assert world.pacer.waited == [slot - round(world.clock() * 1_000_000)]
+    assert len(world.graph.calls) == 1
+    assert world.record == b"wamid:wamid.OUT1"
+
+
+async def test_a_deferred_send_back_far_too_early_keeps_its_slot_and_waits_again() -> None:
+    world = World(pacer=FakePacer(wait_us=2_000_000_000))  # past the top of the ladder
+    await world.handler.handle(REPLY_WITHOUT_RECEIPT, 1)
+    [slot] = world.pacer.reserved
+    [(_, _, first_delay)] = world.published.retries
+    assert first_delay <= 900_000  # the ladder's top: it will be back before its slot
+    world.clock.advance(first_delay / 1000)
+    await world.handler.handle(REPLY_WITHOUT_RECEIPT, 1, paced_until_us=slot)
+    assert world.pacer.reserved == [slot]
+    assert world.published.paced_until == [slot, slot]
+    assert world.graph.calls == []
+
+
+async def test_a_claim_lost_while_waiting_for_its_slot_is_busy_not_a_bug() -> None:
+    world = World(pacer=FakePacer(wait_us=1_000_000))
+
+    async def stalled_wait(_: int | None) -> None:
+        world.clock.advance(16)  # an event loop stalled past the claim's lease
+
+    world.pacer.wait = stalled_wait  # type: ignore[method-assign]
+    with pytest.raises(RetryLater):
+        await world.handler.handle(COMMAND, 1)
+    assert world.graph.calls == []
 
 
 async def test_a_transient_failure_waits_in_a_retry_queue_and_frees_the_key() -> None:

@@ -48,6 +48,21 @@ def test_numbers_are_validated() -> None:
         load_settings(ConversationSettings, {"HIKER_IDLE_TIMEOUT_SECONDS": "-1"})
 
 
+def test_a_responder_deadline_must_end_before_its_claim_lease() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            ConversationSettings,
+            {"HIKER_RESPONDER_TIMEOUT_SECONDS": "30", "HIKER_CLAIM_LEASE_SECONDS": "30"},
+        )
+    assert "HIKER_RESPONDER_TIMEOUT_SECONDS" in str(caught.value)
+    assert "HIKER_CLAIM_LEASE_SECONDS" in str(caught.value)
+    assert load_settings(ConversationSettings, {}).responder_deadline_seconds == 20.0
+    short = load_settings(ConversationSettings, {"HIKER_CLAIM_LEASE_SECONDS": "3"})
+    assert short.responder_deadline_seconds == 2.0  # unset: within any lease
+    chosen = {"HIKER_RESPONDER_TIMEOUT_SECONDS": "50", "HIKER_CLAIM_LEASE_SECONDS": "60"}
+    assert load_settings(ConversationSettings, chosen).responder_deadline_seconds == 50.0
+
+
 def test_defaults_and_fractions() -> None:
     settings = load_settings(ConversationSettings, {"HIKER_IDLE_TIMEOUT_SECONDS": "0.5"})
     assert settings.idle_timeout_seconds == 0.5

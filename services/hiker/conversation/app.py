@@ -84,6 +84,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         schedule=outbox.schedule,
         metrics=metrics,
         read_receipts=settings.read_receipts,
+        responder_timeout_seconds=settings.responder_deadline_seconds,
     )
 
     def wait_queues() -> list[topology.QueueSpec]:

@@ -2,6 +2,8 @@
 or a send from the api causes.
 
 Ports (publishing, state, claims, clock) are passed in; the AMQP consumers call these handlers.
+Answering a message is here; timers and reminders are ``conversation.fired``'s, and what both
+share (the claim, the responder within its deadline, the state saved) ``conversation.answering``'s.
 """
 
 from __future__ import annotations
@@ -10,27 +12,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Literal, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from hiker.conversation.memory import Conversation, Reminder
+from hiker.conversation.answering import (
+    Answering,
+    Conversations,
+    PublishCommand,
+    ReadReceipts,
+    ResponderTimedOut,
+    ScheduleTimer,
+    StateConflict,
+    turns,
+)
+from hiker.conversation.fired import FiredTimers
+from hiker.conversation.memory import Conversation
 from hiker.conversation.metrics import ConversationMetrics
-from hiker.conversation.responder import Decided, Responder, decided, reminded
+from hiker.conversation.responder import Responder, reminded
 from hiker.conversation.rules import Reply
 from hiker.conversation.rulesfile import RuleSource
 from hiker.conversation.state import Recorded, Turn
-from hiker.conversation.timers import (
-    Activity,
-    FiredDecision,
-    decide_fired,
-    hop_seconds,
-    start_reminder,
-    start_timer,
-    superseded,
-    window_open,
-)
-from hiker.core.actions import AnyAction, MarkRead, Template, Text, answering, readable
-from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
+from hiker.conversation.timers import start_timer, window_open
+from hiker.core.actions import AnyAction, MarkRead, answering
+from hiker.core.claims import Claims
 from hiker.core.contracts import (
     IdleTimerStarted,
     MessageReceived,
@@ -39,60 +42,20 @@ from hiker.core.contracts import (
     StatusReceived,
     WebhookErrorReceived,
 )
-from hiker.core.delays import snap_ms
-from hiker.core.errors import RetryLater
 from hiker.core.keys import Keys
 
+# Where callers found them before timers and reminders moved out.
+__all__ = [
+    "ConversationHandlers",
+    "Conversations",
+    "PublishCommand",
+    "ReadReceipts",
+    "ResponderTimedOut",
+    "ScheduleTimer",
+    "StateConflict",
+]
+
 log = logging.getLogger(__name__)
-
-
-class Conversations(Protocol):
-    """What the handlers keep per conversation (``ConversationStore`` in Redis)."""
-
-    def record_step(
-        self,
-        phone_number_id: str,
-        user: str,
-        wamid: str,
-        received_at: float,
-        sent_at: int,
-        turn: Turn | None = None,
-    ) -> ClaimStep: ...
-
-    async def save_state(
-        self,
-        phone_number_id: str,
-        user: str,
-        *,
-        read_at_version: int,
-        saved_by: str,
-        state: dict[str, Any],
-    ) -> bool: ...
-
-    async def read_state(self, phone_number_id: str, user: str) -> tuple[int, dict[str, Any]]: ...
-
-    def append_step(
-        self, phone_number_id: str, user: str, turns: Sequence[Turn]
-    ) -> ClaimStep | None: ...
-
-    async def append_turns(
-        self, phone_number_id: str, user: str, turns: Sequence[Turn]
-    ) -> None: ...
-
-    async def history(self, phone_number_id: str, user: str, limit: int) -> list[Turn]: ...
-
-    async def last_activity(self, phone_number_id: str, user: str) -> Activity | None: ...
-
-
-PublishCommand = Callable[[SendMessage], Awaitable[None]]
-# Mark each new message read before answering it (with "typing..." shown), or not at all.
-ReadReceipts = Literal["off", "read", "typing"]
-# The timer and its delay: each delay has its own wait queue.
-ScheduleTimer = Callable[[IdleTimerStarted, float], Awaitable[None]]
-
-
-class StateConflict(RetryLater):
-    """Another message of the user was answered first: answer this one again, on fresh state."""
 
 
 class ConversationHandlers:
@@ -108,13 +71,15 @@ class ConversationHandlers:
         schedule: ScheduleTimer,
         metrics: ConversationMetrics,
         read_receipts: ReadReceipts = "off",
+        responder_timeout_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``responder_timeout_seconds``: how long ``responder`` may take to answer a message
+        or a reminder, less than ``claims``' lease (None: two thirds of it, as
+        ``ConversationSettings.responder_deadline_seconds``); past it the work is redone."""
         self._rules = rules
         self._responder = responder
-        self._reminded = reminded(responder)
         self._conversations = conversations
-        self._claims = claims
         self._keys = keys
         self._send = send
         self._schedule = schedule
@@ -122,6 +87,24 @@ class ConversationHandlers:
         self._receipts = read_receipts
         self._clock = clock
         self._turns = _TurnTaking()
+        self._steps = Answering(
+            conversations=conversations,
+            claims=claims,
+            schedule=schedule,
+            metrics=metrics,
+            responder_timeout_seconds=responder_timeout_seconds,
+            clock=clock,
+        )
+        self._fired = FiredTimers(
+            rules=rules,
+            reminded=reminded(responder),
+            conversations=conversations,
+            steps=self._steps,
+            keys=keys,
+            send=send,
+            metrics=metrics,
+            clock=clock,
+        )
 
     async def on_message(self, event: MessageReceived) -> None:
         """Answer by the responder, save its state, (re)start the idle timer: once per wamid.
@@ -140,7 +123,7 @@ class ConversationHandlers:
             pnid, user, event.wamid, event.received_at, event.timestamp, turn
         )
         key = self._keys.claim(event.phone_number_id, event.user, event.wamid)
-        claim = await self._claim(key, record)
+        claim = await self._steps.claim(key, record)
         if claim is None:
             self._metrics.duplicates.inc()
             log.info("duplicate message dropped", extra={"wamid": event.wamid})
@@ -155,8 +138,12 @@ class ConversationHandlers:
                 self._conversations,
                 window_open=window_open(event.timestamp, now),
             )
-            answer = decided(await self._responder.respond(event, conversation))
-            await self._save(conversation, recorded, saved_by=event.wamid)
+            answer = await self._steps.ask(
+                self._responder.respond(event, conversation),
+                "message",
+                {"wamid": event.wamid, "user": user},
+            )
+            await self._steps.save(conversation, recorded, saved_by=event.wamid)
             reply = answer.reply
             if reply is not None and not conversation.window_open:
                 # Processed a day late (a long outage): a text would fail with 131047.
@@ -175,10 +162,12 @@ class ConversationHandlers:
                     pnid, user, event.wamid, now, timeout, message_timestamp=event.timestamp
                 )
                 publishes.append(self._schedule(timer, timeout))
-            publishes.extend(self._reminders(event.wamid, pnid, user, answer, event.timestamp))
+            publishes.extend(
+                self._steps.reminders(event.wamid, pnid, user, answer, event.timestamp)
+            )
             await asyncio.gather(*publishes)
-            turns = _turns(command, at=event.received_at)
-            await claim.confirm(step=self._conversations.append_step(pnid, user, turns))
+            said = turns(command, at=event.received_at)
+            await claim.confirm(step=self._conversations.append_step(pnid, user, said))
         except BaseException:
             await claim.release()
             raise
@@ -221,162 +210,10 @@ class ConversationHandlers:
             origin_received_at=event.received_at,
         )
 
-    def _reminders(
-        self,
-        after_wamid: str,
-        pnid: str,
-        user: str,
-        answer: Decided,
-        message_timestamp: int | None,
-    ) -> list[Awaitable[None]]:
-        scheduled: list[Awaitable[None]] = []
-        for remind in answer.reminders:
-            timer = start_reminder(
-                pnid, user, after_wamid, self._clock(), remind, message_timestamp
-            )
-            scheduled.append(self._schedule_hop(timer))
-            self._metrics.reminders_set.inc()
-        return scheduled
-
-    async def _schedule_hop(self, timer: IdleTimerStarted) -> None:
-        now = self._clock()
-        hop = hop_seconds(timer, now)
-        if hop is None:  # due within a second of being set: the shortest rung that covers it
-            hop = snap_ms(max(timer.due_at - now, 0.25), to="up") / 1000
-        await self._schedule(timer, hop)
-
-    async def _save(self, conversation: Conversation, recorded: Recorded, saved_by: str) -> None:
-        """Save the state the responder changed; StateConflict when another got there first."""
-        if not conversation.state_changed or recorded.saved_already:
-            return
-        saved = await self._conversations.save_state(
-            conversation.phone_number_id,
-            conversation.user,
-            read_at_version=recorded.state_version,
-            saved_by=saved_by,
-            state=conversation.state,
-        )
-        if not saved:
-            self._metrics.state_conflicts.inc()
-            raise StateConflict(saved_by)
-
     async def on_timer_fired(self, timer: IdleTimerStarted) -> None:
         """A timer out of its wait queue: the idle follow-up, once per idle period, or a
         reminder (once; another hop when it is not due yet), unless the user wrote since."""
-        now = self._clock()
-        activity = await self._conversations.last_activity(timer.phone_number_id, timer.user)
-        if superseded(timer, activity):
-            self._metrics.timers_fired.inc()
-            self._metrics.timers_superseded.inc()
-            return
-        if hop_seconds(timer, now) is not None:
-            await self._schedule_hop(timer)  # a long reminder on its way
-            return
-        self._metrics.lateness.observe(max(0.0, now - timer.due_at))
-        if timer.reminder is not None:
-            await self._on_reminder(timer, now)
-            return
-        policy = self._rules.current.policy(timer.phone_number_id)
-        decision = decide_fired(timer, activity, now, policy.followup_template is not None)
-        if decision is FiredDecision.SKIP_WINDOW_CLOSED:
-            self._metrics.timers_fired.inc()
-            self._metrics.skipped.labels("followup", "window_closed").inc()
-            log.info(
-                "follow-up skipped: service window closed and no template configured",
-                extra={"wamid": timer.wamid, "user": timer.user},
-            )
-            return
-        claim = await self._claim(
-            self._keys.followup(timer.phone_number_id, timer.user, timer.wamid)
-        )
-        if claim is None:  # a redelivered copy of a timer that already produced its follow-up
-            self._metrics.timers_fired.inc()
-            return
-        try:
-            template = policy.followup_template
-            followup: AnyAction = (
-                template
-                if decision is FiredDecision.FOLLOW_UP_TEMPLATE and template is not None
-                else Text(body=policy.followup_text)
-            )
-            command = SendMessage(
-                idempotency_key=f"followup:{timer.wamid}",
-                phone_number_id=timer.phone_number_id,
-                to=timer.user,
-                actions=(followup,),
-                kind="followup",
-                correlation_id=timer.wamid,
-            )
-            await self._send(command)
-            turns = _turns(command, at=timer.due_at)
-            await claim.confirm(
-                step=self._conversations.append_step(timer.phone_number_id, timer.user, turns)
-            )
-        except BaseException:
-            await claim.release()
-            raise
-        self._metrics.timers_fired.inc()
-        self._metrics.followups.labels(
-            "template" if decision is FiredDecision.FOLLOW_UP_TEMPLATE else "text"
-        ).inc()
-        log.info("follow-up emitted", extra={"wamid": timer.wamid, "user": timer.user})
-
-    async def _on_reminder(self, timer: IdleTimerStarted, now: float) -> None:
-        key = timer.reminder or ""
-        self._metrics.timers_fired.inc()
-        if self._reminded is None:
-            log.warning(
-                "a reminder came due but the responder has no on_reminder(); dropped",
-                extra={"reminder": key, "user": timer.user},
-            )
-            return
-        pnid, user = timer.phone_number_id, timer.user
-        claim = await self._claim(self._keys.reminder(pnid, user, timer.wamid, key))
-        if claim is None:
-            return
-        saved_by = f"remind:{timer.wamid}:{key}"
-        try:
-            version, state = await self._conversations.read_state(pnid, user)
-            conversation = Conversation(
-                pnid,
-                user,
-                state,
-                self._conversations,
-                window_open=window_open(timer.message_timestamp, now),
-            )
-            reminder = Reminder(key, dict(timer.data or {}), timer.wamid, timer.due_at)
-            answer = decided(await self._reminded.on_reminder(reminder, conversation))
-            await self._save(conversation, Recorded(True, version, state, False), saved_by)
-            actions = answer.reply.actions if answer.reply is not None else ()
-            if not conversation.window_open:
-                # Outside the 24-hour window Meta delivers templates only.
-                kept = tuple(a for a in actions if isinstance(a, Template))
-                if len(kept) < len(actions):
-                    self._metrics.skipped.labels("reminder", "window_closed").inc()
-                actions = kept
-            publishes: list[Awaitable[None]] = []
-            command = None
-            if actions:
-                command = SendMessage(
-                    idempotency_key=saved_by,
-                    phone_number_id=pnid,
-                    to=user,
-                    actions=actions,
-                    kind="followup",
-                    correlation_id=timer.wamid,
-                )
-                publishes.append(self._send(command))
-            publishes.extend(
-                self._reminders(timer.wamid, pnid, user, answer, timer.message_timestamp)
-            )
-            await asyncio.gather(*publishes)
-            turns = _turns(command, at=timer.due_at)
-            await claim.confirm(step=self._conversations.append_step(pnid, user, turns))
-        except BaseException:
-            await claim.release()
-            raise
-        self._metrics.reminders_fired.inc()
-        log.info("reminder handled", extra={"reminder": key, "wamid": timer.wamid, "user": user})
+        await self._fired.on_timer_fired(timer)
 
     async def on_sent(self, event: MessageSent) -> None:
         """A message sent from outside conversation (``hiker api``) joins the history."""
@@ -406,16 +243,6 @@ class ConversationHandlers:
             extra={"code": event.code, "title": event.title, "detail": event.message},
         )
 
-    async def _claim(self, key: str, step: ClaimStep | None = None) -> Claim | None:
-        """The claim when this worker now owns the work; None for a duplicate."""
-        claim = await self._claims.claim(key, step=step)
-        if claim.state is ClaimState.DONE:
-            return None
-        if claim.state is ClaimState.BUSY:
-            # Another worker is on it, or crashed and its lease has yet to run out.
-            raise RetryLater(key)
-        return claim
-
 
 class _TurnTaking:
     """One lock per conversation being answered, dropped once nobody waits for it."""
@@ -435,18 +262,3 @@ class _TurnTaking:
             self._waiting[conversation] -= 1
             if not self._waiting[conversation]:
                 del self._waiting[conversation], self._locks[conversation]
-
-
-def _turns(command: SendMessage | None, *, at: float) -> list[Turn]:
-    """What ``command`` will say, as outbound turns of the history (receipts say nothing).
-
-    ``at`` is a time a retry computes alike (the message answered, the timer's due time), so
-    that a retried message adds the same turns, which the store then skips.
-    """
-    if command is None:
-        return []
-    return [
-        Turn("out", command.action_key(index), action.type, readable(action), at)
-        for index, action in enumerate(command.actions)
-        if not isinstance(action, MarkRead)
-    ]

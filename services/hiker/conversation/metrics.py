@@ -79,6 +79,13 @@ class ConversationMetrics:
             "conversation's state first (two replicas at once).",
             registry=registry,
         )
+        self.responder_timeouts = Counter(
+            "hiker_responder_timeouts",
+            "Responder calls cut off at HIKER_RESPONDER_TIMEOUT_SECONDS, by what was answered "
+            "(message, reminder): the message or reminder is held and answered again.",
+            ["kind"],
+            registry=registry,
+        )
         self.rules_reloads = Counter(
             "hiker_rules_reloads",
             "Rules file reloads by outcome (applied, rejected).",
@@ -108,3 +115,5 @@ class ConversationMetrics:
             self.skipped.labels(kind, "window_closed")
         for form in ("text", "template"):
             self.followups.labels(form)
+        for kind in ("message", "reminder"):
+            self.responder_timeouts.labels(kind)

@@ -16,8 +16,10 @@ answer. The older ``respond(message) -> Reply | None`` still works.
 
 A responder is called once per new inbound message (duplicates never reach it; a conflict on
 the state, two replicas answering two messages of one user at once, calls it again with the
-fresh state), may take its time (the message stays unacked meanwhile, up to the claim lease),
-and raises to have the message retried. The idle timer runs either way.
+fresh state), may take its time (the message stays unacked meanwhile) up to
+``HIKER_RESPONDER_TIMEOUT_SECONDS``, past which it is cancelled, nothing it did to the state is
+saved, and the message (or reminder) is held and asked again; and raises to have the message
+retried. The idle timer runs either way.
 """
 
 from __future__ import annotations

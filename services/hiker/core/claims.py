@@ -24,6 +24,7 @@ from typing import Any, Final, Protocol
 
 from redis.commands.core import AsyncScript
 
+from hiker.core.errors import RetryLater
 from hiker.core.keys import LegacyName
 from hiker.core.redis_store import RedisClient
 
@@ -119,8 +120,11 @@ class ClaimState(Enum):
     IN_DOUBT = "in_doubt"  # a previous outside call never reported: settle it, do not redo it
 
 
-class ClaimLost(Exception):
-    """The lease ran out and another worker took the key; this worker must not go on."""
+class ClaimLost(RetryLater):
+    """The lease ran out (another worker may hold the key now): this worker must not go on.
+
+    Busy, not a bug: the message is tried again shortly, and finds the work done, in someone
+    else's hands, or free again."""
 
 
 class ClaimKeeper(Protocol):
@@ -180,6 +184,10 @@ class Claim:
 
 class Claims(Protocol):
     """Where handlers take their claims: ``ClaimStore`` (Redis), or a fake in the tests."""
+
+    # How long a claim taken and neither confirmed nor released keeps others off the work.
+    @property
+    def lease_seconds(self) -> float: ...
 
     async def claim(
         self, key: str, *, step: ClaimStep | None = None, call_within: float | None = None
@@ -252,6 +260,7 @@ class ClaimStore:
         self._clock = clock
         self._legacy = legacy
         self._lease_ms = max(1, round(lease_seconds * 1000))
+        self.lease_seconds = self._lease_ms / 1000
         self._done_ttl = done_ttl_seconds
         self.done_ttl_ms = done_ttl_seconds * 1000
         self._swap = redis.register_script(_COMPARE_AND_SET)

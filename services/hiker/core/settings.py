@@ -296,6 +296,11 @@ def parse_secret_list(text: str) -> list[SecretStr]:
     return secrets
 
 
+# The share of the claim lease a responder may take when no timeout of its own is set: what is
+# left covers saving and publishing its answer before another worker may take the message.
+RESPONDER_SHARE_OF_LEASE = 2 / 3
+
+
 class ConversationSettings(CommonSettings):
     metrics_port: int = Field(default=9102, ge=1, le=65535)
     idle_timeout_seconds: float = Field(default=600.0, gt=0)
@@ -310,12 +315,34 @@ class ConversationSettings(CommonSettings):
     rules_reload_seconds: float = Field(default=2.0, gt=0)
     # ``package.module:factory`` building a custom responder (see conversation/responder.py).
     responder: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
+    # How long a responder may take to answer; past it the message is answered again later.
+    # Less than the claim lease, or another worker could take the message over meanwhile.
+    # Unset: two thirds of the lease (20 s by default; see ``responder_deadline_seconds``).
+    responder_timeout_seconds: float | None = Field(default=None, gt=0)
     # Mark every new message read (blue ticks) before answering, and with "typing..." shown.
     read_receipts: Literal["off", "read", "typing"] = "off"
     # How long a quiet conversation's state and history are kept (every message renews it).
     conversation_ttl_seconds: float = Field(default=30 * 24 * 3600, ge=24 * 3600)
     # Messages of each conversation kept for ``conversation.history()``, both ways.
     history_length: int = Field(default=50, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _responder_within_lease(self) -> ConversationSettings:
+        timeout = self.responder_timeout_seconds
+        if timeout is not None and timeout >= self.claim_lease_seconds:
+            raise ValueError(
+                "HIKER_RESPONDER_TIMEOUT_SECONDS must be less than HIKER_CLAIM_LEASE_SECONDS "
+                "(a responder still running when its claim runs out could answer twice)"
+            )
+        return self
+
+    @property
+    def responder_deadline_seconds(self) -> float:
+        """How long a responder may take: ``responder_timeout_seconds``, or two thirds of the
+        claim lease (what is left covers saving and publishing the answer)."""
+        if self.responder_timeout_seconds is not None:
+            return self.responder_timeout_seconds
+        return self.claim_lease_seconds * RESPONDER_SHARE_OF_LEASE
 
 
 class SenderSettings(CommonSettings):

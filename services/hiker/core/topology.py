@@ -72,6 +72,8 @@ WAIT_MAX_LENGTH: Final = 5_000_000
 # Headers carried on every message of a conversation's journey.
 HEADER_CORRELATION_ID: Final = "x-correlation-id"
 HEADER_ATTEMPT: Final = "x-hiker-attempt"
+# On a send deferred until its pacing slot: that slot, microseconds on Redis's clock.
+HEADER_PACED_UNTIL: Final = "x-hiker-paced-until"
 HEADER_PARKED_REASON: Final = "x-hiker-parked-reason"
 HEADER_GRAPH_CODE: Final = "x-hiker-graph-code"
 HEADER_GRAPH_STATUS: Final = "x-hiker-graph-status"

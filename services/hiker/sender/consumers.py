@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hiker.core.consumer import Headers, Route, Routes
 from hiker.core.contracts import SendMessage
-from hiker.core.topology import HEADER_ATTEMPT
+from hiker.core.topology import HEADER_ATTEMPT, HEADER_PACED_UNTIL
 from hiker.sender.handlers import SendHandler
 
 
@@ -13,8 +13,14 @@ def attempt_of(headers: Headers) -> int:
     return value if isinstance(value, int) and value >= 1 else 1
 
 
+def paced_until_of(headers: Headers) -> int | None:
+    """The pacing slot a deferred send reserved already (None: it reserves one)."""
+    value = headers.get(HEADER_PACED_UNTIL)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def outbox_routes(handler: SendHandler) -> Routes:
     async def on_send(command: SendMessage, headers: Headers) -> None:
-        await handler.handle(command, attempt_of(headers))
+        await handler.handle(command, attempt_of(headers), paced_until_us=paced_until_of(headers))
 
     return {SendMessage.type_name(): Route(SendMessage, on_send)}

@@ -5,12 +5,22 @@ left of the reply (``SendMessage.remainder``) is what waits in a retry queue, or
 the order holds across retries, parks and replays; a redelivery skips what was already sent (its
 claim is done). A read receipt is the exception: it is useful only at once, so one that is
 stale or refused is dropped (counted), and the reply after it goes on.
+
+A send waits for its pacing slot (``sender.pacing``) holding its claim only while the wait is
+short (``max_hold_seconds``, well under the claim's lease): a slot further out would outlive
+the lease, and the redelivery would reserve another slot further out still. Such a send is
+deferred instead: what is left of the reply goes back through the retry queues (the same
+attempt: no failure happened) carrying the slot it reserved, and its claim is released. The
+delay is rounded *down* onto the ladder and the slot checked again on return (on Redis's
+clock): a send back early waits the short rest, or is deferred once more with the same slot,
+never sent before it; rounding up instead would send up to a rung (~19 %) late, and delays
+past the ladder's top (15 minutes) would come back early anyway. Keeping the slot means a send
+is counted against the rates once, and keeps its place in its user's order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -19,14 +29,17 @@ from enum import Enum
 from functools import partial
 from typing import Protocol
 
-from hiker.core.actions import AnyAction, MarkRead, readable
-from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
+from hiker.core.actions import AnyAction, MarkRead
+from hiker.core.claims import Claim, Claims, ClaimState
 from hiker.core.contracts import MessageSent, ParkedHeaders, SendMessage, SendParked
+from hiker.core.delays import snap_ms
 from hiker.core.errors import RetryLater, Unavailable, classify
 from hiker.core.keys import Keys
 from hiker.sender.graph import GraphCall
 from hiker.sender.metrics import SenderMetrics
-from hiker.sender.retry import Verdict, decide, retry_delay_ms
+from hiker.sender.pacing import Paced
+from hiker.sender.reporting import parked_event, report, sent_event
+from hiker.sender.retry import MAX_DELAY_SECONDS, Verdict, decide, retry_delay_ms
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +49,9 @@ RECEIPT_USEFUL_SECONDS = 25.0
 _SETTLE_PAUSE_MAX_SECONDS = 2.0
 # What a claim holds once a receipt was dropped: done, so a redelivery drops it too.
 _DROPPED = b"dropped"
+# The longest wait for a pacing slot with the claim in hand (the sender's lease is the Graph
+# timeout plus 5 s): a slot further out is waited for in a delay queue.
+DEFAULT_MAX_HOLD_SECONDS = 2.0
 
 
 class Graph(Protocol):
@@ -43,7 +59,18 @@ class Graph(Protocol):
 
 
 class Pacing(Protocol):
-    def reserve_step(self, phone_number_id: str, user: str) -> ClaimStep | None: ...
+    """A send's claim and its pacing slots, taken together (``Pacer``: one Redis round trip)."""
+
+    async def claim(
+        self,
+        claims: Claims,
+        key: str,
+        phone_number_id: str,
+        user: str,
+        *,
+        reserved_us: int | None = None,
+        call_within: float | None = None,
+    ) -> Paced: ...
 
     async def wait(self, reserved_us: int | None) -> None: ...
 
@@ -56,7 +83,20 @@ class Outcomes(Protocol):
     async def parked_event(self, event: SendParked) -> None: ...
 
 
-ScheduleRetry = Callable[[SendMessage, int, int], Awaitable[None]]  # command, next attempt, ms
+class ScheduleRetry(Protocol):
+    """``command`` comes back as ``attempt`` after ``delay_ms``; ``paced_until_us``: the pacing
+    slot it reserved already (``Pacer.claim``)."""
+
+    def __call__(
+        self,
+        command: SendMessage,
+        attempt: int,
+        delay_ms: int,
+        *,
+        paced_until_us: int | None = None,
+    ) -> Awaitable[None]: ...
+
+
 Park = Callable[[SendMessage, ParkedHeaders], Awaitable[None]]
 
 
@@ -82,6 +122,7 @@ class SendHandler:
         max_attempts: int,
         call_deadline_seconds: float,
         max_concurrent_calls: int = 256,
+        max_hold_seconds: float = DEFAULT_MAX_HOLD_SECONDS,
         clock: Callable[[], float] = time.time,
         random_unit: Callable[[], float] = random.random,
     ) -> None:
@@ -95,14 +136,20 @@ class SendHandler:
         self._outcomes = outcomes
         self._max_attempts = max_attempts
         self._call_deadline = call_deadline_seconds
+        if max_hold_seconds * 1000 < snap_ms(0):
+            raise ValueError("max_hold_seconds is shorter than the shortest delay queue")
+        self._max_hold_us = round(max_hold_seconds * 1_000_000)
         self._clock = clock
         self._random = random_unit
         # Graph calls that outlive their consumer (see ``_send``); held so they finish.
         self._settling: set[asyncio.Future[_Next]] = set()
         self._calls = asyncio.Semaphore(max_concurrent_calls)
 
-    async def handle(self, command: SendMessage, attempt: int) -> None:
-        """Send ``command``'s actions in order; ``attempt`` is that of its first action."""
+    async def handle(
+        self, command: SendMessage, attempt: int, *, paced_until_us: int | None = None
+    ) -> None:
+        """Send ``command``'s actions in order; ``attempt`` is that of its first action, and
+        ``paced_until_us`` the pacing slot it reserved before it was deferred (see the module)."""
         # Bundles bring many commands at once: Graph calls wait their turn here, before the
         # claim, so that no call's deadline runs while it queues for a connection.
         # The outcomes of the actions sent are published meanwhile; the command is done (and
@@ -111,27 +158,42 @@ class SendHandler:
         try:
             async with self._calls:
                 for index in range(len(command.actions)):
-                    tries = attempt if index == 0 else 1
-                    if await self._send(command, index, tries, told) is _Next.STOP:
+                    tries, slot = (attempt, paced_until_us) if index == 0 else (1, None)
+                    if await self._send(command, index, tries, slot, told) is _Next.STOP:
                         return
         finally:
             if told:
                 await asyncio.gather(*told)
 
     async def _send(
-        self, command: SendMessage, index: int, attempt: int, told: list[asyncio.Future[None]]
+        self,
+        command: SendMessage,
+        index: int,
+        attempt: int,
+        slot_us: int | None,
+        told: list[asyncio.Future[None]],
     ) -> _Next:
         action = command.actions[index]
         key = command.action_key(index)
         pnid = command.phone_number_id
-        # One round trip claims the send, reserves its pacing slots and, when they are now,
-        # marks the Graph call as started. A receipt is no message to the user: no pacing.
+        # One round trip claims the send, reserves its pacing slots (or checks the one it
+        # reserved before) and, when they are now, marks the Graph call as started. A receipt
+        # is no message to the user: no pacing.
         receipt = isinstance(action, MarkRead)
-        claim = await self._claims.claim(
-            self._keys.sent(pnid, key),
-            step=None if receipt else self._pacer.reserve_step(pnid, command.to),
-            call_within=self._call_deadline,
+        sent_key = self._keys.sent(pnid, key)
+        taken = (
+            Paced(await self._claims.claim(sent_key, call_within=self._call_deadline))
+            if receipt
+            else await self._pacer.claim(
+                self._claims,
+                sent_key,
+                pnid,
+                command.to,
+                reserved_us=slot_us,
+                call_within=self._call_deadline,
+            )
         )
+        claim = taken.claim
         if claim.state is ClaimState.DONE:
             self._metrics.deduplicated.inc()
             log.info("send already done; skipped", extra={"key": key})
@@ -143,7 +205,7 @@ class SendHandler:
             # brings this same branch again, never a fresh claim that would send.
             why = await self._park_in_doubt(command, index, attempt)
             await claim.release()
-            self._tell(told, claim, self._parked_event(command, index, why))
+            self._tell(told, claim, parked_event(command, index, why, self._clock()))
             return _Next.STOP
         try:
             if receipt and self._stale(command):
@@ -151,10 +213,16 @@ class SendHandler:
                 self._metrics.receipts.labels("stale").inc()
                 return _Next.GO_ON
             if not claim.in_call:
-                await self._pacer.wait(claim.step_result)
+                if taken.wait_us > self._max_hold_us and taken.slot_us is not None:
+                    await self._defer(command, index, attempt, taken.slot_us, taken.wait_us)
+                    await claim.release()
+                    return _Next.STOP
+                await self._pacer.wait(taken.wait_us)
                 await claim.begin_call(self._call_deadline)
         except BaseException:
-            await claim.release()  # Graph was not called: the redelivery may send
+            # Graph was not called: the redelivery may send. A lease run out before the call
+            # began (an event loop stalled past it) is ClaimLost: busy, tried again shortly.
+            await claim.release()
             raise
         # From here the message may reach Meta. A consumer is cancelled when its channel closes
         # (aiormq does so on a broker restart) and the broker redelivers the command; were the
@@ -191,17 +259,7 @@ class SendHandler:
             value = b"wamid:" + (outcome.message_id or "").encode()
             await self._until_done(lambda: claim.confirm(value), "recording a sent message", claim)
             if not isinstance(action, MarkRead):
-                sent = MessageSent(
-                    idempotency_key=command.action_key(index),
-                    phone_number_id=command.phone_number_id,
-                    to=command.to,
-                    kind=command.kind,
-                    correlation_id=command.correlation_id,
-                    action_type=action.type,
-                    text=readable(action),
-                    graph_message_id=outcome.message_id,
-                    sent_at=self._clock(),
-                )
+                sent = sent_event(command, index, outcome.message_id, self._clock())
                 self._tell(told, claim, sent)
         elif isinstance(action, MarkRead):
             # Retrying a receipt would deliver it after it stopped meaning anything.
@@ -227,11 +285,25 @@ class SendHandler:
             rest = command.remainder(index)
             await self._until_done(lambda: self._park(rest, parked), "a park", claim)
             await self._until_done(claim.release, "releasing a parked send", claim)
-            self._tell(told, claim, self._parked_event(command, index, parked))
-        self._report(command, index, call, verdict, attempt)
+            self._tell(told, claim, parked_event(command, index, parked, self._clock()))
+        report(self._metrics, command, index, call, verdict, attempt, self._clock())
         if verdict is Verdict.SENT or isinstance(action, MarkRead):
             return _Next.GO_ON
         return _Next.STOP
+
+    async def _defer(
+        self, command: SendMessage, index: int, attempt: int, slot_us: int, wait_us: int
+    ) -> None:
+        """What is left of the reply waits for ``slot_us`` in a delay queue, not in hand."""
+        delay_ms = snap_ms(min(wait_us / 1_000_000, MAX_DELAY_SECONDS), to="down")
+        await self._schedule_retry(
+            command.remainder(index), attempt, delay_ms, paced_until_us=slot_us
+        )
+        self._metrics.deferred.inc()
+        log.info(
+            "send deferred until its pacing slot",
+            extra={"key": command.action_key(index), "to": command.to, "delay_ms": delay_ms},
+        )
 
     def _tell(
         self, told: list[asyncio.Future[None]], claim: Claim, event: MessageSent | SendParked
@@ -246,23 +318,6 @@ class SendHandler:
             else partial(outcomes.parked_event, event)
         )
         told.append(asyncio.ensure_future(self._until_done(step, "telling an outcome", claim)))
-
-    def _parked_event(self, command: SendMessage, index: int, why: ParkedHeaders) -> SendParked:
-        action = command.actions[index]
-        return SendParked(
-            idempotency_key=command.action_key(index),
-            phone_number_id=command.phone_number_id,
-            to=command.to,
-            kind=command.kind,
-            correlation_id=command.correlation_id,
-            reason=why.reason,
-            graph_status=why.graph_status,
-            graph_code=why.graph_code,
-            graph_error=why.graph_error,
-            parked_at=why.parked_at or self._clock(),
-            action_type=action.type,
-            text=readable(action),
-        )
 
     def _stale(self, command: SendMessage) -> bool:
         received = command.origin_received_at
@@ -316,37 +371,3 @@ class SendHandler:
             extra={"key": command.action_key(index), "to": command.to},
         )
         return why
-
-    def _report(
-        self, command: SendMessage, index: int, call: GraphCall, verdict: Verdict, attempt: int
-    ) -> None:
-        outcome = call.outcome
-        action = command.actions[index]
-        context = {
-            "key": command.action_key(index),
-            "correlation_id": command.correlation_id,
-            "to": command.to,
-            "action": action.type,
-            "attempt": attempt,
-            "status": outcome.status_label,
-            "code": outcome.code_label,
-        }
-        if isinstance(action, MarkRead):
-            self._metrics.receipts.labels("sent" if verdict is Verdict.SENT else "failed").inc()
-            return
-        if verdict is Verdict.SENT:
-            self._metrics.sent.labels(command.kind).inc()
-            if command.origin_received_at is not None and command.kind == "reply":
-                self._metrics.end_to_end.observe(
-                    max(0.0, self._clock() - command.origin_received_at)
-                )
-            log.info("message sent", extra={**context, "graph_message_id": outcome.message_id})
-        elif verdict is Verdict.RETRY:
-            self._metrics.retries.labels(outcome.code_label).inc()
-            log.warning("send failed; will retry", extra=context)
-        else:
-            self._metrics.parked.labels(outcome.code_label).inc()
-            log.error(
-                "send parked",
-                extra={**context, "graph_error": json.dumps(call.error) if call.error else None},
-            )

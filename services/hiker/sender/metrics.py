@@ -57,6 +57,12 @@ class SenderMetrics:
             "Send commands dropped because the same idempotency key was already sent.",
             registry=registry,
         )
+        self.deferred = Counter(
+            "hiker_sends_deferred",
+            "Sends whose pacing slot was further out than a claim is held: they waited for it "
+            "in a delay queue (no failure; the attempt is not counted).",
+            registry=registry,
+        )
         self.end_to_end = Histogram(
             "hiker_end_to_end_latency_seconds",
             "From the webhook reaching ingress to Graph accepting the reply.",

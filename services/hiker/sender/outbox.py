@@ -32,13 +32,22 @@ class SenderOutbox:
             correlation_id=event.correlation_id,
         )
 
-    async def retry(self, command: SendMessage, attempt: int, delay_ms: int) -> None:
+    async def retry(
+        self,
+        command: SendMessage,
+        attempt: int,
+        delay_ms: int,
+        *,
+        paced_until_us: int | None = None,
+    ) -> None:
         """``command`` waits ``delay_ms`` in its retry queue, then returns to the outbox as
-        attempt ``attempt``; returns once the broker confirmed it."""
+        attempt ``attempt`` (with the pacing slot it reserved already, if any); returns once
+        the broker confirmed it."""
         queue = await self._broker.declare_queue(topology.sender_retry_queue(delay_ms))
-        await self._publish(
-            "", queue.name, command, {topology.HEADER_ATTEMPT: attempt}, expiration_ms=delay_ms
-        )
+        headers: dict[str, Any] = {topology.HEADER_ATTEMPT: attempt}
+        if paced_until_us is not None:
+            headers[topology.HEADER_PACED_UNTIL] = paced_until_us
+        await self._publish("", queue.name, command, headers, expiration_ms=delay_ms)
 
     async def park(self, command: SendMessage, why: ParkedHeaders) -> None:
         """``command`` goes to ``hiker.sender.parked`` for a person, ``why`` in its headers."""
