@@ -236,12 +236,20 @@ class ConversationSettings(CommonSettings):
     rules_reload_seconds: float = Field(default=2.0, gt=0)
     # ``package.module:factory`` building a custom responder (see conversation/responder.py).
     responder: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
+    # ``package.module:attribute`` naming a ``hiker.bot.Bot`` (or a factory returning one).
+    bot: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
     # Mark every new message read (blue ticks) before answering, and with "typing..." shown.
     read_receipts: Literal["off", "read", "typing"] = "off"
     # How long a quiet conversation's state and history are kept (every message renews it).
     conversation_ttl_seconds: float = Field(default=30 * 24 * 3600, ge=24 * 3600)
     # Messages of each conversation kept for ``conversation.history()``, both ways.
     history_length: int = Field(default=50, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _one_answerer(self) -> ConversationSettings:
+        if self.responder and self.bot:
+            raise ValueError("HIKER_RESPONDER and HIKER_BOT are both set: set one of them")
+        return self
 
 
 class SenderSettings(CommonSettings):
