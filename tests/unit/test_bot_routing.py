@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,3 +135,13 @@ def test_hiker_bot_names_a_bot_or_a_factory() -> None:
         load_bot("tests.unit.test_bot_routing:not_a_bot")
     with pytest.raises(ConfigError, match=r"HIKER_BOT .* cannot be loaded"):
         load_bot("tests.unit.nowhere:bot")
+
+
+def test_a_bot_whose_code_fails_on_import_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = "from hiker.bot import Bot\nbot = Bot()\n@bot.on_text('x')\ndef sync(msg, conv): ...\n"
+    (tmp_path / "broken_bot.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match="cannot be loaded: a bot handler is an async def"):
+        load_bot("broken_bot:bot")

@@ -218,9 +218,9 @@ def load_bot(spec: str) -> Bot:
         raise ConfigError(f"HIKER_BOT must look like 'package.module:bot', not {spec!r}")
     try:
         found = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
+        bot = found if isinstance(found, Bot) else found() if callable(found) else None
+    except Exception as exc:  # the bot's own code failing on import: say so, in one line
         raise ConfigError(f"HIKER_BOT {spec!r} cannot be loaded: {exc}") from None
-    bot = found if isinstance(found, Bot) else found() if callable(found) else None
     if not isinstance(bot, Bot):
         raise ConfigError(f"HIKER_BOT {spec!r} names neither a Bot nor a factory returning one")
     return bot
