@@ -19,6 +19,9 @@ from hiker.bot import (
     filters,
     load_bot,
 )
+from hiker.conversation.responder import as_responder, decided, reminded
+from hiker.conversation.state import Turn
+from hiker.core.contracts import MessageReceived
 from hiker.core.settings import ConfigError
 from hiker.testing import BotHarness
 
@@ -112,7 +115,7 @@ async def test_the_replies_metric_names_the_handler_that_answered() -> None:
 def test_a_handler_must_be_async_and_on_text_takes_one_way_to_match() -> None:
     bot = Bot()
     with pytest.raises(TypeError, match="async def"):
-        bot.on_text("x")(lambda msg, conv: None)  # type: ignore[arg-type, return-value]
+        bot.on_text("x")(lambda msg, conv: None)  # type: ignore[type-var]
     with pytest.raises(TypeError, match="one of"):
         bot.on_text("x", regex="y")
 
@@ -145,3 +148,42 @@ def test_a_bot_whose_code_fails_on_import_is_refused_in_one_line(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError, match="cannot be loaded: a bot handler is an async def"):
         load_bot("broken_bot:bot")
+
+
+class NoHistory:
+    async def history(self, phone_number_id: str, user: str, limit: int) -> list[Turn]:
+        return []
+
+
+async def test_a_bot_is_a_responder_falling_back_to_its_own_rules_file(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: ping, match: exact, pattern: ping, reply: pong}\n")
+    standalone = Bot(rules=rules)
+
+    @standalone.on_reminder("later")
+    async def later(reminder: Reminder, conv: Conversation) -> Any:
+        return Text(body=f"later {reminder.data['n']}")
+
+    responder = as_responder(standalone)
+    assert reminded(responder) is standalone
+    conversation = Conversation("1", "2", {}, NoHistory())
+    event = MessageReceived(
+        wamid="wamid.1",
+        phone_number_id="1",
+        user="2",
+        message_type="text",
+        text="ping",
+        timestamp=1,
+        received_at=1.0,
+        raw={"type": "text", "text": {"body": "ping"}},
+    )
+    answer = decided(await responder.respond(event, conversation))
+    assert answer.reply is not None
+    assert answer.reply.actions == (Text(body="pong"),)
+    due = Reminder("later", {"n": 3}, "wamid.1", 2.0)
+    reminder_answer = decided(await standalone.on_reminder(due, conversation))
+    assert reminder_answer.reply is not None
+    assert reminder_answer.reply.actions == (Text(body="later 3"),)
+    assert decided(await standalone.on_reminder(Reminder("other", {}, "w", 2.0), conversation)) == (
+        decided(None)
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import HttpUrl
+
 from hiker.bot import Buttons, Image, ListMenu, Option, Reaction, Text
 from hiker.examples.shop import bot
 from hiker.testing import BotHarness
@@ -21,7 +23,7 @@ async def test_menu_list_photo_cart_and_checkout() -> None:
         assert isinstance(products, ListMenu)
         assert [s.title for s in products.sections] == ["Clothes", "Home"]
         assert await chat.choose("mug") == [
-            Image(link="https://example.com/shop/mug.jpg", caption="Mug, 9 EUR"),
+            Image(link=HttpUrl("https://example.com/shop/mug.jpg"), caption="Mug, 9 EUR"),
             Buttons(
                 body="Shall I add it?",
                 options=[
