@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from hiker.conversation.handlers import Conversations
 from hiker.conversation.state import ConversationStore, Recorded, Turn
 from hiker.core.claims import ClaimStore
 from hiker.core.keys import Keys
@@ -20,12 +19,12 @@ from hiker.testing.fakes import Clock, InMemoryClaims, InMemoryConversations
 pytestmark = pytest.mark.integration
 
 PNID, USER = "100000000000001", "15550600001"
-HISTORY = 3
+HISTORY = 4
 
 
 @dataclass
 class Subject:
-    conversations: Conversations
+    conversations: ConversationStore | InMemoryConversations
     claims: ClaimStore | InMemoryClaims
     prefix: str
 
@@ -88,14 +87,16 @@ async def test_a_message_older_than_the_latest_moves_nothing(subject: Subject) -
 
 async def test_history_keeps_the_last_turns_in_order_each_once(subject: Subject) -> None:
     store = subject.conversations
-    turns = [Turn("in", f"w{n}", "text", f"m{n}", float(n)) for n in range(1, 5)]
+    turns = [Turn("in", f"w{n}", "text", f"m{n}", float(n)) for n in range(1, 6)]
     await subject.record("w1", 1.0, turns[0])
     await subject.record("w1", 1.5, turns[0])  # a retry adds nothing twice
     await store.append_turns(PNID, USER, [turns[1], turns[1]])
-    step = store.append_step(PNID, USER, turns[2:])
+    step = store.append_step(PNID, USER, turns[2:4])
     assert step is not None
     claim = await subject.claims.claim(f"{subject.prefix}append")
     await claim.confirm(step=step)
+    assert await store.history(PNID, USER, 10) == turns[:4]
+    await store.append_turns(PNID, USER, turns[4:])
     assert await store.history(PNID, USER, 10) == turns[1:]  # the oldest fell off
-    assert await store.history(PNID, USER, 2) == turns[2:]
+    assert await store.history(PNID, USER, 2) == turns[3:]
     assert await store.history(PNID, USER, 0) == []
