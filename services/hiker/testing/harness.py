@@ -84,7 +84,7 @@ class BotHarness:
             metrics=ConversationMetrics(self.registry),
             clock=self.clock,
         )
-        self.sent: list[SendMessage] = []
+        self._commands: list[SendMessage] = []
         # (fires at, order set, timer): a heap, as the wait queues hand timers back.
         self._waiting: list[tuple[float, int, IdleTimerStarted]] = []
         self._order = itertools.count()
@@ -110,6 +110,11 @@ class BotHarness:
             (self.phone_number_id, self.user), (0, {}, "", {})
         )[:2]
         return dict(state)
+
+    @property
+    def sent(self) -> Actions:
+        """Everything the bot sent so far, in order."""
+        return _actions(self._commands)
 
     async def history(self, limit: int = 50) -> list[Turn]:
         """The conversation's last turns both ways, oldest first."""
@@ -211,11 +216,14 @@ class BotHarness:
         )
         routed = route(body, received_at=self.clock())
         events = [r.event for r in routed] if isinstance(routed, list) else []
-        [event] = [e for e in events if isinstance(e, MessageReceived)]
+        messages = [e for e in events if isinstance(e, MessageReceived)]
+        if len(messages) != 1:
+            raise ValueError(f"not a message object ingress would accept: {raw!r}")
+        [event] = messages
         self.last_id = event.wamid
-        mark = len(self.sent)
+        mark = len(self._commands)
         await self.handlers.on_message(event)
-        return _actions(self.sent[mark:])
+        return _actions(self._commands[mark:])
 
     async def advance(
         self, seconds: float = 0, *, minutes: float = 0, hours: float = 0, days: float = 0
@@ -223,13 +231,13 @@ class BotHarness:
         """Let time pass: every timer due meanwhile fires, in due order, as its wait queue
         would hand it back. What the bot sent meanwhile, in order."""
         until = self.clock() + seconds + 60 * minutes + 3600 * hours + 86400 * days
-        mark = len(self.sent)
+        mark = len(self._commands)
         while self._waiting and self._waiting[0][0] <= until:
             fires_at, _, timer = heapq.heappop(self._waiting)
             self.clock.now = max(self.clock.now, fires_at)
             await self.handlers.on_timer_fired(timer)
         self.clock.now = until
-        return _actions(self.sent[mark:])
+        return _actions(self._commands[mark:])
 
     async def _media(self, kind: str, data: bytes, mime_type: str, **fields: Any) -> Actions:
         media_id = str(1_000_000_000 + next(self._ids))
@@ -239,7 +247,7 @@ class BotHarness:
 
     def _title(self, choice_id: str) -> str:
         """The title the bot last gave the button or row ``choice_id``."""
-        for command in reversed(self.sent):
+        for command in reversed(self._commands):
             for action in reversed(command.actions):
                 if isinstance(action, Buttons):
                     titles = {o.id: o.title for o in action.options}
@@ -252,7 +260,7 @@ class BotHarness:
         return choice_id
 
     async def _send(self, command: SendMessage) -> None:
-        self.sent.append(command)
+        self._commands.append(command)
 
     async def _schedule(self, timer: IdleTimerStarted, delay_seconds: float) -> None:
         heapq.heappush(self._waiting, (self.clock() + delay_seconds, next(self._order), timer))
