@@ -1,12 +1,14 @@
-"""Responders the integration tests load by name (HIKER_RESPONDER=tests.integration.bots:...)."""
+"""Responders the integration tests load by name (HIKER_RESPONDER=tests.integration.bots:...):
+the layer under ``hiker.bot``, which stays supported."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from hiker.bot import Conversation, MessageReceived, Remind, Reminder, Text
+from hiker.bot import Conversation, Remind, Reminder, Text
 from hiker.conversation.rulesfile import RuleSource
+from hiker.core.contracts import MessageReceived
 
 
 class Counting:

@@ -1,5 +1,6 @@
-"""The in-memory claims of the unit tests (tests/fakes.py) against the real ClaimStore: the same
-scenarios, the same answers, so that handler tests on the fake say what production does."""
+"""The in-memory claims of the unit tests and of ``BotHarness`` (``hiker.testing.fakes``) against
+the real ClaimStore: the same scenarios, the same answers, so that tests on the fake say what
+production does. ``test_conversations_contract.py`` does the same for the conversation store."""
 
 from __future__ import annotations
 

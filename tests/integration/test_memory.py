@@ -116,7 +116,7 @@ async def test_the_example_signup_bot_keeps_its_form_and_nudges_a_quiet_user(
 
     monkeypatch.setattr(signup, "NUDGE_AFTER_SECONDS", 1.5)
     pipeline = await make_pipeline(
-        HIKER_RESPONDER="hiker.examples.signup:make", HIKER_IDLE_TIMEOUT_SECONDS="600"
+        HIKER_BOT="hiker.examples.signup:bot", HIKER_IDLE_TIMEOUT_SECONDS="600"
     )
     done, quiet = "15550400010", "15550400011"
     for user in (done, quiet):

@@ -15,8 +15,8 @@ from typing import Any
 import aio_pika
 import pytest
 
-from hiker.conversation.responder import RuleBookResponder
-from hiker.conversation.rules import Reply
+from hiker.conversation.memory import Conversation
+from hiker.conversation.responder import Answer, RuleBookResponder
 from hiker.conversation.rulesfile import RuleSource
 from hiker.core import topology
 from hiker.core.broker import Broker
@@ -70,10 +70,10 @@ class FlakyResponder:
     def __init__(self, source: RuleSource) -> None:
         self._rules = RuleBookResponder(source)
 
-    async def respond(self, message: MessageReceived) -> Reply | None:
+    async def respond(self, message: MessageReceived, conversation: Conversation) -> Answer:
         if FlakyResponder.broken:
             raise RuntimeError("responder broken")
-        return await self._rules.respond(message)
+        return await self._rules.respond(message, conversation)
 
 
 def flaky_responder(source: RuleSource) -> FlakyResponder:

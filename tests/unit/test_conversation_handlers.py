@@ -13,7 +13,7 @@ from hiker.conversation.handlers import ConversationHandlers, ResponderTimedOut
 from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import RuleBookResponder, as_responder
-from hiker.conversation.rules import NumberPolicy, Reply
+from hiker.conversation.rules import NumberPolicy
 from hiker.conversation.rulesfile import RuleSource, default_rulebook
 from hiker.conversation.timers import SERVICE_WINDOW_SECONDS
 from hiker.core.actions import Remind, Template, Text
@@ -345,16 +345,6 @@ async def test_a_reminder_outside_the_window_sends_only_templates() -> None:
     world.clock.now = timer.due_at
     await world.handlers.on_timer_fired(timer)
     assert world.published.sends[-1].actions == (Template(name="we_miss_you", language="en"),)
-
-
-async def test_a_responder_written_before_conversations_still_answers() -> None:
-    class OneArgument:
-        async def respond(self, message: MessageReceived) -> Reply:
-            return Reply("old", "as before")
-
-    world = world_with(OneArgument())
-    await world.handlers.on_message(world.message("w1"))
-    assert texts(world) == ["as before"]
 
 
 class SlowOnce(Counting):

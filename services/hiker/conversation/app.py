@@ -2,8 +2,9 @@
 answer through the responder and keep state, claims and timers in Redis and the broker.
 
 The rules file (``HIKER_RULES_FILE``) is read when the service is built, so an invalid one
-stops the start with RulesFileError naming file and line; ``responder`` overrides
-``HIKER_RESPONDER``.
+stops the start with RulesFileError naming file and line. The answers come from ``HIKER_BOT``
+(a ``hiker.bot.Bot``) or ``HIKER_RESPONDER`` (the lower layer), else the rules alone;
+``responder`` (tests) overrides both.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Unpack
 
 from aiohttp import web
 
+from hiker.bot.routing import load_bot
 from hiker.conversation.consumers import inbound_routes, sent_routes, timers_routes
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
@@ -50,14 +52,18 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
     settings = kit.settings
     keys = Keys(settings.redis_prefix, adopt_legacy=settings.adopts_legacy_keys)
     metrics = ConversationMetrics(kit.registry)
+    bot = load_bot(settings.bot) if settings.bot and responder is None else None
     rules = RuleSource(
         default_rulebook(settings.followup_text, settings.idle_timeout_seconds),
-        settings.rules_file,
+        # HIKER_RULES_FILE, when set, overrides the file the bot's code names.
+        settings.rules_file or (bot.rules_file if bot is not None else None),
         on_reload=lambda outcome: metrics.rules_reloads.labels(outcome).inc(),
     )
     answering = (
         as_responder(responder)
         if responder is not None
+        else bot.with_rules(rules)
+        if bot is not None
         else load_responder(settings.responder, rules)
         if settings.responder
         else RuleBookResponder(rules)

@@ -1,18 +1,16 @@
 """The responder interface: what decides the reply to a user's message, and to a reminder.
 
-Plug in your own logic (an NLP or LLM call, a database lookup) without touching the pipeline:
-write a factory ``make(rules: RuleSource) -> Responder`` in any importable module and set
-``HIKER_RESPONDER=your.module:make``. The rules file is one implementation
-(``RuleBookResponder``); a custom responder may fall back to it. ``docs/responders.md`` has an
-example bot.
+This is the layer under the SDK (``hiker.bot``): a ``Bot`` implements it, and so does the rules
+file (``RuleBookResponder``). Write one directly only when routes and filters do not fit:
+a factory ``make(rules: RuleSource) -> Responder`` in any importable module, named by
+``HIKER_RESPONDER=your.module:make``.
 
 ``respond(message, conversation)`` returns the reply's actions (``hiker.bot``: ``Text``,
 ``Buttons``, ``ListMenu``, ``Image``...) and ``Remind`` requests: one, a list of them (actions
-sent in that order), a ``Reply``, or None for no reply. ``conversation.state`` is the
-responder's own JSON-able dict, saved when it returns; ``await conversation.history()`` the
-last messages both ways. ``on_reminder(reminder, conversation)``, when the responder has it, is
-called when a ``Remind`` comes due and the user stayed quiet; it returns the same kinds of
-answer. The older ``respond(message) -> Reply | None`` still works.
+sent in that order), or None for no reply. ``conversation.state`` is the responder's own
+JSON-able dict, saved when it returns; ``await conversation.history()`` the last messages both
+ways. ``on_reminder(reminder, conversation)``, when the responder has it, is called when a
+``Remind`` comes due and the user stayed quiet; it returns the same kinds of answer.
 
 A responder is called once per new inbound message (duplicates never reach it; a conflict on
 the state, two replicas answering two messages of one user at once, calls it again with the
@@ -39,17 +37,28 @@ from hiker.core.actions import AnyAction, Remind
 from hiker.core.contracts import MessageReceived
 from hiker.core.settings import ConfigError
 
-# What ``respond`` and ``on_reminder`` may return.
-Answer = Reply | AnyAction | Remind | Sequence[AnyAction | Remind] | None
 
-# The ``rule`` label of what a custom responder returns without a Reply of its own.
+@dataclass(frozen=True)
+class Decided:
+    """A responder's answer, sorted: the reply to send (labelled with the rule or handler that
+    chose it, for the replies metric), and the reminders to set."""
+
+    reply: Reply | None
+    reminders: tuple[Remind, ...] = ()
+
+
+# What ``respond`` and ``on_reminder`` may return: actions and reminders, or None. A Decided
+# is what the rules engine and ``hiker.bot`` return, already sorted and labelled.
+Answer = AnyAction | Remind | Sequence[AnyAction | Remind] | Decided | None
+
+# The ``rule`` label of what a custom responder returns.
 RESPONDER_RULE = "responder"
 
 
 @runtime_checkable
 class Responder(Protocol):
     async def respond(self, message: MessageReceived, conversation: Conversation) -> Answer:
-        """The answer to ``message``: actions and reminders, a Reply, or None."""
+        """The answer to ``message``: actions and reminders, or None."""
         ...
 
 
@@ -66,28 +75,20 @@ class RuleBookResponder:
     def __init__(self, source: RuleSource) -> None:
         self._source = source
 
-    async def respond(
-        self, message: MessageReceived, conversation: Conversation | None = None
-    ) -> Reply | None:
-        return self._source.current.reply_to(message)
-
-
-@dataclass(frozen=True)
-class Decided:
-    """A responder's answer, sorted: the reply to send, and the reminders to set."""
-
-    reply: Reply | None
-    reminders: tuple[Remind, ...] = ()
+    async def respond(self, message: MessageReceived, conversation: Conversation) -> Decided:
+        return Decided(self._source.current.reply_to(message))
 
 
 def decided(answer: Answer) -> Decided:
     """A responder's answer as a reply and reminders; TypeError for anything else."""
-    if answer is None or isinstance(answer, Reply):
-        return Decided(answer)
+    if answer is None:
+        return Decided(None)
+    if isinstance(answer, Decided):
+        return answer
     items: Sequence[Any] = answer if isinstance(answer, list | tuple) else [answer]
     if not all(isinstance(item, BaseModel) for item in items):
         raise TypeError(
-            "a responder returns actions and Remind (hiker.bot), a Reply or None, not "
+            "a responder returns actions and Remind (hiker.bot) or None, not "
             + ", ".join(sorted({type(i).__name__ for i in items if not isinstance(i, BaseModel)}))
         )
     reminders = tuple(item for item in items if isinstance(item, Remind))
@@ -95,34 +96,19 @@ def decided(answer: Answer) -> Decided:
     return Decided(Reply(RESPONDER_RULE, actions=actions) if actions else None, reminders)
 
 
-class _OneArgument:
-    """A responder written before conversations: ``respond(message)``."""
-
-    def __init__(self, responder: Any) -> None:
-        self._responder = responder
-
-    async def respond(
-        self, message: MessageReceived, conversation: Conversation | None = None
-    ) -> Answer:
-        answer: Answer = await self._responder.respond(message)
-        return answer
-
-
 def as_responder(candidate: Any) -> Responder:
-    """``candidate`` as a responder of today's interface (older ones are adapted)."""
+    """``candidate`` when it is a responder: an async ``respond(message, conversation)``."""
     respond = getattr(candidate, "respond", None)
     if respond is None or not inspect.iscoroutinefunction(respond):
-        raise TypeError("a responder needs an async respond()")
+        raise TypeError("a responder needs an async respond(message, conversation)")
     parameters = [
         p
         for p in inspect.signature(respond).parameters.values()
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
-    if len(parameters) == 1:
-        return _OneArgument(candidate)
-    if isinstance(candidate, Responder):
-        return candidate
-    raise TypeError("respond() takes (message) or (message, conversation)")
+    if len(parameters) != 2 or not isinstance(candidate, Responder):
+        raise TypeError("respond() takes (message, conversation)")
+    return candidate
 
 
 def reminded(responder: Any) -> RemindedResponder | None:

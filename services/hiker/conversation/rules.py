@@ -74,23 +74,23 @@ class Incoming:
 
 @dataclass(frozen=True)
 class Reply:
-    """A reply: the rule (or responder) that chose it, and its actions in order.
+    """A reply: the rule (or bot handler) that chose it, and its actions in order.
 
-    ``Reply(rule, text)`` (one text) is what responders returned before replies were actions;
-    it still works, and ``text`` is the first action's text where that is a text.
+    Internal to the rules engine and conversation: it labels the replies metric by rule.
     """
 
     rule: str
-    text: str | None = None
-    actions: tuple[AnyAction, ...] = ()
+    actions: tuple[AnyAction, ...]
 
     def __post_init__(self) -> None:
-        if not self.actions and self.text is not None:
-            object.__setattr__(self, "actions", (Text(body=self.text),))
-        elif self.text is None and self.actions and isinstance(self.actions[0], Text):
-            object.__setattr__(self, "text", self.actions[0].body)
         if not self.actions:
-            raise ValueError("a reply needs a text or at least one action")
+            raise ValueError("a reply needs at least one action")
+
+    @property
+    def text(self) -> str | None:
+        """The first action's text, where that is a text."""
+        first = self.actions[0]
+        return first.body if isinstance(first, Text) else None
 
 
 @dataclass(frozen=True)

@@ -319,6 +319,8 @@ class ConversationSettings(CommonSettings):
     # Less than the claim lease, or another worker could take the message over meanwhile.
     # Unset: two thirds of the lease (20 s by default; see ``responder_deadline_seconds``).
     responder_timeout_seconds: float | None = Field(default=None, gt=0)
+    # ``package.module:attribute`` naming a ``hiker.bot.Bot`` (or a factory returning one).
+    bot: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
     # Mark every new message read (blue ticks) before answering, and with "typing..." shown.
     read_receipts: Literal["off", "read", "typing"] = "off"
     # How long a quiet conversation's state and history are kept (every message renews it).
@@ -343,6 +345,12 @@ class ConversationSettings(CommonSettings):
         if self.responder_timeout_seconds is not None:
             return self.responder_timeout_seconds
         return self.claim_lease_seconds * RESPONDER_SHARE_OF_LEASE
+
+    @model_validator(mode="after")
+    def _one_answerer(self) -> ConversationSettings:
+        if self.responder and self.bot:
+            raise ValueError("HIKER_RESPONDER and HIKER_BOT are both set: set one of them")
+        return self
 
 
 class SenderSettings(CommonSettings):

@@ -1,1 +1,2 @@
-"""Example bots, runnable as they are: ``HIKER_RESPONDER=hiker.examples.signup:make make run``."""
+"""Example bots, runnable as they are: ``HIKER_BOT=hiker.examples.shop:bot make run`` (or
+``hiker.examples.signup:bot``); tested with ``hiker.testing.BotHarness`` in ``tests/unit``."""

@@ -1,0 +1,121 @@
+"""The SDK for writing a bot: routes and filters, typed messages, actions, reminders.
+
+```python
+from hiker.bot import Bot, Buttons, Option, Remind, Text, filters
+
+bot = Bot(rules="rules.yaml")            # what no handler takes falls to the rules file
+
+@bot.on_text("menu")                     # exact, trimmed, any case; also regex= / startswith=
+async def menu(msg, conv):
+    return Buttons(body="What would you like?", options=[Option(id="sizes", title="Sizes")])
+
+@bot.on_button("sizes")
+async def sizes(msg, conv):
+    return Text(body="S, M, L")
+
+@bot.on_message(filters.image & filters.caption_contains("invoice"))
+async def invoice(msg, conv):
+    conv.state["last_invoice"] = msg.image.sha256
+    return [Text(body="Got it"), Remind(after_seconds=3600, key="check")]
+
+@bot.on_reminder("check")
+async def check(reminder, conv):
+    return Text(body="Did the invoice go through?")
+```
+
+Run it with ``HIKER_BOT=yourmodule:bot``; test it with ``hiker.testing.BotHarness``. A list of
+actions is sent in that order, each once, the next only after Graph accepted the one before.
+The messages are views of the SDK's own (``hiker.bot.messages``), not the broker's events.
+"""
+
+from __future__ import annotations
+
+from hiker.bot import filters
+from hiker.bot.actions import (
+    Audio,
+    Buttons,
+    Contact,
+    ContactEmail,
+    ContactName,
+    ContactPhone,
+    Contacts,
+    Document,
+    Image,
+    ListMenu,
+    Location,
+    Option,
+    Reaction,
+    Remind,
+    Row,
+    Section,
+    Sticker,
+    Template,
+    Text,
+    Video,
+)
+from hiker.bot.conversation import Conversation, Reminder, Turn
+from hiker.bot.filters import Filter
+from hiker.bot.messages import (
+    CallPermission,
+    ContactCard,
+    Context,
+    FlowReply,
+    Media,
+    Message,
+    MetaError,
+    Notice,
+    Order,
+    OrderItem,
+    Place,
+    Reacted,
+    Referral,
+    Tap,
+    User,
+)
+from hiker.bot.routing import Bot, Skip, load_bot
+
+__all__ = [
+    "Audio",
+    "Bot",
+    "Buttons",
+    "CallPermission",
+    "Contact",
+    "ContactCard",
+    "ContactEmail",
+    "ContactName",
+    "ContactPhone",
+    "Contacts",
+    "Context",
+    "Conversation",
+    "Document",
+    "Filter",
+    "FlowReply",
+    "Image",
+    "ListMenu",
+    "Location",
+    "Media",
+    "Message",
+    "MetaError",
+    "Notice",
+    "Option",
+    "Order",
+    "OrderItem",
+    "Place",
+    "Reacted",
+    "Reaction",
+    "Referral",
+    "Remind",
+    "Reminder",
+    "Row",
+    "Section",
+    "Skip",
+    "Sticker",
+    "Tap",
+    "Template",
+    "Text",
+    "Turn",
+    "User",
+    "Video",
+    "filters",
+    "load_bot",
+]
