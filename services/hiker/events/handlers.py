@@ -3,9 +3,11 @@ endpoint, then retry, park or be done with it. Storage and HTTP stay behind the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from hiker.core.contracts import MessageReceived, SendParked, StatusReceived
@@ -37,6 +39,10 @@ class StampHandler:
         self._sequences = sequences
         self._outbox = outbox
         self._metrics = metrics
+        # The consumer handles many deliveries at once, and Redis calls of different loop
+        # turns may overtake each other on different connections: the events of one
+        # conversation take their seq one after the other, in the order they were delivered.
+        self._turns = _Turns()
 
     async def on_message(self, message: MessageReceived) -> None:
         await self._stamp(from_message(message))
@@ -52,9 +58,35 @@ class StampHandler:
         await self._stamp(from_parked(parked))
 
     async def _stamp(self, event: Unstamped) -> None:
-        seq = await self._sequences.seq_of(event.phone_number_id, event.user, event.id)
+        async with self._turns.of((event.phone_number_id, event.user)):
+            seq = await self._sequences.seq_of(event.phone_number_id, event.user, event.id)
         await self._outbox.forward(event.stamped(seq))
         self._metrics.stamped.labels(event.type).inc()
+
+
+class _Turns:
+    """One lock per conversation while someone holds or awaits it; first come, first served
+    (``asyncio.Lock`` wakes its waiters in order)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def of(self, conversation: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(conversation, (asyncio.Lock(), 0))
+        self._locks[conversation] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[conversation]
+            if users == 1:
+                del self._locks[conversation]
+            else:
+                self._locks[conversation] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 class PosterPort(Protocol):
