@@ -61,16 +61,15 @@ def _checked_name(url: str, index: int) -> str:
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
     except ValueError:
         raise ValueError(f"{where} is not a URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{where} must start with https://")
     if not host:
         raise ValueError(f"{where} has no host")
-    if parts.scheme == "http":
-        if not is_loopback(host):
-            raise ValueError(
-                f"{where} is plain HTTP off loopback: use https:// (events carry phone numbers "
-                "and messages)"
-            )
-    elif parts.scheme != "https":
-        raise ValueError(f"{where} must start with https://")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ValueError(
+            f"{where} is plain HTTP off loopback: use https:// (events carry phone numbers "
+            "and messages)"
+        )
     if parts.fragment:
         raise ValueError(f"{where} has a #fragment, which is never sent")
     digest = hashlib.sha256(url.encode()).hexdigest()[:_HASH_CHARS]
