@@ -21,11 +21,13 @@ from aiohttp import web
 from hiker.core import topology
 from hiker.core.broker import Broker
 from hiker.core.contracts import Contract, MessageReceived, SendParked, StatusReceived
+from hiker.core.observability import mask_phone
 from hiker.core.settings import EventsSettings, load_settings
 from hiker.core.signature import SignatureCheck, check_signature
 from hiker.events.app import create_app
 from hiker.events.model import SIGNATURE_HEADER
 from hiker.events.parking import ParkedEvent
+from hiker.tools.parked.events import list_parked_events, replay_parked_events
 from tests.support import free_port, metric_value, queue_depth, take_all
 
 pytestmark = pytest.mark.integration
@@ -284,6 +286,36 @@ async def test_a_receiver_answering_410_gets_the_event_parked_at_once(
         metric_value(text, "hiker_events_parked_total", endpoint=why.endpoint, reason="permanent")
         == 1
     )
+
+
+async def test_a_parked_event_is_listed_then_replayed_with_its_id_and_seq(
+    make_stack: StackFactory,
+) -> None:
+    receiver = Receiver(status=410)
+    await receiver.start()
+    try:
+        stack = await make_stack(receiver)
+        await stack.publish(topology.INBOUND_EXCHANGE, "message.text", message("15550006001", 0))
+        await _until(
+            lambda: _depth_at_least(stack, topology.EVENTS_PARKED_QUEUE, 1), "a parked event"
+        )
+        listing = await list_parked_events(stack.amqp_url, limit=10, reasons=["410"])
+        (row,) = [parked.row(time.time()) for parked in listing.messages]
+        assert (row["reason"], row["status"]) == ("permanent", "410")
+        assert row["type"] == "message.received"
+        assert row["user"] == mask_phone("15550006001")
+        assert await queue_depth(stack.amqp_url, topology.EVENTS_PARKED_QUEUE) == 1
+
+        receiver.status = 200  # the backend fixed what it refused
+        report = await replay_parked_events(stack.amqp_url)
+        assert (report.replayed, report.left_parked) == (1, 0)
+        await _until(lambda: _has(receiver, 1), "the replayed event")
+    finally:
+        await receiver.stop()
+    first, replayed = (json.loads(body) for body in receiver.bodies)
+    assert (replayed["id"], replayed["seq"]) == (first["id"], first["seq"])
+    assert row["id"] == first["id"]
+    assert await queue_depth(stack.amqp_url, topology.EVENTS_PARKED_QUEUE) == 0
 
 
 async def test_one_endpoint_down_does_not_delay_another(make_stack: StackFactory) -> None:
