@@ -27,6 +27,8 @@ from hiker.core.signature import SignatureCheck, check_signature
 from hiker.events.app import create_app
 from hiker.events.model import SIGNATURE_HEADER
 from hiker.events.parking import ParkedEvent
+from hiker.tools.doctor.events import check_events
+from hiker.tools.doctor.report import Status
 from hiker.tools.parked.events import list_parked_events, replay_parked_events
 from tests.support import free_port, metric_value, queue_depth, take_all
 
@@ -375,6 +377,32 @@ async def test_an_endpoint_failing_past_the_window_gets_the_event_parked(
     (parked,) = await take_all(stack.amqp_url, topology.EVENTS_PARKED_QUEUE)
     why = ParkedEvent.from_headers(parked.headers or {})
     assert (why.reason, why.status, why.attempt) == ("retries_exhausted", "503", 3)
+
+
+async def test_doctor_pings_each_endpoint_signed_and_says_which_one_fails() -> None:
+    taking, refusing, down = Receiver(), Receiver(status=401), Receiver()
+    await taking.start()
+    await refusing.start()
+    settings = load_settings(
+        EventsSettings,
+        {
+            "HIKER_EVENTS_URLS": f"{taking.url},{refusing.url},{down.url}",
+            "HIKER_EVENTS_SECRET": SECRET,
+        },
+    )
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
+            rows = await check_events(session, settings)
+    finally:
+        await taking.stop()
+        await refusing.stop()
+    assert [row.status for row in rows] == [Status.OK, Status.FAIL, Status.FAIL]
+    assert "refused a signed ping (HTTP 401)" in rows[1].detail
+    assert "connection_error" in rows[2].detail
+    assert all(str(down.port) not in row.detail + row.check for row in rows)
+    (body,) = taking.bodies
+    assert json.loads(body)["type"] == "ping"
+    assert check_signature(SECRET.encode(), body, taking.signatures[0]) is SignatureCheck.VALID
 
 
 def _endpoint_names(text: str) -> set[str]:
