@@ -27,7 +27,7 @@ def build(kit: Kit[EventsSettings]) -> Plan:
     endpoints = settings.endpoints()
     names = tuple(endpoint.name for endpoint in endpoints)
     metrics = EventsMetrics(kit.registry, names)
-    outbox = EventsOutbox(kit.broker, kit.bundler(), names)
+    outbox = EventsOutbox(kit.broker, names)
     stamp = StampHandler(
         Sequences(kit.redis, Keys(settings.redis_prefix)),
         outbox,

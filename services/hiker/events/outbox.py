@@ -9,19 +9,18 @@ from typing import Any
 
 from hiker.core import topology
 from hiker.core.broker import Broker
-from hiker.core.publisher import Bundler, Destination
 from hiker.events.model import BackendEvent
 from hiker.events.parking import ParkedEvent
 
 
 class EventsOutbox:
-    def __init__(self, broker: Broker, bundler: Bundler, endpoints: Sequence[str]) -> None:
+    """Every message an endpoint's queue gets holds one event, never a bundle: what the broker
+    itself dead-letters there (an overflow, a delivery limit) stays one event that
+    ``hiker parked --events`` can show and replay, and its AMQP message id is the event's."""
+
+    def __init__(self, broker: Broker, endpoints: Sequence[str]) -> None:
         self._broker = broker
-        self._bundler = bundler
-        self._destinations = [
-            Destination(topology.EVENTS_EXCHANGE, name, BackendEvent.type_name())
-            for name in endpoints
-        ]
+        self._endpoints = tuple(endpoints)
 
     async def forward(self, event: BackendEvent) -> None:
         """A copy of ``event`` to every endpoint's queue; returns once the broker took them all
@@ -29,8 +28,8 @@ class EventsOutbox:
         arrive twice carries the same id)."""
         await asyncio.gather(
             *(
-                self._bundler.publish(destination, event, message_id=event.id)
-                for destination in self._destinations
+                self._publish(topology.EVENTS_EXCHANGE, endpoint, event, {})
+                for endpoint in self._endpoints
             )
         )
 
