@@ -8,7 +8,6 @@ the service's dependency gate and stop the other endpoints).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -62,6 +61,4 @@ class EndpointClient:
             answer = Answer(None, failure="timeout")
         except (aiohttp.ClientError, OSError):
             answer = Answer(None, failure="connection_error")
-        except asyncio.CancelledError:
-            raise
         return Posted(answer, time.perf_counter() - started)

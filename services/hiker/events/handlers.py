@@ -85,9 +85,6 @@ class _Turns:
             else:
                 self._locks[conversation] = (lock, users - 1)
 
-    def __len__(self) -> int:
-        return len(self._locks)
-
 
 class PosterPort(Protocol):
     async def post(self, body: bytes, event_id: str) -> Posted: ...
