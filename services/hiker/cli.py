@@ -37,6 +37,9 @@ SERVICES: Final[Mapping[str, ServiceEntry]] = {
         "hiker.api.app:SERVICE",
         "record history in a database; serve it and sends to a backend over HTTP",
     ),
+    "events": ServiceEntry(
+        "hiker.events.app:SERVICE", "POST signed events to a backend: retried, parked, replayable"
+    ),
     "graph-mock": ServiceEntry("hiker.graphmock.app:SERVICE", "a local stand-in for the Graph API"),
 }
 

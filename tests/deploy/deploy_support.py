@@ -58,6 +58,12 @@ COUNTERS = frozenset(
         "hiker_api_records_written_total",
         "hiker_api_records_duplicate_total",
         "hiker_api_requests_total",
+        "hiker_events_stamped_total",
+        "hiker_events_skipped_total",
+        "hiker_events_delivered_total",
+        "hiker_events_retried_total",
+        "hiker_events_parked_total",
+        "hiker_events_answers_total",
     }
 )
 HISTOGRAMS = frozenset(
@@ -68,6 +74,7 @@ HISTOGRAMS = frozenset(
         "hiker_end_to_end_latency_seconds",
         "hiker_api_recording_lag_seconds",
         "hiker_api_request_latency_seconds",
+        "hiker_events_post_seconds",
     }
 )
 GAUGES = frozenset({"hiker_timers_pending"})

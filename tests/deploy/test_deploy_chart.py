@@ -213,6 +213,48 @@ def test_the_api_gets_its_token_and_database_and_refuses_without_them() -> None:
     assert "HIKER_API_TOKEN" not in of_kind(render(DEFAULTS), "Secret")[0]["stringData"]
 
 
+def test_events_get_their_endpoints_secret_redis_and_egress_and_refuse_without_them() -> None:
+    enabled = with_overrides(
+        DEFAULTS,
+        **{
+            "events.enabled": True,
+            "secret.eventsUrls": "https://crm.example.com/hooks/hiker",
+            "secret.eventsSecret": "placeholder-events-secret-0123456789",
+            "redis.passwordSecret.name": "redis",
+        },
+    )
+    objects = render(enabled)
+    (events,) = [
+        d
+        for d in of_kind(objects, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "events"
+    ]
+    container = events["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["events"]
+    assert {e["name"] for e in container["env"]} == {
+        "HIKER_AMQP_URL", "HIKER_REDIS_URL", "HIKER_REDIS_PASSWORD",
+        "HIKER_EVENTS_URLS", "HIKER_EVENTS_SECRET",
+    }  # fmt: skip
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": 9106}
+    (secret,) = of_kind(objects, "Secret")
+    assert secret["stringData"]["HIKER_EVENTS_URLS"] == "https://crm.example.com/hooks/hiker"
+    egress = reachable_ports(policies_by_component(objects)["events"])
+    assert egress == {53, 5672, 5671, 6379, 26379, 443}
+    assert admitted(policies_by_component(objects)["events"]) == {
+        "metrics": CHART_VALUES["networkPolicy"]["metricsFrom"]
+    }
+    for missing in ("secret.eventsUrls", "secret.eventsSecret"):
+        with pytest.raises(helm.HelmError, match=rf"{missing} is required with events.enabled"):
+            render(with_overrides(enabled, **{missing: ""}))
+    # Off by default: nothing of it, and its secrets not asked for.
+    default = render(DEFAULTS)
+    assert "HIKER_EVENTS_SECRET" not in of_kind(default, "Secret")[0]["stringData"]
+    assert all(d["spec"]["template"]["spec"]["containers"][0]["args"] != ["events"]
+               for d in of_kind(default, "Deployment"))  # fmt: skip
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError):
+        chart.validate_schema({"events": {"config": {"HIKER_EVENTS_SECRET": "x" * 40}}})
+
+
 def test_defaults_without_secrets_refuse_to_render() -> None:
     with pytest.raises(helm.HelmError, match=r"secret\.amqpUrl is required"):
         render(None)

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.deploy
 COMPOSE_FILE = COMPOSE / "compose.yaml"
 HIKER_SERVICES = (*COMPONENTS, *OPTIONAL_COMPONENTS, "graph-mock")
 # Optional extras, each only under its profile (`docker compose --profile tunnel up`).
-PROFILE_SERVICES = {"tunnel": "tunnel", "tunnel-url": "tunnel"}
+PROFILE_SERVICES = {"tunnel": "tunnel", "tunnel-url": "tunnel", "events": "events"}
 
 
 def compose() -> dict[str, Any]:
@@ -331,9 +331,19 @@ def test_the_ngrok_authtoken_comes_from_env_and_is_never_required_or_written_dow
     assert "NGROK_AUTHTOKEN:?" not in text
     assert "NGROK_AUTHTOKEN" not in _example_env(), ".env.example documents it, commented out"
     assert re.search(r"^# NGROK_AUTHTOKEN=$", (COMPOSE / ".env.example").read_text(), re.M)
-    for name in PROFILE_SERVICES:
+    for name in ("tunnel", "tunnel-url"):
         for key, value in (services()[name].get("environment") or {}).items():
             assert str(value).startswith("${"), f"{name}: {key} must come from .env"
+
+
+def test_the_events_profile_takes_its_endpoints_and_secret_from_env_never_required() -> None:
+    events = services()["events"]
+    assert events["command"] == ["events"]
+    environment = events["environment"]
+    assert environment["HIKER_EVENTS_URLS"] == "${HIKER_EVENTS_URLS:-}"
+    assert environment["HIKER_EVENTS_SECRET"] == "${HIKER_EVENTS_SECRET:-}"
+    assert environment["HIKER_METRICS_PORT"] == "9106"
+    assert "HIKER_EVENTS_SECRET" not in _example_env(), ".env.example documents it, commented out"
 
 
 def test_the_rules_reload_alert_fires_on_the_first_rejection(promtool: str, tmp_path: Path) -> None:
@@ -385,7 +395,11 @@ def _run_compose(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("profile", [[], ["--profile", "tunnel"]], ids=["default", "tunnel"])
+@pytest.mark.parametrize(
+    "profile",
+    [[], ["--profile", "tunnel"], ["--profile", "events"]],
+    ids=["default", "tunnel", "events"],
+)
 def test_compose_with_the_example_env_prints_no_warning(profile: list[str]) -> None:
     result = _run_compose(*profile, "config", "--quiet")
     assert result.returncode == 0, result.stderr

@@ -48,6 +48,17 @@ def test_a_service_loads_no_tool() -> None:
     assert [m for m in modules if m.startswith(("hiker.conversation", "hiker.sender"))] == []
 
 
+def test_events_is_a_service_that_loads_only_its_own_code() -> None:
+    modules = imported_by(
+        "events",
+        HIKER_EVENTS_URLS="https://crm.example.com/hooks/hiker",
+        HIKER_EVENTS_SECRET="cli-test-events-secret-0123456789",
+    )
+    assert "hiker.events.app" in modules
+    others = ("hiker.tools", "hiker.conversation", "hiker.sender", "hiker.ingress", "hiker.api")
+    assert [m for m in modules if m.startswith(others)] == []
+
+
 def test_help_loads_no_tool_and_a_tool_loads_only_itself() -> None:
     assert [m for m in imported_by("--help") if m.startswith(TOOL_PACKAGES)] == []
     poison = {m for m in imported_by("poison", "--help") if m.startswith("hiker.tools.")}

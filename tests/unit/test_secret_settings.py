@@ -20,6 +20,7 @@ from hiker.core.settings import (
     CommonSettings,
     ConfigError,
     ConversationSettings,
+    EventsSettings,
     IngressSettings,
     SenderSettings,
     UnsafeSecret,
@@ -32,7 +33,10 @@ APP_SECRET = "5f1c0e6b2a9d4e7c8b3a1f0e6d2c9b4a"
 VERIFY_TOKEN = "verify-token-of-these-tests"
 ACCESS_TOKEN = "EAAsecret-settings-" + "0123456789abcdef" * 4
 API_TOKEN = "api-token-of-these-tests-0001"
+EVENTS_SECRET = "events-secret-of-these-tests-0123"
 GOOD = {
+    "HIKER_EVENTS_URLS": "https://crm.example.com/hooks/hiker",
+    "HIKER_EVENTS_SECRET": EVENTS_SECRET,
     "HIKER_APP_SECRET": APP_SECRET,
     "HIKER_VERIFY_TOKEN": VERIFY_TOKEN,
     "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
@@ -43,6 +47,7 @@ SERVICE_OF = {
     "HIKER_VERIFY_TOKEN": IngressSettings,
     "HIKER_ACCESS_TOKEN": SenderSettings,
     "HIKER_API_TOKEN": ApiSettings,
+    "HIKER_EVENTS_SECRET": EventsSettings,
 }
 
 

@@ -6,7 +6,7 @@ Deployment's selector cannot change after install.
 
 {{/* The services this chart runs, in pipeline order; templates range over this list. */}}
 {{- define "hiker.components" -}}
-ingress conversation sender{{ if .Values.api.enabled }} api{{ end }}
+ingress conversation sender{{ if .Values.api.enabled }} api{{ end }}{{ if .Values.events.enabled }} events{{ end }}
 {{- end }}
 
 {{- define "hiker.name" -}}
@@ -95,7 +95,7 @@ Rendered as sorted YAML so its checksum only changes when a value does.
 {{- with .root.Values.amqp.quorumInitialGroupSize }}
 {{- $_ := set $env "HIKER_AMQP_QUORUM_GROUP_SIZE" . }}
 {{- end }}
-{{- if has .component (list "conversation" "sender") }}
+{{- if has .component (list "conversation" "sender" "events") }}
 {{- $redis := .root.Values.redis }}
 {{- if eq $redis.mode "sentinel" }}
 {{- $_ := set $env "HIKER_REDIS_SENTINELS" (required "redis.sentinel.hosts: list the sentinels (host:port) for redis.mode sentinel" $redis.sentinel.hosts | join ",") }}
@@ -166,7 +166,7 @@ the Redis URL may be absent (the sentinels name the primary).
       optional: true
       {{- end }}
 {{- end }}
-{{- if has .component (list "conversation" "sender") }}
+{{- if has .component (list "conversation" "sender" "events") }}
 {{- with $redis.passwordSecret }}
 {{- if .name }}
 - name: HIKER_REDIS_PASSWORD

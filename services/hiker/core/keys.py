@@ -51,6 +51,14 @@ class Keys:
     def pace_user(self, phone_number_id: str, user: str) -> str:
         return f"{self.prefix}pace:{{{phone_number_id}}}:{user}"
 
+    def event_seq(self, phone_number_id: str, user: str) -> str:
+        """The last ``seq`` given to a conversation's events for a backend (``hiker events``)."""
+        return f"{self.prefix}evseq:{{{phone_number_id}:{user}}}"
+
+    def event_stamp(self, phone_number_id: str, user: str, event_id: str) -> str:
+        """The ``seq`` given to the event ``event_id``, so that a redelivery keeps it."""
+        return f"{self.prefix}evid:{{{phone_number_id}:{user}}}:{event_id}"
+
     def legacy(self, key: str) -> str | None:
         """The name ``key`` had before hash tags, while adopting such keys (else None)."""
         if not self.adopt_legacy or not key.startswith(self.prefix):

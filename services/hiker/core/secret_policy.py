@@ -36,6 +36,9 @@ _ACCESS_TOKEN: Final = SecretKind(
     "a Graph access token", 64, "use a system user's token from Meta Business Settings"
 )
 _API_TOKEN: Final = SecretKind("an api token", 24, "make a random one: openssl rand -hex 32")
+_EVENTS_SECRET: Final = SecretKind(
+    "an events signing secret", 32, "make a random one: openssl rand -hex 32"
+)
 
 # Every secret variable by name; a list variable has the kind of each of its entries.
 SECRET_KINDS: Final[Mapping[str, SecretKind]] = {
@@ -47,6 +50,7 @@ SECRET_KINDS: Final[Mapping[str, SecretKind]] = {
     "HIKER_ACCESS_TOKENS_DIR": _ACCESS_TOKEN,
     "HIKER_API_TOKEN": _API_TOKEN,
     "HIKER_API_TOKENS": _API_TOKEN,
+    "HIKER_EVENTS_SECRET": _EVENTS_SECRET,
 }
 
 # What ``make run`` (``hiker dev``) sets when a variable is unset, and ``hiker simulate`` signs

@@ -223,9 +223,97 @@ def sender_retry_queue(delay_ms: int) -> QueueSpec:
     )
 
 
+# Events for a backend (``hiker events``; the design is in ``hiker.events``' docstring).
+# hiker.events.inbound   copies of inbound messages, statuses and parked sends; each gets its id
+#                        and seq there, then one copy per endpoint goes to
+# hiker.events (direct)  routed by endpoint name to
+# hiker.events.deliver.<endpoint>          one queue per endpoint, its own consumer;
+# hiker.events.retry.<endpoint>.<delay>ms  where a failed POST waits, then goes back;
+# hiker.events.parked                      what a person must look at (``hiker parked --events``).
+EVENTS_EXCHANGE: Final = "hiker.events"
+EVENTS_INBOUND_QUEUE: Final = "hiker.events.inbound"
+EVENTS_PARKED_QUEUE: Final = "hiker.events.parked"
+EVENTS_DELIVER_QUEUE_PREFIX: Final = "hiker.events.deliver."
+EVENTS_RETRY_QUEUE_PREFIX: Final = "hiker.events.retry."
+RK_EVENTS_PARKED: Final = "events.parked"
+HEADER_FIRST_ATTEMPT_AT: Final = "x-hiker-first-attempt-at"
+HEADER_ENDPOINT: Final = "x-hiker-endpoint"
+HEADER_ENDPOINT_STATUS: Final = "x-hiker-endpoint-status"
+
+EVENTS_EXCHANGES: Final = (*EXCHANGES, ExchangeSpec(EVENTS_EXCHANGE, "direct"))
+
+# Overflow drops the oldest rather than refusing the publish, as for ``API_RECORDS``: a full
+# events queue must never make ingress answer 503 nor stall the sender's outcomes. What
+# overflows is dead-lettered (at most once: RabbitMQ's rule without reject-publish).
+EVENTS_INBOUND = QueueSpec(
+    EVENTS_INBOUND_QUEUE,
+    _quorum(
+        {
+            "x-overflow": "drop-head",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_EXCHANGE,
+            "x-dead-letter-routing-key": RK_POISON,
+        }
+    ),
+    (
+        (INBOUND_EXCHANGE, f"{RK_MESSAGE_PREFIX}.#"),
+        (INBOUND_EXCHANGE, f"{RK_STATUS_PREFIX}.#"),
+        (OUTCOMES_EXCHANGE, f"{RK_PARKED_PREFIX}.#"),
+    ),
+)
+EVENTS_PARKED = QueueSpec(EVENTS_PARKED_QUEUE, _quorum(), ((DEAD_EXCHANGE, RK_EVENTS_PARKED),))
+
+
+def events_deliver_queue(endpoint: str) -> QueueSpec:
+    """The queue of endpoint ``endpoint`` (its name, ``core.endpoints``): overflow, poison and
+    a delivery limit all end in ``hiker.events.parked``, where ``hiker parked`` shows them."""
+    return QueueSpec(
+        f"{EVENTS_DELIVER_QUEUE_PREFIX}{endpoint}",
+        _quorum(
+            {
+                "x-overflow": "drop-head",
+                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-dead-letter-exchange": DEAD_EXCHANGE,
+                "x-dead-letter-routing-key": RK_EVENTS_PARKED,
+            }
+        ),
+        ((EVENTS_EXCHANGE, endpoint),),
+    )
+
+
+def events_retry_queue(endpoint: str, delay_ms: int) -> QueueSpec:
+    """Where an event for ``endpoint`` waits ``delay_ms``, then returns to that endpoint's queue
+    (dead-lettered through the default exchange, which routes by queue name)."""
+    return QueueSpec(
+        f"{EVENTS_RETRY_QUEUE_PREFIX}{endpoint}.{delay_ms}ms",
+        _quorum(
+            {
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": f"{EVENTS_DELIVER_QUEUE_PREFIX}{endpoint}",
+                "x-dead-letter-strategy": "at-least-once",
+            }
+        ),
+    )
+
+
+def events_topology(endpoints: tuple[str, ...]) -> Topology:
+    """What ``hiker events`` declares for the endpoints named ``endpoints``."""
+    return Topology(
+        EVENTS_EXCHANGES,
+        (
+            POISON,
+            EVENTS_PARKED,
+            *(events_deliver_queue(name) for name in endpoints),
+            EVENTS_INBOUND,
+        ),
+    )
+
+
 # Queues whose messages wait for a person (parked sends, poison, unknown shapes): looking at them
 # (``hiker parked list``, the management UI's "Get messages") must never count towards dropping.
-HELD_FOR_PEOPLE: Final = frozenset({POISON_QUEUE, INSPECT_QUEUE, SENDER_PARKED_QUEUE})
+HELD_FOR_PEOPLE: Final = frozenset(
+    {POISON_QUEUE, INSPECT_QUEUE, SENDER_PARKED_QUEUE, EVENTS_PARKED_QUEUE}
+)
 
 
 def server_version(text: str) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import aiohttp
 from pydantic_settings import BaseSettings
 
 from hiker.core import topology
-from hiker.core.settings import ApiSettings, SenderSettings
+from hiker.core.settings import ApiSettings, EventsSettings, SenderSettings
 from hiker.tools.doctor.config import (
     OPTIONAL_SERVICES,
     SERVICE_SETTINGS,
@@ -20,6 +20,7 @@ from hiker.tools.doctor.config import (
     rules_findings,
 )
 from hiker.tools.doctor.database import check_database
+from hiker.tools.doctor.events import check_events
 from hiker.tools.doctor.graph import check_graph
 from hiker.tools.doctor.ingress import check_ingress_handshake
 from hiker.tools.doctor.rabbitmq import check_rabbitmq
@@ -156,4 +157,6 @@ async def _http_findings(
             ingress = elsewhere("ingress handshake", "ingress", "HIKER_VERIFY_TOKEN")
         else:
             ingress = not_checked("ingress handshake", "HIKER_VERIFY_TOKEN")
-    return [*services, *graph, ingress]
+        events = loaded.get("events")
+        backend = await check_events(session, events) if isinstance(events, EventsSettings) else []
+    return [*services, *graph, ingress, *backend]

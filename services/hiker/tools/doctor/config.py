@@ -15,6 +15,7 @@ from hiker.core.settings import (
     CommonSettings,
     ConfigError,
     ConversationSettings,
+    EventsSettings,
     IngressSettings,
     SenderSettings,
     load_settings,
@@ -26,9 +27,10 @@ SERVICE_SETTINGS: Final[Mapping[str, type[BaseSettings]]] = {
     "conversation": ConversationSettings,
     "sender": SenderSettings,
     "api": ApiSettings,
+    "events": EventsSettings,
 }
 # Services a setup may leave out: checked only where their own variables are set.
-OPTIONAL_SERVICES: Final = frozenset({"api"})
+OPTIONAL_SERVICES: Final = frozenset({"api", "events"})
 
 
 def config_findings(

@@ -41,6 +41,7 @@ OWN_VARIABLES: Final[Mapping[str, tuple[str, ...]]] = {
     "conversation": ("HIKER_IDLE_TIMEOUT_SECONDS", "HIKER_RULES_FILE", "HIKER_FOLLOWUP_TEXT"),
     "sender": ("HIKER_ACCESS_TOKEN",),
     "api": ("HIKER_API_TOKEN", "HIKER_DATABASE_URL"),
+    "events": ("HIKER_EVENTS_URLS", "HIKER_EVENTS_SECRET"),
 }
 
 

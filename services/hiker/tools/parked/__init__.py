@@ -8,7 +8,8 @@ parked commands to the outbox again as first attempts.
 
 - ``model``: a parked message as an operator sees it;
 - ``queue``: listing and replaying, on the shared held-queue reader (``hiker.tools.heldqueue``);
-- ``cli``: the command's options and output.
+- ``cli``: the command's options and output;
+- ``events``: the same for events a backend never took (``--events``: ``hiker.events.parked``).
 
 What ``replay`` guarantees, per parked message:
 - it is never lost: the parked copy is acked only after the broker confirmed the replayed one;
