@@ -12,7 +12,7 @@ from redis import exceptions as redis_exceptions
 from hiker.core.redis_store import AutoPipelinedRedisCluster, RedisTarget, connect_redis
 from hiker.tools.doctor.redis import check_redis
 from hiker.tools.doctor.report import Status
-from tests.ha.conftest import RedisClusterEngine
+from tests.ha.redis_engines import RedisClusterEngine
 from tests.integration.conftest import PHONE_NUMBER_ID, PipelineFactory
 
 pytestmark = [pytest.mark.ha, pytest.mark.timeout(600)]

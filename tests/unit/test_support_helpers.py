@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytest
-
-from tests.support import Rabbitmqctl, VhostPool, metric_value, vhost_url
+from tests.support import metric_value, samples
+from tests.vhosts import Rabbitmqctl, VhostPool, management_url_for, vhost_url
 
 
 class RecordingAdmin:
@@ -38,31 +37,27 @@ def test_the_pool_makes_vhosts_in_batches_and_never_hands_one_out_twice() -> Non
     assert admin.alive == set(), "closing deletes the used and the unused alike"
 
 
-def test_rabbitmqctl_does_a_whole_batch_in_one_eval_and_insists_on_ok() -> None:
+def test_rabbitmqctl_deletes_then_creates_and_grants_the_user_everything() -> None:
     calls: list[tuple[str, ...]] = []
 
     def run(*args: str) -> str:
         calls.append(args)
-        return "ok\n"
+        return ""
 
-    Rabbitmqctl(run, "guest").apply(create=["hiker-test-a", "hiker-test-b"], delete=["old"])
-    ((command, expression),) = calls
-    assert command == "eval"
-    assert '<<"hiker-test-a">>,<<"hiker-test-b">>' in expression
-    assert 'rabbit_vhost:delete(V, A) || V <- [<<"old">>]' in expression
-    assert "ok = rabbit_vhost:add(V, A)" in expression
-    assert 'set_permissions(<<"guest">>, V' in expression
-
-    with pytest.raises(RuntimeError, match="answered"):
-        Rabbitmqctl(lambda *_: "{error,nope}", "guest").apply(create=["x"], delete=[])
+    Rabbitmqctl(run, "guest").apply(create=["hiker-test-a"], delete=["old"])
+    assert calls == [
+        ("delete_vhost", "old"),
+        ("add_vhost", "hiker-test-a"),
+        ("set_permissions", "-p", "hiker-test-a", "guest", ".*", ".*", ".*"),
+    ]
 
 
-def test_a_name_erlang_would_need_escaped_is_refused() -> None:
-    with pytest.raises(AssertionError):
-        Rabbitmqctl(lambda *_: "ok", "guest").apply(create=['a">>,evil'], delete=[])
+def test_the_management_url_defaults_to_the_brokers_host_and_credentials() -> None:
+    url = management_url_for("amqp://u%40x:p%2Fw@rabbit.example:5672/vh")
+    assert url == "http://u%40x:p%2Fw@rabbit.example:15672/"
 
 
-def test_metric_value_matches_labels_in_any_order_and_defaults_to_zero() -> None:
+def test_metric_value_sums_the_samples_with_those_labels_and_defaults_to_zero() -> None:
     page = (
         "# HELP x_total x\n"
         'x_total{code="2",status="500"} 3.0\n'
@@ -72,6 +67,9 @@ def test_metric_value_matches_labels_in_any_order_and_defaults_to_zero() -> None
     assert metric_value(page, "x_total", status="500", code="2") == 3
     assert metric_value(page, "x_total", code="9") == 0
     assert metric_value(page, "y_seconds_count") == 7
+    assert metric_value(page, "x_total") == 4, "no labels: every sample of the name"
+    assert metric_value(page, "x_total", status="429") == 1, "some labels: those that have them"
+    assert samples(page, "x_total", code="4") == [({"code": "4", "status": "429"}, 1.0)]
 
 
 def test_vhost_url_quotes_the_vhost() -> None:
