@@ -129,6 +129,24 @@ async def wait_until(
         await asyncio.sleep(every)
 
 
+async def wait_for_metric(
+    scrape: Callable[[], Awaitable[str]],
+    name: str,
+    value: float,
+    *,
+    within: float = 15.0,
+    **labels: str,
+) -> None:
+    """Until the samples ``name`` with ``labels`` on the page ``scrape`` returns sum to
+    ``value``: what a service counts once it has handled something."""
+
+    async def reached() -> bool:
+        return metric_value(await scrape(), name, **labels) == value
+
+    shown = ",".join(f"{k}={v}" for k, v in labels.items())
+    await wait_until(reached, within, f"{name}{{{shown}}} to reach {value:g}", every=0.05)
+
+
 def wait_until_sync(
     condition: Callable[[], Any],
     within: float,

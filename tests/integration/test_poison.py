@@ -27,6 +27,7 @@ from hiker.core.topology import HEADER_REPLAYED_AT
 from hiker.tools.heldqueue import ToolError
 from hiker.tools.poison.queue import list_held, replay_held
 from tests.integration.conftest import PHONE_NUMBER_ID, PipelineFactory, queue_depth
+from tests.support import wait_for_depth
 
 pytestmark = pytest.mark.integration
 
@@ -122,13 +123,6 @@ async def poison(amqp_url: str, queue: str) -> None:
         await message.reject(requeue=False)
     finally:
         await connection.close()
-
-
-async def wait_for_depth(amqp_url: str, queue: str, depth: int, within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while (current := await queue_depth(amqp_url, queue)) != depth:
-        assert time.monotonic() < deadline, f"{queue} holds {current}, expected {depth}"
-        await asyncio.sleep(0.05)
 
 
 async def poisoned_inbound(broker: Broker, amqp_url: str, user: str) -> MessageReceived:
