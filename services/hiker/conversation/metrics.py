@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+MESSAGE_TYPES: Final = (
+    "text",
+    "image",
+    "audio",
+    "video",
+    "document",
+    "sticker",
+    "location",
+    "contacts",
+    "interactive",
+    "button",
+    "reaction",
+)
 
 
 class ConversationMetrics:
@@ -108,3 +124,6 @@ class ConversationMetrics:
             self.skipped.labels(kind, "window_closed")
         for form in ("text", "template"):
             self.followups.labels(form)
+        # The message types Meta sends most (a tapped button comes as interactive or button).
+        for kind in MESSAGE_TYPES:
+            self.inbound.labels(kind)
