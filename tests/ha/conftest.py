@@ -14,6 +14,8 @@ import asyncio
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,24 +33,32 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures the HA tests u
 from tests.support import wait_until as _wait_until
 
 
-@pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterEngine]:
-    base = tmp_path_factory.mktemp("redis-cluster")
+@contextmanager
+def _scratch(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A directory for an engine's data and logs, deleted with what the engine wrote."""
+    base = factory.mktemp(name)
     try:
-        with redis_engines.redis_cluster(base) as engine:
-            yield engine
+        yield base
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterEngine]:
+    with (
+        _scratch(tmp_path_factory, "redis-cluster") as base,
+        redis_engines.redis_cluster(base) as engine,
+    ):
+        yield engine
 
 
 @pytest.fixture(scope="module")
 def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelEngine]:
-    base = tmp_path_factory.mktemp("redis-sentinel")
-    try:
-        with redis_engines.redis_sentinel(base) as engine:
-            yield engine
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with (
+        _scratch(tmp_path_factory, "redis-sentinel") as base,
+        redis_engines.redis_sentinel(base) as engine,
+    ):
+        yield engine
 
 
 @pytest.fixture(scope="module")
