@@ -14,9 +14,9 @@ import asyncio
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -32,33 +32,30 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures the HA tests u
 )
 from tests.support import wait_until as _wait_until
 
+T = TypeVar("T")
 
-@contextmanager
-def _scratch(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
-    """A directory for an engine's data and logs, deleted with what the engine wrote."""
+
+def _started(
+    factory: pytest.TempPathFactory, name: str, start: Callable[[Path], ContextManager[T]]
+) -> Iterator[T]:
+    """An engine started in a directory of its own for its data and logs; the directory is
+    deleted once the engine is stopped."""
     base = factory.mktemp(name)
     try:
-        yield base
+        with start(base) as engine:
+            yield engine
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterEngine]:
-    with (
-        _scratch(tmp_path_factory, "redis-cluster") as base,
-        redis_engines.redis_cluster(base) as engine,
-    ):
-        yield engine
+    yield from _started(tmp_path_factory, "redis-cluster", redis_engines.redis_cluster)
 
 
 @pytest.fixture(scope="module")
 def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelEngine]:
-    with (
-        _scratch(tmp_path_factory, "redis-sentinel") as base,
-        redis_engines.redis_sentinel(base) as engine,
-    ):
-        yield engine
+    yield from _started(tmp_path_factory, "redis-sentinel", redis_engines.redis_sentinel)
 
 
 @pytest.fixture(scope="module")
