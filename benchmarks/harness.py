@@ -26,7 +26,14 @@ from typing import Any
 
 from tests.daemons import Daemons
 from tests.support import free_port, metric_value
-from tests.vhosts import VhostPool, local_rabbitmqctl, vhost_admin, vhost_url
+from tests.vhosts import (
+    ManagementApi,
+    VhostPool,
+    local_rabbitmqctl,
+    management_url_for,
+    vhost_admin,
+    vhost_url,
+)
 
 from benchmarks.sides import ROOT, Side
 
@@ -288,6 +295,16 @@ class Pipeline:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[name]}/metrics") as answer:
             text: str = answer.read().decode()
         return text
+
+    def wait_queue_memory(self) -> int | None:
+        """Bytes the broker holds for the idle timers' wait queues (None: no management API)."""
+        api = ManagementApi(management_url_for(AMQP_URL), "guest")
+        try:
+            queues = api.queues(self.vhost)
+        except OSError:
+            return None
+        waiting = [q for q in queues if q["name"].startswith("hiker.timers.wait.")]
+        return sum(int(q.get("memory", 0)) for q in waiting)
 
     def sent_count(self) -> int:
         """Messages the Graph mock accepted (a few hundred bytes of metrics to read)."""

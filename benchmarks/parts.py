@@ -33,9 +33,12 @@ def _timers_at(ctx: Context, count: int, rate: float) -> dict[str, Any]:
     env = ctx.env(HIKER_IDLE_TIMEOUT_SECONDS=str(idle))
     with Pipeline(ctx.side, ctx.out / f"logs-timers-{rate:g}", env=env) as pipeline:
         bodies = write_bodies(ctx.out / f"timers-{rate:g}.tsv", count, text="one moment")
+        memory_before = pipeline.wait_queue_memory()
         report = loadgen(pipeline.webhook_url, bodies, rate=rate, duration=sending, records=True)
         sent_at = {r["key"]: r["sent_at"] for r in report["records"] if r["status"] == 200}
         first_due = min(sent_at.values()) + idle
+        time.sleep(6)  # the management API's statistics are sampled every 5 s
+        memory = pipeline.wait_queue_memory()
         time.sleep(max(0.0, first_due - 1 - time.time()))
         page_before, cpu_before = pipeline.metrics("conversation"), pipeline.cpu()
 
@@ -63,6 +66,9 @@ def _timers_at(ctx: Context, count: int, rate: float) -> dict[str, Any]:
         "due_to_graph_p50_ms": ms(pct(due_to_graph, 0.5)),
         "due_to_graph_p99_ms": ms(pct(due_to_graph, 0.99)),
         "followups_sent": len(followups),
+        "wait_queue_bytes_per_timer": round((memory - memory_before) / len(sent_at))
+        if memory is not None and memory_before is not None
+        else None,
         "cores_while_due": {n: round(t.total / window, 3) for n, t in used.items()},
         "log_problems": pipeline.log_problems,
     }
@@ -80,6 +86,7 @@ def timers(ctx: Context) -> Result:
         figures[f"lateness p50 / p99 ms, {at}"] = (row["lateness_p50_ms"], row["lateness_p99_ms"])
         figures[f"due → Graph p99 ms, {at}"] = row["due_to_graph_p99_ms"]
         figures[f"follow-ups sent, {at}"] = row["followups_sent"]
+        figures[f"wait queue bytes per timer, {at}"] = row["wait_queue_bytes_per_timer"]
     return {"figures": figures, "full": full, "half": half}
 
 

@@ -11,7 +11,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 EVERYTHING = {"configure": ".*", "write": ".*", "read": ".*"}
 MANAGEMENT_PORT = 15672
@@ -51,13 +51,21 @@ class ManagementApi:
 
     def _call(
         self, method: str, path: str, body: dict[str, str] | None = None, timeout: float = 30
-    ) -> None:
+    ) -> Any:
         request = urllib.request.Request(f"{self._base}/{path}", method=method)
         request.add_header("content-type", "application/json")
         request.add_header("authorization", self._authorization)
         data = json.dumps(body).encode() if body is not None else None
-        with urllib.request.urlopen(request, data=data, timeout=timeout):
-            pass
+        with urllib.request.urlopen(request, data=data, timeout=timeout) as answer:
+            text = answer.read()
+        return json.loads(text) if text else None
+
+    def queues(self, vhost: str) -> list[dict[str, Any]]:
+        """The queues of ``vhost`` as the API describes them (name, messages, memory...)."""
+        found: list[dict[str, Any]] = self._call(
+            "GET", f"queues/{urllib.parse.quote(vhost, safe='')}"
+        )
+        return found
 
     def answers(self, within: float = 0.0) -> bool:
         """Whether the API answers (the plugin may start listening a moment after AMQP)."""
