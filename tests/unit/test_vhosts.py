@@ -1,10 +1,9 @@
-"""The shared test helpers on their own: the integration suite's isolation rests on them."""
+"""The vhost pool on its own: the integration suite's isolation rests on it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tests.support import metric_value, samples
 from tests.vhosts import Rabbitmqctl, VhostPool, management_url_for, vhost_url
 
 
@@ -55,21 +54,6 @@ def test_rabbitmqctl_deletes_then_creates_and_grants_the_user_everything() -> No
 def test_the_management_url_defaults_to_the_brokers_host_and_credentials() -> None:
     url = management_url_for("amqp://u%40x:p%2Fw@rabbit.example:5672/vh")
     assert url == "http://u%40x:p%2Fw@rabbit.example:15672/"
-
-
-def test_metric_value_sums_the_samples_with_those_labels_and_defaults_to_zero() -> None:
-    page = (
-        "# HELP x_total x\n"
-        'x_total{code="2",status="500"} 3.0\n'
-        'x_total{code="4",status="429"} 1.0\n'
-        "y_seconds_count 7.0\n"
-    )
-    assert metric_value(page, "x_total", status="500", code="2") == 3
-    assert metric_value(page, "x_total", code="9") == 0
-    assert metric_value(page, "y_seconds_count") == 7
-    assert metric_value(page, "x_total") == 4, "no labels: every sample of the name"
-    assert metric_value(page, "x_total", status="429") == 1, "some labels: those that have them"
-    assert samples(page, "x_total", code="4") == [({"code": "4", "status": "429"}, 1.0)]
 
 
 def test_vhost_url_quotes_the_vhost() -> None:
