@@ -146,7 +146,9 @@ def _start_app(name: str, graph_url: str, log_dir: Path) -> tuple[Any, str]:
     process = DAEMONS.start(argv, log=log_dir / f"{name}.log", env=env)
     url = f"http://127.0.0.1:{port}/webhook"
     ready = f"{url}?hub.mode=subscribe&hub.verify_token=bench-verify&hub.challenge=1"
-    wait_for(lambda: float(_answers(ready)), 1, stall=60, limit=60)
+    if not wait_for(lambda: float(_answers(ready)), 1, stall=60, limit=60):
+        DAEMONS.stop(process)
+        raise RuntimeError(f"{name} did not answer; see {log_dir / name}.log")
     return process, url
 
 
