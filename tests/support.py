@@ -1,22 +1,21 @@
-"""Helpers every test tier shares: free ports, Prometheus samples, queue depths and the RabbitMQ
-vhosts that keep integration tests apart."""
+"""Helpers every test tier shares, and the benchmarks too: free ports, Prometheus samples, queue
+contents, waiting on a condition, and skipping (or failing, under ``CI``) for a missing service.
+The vhosts that keep integration tests apart are in ``tests/vhosts.py``."""
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import contextlib
 import json
+import os
 import socket
-import subprocess
-import urllib.parse
-import urllib.request
-import uuid
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
 
 import aio_pika
-
-# Shows in the broker's audit log as whoever created and deleted the test vhosts.
-ACTING_USER = "hiker-tests"
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def free_port() -> int:
@@ -26,20 +25,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def fail_or_skip(reason: str) -> NoReturn:
+    """Skip the test for a missing service or tool; under ``CI`` fail it instead, so that a
+    broken machine cannot pass as a green run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+# --- Prometheus ------------------------------------------------------------------------------
+
+
+def samples(text: str, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+    """The samples named ``name`` in Prometheus text exposition whose labels include
+    ``labels``, with their labels (a counter's ``_total`` and a histogram's ``_bucket``,
+    ``_count`` and ``_sum`` are sample names)."""
+    found = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                found.append((dict(sample.labels), float(sample.value)))
+    return found
+
+
 def metric_value(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text exposition (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        key, _, value = line.rpartition(" ")
-        sample, _, label_part = key.partition("{")
-        if sample != name:
-            continue
-        got = ",".join(sorted(label_part.rstrip("}").split(","))) if label_part else ""
-        if got == wanted:
-            return float(value)
-    return 0.0
+    """The sum of the samples named ``name`` whose labels include ``labels`` (0 when none)."""
+    return sum(value for _, value in samples(text, name, **labels))
+
+
+# --- RabbitMQ queues -------------------------------------------------------------------------
 
 
 async def queue_depth(amqp_url: str, queue: str) -> int:
@@ -51,6 +65,14 @@ async def queue_depth(amqp_url: str, queue: str) -> int:
         return int(declared.declaration_result.message_count or 0)
     finally:
         await connection.close()
+
+
+async def wait_for_depth(amqp_url: str, queue: str, depth: int, within: float = 15.0) -> None:
+    """Until ``queue`` holds ``depth`` ready messages."""
+    deadline = time.monotonic() + within
+    while (current := await queue_depth(amqp_url, queue)) != depth:
+        assert time.monotonic() < deadline, f"{queue} holds {current}, expected {depth}"
+        await asyncio.sleep(0.05)
 
 
 async def take_all(amqp_url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
@@ -83,110 +105,62 @@ async def queued_contracts(amqp_url: str, queue: str) -> list[dict[str, Any]]:
         await connection.close()
 
 
-def vhost_url(root: str, vhost: str) -> str:
-    """``root`` (an amqp:// URL) pointed at ``vhost``."""
-    parts = urllib.parse.urlsplit(root)
-    return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(vhost, safe="")))
+# --- waiting on a condition ------------------------------------------------------------------
 
 
-def _erlang_binaries(names: Sequence[str]) -> str:
-    for name in names:
-        # The names are ours; anything that would need escaping in Erlang is a bug here.
-        assert name.replace("-", "").replace("_", "").replace(".", "").isalnum(), name
-    return "[" + ",".join(f'<<"{n}">>' for n in names) + "]"
+async def wait_until(
+    condition: Callable[[], Awaitable[Any]],
+    within: float,
+    what: str,
+    *,
+    every: float = 0.1,
+    tolerate: tuple[type[BaseException], ...] = (),
+) -> Any:
+    """Poll ``condition`` until it returns something true, and return that; fail naming
+    ``what`` after ``within`` seconds. Exceptions of the ``tolerate`` types count as not yet
+    (an engine still starting, a service restarting)."""
+    deadline = time.monotonic() + within
+    while True:
+        with contextlib.suppress(*tolerate):
+            if result := await condition():
+                return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {within:g}s waiting for {what}")
+        await asyncio.sleep(every)
 
 
-class Rabbitmqctl:
-    """Creates and deletes many vhosts in one ``rabbitmqctl eval``. Every rabbitmqctl call boots
-    an Erlang VM (about half a CPU-second), so one call per batch instead of three per test."""
+async def wait_for_metric(
+    scrape: Callable[[], Awaitable[str]],
+    name: str,
+    value: float,
+    *,
+    within: float = 15.0,
+    **labels: str,
+) -> None:
+    """Until the samples ``name`` with ``labels`` on the page ``scrape`` returns sum to
+    ``value``: what a service counts once it has handled something."""
 
-    def __init__(self, run: Callable[..., str], user: str) -> None:
-        self._run = run
-        self._user = user
+    async def reached() -> bool:
+        return metric_value(await scrape(), name, **labels) == value
 
-    def apply(self, create: Sequence[str], delete: Sequence[str]) -> None:
-        if not create and not delete:
-            return
-        # Each step must return ok: a match failure makes rabbitmqctl exit non-zero, so a vhost
-        # that could not be made fails the test that wanted it instead of a later, stranger one.
-        expression = (
-            f'A = <<"{ACTING_USER}">>, '
-            f"[rabbit_vhost:delete(V, A) || V <- {_erlang_binaries(delete)}], "
-            "[begin ok = rabbit_vhost:add(V, A), "
-            f'ok = rabbit_auth_backend_internal:set_permissions(<<"{self._user}">>, V, '
-            '<<".*">>, <<".*">>, <<".*">>, A) end '
-            f"|| V <- {_erlang_binaries(create)}], ok."
-        )
-        output = self._run("eval", expression)
-        if output.strip() != "ok":
-            raise RuntimeError(f"rabbitmqctl eval answered {output.strip()!r}")
+    shown = ",".join(f"{k}={v}" for k, v in labels.items())
+    await wait_until(reached, within, f"{name}{{{shown}}} to reach {value:g}", every=0.05)
 
 
-class ManagementApi:
-    """Creates and deletes vhosts through the management plugin's HTTP API (cheap per call)."""
-
-    def __init__(self, url: str, user: str) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self._base = f"{parts.scheme}://{parts.hostname}:{parts.port}/api"
-        auth = f"{parts.username or 'guest'}:{parts.password or 'guest'}"
-        self._authorization = "Basic " + base64.b64encode(auth.encode()).decode()
-        self._user = user
-
-    def _call(self, method: str, path: str, body: dict[str, str] | None = None) -> None:
-        request = urllib.request.Request(f"{self._base}/{path}", method=method)
-        request.add_header("content-type", "application/json")
-        request.add_header("authorization", self._authorization)
-        data = json.dumps(body).encode() if body is not None else None
-        with urllib.request.urlopen(request, data=data, timeout=30):
-            pass
-
-    def overview(self) -> None:
-        """Raises OSError unless the API answers."""
-        self._call("GET", "overview")
-
-    def apply(self, create: Sequence[str], delete: Sequence[str]) -> None:
-        for vhost in delete:
-            self._call("DELETE", f"vhosts/{urllib.parse.quote(vhost, safe='')}")
-        for vhost in create:
-            quoted = urllib.parse.quote(vhost, safe="")
-            self._call("PUT", f"vhosts/{quoted}", {})
-            everything = {"configure": ".*", "write": ".*", "read": ".*"}
-            self._call("PUT", f"permissions/{quoted}/{urllib.parse.quote(self._user)}", everything)
-
-
-class VhostAdmin(Protocol):
-    def apply(self, create: Sequence[str], delete: Sequence[str]) -> None: ...
-
-
-class VhostPool:
-    """Fresh vhosts for tests, made ahead in batches; a returned vhost is deleted with the next
-    batch or when the pool closes. A vhost is never handed out twice."""
-
-    def __init__(self, admin: VhostAdmin, batch: int) -> None:
-        self._admin = admin
-        self._batch = batch
-        self._ready: list[str] = []
-        self._used: list[str] = []
-
-    def take(self) -> str:
-        if not self._ready:
-            fresh = [f"hiker-test-{uuid.uuid4().hex[:12]}" for _ in range(self._batch)]
-            used, self._used = self._used, []
-            self._admin.apply(create=fresh, delete=used)
-            self._ready = fresh
-        return self._ready.pop()
-
-    def give_back(self, vhost: str) -> None:
-        self._used.append(vhost)
-
-    def close(self) -> None:
-        leftovers = self._used + self._ready
-        self._used, self._ready = [], []
-        self._admin.apply(create=[], delete=leftovers)
-
-
-def local_rabbitmqctl(*args: str) -> str:
-    result = subprocess.run(
-        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=120, check=True
-    )
-    return result.stdout
+def wait_until_sync(
+    condition: Callable[[], Any],
+    within: float,
+    what: str,
+    *,
+    every: float = 0.3,
+    tolerate: tuple[type[BaseException], ...] = (Exception,),
+) -> Any:
+    """``wait_until`` for code outside an event loop (starting daemons in a fixture)."""
+    deadline = time.monotonic() + within
+    while True:
+        with contextlib.suppress(*tolerate):
+            if result := condition():
+                return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {within:g}s waiting for {what}")
+        time.sleep(every)

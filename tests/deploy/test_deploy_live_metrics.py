@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,12 +26,13 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import yaml
 from deploy_support import COMPOSE, DASHBOARDS, require_tool
-from tests.support import free_port, metric_value
+from tests.daemons import Daemons
+from tests.support import free_port, metric_value, wait_until_sync
 
 pytestmark = [pytest.mark.deploy, pytest.mark.integration, pytest.mark.slow]
 
@@ -47,7 +47,9 @@ USER_PARK = "15550001003"
 USER_STALE = "15550001004"  # writes from more than 24 h ago (a message processed a day late)
 USER_RULES = "15550001005"  # tries a rule added while conversation runs
 API_TOKEN = "live-test-api-token-0123456"
-JOBS = ("ingress", "conversation", "sender", "api")
+JOBS = ("ingress", "conversation", "sender", "api", "events")
+# Where hiker events posts: the Graph mock's port (what it answers does not matter here).
+EVENTS_SECRET = "live-metrics-events-secret-" + "9f2c4e1a" * 2
 
 
 def http(
@@ -66,15 +68,7 @@ def http(
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+    wait_until_sync(check, timeout, what, every=0.25, tolerate=(OSError,))
 
 
 class Processes:
@@ -83,12 +77,10 @@ class Processes:
     def __init__(self, logs: Path) -> None:
         self.logs = logs
         self.running: dict[str, subprocess.Popen[bytes]] = {}
-        self.outputs: list[IO[bytes]] = []
+        self.daemons = Daemons()
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        log = (self.logs / f"{name}.log").open("wb")
-        self.outputs.append(log)
-        self.running[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.running[name] = self.daemons.start(argv, log=self.logs / f"{name}.log", env=env)
 
     def check_alive(self) -> None:
         for name, process in self.running.items():
@@ -99,17 +91,7 @@ class Processes:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        for process in self.running.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.running.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        for output in self.outputs:
-            output.close()
+        self.daemons.stop_all()
 
 
 @pytest.fixture
@@ -317,6 +299,16 @@ def test_every_hiker_panel_has_data_from_the_running_services(
             "HIKER_API_PORT": str(ports["api-http"]),
             "HIKER_API_TOKEN": API_TOKEN,
             "HIKER_DATABASE_URL": f"sqlite:///{tmp_path / 'history.db'}",
+        },
+    )
+    processes.start(
+        "events",
+        [hiker, "events"],
+        {
+            **common,
+            "HIKER_METRICS_PORT": str(ports["events"]),
+            "HIKER_EVENTS_URLS": f"{graph}/backend/events",
+            "HIKER_EVENTS_SECRET": EVENTS_SECRET,
         },
     )
 

@@ -12,7 +12,8 @@ import pytest
 from hiker.core import topology
 from hiker.core.broker import connect
 from hiker.tools.simulate import encode, messages_change, text_message, webhook_body
-from tests.ha.conftest import RabbitCluster, post_until_accepted, ready, wait_until
+from tests.ha.conftest import post_until_accepted, ready, wait_until
+from tests.ha.rabbit_cluster import RabbitCluster
 from tests.integration.conftest import PipelineFactory
 
 pytestmark = [pytest.mark.ha, pytest.mark.timeout(900)]

@@ -13,7 +13,7 @@ from hiker.core.redis_pipelining import AutoPipelinedRedisCluster
 from hiker.core.redis_store import RedisTarget, connect_redis
 from hiker.tools.doctor.redis import check_redis
 from hiker.tools.doctor.report import Status
-from tests.ha.conftest import RedisClusterEngine
+from tests.ha.redis_engines import RedisClusterEngine
 from tests.integration.conftest import PHONE_NUMBER_ID, PipelineFactory
 
 pytestmark = [pytest.mark.ha, pytest.mark.timeout(600)]

@@ -15,14 +15,10 @@ from hiker.core.redis_store import RedisTarget
 from hiker.tools.doctor.redis import check_redis
 from hiker.tools.doctor.report import Status
 from hiker.tools.simulate import encode, messages_change, text_message, webhook_body
-from tests.ha.conftest import (
-    SENTINEL_MASTER,
-    SentinelEngine,
-    post_until_accepted,
-    ready,
-    wait_until,
-)
-from tests.integration.conftest import PipelineFactory, queue_depth
+from tests.ha.conftest import post_until_accepted, ready, wait_until
+from tests.ha.redis_engines import SENTINEL_MASTER, SentinelEngine
+from tests.integration.conftest import PipelineFactory
+from tests.support import queue_depth
 
 pytestmark = [pytest.mark.ha, pytest.mark.timeout(600)]
 

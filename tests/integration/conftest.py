@@ -120,6 +120,20 @@ class Pipeline:
 PipelineFactory = Callable[..., Awaitable[Pipeline]]
 
 
+def service_env(amqp_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    """What every service of a test pipeline is configured with (a test adds its own)."""
+    return {
+        "HIKER_AMQP_URL": amqp_url,
+        "HIKER_REDIS_URL": redis_url,
+        "HIKER_REDIS_PREFIX": redis_prefix,
+        "HIKER_APP_SECRET": APP_SECRET,
+        "HIKER_VERIFY_TOKEN": VERIFY_TOKEN,
+        "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
+        "HIKER_IDLE_TIMEOUT_SECONDS": "1.5",
+        "HIKER_SEND_RATE_PER_SECOND": "0",
+    }
+
+
 @pytest.fixture
 async def make_pipeline(
     amqp_url: str, redis_url: str, redis_prefix: str
@@ -130,17 +144,7 @@ async def make_pipeline(
     async def build(
         *, services: tuple[str, ...] = ("graph", "ingress", "conversation", "sender"), **env: str
     ) -> Pipeline:
-        base = {
-            "HIKER_AMQP_URL": amqp_url,
-            "HIKER_REDIS_URL": redis_url,
-            "HIKER_REDIS_PREFIX": redis_prefix,
-            "HIKER_APP_SECRET": APP_SECRET,
-            "HIKER_VERIFY_TOKEN": VERIFY_TOKEN,
-            "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
-            "HIKER_IDLE_TIMEOUT_SECONDS": "1.5",
-            "HIKER_SEND_RATE_PER_SECOND": "0",
-        }
-        base.update(env)
+        base = service_env(amqp_url, redis_url, redis_prefix) | env
         pipeline = Pipeline(env=base, session=aiohttp.ClientSession())
         pipelines.append(pipeline)
         if "graph" in services:

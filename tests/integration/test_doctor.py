@@ -31,6 +31,7 @@ from tests.integration.conftest import (
     Pipeline,
     PipelineFactory,
     graph_token,
+    service_env,
 )
 
 pytestmark = pytest.mark.integration
@@ -45,17 +46,10 @@ def find(findings: list[Finding], check: str) -> Finding:
 
 
 def base_env(amqp_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
-    return {
-        "HIKER_AMQP_URL": amqp_url,
-        "HIKER_REDIS_URL": redis_url,
-        "HIKER_REDIS_PREFIX": redis_prefix,
-        "HIKER_APP_SECRET": APP_SECRET,
-        "HIKER_VERIFY_TOKEN": VERIFY_TOKEN,
-        "HIKER_ACCESS_TOKEN": ACCESS_TOKEN,
-        "HIKER_IDLE_TIMEOUT_SECONDS": "1.5",
-        # Nothing listens here: tests that do not start a Graph mock get a quick refusal.
-        "HIKER_GRAPH_BASE_URL": "http://127.0.0.1:1/",
-    }
+    env = service_env(amqp_url, redis_url, redis_prefix)
+    del env["HIKER_SEND_RATE_PER_SECOND"]  # the doctor sees the default pacing, as in a real setup
+    # Nothing listens here: tests that do not start a Graph mock get a quick refusal.
+    return env | {"HIKER_GRAPH_BASE_URL": "http://127.0.0.1:1/"}
 
 
 async def queue_exists(amqp_url: str, name: str) -> bool:

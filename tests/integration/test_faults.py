@@ -19,6 +19,8 @@ import aio_pika
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from hiker.core import topology
 from hiker.core.settings import GraphMockSettings, load_settings
@@ -36,6 +38,8 @@ from tests.integration.conftest import (
     queue_depth,
     start_service,
 )
+from tests.support import wait_until
+from tests.vhosts import local_rabbitmqctl as rabbitmqctl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -95,13 +99,24 @@ async def parked_in_doubt(amqp_url: str) -> set[str]:
     return users
 
 
-async def wait_until(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+async def replied(pipeline: Pipeline, users: int) -> bool:
+    """Whether at least that many users got their reply."""
+    return len(await texts_by_user(pipeline)) >= users
+
+
+async def answers(port: int) -> bool:
+    client = Redis(port=port)
+    try:
+        return bool(await client.ping())
+    except RedisConnectionError:
+        return False
+    finally:
+        await client.aclose()
+
+
+async def retried_unreachable(pipeline: Pipeline) -> bool:
+    sender = await pipeline.metrics("sender")
+    return metric_value(sender, "hiker_send_retries_total", code="none") >= 1
 
 
 async def texts_by_user(pipeline: Pipeline) -> dict[str, Counter[str]]:
@@ -145,10 +160,6 @@ def assert_paced(times: list[float], rate: float) -> None:
     assert times[-1] - times[0] >= (len(times) - 1) / rate * 0.9, times
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
-
-
 Restart = Callable[[], Awaitable[None]]
 
 
@@ -179,7 +190,7 @@ async def test_broker_restart_mid_stream_loses_and_doubles_nothing(
     streaming = asyncio.create_task(
         stream(pipeline.session, lambda: pipeline.webhook_url, users, per_second=50)
     )
-    await asyncio.sleep(1.0)
+    await wait_until(lambda: replied(pipeline, 10), 30, "the stream to be under way")
     await broker_restarts()
     statuses = await streaming
     assert any(503 in s for s in statuses.values()), "the restart should have been felt"
@@ -206,14 +217,14 @@ async def test_redis_stalled_for_a_while_loses_and_doubles_no_followup(
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: answers(port), 10, "the private redis-server")
         pipeline = await make_pipeline(
             HIKER_REDIS_URL=f"redis://127.0.0.1:{port}/0", HIKER_IDLE_TIMEOUT_SECONDS="2"
         )
         users = users_for(2, 20 * SCALE)
         for user in users:
             await pipeline.say(user, "hello")
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: replied(pipeline, len(users)), 30, "every reply")
         redis.send_signal(signal.SIGSTOP)  # timers come due while Redis does not answer
         await asyncio.sleep(6)
         redis.send_signal(signal.SIGCONT)
@@ -253,7 +264,7 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
     url = f"http://127.0.0.1:{http_port}/webhook" if victim == "ingress" else pipeline.webhook_url
     users = users_for(3, 120 * SCALE)
     streaming = asyncio.create_task(stream(pipeline.session, lambda: url, users, per_second=60))
-    await asyncio.sleep(0.8)
+    await wait_until(lambda: replied(pipeline, 10), 30, "the stream to be under way")
     await process.kill()
     await asyncio.sleep(0.5)
     await spawn(victim, pipeline.env).start()
@@ -374,7 +385,9 @@ async def test_graph_unreachable_then_back_sends_once(make_pipeline: PipelineFac
     graph = TestServer(create_graph_mock(load_settings(GraphMockSettings, pipeline.env)), port=port)
     user = "15550600001"
     await pipeline.say(user, "hello")
-    await asyncio.sleep(1.5)  # connection refused, retried through the retry queues
+    await wait_until(
+        lambda: retried_unreachable(pipeline), 30, "a send refused and waiting for its retry"
+    )
     await graph.start_server()
     pipeline.servers["graph"] = graph
     assert await pipeline.wait_for_texts(user, 1, within=30) == [REPLY]

@@ -21,15 +21,9 @@ from hiker.core.keys import Keys
 from hiker.core.observability import mask_phone
 from hiker.tools.parked.queue import list_parked, replay_parked
 from tests.integration.conftest import PHONE_NUMBER_ID, Pipeline, PipelineFactory, queue_depth
+from tests.support import wait_for_depth
 
 pytestmark = pytest.mark.integration
-
-
-async def wait_for_depth(amqp_url: str, queue: str, depth: int, within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while (current := await queue_depth(amqp_url, queue)) != depth:
-        assert time.monotonic() < deadline, f"{queue} holds {current}, expected {depth}"
-        await asyncio.sleep(0.05)
 
 
 async def send_command(amqp_url: str, to: str, text: str = "hello to you too") -> SendMessage:

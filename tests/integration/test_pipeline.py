@@ -18,7 +18,7 @@ from tests.integration.conftest import (
     metric_value,
     queue_depth,
 )
-from tests.support import take_all
+from tests.support import take_all, wait_for_metric
 
 pytestmark = pytest.mark.integration
 
@@ -64,10 +64,11 @@ async def test_duplicate_delivery_does_not_reply_twice(make_pipeline: PipelineFa
     wamid = await pipeline.say(user, "hello")
     await pipeline.say(user, "hello", wamid=wamid)  # Meta redelivers the same message
     await pipeline.wait_for_texts(user, 1)
-    await asyncio.sleep(1.0)
+    await wait_for_metric(
+        lambda: pipeline.metrics("conversation"), "hiker_duplicates_dropped_total", 1
+    )
     assert await pipeline.texts(user) == ["hello to you too"]
     conversation = await pipeline.metrics("conversation")
-    assert metric_value(conversation, "hiker_duplicates_dropped_total") == 1
     assert metric_value(conversation, "hiker_timers_scheduled_total") == 1
 
 

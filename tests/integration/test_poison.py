@@ -27,6 +27,7 @@ from hiker.core.topology import HEADER_REPLAYED_AT
 from hiker.tools.heldqueue import ToolError
 from hiker.tools.poison.queue import list_held, replay_held
 from tests.integration.conftest import PHONE_NUMBER_ID, PipelineFactory, queue_depth
+from tests.support import take_all, wait_for_depth
 
 pytestmark = pytest.mark.integration
 
@@ -124,13 +125,6 @@ async def poison(amqp_url: str, queue: str) -> None:
         await connection.close()
 
 
-async def wait_for_depth(amqp_url: str, queue: str, depth: int, within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while (current := await queue_depth(amqp_url, queue)) != depth:
-        assert time.monotonic() < deadline, f"{queue} holds {current}, expected {depth}"
-        await asyncio.sleep(0.05)
-
-
 async def poisoned_inbound(broker: Broker, amqp_url: str, user: str) -> MessageReceived:
     """A user message conversation refused, in the poison queue."""
     event = message_received(user)
@@ -169,21 +163,6 @@ async def poisoned_send(
     )
     await poison(amqp_url, topology.SENDER_OUTBOX_QUEUE)
     await wait_for_depth(amqp_url, topology.POISON_QUEUE, before + 1)
-
-
-async def take_all(amqp_url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    """Every message in ``queue``, removed."""
-    connection = await aio_pika.connect(amqp_url)
-    taken = []
-    try:
-        channel = await connection.channel()
-        source = await channel.get_queue(queue, ensure=False)
-        while (message := await source.get(fail=False)) is not None:
-            await message.ack()
-            taken.append(message)
-    finally:
-        await connection.close()
-    return taken
 
 
 async def test_listing_shows_why_each_died_and_leaves_the_queue_as_found(

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,20 +27,12 @@ from tests.integration.conftest import (
     queue_depth,
     start_service,
 )
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
 REPLY = "hello to you too"
 HELD_USERS = [f"1555700{n:04d}" for n in range(8)]
-
-
-async def wait_until(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def readiness(pipeline: Pipeline, service: str) -> tuple[int, dict[str, Any]]:

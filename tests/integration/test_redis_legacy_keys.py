@@ -21,6 +21,7 @@ from hiker.core.keys import Keys
 from hiker.core.redis_store import RedisClient, connect_redis
 from hiker.sender.pacing import Pacer
 from tests.integration.conftest import PHONE_NUMBER_ID, PipelineFactory
+from tests.support import wait_for_metric
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,9 @@ async def test_a_message_answered_before_the_upgrade_stays_a_duplicate(
     await pipeline.say(USER, "hello", wamid=answered)  # Meta redelivers an old message
     await pipeline.say(USER, "hello")  # and the user writes anew
     assert await pipeline.wait_for_texts(USER, 1) == ["hello to you too"]
-    await asyncio.sleep(1.0)
+    await wait_for_metric(
+        lambda: pipeline.metrics("conversation"), "hiker_duplicates_dropped_total", 1
+    )
     assert await pipeline.texts(USER) == ["hello to you too"]
     keys = adopting(redis_prefix)
     # Adopted: the old name is gone, the new one holds what it held.

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
+from hiker.core import topology
 from tests.integration.conftest import PipelineFactory, ServiceProcess
+from tests.support import wait_for_depth
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +46,9 @@ async def test_conversation_down_when_timer_fires_sends_it_on_return(
     await pipeline.say(user, "hello")
     await pipeline.wait_for_texts(user, 1)
     await conversation.kill()
-    await asyncio.sleep(2.5)  # the timer fires into the fired queue while nobody consumes it
+    # The timer fires into the fired queue while nobody consumes it.
+    amqp_url = pipeline.env["HIKER_AMQP_URL"]
+    await wait_for_depth(amqp_url, topology.CONVERSATION_TIMERS_QUEUE, 1)
     assert await pipeline.texts(user) == ["hello to you too"]
     restarted = spawn("conversation", pipeline.env)
     await restarted.start()

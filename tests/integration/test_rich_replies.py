@@ -42,7 +42,7 @@ rules:
   - {name: pics, match: type, pattern: image, reply: {reaction: {emoji: "👍"}}}
   - {name: story, match: exact, pattern: story,
      reply: [{text: one}, {image: {link: "https://example.com/two.jpg", caption: two}}, {text: three}]}
-"""  # noqa: E501 - the README's rules, one per line
+"""  # noqa: E501 - docs/replies.md's rules, one per line
 
 META = Path(
     os.environ.get("HIKER_TEST_META_SCHEMAS")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from hiker.tools.simulate import (
     webhook_body,
 )
 from tests.integration.conftest import Pipeline, PipelineFactory, metric_value
+from tests.support import wait_for_metric
 
 pytestmark = pytest.mark.integration
 
@@ -31,19 +33,23 @@ async def test_rules_file_replies_and_reloads_without_restart(
         HIKER_IDLE_TIMEOUT_SECONDS="60",
     )
     user = "15550000020"
+
+    def conversation() -> Awaitable[str]:
+        return pipeline.metrics("conversation")
+
     await pipeline.say(user, "PING")
     assert await pipeline.wait_for_texts(user, 1) == ["pong"]
     rules.write_text("rules:\n  - {name: ping, match: exact, pattern: ping, reply: pong again}\n")
-    await asyncio.sleep(0.6)
+    await wait_for_metric(conversation, "hiker_rules_reloads_total", 1, outcome="applied")
     await pipeline.say(user, "ping")
     assert await pipeline.wait_for_texts(user, 2) == ["pong", "pong again"]
     rules.write_text("rules:\n  - {name: ping, match: sometimes}\n")  # a bad edit is refused
-    await asyncio.sleep(0.6)
+    await wait_for_metric(conversation, "hiker_rules_reloads_total", 1, outcome="rejected")
     await pipeline.say(user, "ping")
     assert await pipeline.wait_for_texts(user, 3) == ["pong", "pong again", "pong again"]
-    conversation = await pipeline.metrics("conversation")
-    assert metric_value(conversation, "hiker_rules_reloads_total", outcome="applied") == 1
-    assert metric_value(conversation, "hiker_rules_reloads_total", outcome="rejected") == 1
+    page = await conversation()
+    assert metric_value(page, "hiker_rules_reloads_total", outcome="applied") == 1
+    assert metric_value(page, "hiker_rules_reloads_total", outcome="rejected") == 1
 
 
 async def test_followup_text_and_timeout_per_phone_number(

@@ -125,7 +125,7 @@ rules:
      reply: {list: {body: "Pick one", button: "Items", sections: [{title: Fruit, rows: [{id: apple, title: Apple, description: Red}]}]}}}
   - {name: pics, match: type, pattern: image, reply: {reaction: {emoji: "👍"}}}
   - {name: quote, match: prefix, pattern: say, reply: {text: {body: "you said {rest}", quote: true}}}
-"""  # noqa: E501 - the README's example, line for line
+"""  # noqa: E501 - docs/replies.md's example, line for line
 
 
 def received(text: str | None, kind: str = "text", reply_id: str | None = None) -> MessageReceived:

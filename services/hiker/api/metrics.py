@@ -6,15 +6,20 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from hiker.api.openapi import document
+
 # What a record is of; series exist before the first of each.
 RECORD_KINDS: Final = ("message_in", "message_out", "parked", "status", "webhook_error")
-# The routes, by their pattern (never the path itself: a user's number is in it).
-ROUTES: Final = (
-    "GET /v1/conversations",
-    "GET /v1/conversations/{phone_number_id}/{user}/messages",
-    "POST /v1/messages",
-    "GET /v1/openapi.json",
-)
+
+
+def route_statuses() -> dict[str, tuple[str, ...]]:
+    """Each route, by its pattern (never the path itself: a user's number is in it), and the
+    statuses it answers with, as the api's own OpenAPI description declares them."""
+    return {
+        f"{method.upper()} {path}": tuple(operation["responses"])
+        for path, operations in document()["paths"].items()
+        for method, operation in operations.items()
+    }
 
 
 class ApiMetrics:
@@ -54,5 +59,7 @@ class ApiMetrics:
         for kind in RECORD_KINDS:
             self.records.labels(kind)
             self.duplicates.labels(kind)
-        for route in ROUTES:
+        for route, statuses in route_statuses().items():
             self.latency.labels(route)
+            for status in statuses:
+                self.requests.labels(route, status)

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+MESSAGE_TYPES: Final = (
+    "text",
+    "image",
+    "audio",
+    "video",
+    "document",
+    "sticker",
+    "location",
+    "contacts",
+    "interactive",
+    "button",
+    "reaction",
+)
 
 
 class ConversationMetrics:
@@ -117,3 +133,6 @@ class ConversationMetrics:
             self.followups.labels(form)
         for kind in ("message", "reminder"):
             self.responder_timeouts.labels(kind)
+        # The message types Meta sends most (a tapped button comes as interactive or button).
+        for kind in MESSAGE_TYPES:
+            self.inbound.labels(kind)

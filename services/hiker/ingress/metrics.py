@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# Every outcome a webhook request can have (the ingestor's Outcome, plus what the HTTP edge
+# decides alone), and every kind of event published: their series exist from the start, so
+# rate() and the alerts on unavailable and bad signatures see a pod's first one.
+OUTCOMES: Final = (
+    "accepted",
+    "verified",
+    "verify_rejected",
+    "missing_signature",
+    "bad_signature",
+    "malformed",
+    "too_large",
+    "unavailable",
+)
+EVENT_KINDS: Final = ("message", "status", "error", "change", "unknown")
 
 
 class IngressMetrics:
@@ -28,6 +45,10 @@ class IngressMetrics:
             registry=registry,
         )
         self._outcomes: dict[str, Counter] = {}
+        for outcome in OUTCOMES:
+            self.outcome(outcome)
+        for kind in EVENT_KINDS:
+            self.events.labels(kind)
 
     def outcome(self, name: str) -> Counter:
         """``webhooks.labels(name)``, resolved once per outcome (it is called per request)."""

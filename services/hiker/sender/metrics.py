@@ -6,7 +6,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from hiker.sender.retry import TRANSIENT_CODES
+from hiker.sender.retry import NO_TOKEN, TRANSIENT_CODES
 
 # Park reasons an operator acts on (token expired, outside the window, undeliverable, bad
 # parameter, recipient not allowed, in doubt, HTTP-level): series exist before the first.
@@ -80,3 +80,8 @@ class SenderMetrics:
         self.retries.labels("none")
         for permanent in WATCHED_PERMANENT_CODES:
             self.parked.labels(permanent)
+        # A call Graph accepted, and the calls that got no answer: the error-rate alert's
+        # denominator and the failures it counts exist before the first call. Graph's own
+        # errors carry (status, code) pairs too many to list; each starts at its first.
+        for status in ("200", "timeout", "connection_error", NO_TOKEN):
+            self.graph_requests.labels(status, "none")

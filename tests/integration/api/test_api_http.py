@@ -6,7 +6,6 @@ answer checked against the OpenAPI document it serves."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ from hiker.core.settings import ApiSettings, load_settings
 from hiker.tools.simulate import messages_change, webhook_body
 from tests.integration.api.conftest import API_TOKEN, RunningApi, start_api
 from tests.integration.conftest import PHONE_NUMBER_ID, Pipeline, PipelineFactory, metric_value
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +61,7 @@ async def call(
 async def eventually(
     check: Callable[[], Awaitable[Any]], within: float = 15.0, what: str = "the condition"
 ) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return await wait_until(check, within, what)
 
 
 async def contract_of(pipeline: Pipeline, api: RunningApi) -> Contract:

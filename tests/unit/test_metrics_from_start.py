@@ -1,0 +1,106 @@
+"""Every labelled metric a dashboard or an alert queries has its known label values from the
+first scrape: a series born with its first event has no earlier sample, so rate() and
+increase() miss that event, and a panel shows "no data" until then."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+
+from hiker.api.metrics import ApiMetrics, route_statuses
+from hiker.api.routes import add_api_routes
+from hiker.conversation.metrics import ConversationMetrics
+from hiker.core.dependencies import DependencyMetrics
+from hiker.events.metrics import EventsMetrics
+from hiker.ingress.ingestor import Outcome
+from hiker.ingress.metrics import OUTCOMES, IngressMetrics
+from hiker.sender.metrics import SenderMetrics
+from tests.support import samples
+
+ROOT = Path(__file__).resolve().parents[2]
+SELECTOR = re.compile(r"\b(hiker_[a-z0-9_]+)(?:\{([^}]*)\})?")
+MATCHER = re.compile(r'(\w+)\s*(=~|=)\s*"([^"]*)"')
+# Label values that come from configuration or from the event itself, not from the code.
+OPEN_ENDED = {
+    "hiker_replies_emitted_total": "the rules' names are the rules file's",
+    "hiker_dependency_down": "one series per (dependency, error class) while it fails",
+    "hiker_dependency_failures_total": "one series per (dependency, error class) that failed",
+}
+
+
+def queries() -> Iterator[str]:
+    for path in sorted((ROOT / "charts" / "hiker" / "dashboards").glob("*.json")):
+        text = json.dumps(json.loads(path.read_text()))
+        yield from (m.group(1) for m in re.finditer(r'"expr": "((?:[^"\\]|\\.)*)"', text))
+    for line in (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text().splitlines():
+        if "hiker_" in line:
+            yield line
+
+
+def wanted() -> dict[str, set[tuple[str, str]]]:
+    """Sample name → the (label, value) pairs the queries select it by."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for expr in queries():
+        expr = expr.replace('\\"', '"')
+        for match in SELECTOR.finditer(expr):
+            pairs = found.setdefault(match.group(1), set())
+            for label, op, value in MATCHER.findall(match.group(2) or ""):
+                if label in ("namespace", "job"):
+                    continue
+                values = value.split("|") if op == "=~" else [value]
+                pairs |= {(label, v) for v in values}
+    return found
+
+
+def exported_at_start() -> str:
+    registry = CollectorRegistry()
+    for metrics in (IngressMetrics, ConversationMetrics, SenderMetrics, ApiMetrics):
+        metrics(registry)
+    DependencyMetrics(registry)
+    # An endpoint's series start with the service, one per configured endpoint.
+    EventsMetrics(registry, ["backend-1a2b3c"])
+    return generate_latest(registry).decode()
+
+
+def labelled(page: str) -> set[str]:
+    return {m.group(1) for m in re.finditer(r"^(hiker_\w+)\{", page, re.M)}
+
+
+@pytest.mark.parametrize("name", sorted(set(wanted()) - set(OPEN_ENDED)))
+def test_a_queried_metric_has_its_series_before_the_first_event(name: str) -> None:
+    page = exported_at_start()
+    families = {m.group(1) for m in re.finditer(r"^# TYPE (hiker_\w+) ", page, re.M)}
+    base = re.sub(r"_(total|bucket|count|sum)$", "", name)
+    assert base in families or name in families, f"{name} is not exported"
+    series = samples(page, name)
+    assert series, f"{name}: no series until its first event"
+    for label, value in wanted()[name]:
+        assert samples(page, name, **{label: value}), f"{name}{{{label}={value!r}}} absent"
+
+
+def test_every_api_route_and_status_counts_from_zero() -> None:
+    app = web.Application()
+    add_api_routes(app)
+    served = {
+        f"{route.method} {route.resource.canonical}"
+        for route in app.router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+    assert set(route_statuses()) == served, "the OpenAPI description and the routes differ"
+    page = exported_at_start()
+    for route, statuses in route_statuses().items():
+        for status in statuses:
+            assert samples(page, "hiker_api_requests_total", route=route, status=status)
+
+
+def test_every_ingress_outcome_counts_from_zero() -> None:
+    assert {outcome.name.lower() for outcome in Outcome} <= set(OUTCOMES)
+    page = exported_at_start()
+    for outcome in OUTCOMES:
+        assert samples(page, "hiker_webhooks_received_total", outcome=outcome)
