@@ -69,7 +69,8 @@ bench: $(STAMP) ## benchmarks, tables in bench-results/ (BENCH_ARGS=--quick for 
 
 soak: $(STAMP) ## the fault tests with ten times the traffic, and a real resource alarm (minutes)
 	HIKER_SOAK_SCALE=10 $(BIN)/pytest tests/integration/test_faults.py \
-	  tests/integration/test_broker_alarm.py -p no:cacheprovider
+	  tests/integration/test_graph_faults.py tests/integration/test_broker_alarm.py \
+	  -p no:cacheprovider
 
 image: ## build the container image (needs a Docker engine)
 	docker build $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) -t hiker:dev .

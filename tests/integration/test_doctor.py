@@ -356,7 +356,7 @@ async def test_an_ingress_given_several_app_secrets_passes_and_takes_each(
     make_pipeline: PipelineFactory,
 ) -> None:
     # Numbers under a second Meta app, or a rotation: the list alone, HIKER_APP_SECRET blank.
-    second = "second-app-secret"
+    second = "second-app-secret-4d8b1e6a2c9f7305"
     pipeline = await make_pipeline(
         services=("ingress",), HIKER_APP_SECRET="", HIKER_APP_SECRETS=f"{APP_SECRET}, {second}"
     )

@@ -7,213 +7,40 @@ absent (connection refused), failing (503), refusing for good (410) or slow.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from hiker.core import topology
-from hiker.core.broker import Broker
-from hiker.core.contracts import Contract, MessageReceived, SendParked, StatusReceived
 from hiker.core.observability import mask_phone
 from hiker.core.settings import EventsSettings, load_settings
 from hiker.core.signature import SignatureCheck, check_signature
-from hiker.events.app import create_app
-from hiker.events.model import SIGNATURE_HEADER
 from hiker.events.parking import ParkedEvent
 from hiker.tools.doctor.events import check_events
 from hiker.tools.doctor.report import Status
 from hiker.tools.parked.events import list_parked_events, replay_parked_events
-from tests.support import free_port, metric_value, queue_depth, take_all
+from tests.integration.event_stack import (
+    NUMBER,
+    SECRET,
+    Receiver,
+    StackFactory,
+    answered,
+    depth_at_least,
+    endpoint_names,
+    has,
+    make_stack,
+    message,
+    posted,
+    publish_conversations,
+    until,
+)
+from tests.support import metric_value, queue_depth, take_all
+
+__all__ = ["make_stack"]  # a fixture the tests take
 
 pytestmark = pytest.mark.integration
-
-SECRET = "test-events-secret-0123456789abcdef"
-NUMBER = "100000000000001"
-
-
-@dataclass
-class Receiver:
-    """An endpoint: answers ``status`` (after ``delay`` seconds) and keeps what it was sent."""
-
-    port: int = field(default_factory=free_port)
-    status: int = 200
-    delay: float = 0.0
-    bodies: list[bytes] = field(default_factory=list)
-    signatures: list[str] = field(default_factory=list)
-    answered: list[int] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/hiker"
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hooks/hiker", self._take)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _take(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        status = self.status
-        self.bodies.append(body)
-        self.signatures.append(request.headers.get(SIGNATURE_HEADER, ""))
-        self.answered.append(status)
-        return web.Response(status=status)
-
-    def delivered(self) -> list[dict[str, Any]]:
-        """Events it answered 2xx to, deduplicated by id (first copy kept)."""
-        seen: dict[str, dict[str, Any]] = {}
-        for body, status in zip(self.bodies, self.answered, strict=True):
-            if 200 <= status < 300:
-                event = json.loads(body)
-                seen.setdefault(event["id"], event)
-        return list(seen.values())
-
-
-@dataclass
-class Stack:
-    amqp_url: str
-    publisher: Broker
-    session: aiohttp.ClientSession
-    ops: str = ""
-
-    async def publish(self, exchange: str, routing_key: str, contract: Contract) -> None:
-        await self.publisher.publish(
-            exchange, routing_key, contract.to_bytes(), type_name=contract.type_name()
-        )
-
-    async def metrics(self) -> str:
-        async with self.session.get(f"{self.ops}/metrics") as response:
-            return await response.text()
-
-
-StackFactory = Callable[..., Awaitable[Stack]]
-
-
-@pytest.fixture
-async def make_stack(
-    amqp_url: str, redis_url: str, redis_prefix: str
-) -> AsyncIterator[StackFactory]:
-    runners: list[web.AppRunner] = []
-    publisher = Broker(amqp_url, client_name="test-publisher")
-    session = aiohttp.ClientSession()
-
-    async def start(*receivers: Receiver, **env: str) -> Stack:
-        settings = load_settings(
-            EventsSettings,
-            {
-                "HIKER_AMQP_URL": amqp_url,
-                "HIKER_REDIS_URL": redis_url,
-                "HIKER_REDIS_PREFIX": redis_prefix,
-                "HIKER_EVENTS_URLS": ",".join(receiver.url for receiver in receivers),
-                "HIKER_EVENTS_SECRET": SECRET,
-                "HIKER_EVENTS_TIMEOUT_SECONDS": "2",
-                **env,
-            },
-        )
-        runner = web.AppRunner(create_app(settings))
-        await runner.setup()
-        runners.append(runner)
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        stack = Stack(amqp_url, publisher, session, f"http://127.0.0.1:{port}")
-        await _until(lambda: _ready(stack), "the events service to be ready")
-        await publisher.connect(topology.Topology(topology.EXCHANGES))
-        return stack
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-    await publisher.close()
-    await session.close()
-
-
-async def _ready(stack: Stack) -> bool:
-    async with stack.session.get(f"{stack.ops}/readyz") as response:
-        return response.status == 200
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"waited {within:g} s for {what}")
-
-
-def message(user: str, n: int) -> MessageReceived:
-    return MessageReceived(
-        wamid=f"wamid.{user}.{n}",
-        phone_number_id=NUMBER,
-        user=user,
-        wa_id=user,
-        message_type="text",
-        text=f"message {n}",
-        timestamp=1_767_225_600 + n,
-        received_at=time.time(),
-    )
-
-
-def status(user: str, wamid: str, state: str) -> StatusReceived:
-    return StatusReceived(
-        message_id=wamid,
-        phone_number_id=NUMBER,
-        recipient_id=user,
-        status=state,
-        timestamp=1_767_225_700,
-        received_at=time.time(),
-    )
-
-
-def parked_send(user: str) -> SendParked:
-    return SendParked(
-        idempotency_key=f"reply:wamid.{user}.0",
-        phone_number_id=NUMBER,
-        to=user,
-        kind="reply",
-        correlation_id=f"wamid.{user}.0",
-        reason="permanent",
-        graph_status="400",
-        graph_code="131047",
-        graph_error={"code": 131047, "message": "Re-engagement message"},
-        parked_at=time.time(),
-        action_type="text",
-        text="hello to you too",
-    )
-
-
-async def publish_conversations(stack: Stack, users: list[str], per_user: int) -> list[str]:
-    """Messages, statuses and a parked send per user, interleaved across users; returns the
-    wamids of the messages in the order published."""
-    wamids = []
-    for n in range(per_user):
-        for user in users:
-            sent = message(user, n)
-            await stack.publish(topology.INBOUND_EXCHANGE, "message.text", sent)
-            wamids.append(sent.wamid)
-    for user in users:
-        await stack.publish(
-            topology.INBOUND_EXCHANGE, "status.delivered", status(user, f"wamid.out.{user}", "read")
-        )
-        await stack.publish(topology.OUTCOMES_EXCHANGE, "parked.reply", parked_send(user))
-    return wamids
 
 
 async def test_events_reach_a_receiver_that_was_down_in_seq_order_none_lost(
@@ -228,19 +55,19 @@ async def test_events_reach_a_receiver_that_was_down_in_seq_order_none_lost(
 
     async def refused_some() -> bool:
         text = await stack.metrics()
-        (name,) = _endpoint_names(text)
+        (name,) = endpoint_names(text)
         answers = metric_value(
             text, "hiker_events_answers_total", endpoint=name, answer="connection_error"
         )
         return answers >= 1
 
-    await _until(refused_some, "a refused connection")
+    await until(refused_some, "a refused connection")
     receiver.status = 503
     await receiver.start()
-    await _until(lambda: _answered(receiver, 503), "a 503 answered")
+    await until(lambda: answered(receiver, 503), "a 503 answered")
     receiver.status = 200
     try:
-        await _until(lambda: _has(receiver, expected), f"{expected} events delivered", 60)
+        await until(lambda: has(receiver, expected), f"{expected} events delivered", 60)
     finally:
         await receiver.stop()
 
@@ -272,8 +99,8 @@ async def test_a_receiver_answering_410_gets_the_event_parked_at_once(
     try:
         stack = await make_stack(gone)
         await stack.publish(topology.INBOUND_EXCHANGE, "message.text", message("15550002001", 0))
-        await _until(
-            lambda: _depth_at_least(stack, topology.EVENTS_PARKED_QUEUE, 1), "a parked event"
+        await until(
+            lambda: depth_at_least(stack, topology.EVENTS_PARKED_QUEUE, 1), "a parked event"
         )
     finally:
         await gone.stop()
@@ -298,8 +125,8 @@ async def test_a_parked_event_is_listed_then_replayed_with_its_id_and_seq(
     try:
         stack = await make_stack(receiver)
         await stack.publish(topology.INBOUND_EXCHANGE, "message.text", message("15550006001", 0))
-        await _until(
-            lambda: _depth_at_least(stack, topology.EVENTS_PARKED_QUEUE, 1), "a parked event"
+        await until(
+            lambda: depth_at_least(stack, topology.EVENTS_PARKED_QUEUE, 1), "a parked event"
         )
         listing = await list_parked_events(stack.amqp_url, limit=10, reasons=["410"])
         (row,) = [parked.row(time.time()) for parked in listing.messages]
@@ -311,7 +138,7 @@ async def test_a_parked_event_is_listed_then_replayed_with_its_id_and_seq(
         receiver.status = 200  # the backend fixed what it refused
         report = await replay_parked_events(stack.amqp_url)
         assert (report.replayed, report.left_parked) == (1, 0)
-        await _until(lambda: _has(receiver, 1), "the replayed event")
+        await until(lambda: has(receiver, 1), "the replayed event")
     finally:
         await receiver.stop()
     first, replayed = (json.loads(body) for body in receiver.bodies)
@@ -329,7 +156,7 @@ async def test_one_endpoint_down_does_not_delay_another(make_stack: StackFactory
         started = time.monotonic()
         for n in range(20):
             await stack.publish(topology.INBOUND_EXCHANGE, "message.text", message("1555003", n))
-        await _until(lambda: _has(up, 20), "20 events at the healthy endpoint", 20)
+        await until(lambda: has(up, 20), "20 events at the healthy endpoint", 20)
         took = time.monotonic() - started
     finally:
         await up.stop()
@@ -347,10 +174,10 @@ async def test_a_redelivered_event_keeps_its_id_and_seq(make_stack: StackFactory
         first = message("15550004001", 0)
         await stack.publish(topology.INBOUND_EXCHANGE, "message.text", first)
         await stack.publish(topology.INBOUND_EXCHANGE, "message.text", message("15550004001", 1))
-        await _until(lambda: _has(receiver, 2), "two events")
+        await until(lambda: has(receiver, 2), "two events")
         # Meta (or a crash before an ack) delivers the first message again.
         await stack.publish(topology.INBOUND_EXCHANGE, "message.text", first)
-        await _until(lambda: _posted(receiver, 3), "the redelivery")
+        await until(lambda: posted(receiver, 3), "the redelivery")
     finally:
         await receiver.stop()
     bodies = [json.loads(body) for body in receiver.bodies]
@@ -368,8 +195,8 @@ async def test_an_endpoint_failing_past_the_window_gets_the_event_parked(
         # A window of about 4 s: attempts after 1 s and 2 s, then the next would land past it.
         stack = await make_stack(failing, HIKER_EVENTS_RETRY_HOURS=str(4 / 3600))
         await stack.publish(topology.INBOUND_EXCHANGE, "message.text", message("1555005", 0))
-        await _until(
-            lambda: _depth_at_least(stack, topology.EVENTS_PARKED_QUEUE, 1), "a parked event"
+        await until(
+            lambda: depth_at_least(stack, topology.EVENTS_PARKED_QUEUE, 1), "a parked event"
         )
     finally:
         await failing.stop()
@@ -403,27 +230,3 @@ async def test_doctor_pings_each_endpoint_signed_and_says_which_one_fails() -> N
     (body,) = taking.bodies
     assert json.loads(body)["type"] == "ping"
     assert check_signature([SECRET.encode()], body, taking.signatures[0]) is SignatureCheck.VALID
-
-
-def _endpoint_names(text: str) -> set[str]:
-    names = set()
-    for line in text.splitlines():
-        if line.startswith("hiker_events_delivered_total{"):
-            names.add(line.split('endpoint="', 1)[1].split('"', 1)[0])
-    return names
-
-
-async def _answered(receiver: Receiver, status: int) -> bool:
-    return status in receiver.answered
-
-
-async def _has(receiver: Receiver, count: int) -> bool:
-    return len(receiver.delivered()) >= count
-
-
-async def _posted(receiver: Receiver, count: int) -> bool:
-    return len(receiver.bodies) >= count
-
-
-async def _depth_at_least(stack: Stack, queue: str, count: int) -> bool:
-    return await queue_depth(stack.amqp_url, queue) >= count

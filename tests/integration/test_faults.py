@@ -5,159 +5,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import signal
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-import aio_pika
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from hiker.core import topology
-from hiker.core.settings import GraphMockSettings, load_settings
-from hiker.graphmock.app import create_app as create_graph_mock
-from hiker.tools.simulate import encode, messages_change, post_signed, text_message, webhook_body
-from tests.integration.api.conftest import API_TOKEN, start_api
+from hiker.tools.simulate import encode, messages_change, text_message, webhook_body
 from tests.integration.conftest import (
-    APP_SECRET,
-    PHONE_NUMBER_ID,
     Pipeline,
     PipelineFactory,
     ServiceProcess,
     free_port,
     metric_value,
-    queue_depth,
     start_service,
+)
+from tests.integration.faults import (
+    FOLLOWUP,
+    REPLY,
+    SCALE,
+    answers,
+    assert_paced,
+    deliver_like_meta,
+    parked_in_doubt,
+    replied,
+    send_times,
+    stream,
+    texts_by_user,
+    users_for,
 )
 from tests.support import wait_until
 from tests.vhosts import local_rabbitmqctl as rabbitmqctl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-# `make soak` runs these with more users (and so for longer); `make test` with the default.
-SCALE = int(os.environ.get("HIKER_SOAK_SCALE", "1"))
-REPLY = "hello to you too"
-FOLLOWUP = "are you there"
-
-
-async def deliver_like_meta(
-    session: aiohttp.ClientSession, url: str, body: bytes, *, give_up_after: float = 60
-) -> list[int]:
-    """POST until a 200, as Meta retries; returns every status seen (0: no connection)."""
-    statuses: list[int] = []
-    deadline = time.monotonic() + give_up_after
-    while time.monotonic() < deadline:
-        try:
-            status, _ = await post_signed(session, url, body, APP_SECRET)
-        except (aiohttp.ClientError, TimeoutError):
-            status = 0
-        statuses.append(status)
-        if status == 200:
-            return statuses
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"never accepted: {statuses}")
-
-
-async def stream(
-    session: aiohttp.ClientSession,
-    url: Callable[[], str],
-    users: list[str],
-    per_second: float,
-) -> dict[str, list[int]]:
-    """Each user says hello once, at a steady rate, delivered until accepted."""
-
-    async def one(user: str, delay: float) -> tuple[str, list[int]]:
-        await asyncio.sleep(delay)
-        body = encode(webhook_body(messages_change([text_message(user, "hello")])))
-        return user, await deliver_like_meta(session, url(), body)
-
-    results = await asyncio.gather(*(one(u, i / per_second) for i, u in enumerate(users)))
-    return dict(results)
-
-
-async def parked_in_doubt(amqp_url: str) -> set[str]:
-    """Recipients whose send is parked because its Graph call's outcome is unknown."""
-    connection = await aio_pika.connect(amqp_url)
-    users: set[str] = set()
-    try:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(topology.SENDER_PARKED_QUEUE, passive=True)
-        while (message := await queue.get(fail=False, no_ack=True)) is not None:
-            assert message.headers[topology.HEADER_PARKED_REASON] == "in_doubt"
-            users.add(json.loads(message.body)["to"])
-    finally:
-        await connection.close()
-    return users
-
-
-async def replied(pipeline: Pipeline, users: int) -> bool:
-    """Whether at least that many users got their reply."""
-    return len(await texts_by_user(pipeline)) >= users
-
-
-async def answers(port: int) -> bool:
-    client = Redis(port=port)
-    try:
-        return bool(await client.ping())
-    except RedisConnectionError:
-        return False
-    finally:
-        await client.aclose()
-
-
-async def retried_unreachable(pipeline: Pipeline) -> bool:
-    sender = await pipeline.metrics("sender")
-    return metric_value(sender, "hiker_send_retries_total", code="none") >= 1
-
-
-async def texts_by_user(pipeline: Pipeline) -> dict[str, Counter[str]]:
-    by_user: dict[str, Counter[str]] = {}
-    for message in await pipeline.sent():
-        by_user.setdefault(message["to"], Counter())[message["text"]] += 1
-    return by_user
-
-
-def users_for(tag: int, count: int) -> list[str]:
-    return [f"1555{tag:03d}{i:05d}" for i in range(count)]
-
-
-async def send_times(pipeline: Pipeline, users: list[str], webhooks: int = 4) -> list[float]:
-    """Post ``hello`` from each of ``users`` in ``webhooks`` webhooks; when the Graph mock
-    accepted each reply, in order, once every user has been answered.
-
-    The webhooks go out further apart than the publish linger, so the replies travel in several
-    bundles and several senders can share them."""
-    share = -(-len(users) // webhooks)
-    for start in range(0, len(users), share):
-        group = users[start : start + share]
-        body = webhook_body(messages_change([text_message(u, "hello") for u in group]))
-        assert await pipeline.post(body) == 200
-        await asyncio.sleep(0.05)
-
-    async def all_sent() -> bool:
-        return len(await pipeline.sent()) == len(users)
-
-    await wait_until(all_sent, 30, "all sends")
-    return sorted(m["accepted_at"] for m in await pipeline.sent())
-
-
-def assert_paced(times: list[float], rate: float) -> None:
-    """Meta counts messages per second: no second holds more than ``rate`` sends (one more for
-    a slot that began late and the next one on time), and the whole burst took as long as the
-    rate makes it. Gaps between two sends vary with the event loop's wake-ups; they are not
-    what is limited."""
-    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
-    assert busiest <= rate + 1, (busiest, times)
-    assert times[-1] - times[0] >= (len(times) - 1) / rate * 0.9, times
 
 
 Restart = Callable[[], Awaitable[None]]
@@ -344,112 +228,3 @@ async def test_two_sender_replicas_share_one_pace(make_pipeline: PipelineFactory
     ]
     assert sum(counts) == len(users)
     assert min(counts) > 0, "both replicas sent"
-
-
-async def test_graph_trouble_ends_sent_once_or_parked(
-    make_pipeline: PipelineFactory, amqp_url: str
-) -> None:
-    pipeline = await make_pipeline(
-        HIKER_IDLE_TIMEOUT_SECONDS="120", HIKER_GRAPH_TIMEOUT_SECONDS="0.5"
-    )
-    burst, throttled, slow, permanent = users_for(5, 4)
-    await pipeline.script_faults(burst, *[{"status": 503, "code": 2}] * 3)
-    await pipeline.script_faults(throttled, {"status": 429, "code": 130429, "retry_after": 2})
-    await pipeline.script_faults(slow, {"status": 200, "delay": 1.0})  # answered after the timeout
-    await pipeline.script_faults(permanent, {"status": 400, "code": 131026})
-    posted_at = time.time()
-    for user in (burst, throttled, slow, permanent):
-        await pipeline.say(user, "hello")
-    for user in (burst, throttled, slow):
-        assert await pipeline.wait_for_texts(user, 1, within=30) == [REPLY]
-    throttled_at = (await pipeline.sent(throttled))[0]["accepted_at"]
-    assert throttled_at - posted_at >= 1.9  # Retry-After: 2 was honoured
-    await asyncio.sleep(1.0)
-    for user in (burst, throttled, slow):
-        assert await pipeline.texts(user) == [REPLY]
-    assert await pipeline.texts(permanent) == []
-    sender = await pipeline.metrics("sender")
-    assert metric_value(sender, "hiker_send_retries_total", code="2") == 3
-    assert metric_value(sender, "hiker_send_retries_total", code="130429") == 1
-    assert metric_value(sender, "hiker_graph_requests_total", status="timeout", code="none") >= 1
-    assert metric_value(sender, "hiker_messages_parked_total", code="131026") == 1
-
-
-async def test_graph_unreachable_then_back_sends_once(make_pipeline: PipelineFactory) -> None:
-    port = free_port()
-    pipeline = await make_pipeline(
-        services=("ingress", "conversation", "sender"),
-        HIKER_GRAPH_BASE_URL=f"http://127.0.0.1:{port}",
-        HIKER_IDLE_TIMEOUT_SECONDS="120",
-    )
-    graph = TestServer(create_graph_mock(load_settings(GraphMockSettings, pipeline.env)), port=port)
-    user = "15550600001"
-    await pipeline.say(user, "hello")
-    await wait_until(
-        lambda: retried_unreachable(pipeline), 30, "a send refused and waiting for its retry"
-    )
-    await graph.start_server()
-    pipeline.servers["graph"] = graph
-    assert await pipeline.wait_for_texts(user, 1, within=30) == [REPLY]
-    await asyncio.sleep(1.0)
-    assert await pipeline.texts(user) == [REPLY]
-    sender = await pipeline.metrics("sender")
-    assert metric_value(sender, "hiker_send_retries_total", code="none") >= 1
-
-
-async def test_pacing_holds_during_retries(make_pipeline: PipelineFactory) -> None:
-    pipeline = await make_pipeline(
-        HIKER_IDLE_TIMEOUT_SECONDS="120", HIKER_SEND_RATE_PER_SECOND="10"
-    )
-    users = users_for(7, 12)
-    for user in users[:4]:
-        await pipeline.script_faults(user, {"status": 500})
-    # 10 per second, the failed attempts having used slots too.
-    assert_paced(await send_times(pipeline, users), 10)
-
-
-async def test_a_backends_burst_to_users_survives_a_sender_restart_paced_and_once(
-    make_pipeline: PipelineFactory, tmp_path: Path, amqp_url: str
-) -> None:
-    """``POST /v1/messages`` far faster than the pair rate lets them go: sends past the burst
-    wait for their slots in the delay queues, across a sender restart, and each goes once."""
-    burst, interval = 5, 0.5
-    pipeline = await make_pipeline(
-        services=("graph", "sender"),
-        HIKER_GRAPH_TIMEOUT_SECONDS="1",
-        HIKER_USER_SEND_INTERVAL_SECONDS=str(interval),
-        HIKER_USER_SEND_BURST=str(burst),
-    )
-    api = await start_api(pipeline, f"sqlite+aiosqlite:///{tmp_path / 'records.db'}")
-    users = users_for(9, 2)
-    per_user = 6 + 10 * SCALE
-
-    async def send(user: str, n: int) -> None:
-        headers = {"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": f"{user}-{n}"}
-        body = {"phone_number_id": PHONE_NUMBER_ID, "to": user, "text": f"news {n}"}
-        async with pipeline.session.post(
-            api.url("/v1/messages"), json=body, headers=headers
-        ) as response:
-            assert response.status == 202
-
-    await asyncio.gather(*(send(user, n) for n in range(per_user) for user in users))
-    await asyncio.sleep(burst * interval)  # some sent, some deferred, some waiting in hand
-    await pipeline.stop("sender")
-    await asyncio.sleep(1.0)
-    await start_service(pipeline, "sender")
-
-    async def all_sent() -> bool:
-        return len(await pipeline.sent()) >= len(users) * per_user
-
-    await wait_until(all_sent, 30 + per_user * interval * 2, "every send of the burst")
-    await asyncio.sleep(1.0)
-    by_user = await texts_by_user(pipeline)
-    for user in users:
-        assert by_user[user] == Counter(f"news {n}" for n in range(per_user)), user
-        times = sorted(m["accepted_at"] for m in await pipeline.sent(user))
-        # Never before its slot: the i-th send waits for (i - burst + 1) intervals at least
-        # (less what the Graph call adds to the first one's moment).
-        for i, moment in enumerate(times[burst:], start=burst):
-            assert moment - times[0] >= (i - burst + 1) * interval - 0.2, (i, times)
-    assert await queue_depth(amqp_url, topology.SENDER_PARKED_QUEUE) == 0
-    assert await queue_depth(amqp_url, topology.POISON_QUEUE) == 0
