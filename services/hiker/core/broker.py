@@ -40,9 +40,16 @@ from hiker.core.amqp_blocked import is_blocked
 from hiker.core.amqp_nodes import connect
 from hiker.core.amqp_publish import publish_confirmed
 from hiker.core.consumer import Headers, QueueConsumer, Routes
+from hiker.core.contracts import Contract
 from hiker.core.dependencies import DependencyGate
 from hiker.core.errors import PublishFailed
-from hiker.core.topology import QueueSpec, Topology, for_server, server_version
+from hiker.core.topology import (
+    HEADER_CORRELATION_ID,
+    QueueSpec,
+    Topology,
+    for_server,
+    server_version,
+)
 
 if TYPE_CHECKING:
     from hiker.core.settings import CommonSettings
@@ -263,6 +270,32 @@ class Broker:
             raise PublishFailed(f"broker refused the message ({exchange}/{routing_key})") from exc
         except (TimeoutError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             raise PublishFailed(f"broker unavailable: {type(exc).__name__}") from exc
+
+    async def publish_contract(
+        self,
+        exchange: str,
+        routing_key: str,
+        contract: Contract,
+        *,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        expiration_ms: int | None = None,
+    ) -> None:
+        """``publish`` of one contract alone (not bundled): its JSON, typed by its name; the
+        correlation id travels in the headers too, as every hop of a journey carries it."""
+        if correlation_id is not None:
+            headers = {HEADER_CORRELATION_ID: correlation_id, **(headers or {})}
+        await self.publish(
+            exchange,
+            routing_key,
+            contract.to_bytes(),
+            type_name=contract.type_name(),
+            message_id=message_id,
+            correlation_id=correlation_id,
+            headers=headers,
+            expiration_ms=expiration_ms,
+        )
 
     async def consume(
         self, spec: QueueSpec, routes: Routes, *, prefetch: int, gate: DependencyGate

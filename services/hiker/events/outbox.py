@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 from hiker.core import topology
 from hiker.core.broker import Broker
@@ -28,7 +27,9 @@ class EventsOutbox:
         arrive twice carries the same id)."""
         await asyncio.gather(
             *(
-                self._publish(topology.EVENTS_EXCHANGE, endpoint, event, {})
+                self._broker.publish_contract(
+                    topology.EVENTS_EXCHANGE, endpoint, event, message_id=event.id
+                )
                 for endpoint in self._endpoints
             )
         )
@@ -44,11 +45,12 @@ class EventsOutbox:
     ) -> None:
         """``event`` waits ``delay_ms``, then returns to ``endpoint``'s queue as ``attempt``."""
         queue = await self._broker.declare_queue(topology.events_retry_queue(endpoint, delay_ms))
-        await self._publish(
+        await self._broker.publish_contract(
             "",
             queue.name,
             event,
-            {
+            message_id=event.id,
+            headers={
                 topology.HEADER_ATTEMPT: attempt,
                 topology.HEADER_FIRST_ATTEMPT_AT: f"{first_attempt_at:.3f}",
             },
@@ -57,24 +59,10 @@ class EventsOutbox:
 
     async def park(self, event: BackendEvent, why: ParkedEvent) -> None:
         """``event`` goes to ``hiker.events.parked`` for a person, ``why`` in its headers."""
-        await self._publish(
-            topology.DEAD_EXCHANGE, topology.RK_EVENTS_PARKED, event, why.to_headers()
-        )
-
-    async def _publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        event: BackendEvent,
-        headers: dict[str, Any],
-        expiration_ms: int | None = None,
-    ) -> None:
-        await self._broker.publish(
-            exchange,
-            routing_key,
-            event.to_bytes(),
-            type_name=event.type_name(),
+        await self._broker.publish_contract(
+            topology.DEAD_EXCHANGE,
+            topology.RK_EVENTS_PARKED,
+            event,
             message_id=event.id,
-            headers=headers,
-            expiration_ms=expiration_ms,
+            headers=why.to_headers(),
         )

@@ -47,7 +47,7 @@ class SenderOutbox:
         headers: dict[str, Any] = {topology.HEADER_ATTEMPT: attempt}
         if paced_until_us is not None:
             headers[topology.HEADER_PACED_UNTIL] = paced_until_us
-        await self._publish("", queue.name, command, headers, expiration_ms=delay_ms)
+        await self._publish("", queue.name, command, headers, delay_ms)
 
     async def park(self, command: SendMessage, why: ParkedHeaders) -> None:
         """``command`` goes to ``hiker.sender.parked`` for a person, ``why`` in its headers."""
@@ -61,14 +61,13 @@ class SenderOutbox:
         headers: dict[str, Any],
         expiration_ms: int | None = None,
     ) -> None:
-        await self._broker.publish(
+        await self._broker.publish_contract(
             exchange,
             routing_key,
-            command.to_bytes(),
-            type_name=command.type_name(),
+            command,
             message_id=command.idempotency_key,
             correlation_id=command.correlation_id,
-            headers={topology.HEADER_CORRELATION_ID: command.correlation_id, **headers},
+            headers=headers,
             expiration_ms=expiration_ms,
         )
 
