@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
@@ -80,6 +80,27 @@ class Listing(Generic[T]):
 
     messages: list[T]
     totals: dict[str, int]
+
+
+async def list_queue(
+    amqp_url: str,
+    queue: str,
+    read: Callable[[AbstractIncomingMessage], T],
+    keep: Callable[[T], bool],
+    limit: int,
+) -> Listing[T]:
+    """Up to ``limit`` messages of ``queue`` as ``read`` shows them, those ``keep`` wants, oldest
+    first; the queue is left as it was."""
+    async with reading(amqp_url, [queue]) as queues:
+        held = queues[queue]
+        shown: list[T] = []
+        async for message in held.messages():
+            seen = read(message)
+            if keep(seen):
+                shown.append(seen)
+                if len(shown) >= limit:
+                    break
+        return Listing(shown, {queue: held.total})
 
 
 class HeldQueue:

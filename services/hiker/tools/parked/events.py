@@ -22,7 +22,15 @@ from hiker.core import topology
 from hiker.core.observability import mask_phone
 from hiker.events.model import BackendEvent
 from hiker.events.parking import ParkedEvent
-from hiker.tools.heldqueue import Address, Copy, HeldQueue, Listing, reading, replaying
+from hiker.tools.heldqueue import (
+    Address,
+    Copy,
+    HeldQueue,
+    Listing,
+    list_queue,
+    reading,
+    replaying,
+)
 
 
 @dataclass(frozen=True)
@@ -79,16 +87,13 @@ async def list_parked_events(
     amqp_url: str, *, limit: int, reasons: Collection[str] = ()
 ) -> Listing[ParkedDelivery]:
     """Up to ``limit`` parked events matching ``reasons``, oldest first; the queue unchanged."""
-    async with reading(amqp_url, [topology.EVENTS_PARKED_QUEUE]) as queues:
-        parked = queues[topology.EVENTS_PARKED_QUEUE]
-        shown: list[ParkedDelivery] = []
-        async for message in parked.messages():
-            delivery = ParkedDelivery.from_message(message)
-            if delivery.matches(reasons):
-                shown.append(delivery)
-                if len(shown) >= limit:
-                    break
-        return Listing(shown, {topology.EVENTS_PARKED_QUEUE: parked.total})
+    return await list_queue(
+        amqp_url,
+        topology.EVENTS_PARKED_QUEUE,
+        ParkedDelivery.from_message,
+        lambda delivery: delivery.matches(reasons),
+        limit,
+    )
 
 
 async def replay_parked_events(

@@ -19,6 +19,7 @@ from hiker.tools.heldqueue import (
     Listing,
     Replayer,
     ToolError,
+    list_queue,
     reading,
     replaying,
 )
@@ -41,16 +42,13 @@ async def list_parked(
     amqp_url: str, *, limit: int = DEFAULT_LIST_LIMIT, reasons: Collection[str] = ()
 ) -> Listing[ParkedSend]:
     """Up to ``limit`` parked messages matching ``reasons``, oldest first; the queue unchanged."""
-    async with reading(amqp_url, [topology.SENDER_PARKED_QUEUE]) as queues:
-        parked = queues[topology.SENDER_PARKED_QUEUE]
-        shown: list[ParkedSend] = []
-        async for message in parked.messages():
-            send = ParkedSend.from_message(message)
-            if send.matches(reasons):
-                shown.append(send)
-                if len(shown) >= limit:
-                    break
-        return Listing(shown, {topology.SENDER_PARKED_QUEUE: parked.total})
+    return await list_queue(
+        amqp_url,
+        topology.SENDER_PARKED_QUEUE,
+        ParkedSend.from_message,
+        lambda send: send.matches(reasons),
+        limit,
+    )
 
 
 async def replay_parked(
