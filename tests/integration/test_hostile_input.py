@@ -253,7 +253,7 @@ async def test_a_send_command_naming_another_graph_path_is_parked_never_called(
         await publish_send(amqp_url, number, "15550009990")
     assert await wait_for_depth(amqp_url, topology.SENDER_PARKED_QUEUE, 2) == 2
     listing = await list_parked(amqp_url)
-    assert [parked.row(time.time())["graph_status"] for parked in listing.parked] == [
+    assert [parked.row(time.time())["graph_status"] for parked in listing.messages] == [
         "bad_phone_number_id"
     ] * 2
     assert await graph_requests(pipeline) == []
