@@ -88,11 +88,11 @@ class MediaStore:
         """The store ``url`` names; a ``file://`` folder is made when missing. ``options`` go
         to obstore (an S3 ``endpoint``, say); raises ValueError on a URL it cannot open."""
         scheme = urlsplit(url).scheme
-        if scheme == "file":
-            Path(urlsplit(url).path).mkdir(parents=True, exist_ok=True)
         if scheme == "memory":
             return cls(MemoryStore())
         try:
+            if scheme == "file":
+                Path(urlsplit(url).path).mkdir(parents=True, exist_ok=True)
             return cls(from_url(url, **options))
         except Exception as exc:  # obstore's own error types; the URL holds no secret
             raise ValueError(f"cannot open the media store {url!r}: {exc}") from None
