@@ -39,7 +39,7 @@ from hiker.core.kernel import OPS_APP, Kit, Parts, Plan, Serve, Service
 from hiker.core.settings import GraphMockSettings, parse_token_list
 from hiker.graphmock import media
 
-__all__ = ["OPS_APP", "SERVICE", "STATE", "create_app"]
+__all__ = ["OPS_APP", "SERVICE", "SHELF", "STATE", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,8 @@ def readable(payload: dict[str, Any]) -> str:
 
 
 STATE = web.AppKey("state", MockState)
+# The media uploaded, and the clock that expires them (tests move it).
+SHELF = web.AppKey("media_shelf", media.MediaShelf)
 
 
 def _graph_error(status: int, code: int | None, message: str) -> web.Response:
@@ -292,6 +294,7 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
 
     app = web.Application(middlewares=[record])
     app[STATE] = state
+    app[SHELF] = shelf
     app.router.add_post("/{version}/{phone_number_id}/messages", send_message)
     app.router.add_post("/{version}/{phone_number_id}/media", upload_media)
     app.router.add_get("/whatsapp_business/attachments/", download_media)

@@ -82,6 +82,8 @@ def not_found(media_id: str) -> web.Response:
 
 async def read_upload(request: web.Request) -> tuple[str, bytes]:
     """(mime type, bytes) of a multipart upload; ValueError when it is not one Graph takes."""
+    if request.content_type != "multipart/form-data":
+        raise ValueError("a multipart/form-data body is required")
     reader = await request.multipart()
     fields: dict[str, str] = {}
     data: bytes | None = None
