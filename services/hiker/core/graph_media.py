@@ -101,7 +101,7 @@ class GraphMedia:
 
     async def _describe(self, media_id: str, headers: dict[str, str]) -> dict[str, Any]:
         url = f"{self.base_url.rstrip('/')}/{self.api_version}/{media_id}"
-        async with _request(self._session(), url, headers) as response:
+        async with _request(self._session(), url, headers, redirects=False) as response:
             if response.status == 200:
                 body = await response.json(content_type=None)
                 if not isinstance(body, dict) or not isinstance(body.get("url"), str):
@@ -115,7 +115,10 @@ class GraphMedia:
 
     async def _download(self, described: dict[str, Any], headers: dict[str, str]) -> bytes:
         media_id = str(described.get("id") or "?")
-        async with _request(self._session(), str(described["url"]), headers) as response:
+        # Followed: Meta does not promise the bytes at that very URL (aiohttp drops the token
+        # on a redirect to another host).
+        url = str(described["url"])
+        async with _request(self._session(), url, headers, redirects=True) as response:
             if response.status != 200:
                 await _refuse(media_id, response, "the media URL")
             if response.content_length is not None and response.content_length > self.max_bytes:
@@ -139,8 +142,15 @@ class GraphMedia:
 class _request:
     """A GET whose connection failures and timeouts are ``_Transient``."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> None:
-        self._call = session.get(url, headers=headers, allow_redirects=False)
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        headers: dict[str, str],
+        *,
+        redirects: bool,
+    ) -> None:
+        self._call = session.get(url, headers=headers, allow_redirects=redirects, max_redirects=3)
         self._response: aiohttp.ClientResponse | None = None
 
     async def __aenter__(self) -> aiohttp.ClientResponse:
