@@ -220,7 +220,7 @@ def graph_media(
         session=session,
         base_url=str(settings.graph_base_url),
         api_version=settings.graph_api_version,
-        tokens=settings.tokens(),
+        tokens=settings.graph_tokens(),
         store=store,
         max_bytes=settings.media_max_bytes,
     )

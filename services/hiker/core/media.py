@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -124,3 +125,8 @@ class MediaStore:
         except FileNotFoundError:
             return None
         return int(meta["size"])
+
+    async def delete(self, digest: str) -> None:
+        """Remove the bytes of ``digest`` (nothing when they are not there)."""
+        with contextlib.suppress(FileNotFoundError):
+            await obstore.delete_async(self._store, self.key(digest))

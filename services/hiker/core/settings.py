@@ -341,7 +341,7 @@ class GraphAccessSettings(CommonSettings):
             check_secret("HIKER_ACCESS_TOKENS_DIR", path.read_text().strip(), where=path.name)
         return value
 
-    def tokens(self) -> AccessTokens:
+    def graph_tokens(self) -> AccessTokens:
         """The token of each phone number, from every source configured (read now)."""
         per_number: dict[str, SecretStr] = {}
         for path in _token_files(self.access_tokens_dir):
@@ -432,6 +432,10 @@ class SenderSettings(GraphAccessSettings):
     max_attempts: int = Field(default=8, ge=1, le=50)
     prefetch: int = Field(default=64, ge=1, le=10_000)
 
+    def tokens(self) -> AccessTokens:
+        """The token of each phone number (``graph_tokens``)."""
+        return self.graph_tokens()
+
     @model_validator(mode="after")
     def _some_token(self) -> SenderSettings:
         if self.access_token is None and not self.access_tokens and not self.access_tokens_dir:
@@ -501,8 +505,9 @@ class GraphMockSettings(CommonSettings):
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.hiker/hiker.db"
 
 
-class ApiSettings(CommonSettings):
-    """``hiker api``: the history it records and serves, and sends from a backend."""
+class ApiSettings(MediaSettings):
+    """``hiker api``: the history it records and serves, and sends from a backend; with
+    ``HIKER_MEDIA_STORE`` set, the inbound media too (through Graph, with the number's token)."""
 
     metrics_port: int = Field(default=9105, ge=1, le=65535)
     api_host: str = "127.0.0.1"
@@ -519,8 +524,12 @@ class ApiSettings(CommonSettings):
     database_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     prefetch: int = Field(default=64, ge=1, le=10_000)
 
+    # Days the media kept are served; past them their records and bytes are deleted (an
+    # hourly sweep). Unset: kept until the store's own lifecycle rules remove them.
+    media_retention_days: float | None = Field(default=None, gt=0)
+
     # Checked by ``_safe_api_tokens``: HIKER_API_TOKEN may be empty when HIKER_API_TOKENS is set.
-    secret_fields: ClassVar[tuple[str, ...]] = ()
+    secret_fields: ClassVar[tuple[str, ...]] = ("access_token",)
 
     def listener_hosts(self) -> dict[str, str]:
         return {**super().listener_hosts(), "HIKER_API_HOST": self.api_host}
