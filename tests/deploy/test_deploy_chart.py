@@ -135,8 +135,10 @@ def test_each_service_gets_only_its_own_secrets() -> None:
         "HIKER_APP_SECRETS",
         "HIKER_VERIFY_TOKEN",
     }
-    assert received["conversation"] == common
-    assert received["sender"] == common | {"HIKER_ACCESS_TOKEN", "HIKER_ACCESS_TOKENS"}
+    graph_tokens = {"HIKER_ACCESS_TOKEN", "HIKER_ACCESS_TOKENS"}
+    # Conversation downloads a bot's media through Graph with the number's token.
+    assert received["conversation"] == common | graph_tokens
+    assert received["sender"] == common | graph_tokens
     (secret,) = of_kind(objects, "Secret")
     # The lists are optional (only HIKER_ACCESS_TOKEN and HIKER_APP_SECRET are set here).
     assert set(secret["stringData"]) == set().union(*received.values()) - {
@@ -501,7 +503,8 @@ def reachable_ports(spec: dict[str, Any]) -> set[int]:
 # What each service connects to: DNS, the broker, and its own dependencies.
 EGRESS_PORTS = {
     "ingress": {53, 5672, 5671},
-    "conversation": {53, 5672, 5671, 6379, 26379},
+    # 443: Graph, for a bot's media downloads.
+    "conversation": {53, 5672, 5671, 6379, 26379, 443},
     "sender": {53, 5672, 5671, 6379, 26379, 443},
     "api": {53, 5672, 5671, 5432},
 }

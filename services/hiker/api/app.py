@@ -11,13 +11,16 @@ import asyncio
 import logging
 from typing import Unpack
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hiker.api.consumers import records_routes
 from hiker.api.db import migrate
 from hiker.api.db.engine import create_engine
+from hiker.api.db.media import MediaRecords
 from hiker.api.db.repository import RecordStore
+from hiker.api.media import KEEPER, MediaKeeper
 from hiker.api.metrics import ApiMetrics
 from hiker.api.recording import RecordHandler
 from hiker.api.routes import (
@@ -35,6 +38,7 @@ from hiker.api.sending import SendAcceptor
 from hiker.core import kernel, topology
 from hiker.core.contracts import SendMessage
 from hiker.core.errors import DATABASE, Unavailable, classify
+from hiker.core.graph_media import graph_media
 from hiker.core.kernel import OPS_APP, Consume, Kit, Parts, Plan, Serve, Service
 from hiker.core.publisher import Destination
 from hiker.core.retrying import Backoff
@@ -83,6 +87,9 @@ def _build(kit: Kit[ApiSettings], given_engine: AsyncEngine | None) -> Plan:
     app[ACCEPTOR] = SendAcceptor(store, publish)
     app[METRICS] = metrics
     app[TOKENS] = settings.tokens()
+    keeper = _media_keeper(kit, engine)
+    if keeper is not None:
+        app[KEEPER] = keeper
     add_api_routes(app)
     schema_ready = app[SCHEMA_READY] = asyncio.Event()
 
@@ -102,14 +109,33 @@ def _build(kit: Kit[ApiSettings], given_engine: AsyncEngine | None) -> Plan:
         consumes=(
             Consume(
                 topology.API_RECORDS,
-                records_routes(RecordHandler(store, metrics)),
+                records_routes(
+                    RecordHandler(
+                        store, metrics, keep_media=keeper.keep if keeper is not None else None
+                    )
+                ),
                 settings.prefetch,
             ),
         ),
         serves=Serve(app, settings.api_host, settings.api_port),
         readiness={"database": database_ready},
         prepare=(upgrade_schema,),
+        background=(keeper.sweep_forever,) if keeper is not None else (),
         closing=(engine.dispose,),
+    )
+
+
+def _media_keeper(kit: Kit[ApiSettings], engine: AsyncEngine) -> MediaKeeper | None:
+    """What keeps inbound media, when HIKER_MEDIA_STORE is set (the api keeps none otherwise)."""
+    settings = kit.settings
+    if settings.media_store is None:
+        return None
+    seconds = settings.graph_timeout_seconds
+    timeout = aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)
+    return MediaKeeper(
+        graph_media(settings, lambda: kit.client_session(timeout=timeout)),
+        MediaRecords(engine),
+        retention_days=settings.media_retention_days,
     )
 
 

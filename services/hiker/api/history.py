@@ -176,6 +176,19 @@ class StatusAt:
 
 
 @dataclass(frozen=True)
+class KeptMedium:
+    """An inbound medium the api kept: its bytes are in the media store under ``sha256``."""
+
+    media_id: str
+    wamid: str
+    phone_number_id: str
+    sha256: str
+    mime_type: str | None
+    size: int
+    stored_at_us: int
+
+
+@dataclass(frozen=True)
 class MessageRow:
     """A message as stored, with the statuses reported for its wamid (oldest first)."""
 
@@ -191,6 +204,8 @@ class MessageRow:
     at_us: int
     parked: dict[str, Any] | None
     statuses: tuple[StatusAt, ...] = field(default=())
+    # The medium the api kept of it (``api.media``), when it kept one.
+    media: KeptMedium | None = None
 
     @property
     def public_id(self) -> str | None:

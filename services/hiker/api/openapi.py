@@ -204,6 +204,27 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/media/{media_id}": {
+                "get": {
+                    "operationId": "getMedia",
+                    "summary": "An inbound medium's bytes, with its type (HIKER_MEDIA_STORE)",
+                    "parameters": [
+                        {
+                            "name": "media_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "the bytes",
+                            "content": {"*/*": {"schema": {"type": "string"}}},
+                        },
+                        **_ERRORS,
+                    },
+                }
+            },
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",

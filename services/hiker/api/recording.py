@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from hiker.api import history
@@ -43,14 +43,19 @@ class RecordHandler:
         metrics: ApiMetrics,
         *,
         clock: Callable[[], float] = time.time,
+        keep_media: Callable[[MessageReceived], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        # Stores the medium a message carries (``api.media``), when HIKER_MEDIA_STORE is set.
+        self._keep_media = keep_media
         self._metrics = metrics
         self._clock = clock
 
     async def message_received(self, event: MessageReceived) -> None:
         written = await self._store.add_inbound(history.inbound(event))
         self._count("message_in", written, event.received_at)
+        if self._keep_media is not None:
+            await self._keep_media(event)
 
     async def message_sent(self, event: MessageSent) -> None:
         written = await self._store.add_outbound(history.sent(event))

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Final, TypeVar
 
 import orjson
@@ -26,6 +27,7 @@ from hiker.api.auth import (
 # The composition root sets the tokens through these (re-exported: it imports them from here).
 from hiker.api.auth import TOKENS as TOKENS
 from hiker.api.db.repository import RecordStore
+from hiker.api.media import KEEPER, get_media
 from hiker.api.metrics import ApiMetrics
 from hiker.api.openapi import IDEMPOTENCY_KEY_MAX, LIMIT_DEFAULT, LIMIT_MAX, document
 from hiker.api.sending import (
@@ -252,6 +254,10 @@ async def list_messages(request: web.Request) -> web.Response:
     check_number(request, number, "phone_number_id")
     rows = await request.app[STORE].messages(number, user, limit + 1, after)
     page, more = rows[:limit], len(rows) > limit
+    keeper = request.app.get(KEEPER)
+    if keeper is not None:
+        kept = await keeper.records.of_messages([r.wamid for r in page if r.wamid])
+        page = [replace(r, media=kept.get(r.wamid or "")) for r in page]
     next_cursor = (
         cursors.encode(cursors.MessageCursor(page[-1].at_us, page[-1].id)) if more else None
     )
@@ -317,4 +323,5 @@ def add_api_routes(app: web.Application) -> None:
     app.router.add_get("/v1/conversations", list_conversations)
     app.router.add_get("/v1/conversations/{phone_number_id}/{user}/messages", list_messages)
     app.router.add_post("/v1/messages", send_message)
+    app.router.add_get("/v1/media/{media_id}", get_media)
     app.router.add_get(OPENAPI_PATH, openapi)

@@ -21,6 +21,16 @@ class StatusEntry(_View):
     at: str = Field(description="ISO 8601, UTC")
 
 
+class MediaItem(_View):
+    """An inbound medium the api kept (HIKER_MEDIA_STORE): its bytes at ``url``."""
+
+    id: str = Field(description="Meta's media id")
+    mime_type: str | None
+    sha256: str = Field(description="hex digest of the bytes")
+    size: int = Field(description="bytes")
+    url: str = Field(description="GET it with a token of the read scope: the bytes, typed")
+
+
 class MessageItem(_View):
     """One message of a conversation, either direction, with its statuses."""
 
@@ -39,6 +49,9 @@ class MessageItem(_View):
     kind: str | None = Field(description="outbound: reply, followup or api")
     send_id: str | None = Field(description="outbound through POST /v1/messages: its id")
     statuses: list[StatusEntry] = Field(description="every status reported, oldest first")
+    media: MediaItem | None = Field(
+        default=None, description="inbound: the medium kept of it, when HIKER_MEDIA_STORE is set"
+    )
 
     @classmethod
     def of(cls, row: MessageRow) -> MessageItem:
@@ -54,6 +67,17 @@ class MessageItem(_View):
             kind=row.kind,
             send_id=row.send_id,
             statuses=[StatusEntry(status=s.status, at=iso(s.at_us)) for s in row.statuses],
+            media=(
+                MediaItem(
+                    id=row.media.media_id,
+                    mime_type=row.media.mime_type,
+                    sha256=row.media.sha256,
+                    size=row.media.size,
+                    url=f"/v1/media/{row.media.media_id}",
+                )
+                if row.media is not None
+                else None
+            ),
         )
 
 

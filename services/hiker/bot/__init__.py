@@ -15,6 +15,7 @@ async def sizes(msg, conv):
 
 @bot.on_message(filters.image & filters.caption_contains("invoice"))
 async def invoice(msg, conv):
+    data = await msg.image.download()    # bytes (also .save(path)); raises a MediaError
     conv.state["last_invoice"] = msg.image.sha256
     return [Text(body="Got it"), Remind(after_seconds=3600, key="check")]
 
@@ -73,6 +74,13 @@ from hiker.bot.messages import (
     User,
 )
 from hiker.bot.routing import Bot, Skip, load_bot
+from hiker.core.media import (
+    MediaError,
+    MediaExpired,
+    MediaMismatch,
+    MediaTooLarge,
+    MediaUnavailable,
+)
 
 __all__ = [
     "Audio",
@@ -94,6 +102,11 @@ __all__ = [
     "ListMenu",
     "Location",
     "Media",
+    "MediaError",
+    "MediaExpired",
+    "MediaMismatch",
+    "MediaTooLarge",
+    "MediaUnavailable",
     "Message",
     "MetaError",
     "Notice",

@@ -9,8 +9,12 @@ events may change without breaking a bot.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from hiker.core.media import MediaSource, MediaUnavailable
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,11 @@ class Media:
     """A photo, video, audio, document or sticker the user sent, as Meta describes it.
 
     ``id`` is Meta's media id (valid for a limited time): what a download resolves through
-    Graph; ``sha256`` checks the bytes.
+    Graph; ``sha256`` checks the bytes. ``await media.download()`` gives the bytes (kept once
+    in the media store, ``HIKER_MEDIA_STORE``); ``await media.save(path)`` writes them to a
+    file. Both raise a ``hiker.bot.MediaError``: ``MediaExpired`` when Meta no longer has the
+    medium, ``MediaTooLarge`` over ``HIKER_MEDIA_MAX_BYTES``, ``MediaMismatch`` when the bytes
+    are not those announced, ``MediaUnavailable`` when Graph keeps failing.
     """
 
     kind: str  # "image", "video", "audio", "document" or "sticker"
@@ -43,6 +51,25 @@ class Media:
     voice: bool = False  # audio recorded as a voice note
     animated: bool = False  # stickers
     url: str | None = None
+    # The business number it came to (whose token downloads it), and what downloads it.
+    phone_number_id: str = field(default="", compare=False, repr=False)
+    source: MediaSource | None = field(default=None, compare=False, repr=False)
+
+    async def download(self) -> bytes:
+        """The medium's bytes, checked against its sha256."""
+        if self.source is None:
+            raise MediaUnavailable(
+                "this message came with no media source: download() works in the conversation "
+                "service and in hiker.testing.BotHarness"
+            )
+        return await self.source.fetch(self.phone_number_id, self.id, self.sha256)
+
+    async def save(self, path: str | Path) -> Path:
+        """Write the medium to ``path`` (replaced when it exists); the path written."""
+        target = Path(path)
+        data = await self.download()
+        await asyncio.to_thread(target.write_bytes, data)
+        return target
 
 
 @dataclass(frozen=True)

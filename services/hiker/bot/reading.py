@@ -27,23 +27,32 @@ from hiker.bot.messages import (
     User,
 )
 from hiker.core.contracts import MessageReceived
+from hiker.core.media import MediaSource
 
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 # ``interactive.type`` → the kind of tap it is.
 _TAPS = {"button_reply": "button", "list_reply": "list"}
 
 
-def message_of(event: MessageReceived) -> Message:
-    """The view of the message ``event`` carries."""
+def message_of(event: MessageReceived, media: MediaSource | None = None) -> Message:
+    """The view of the message ``event`` carries; its media download through ``media``."""
     user = User(id=event.user, phone=event.wa_id, name=event.contact_name)
-    return _view(event.raw, event.wamid, event.message_type, user, event)
+    return _view(event.raw, event.wamid, event.message_type, user, event, media)
 
 
 def _view(
-    raw: dict[str, Any], wamid: str, kind: str, user: User, event: MessageReceived
+    raw: dict[str, Any],
+    wamid: str,
+    kind: str,
+    user: User,
+    event: MessageReceived,
+    source: MediaSource | None,
 ) -> Message:
     tap = _tap(raw, kind)
-    media = {name: _media(name, raw) if kind == name else None for name in MEDIA_KINDS}
+    media = {
+        name: _media(name, raw, event.phone_number_id, source) if kind == name else None
+        for name in MEDIA_KINDS
+    }
     edit = _dict(raw, "edit")
     edited = _dict(edit, "message")
     return Message(
@@ -69,7 +78,7 @@ def _view(
         call_permission=_call_permission(raw),
         edited_id=_str(edit, "original_message_id"),
         edit=(
-            _view(edited, wamid, _str(edited, "type") or "unknown", user, event)
+            _view(edited, wamid, _str(edited, "type") or "unknown", user, event, source)
             if kind == "edit" and edited
             else None
         ),
@@ -108,7 +117,9 @@ def _tap(raw: dict[str, Any], kind: str) -> Tap | None:
     return Tap(_TAPS[which], tapped, _str(reply, "title"), _str(reply, "description"))
 
 
-def _media(kind: str, raw: dict[str, Any]) -> Media | None:
+def _media(
+    kind: str, raw: dict[str, Any], phone_number_id: str, source: MediaSource | None
+) -> Media | None:
     part = _dict(raw, kind)
     media_id = _str(part, "id")
     if media_id is None:
@@ -123,6 +134,8 @@ def _media(kind: str, raw: dict[str, Any]) -> Media | None:
         voice=part.get("voice") is True,
         animated=part.get("animated") is True,
         url=_str(part, "url"),
+        phone_number_id=phone_number_id,
+        source=source,
     )
 
 

@@ -33,6 +33,7 @@ from hiker.conversation.responder import (
 from hiker.conversation.rules import Reply
 from hiker.conversation.rulesfile import RuleSource, default_rulebook
 from hiker.core.contracts import MessageReceived
+from hiker.core.media import MediaSource
 from hiker.core.settings import ConfigError
 
 
@@ -145,9 +146,11 @@ class Bot:
         message: MessageReceived,
         conversation: Conversation,
         rules: RuleBookResponder | None,
+        media: MediaSource | None = None,
     ) -> Answer:
-        """``message`` answered by the first handler that takes it, else by ``rules``."""
-        view = message_of(message)
+        """``message`` answered by the first handler that takes it, else by ``rules``; its
+        media download through ``media``."""
+        view = message_of(message, media)
         for route in self._routes:
             if route.accepts(view):
                 answer = await route.handler(view, conversation)
@@ -163,9 +166,10 @@ class Bot:
                 return _labelled(name, await handler(reminder, conversation))
         return None
 
-    def with_rules(self, rules: RuleSource) -> Responder:
-        """This bot answering what no handler takes by ``rules`` (the service's own)."""
-        return _Bound(self, RuleBookResponder(rules))
+    def with_rules(self, rules: RuleSource, media: MediaSource | None = None) -> Responder:
+        """This bot answering what no handler takes by ``rules`` (the service's own), its
+        messages' media downloading through ``media``."""
+        return _Bound(self, RuleBookResponder(rules), media)
 
     def _route(self, accepts: Filter) -> Callable[[H], H]:
         def declare(handler: H) -> H:
@@ -185,12 +189,13 @@ class Bot:
 class _Bound:
     """A bot with the service's rules behind it: the responder conversation runs."""
 
-    def __init__(self, bot: Bot, rules: RuleBookResponder) -> None:
+    def __init__(self, bot: Bot, rules: RuleBookResponder, media: MediaSource | None) -> None:
         self.bot = bot
         self._rules = rules
+        self._media = media
 
     async def respond(self, message: MessageReceived, conversation: Conversation) -> Answer:
-        return await self.bot.answer(message, conversation, self._rules)
+        return await self.bot.answer(message, conversation, self._rules, self._media)
 
     async def on_reminder(self, reminder: Reminder, conversation: Conversation) -> Answer:
         return await self.bot.answer_reminder(reminder, conversation)

@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any, Unpack
 
+import aiohttp
 from aiohttp import web
 
 from hiker.bot.routing import load_bot
@@ -27,6 +28,7 @@ from hiker.conversation.state import ConversationStore
 from hiker.core import kernel, topology
 from hiker.core.broker import Broker
 from hiker.core.claims import ClaimStore
+from hiker.core.graph_media import GraphMedia, graph_media
 from hiker.core.kernel import Consume, Kit, Parts, Plan, Service
 from hiker.core.keys import Keys
 from hiker.core.settings import ConversationSettings
@@ -62,7 +64,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
     answering = (
         as_responder(responder)
         if responder is not None
-        else bot.with_rules(rules)
+        else bot.with_rules(rules, _media(kit))
         if bot is not None
         else load_responder(settings.responder, rules)
         if settings.responder
@@ -119,6 +121,15 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
             lambda: rules.watch(settings.rules_reload_seconds),
         ),
     )
+
+
+def _media(kit: Kit[ConversationSettings]) -> GraphMedia:
+    """What a bot's ``download()`` fetches through: Graph with the numbers' tokens, into the
+    media store (the session is made on the first download)."""
+    # No total: a large medium may take longer than one Graph call; a stalled one may not.
+    seconds = kit.settings.graph_timeout_seconds
+    timeout = aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)
+    return graph_media(kit.settings, lambda: kit.client_session(timeout=timeout))
 
 
 def _sample_pending(

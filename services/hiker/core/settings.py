@@ -297,12 +297,81 @@ def parse_secret_list(text: str) -> list[SecretStr]:
     return secrets
 
 
+# Where media are kept without configuration, as the api's database: beside the checkout.
+DEFAULT_MEDIA_FOLDER = Path(".hiker/media")
+
+
+class GraphAccessSettings(CommonSettings):
+    """Graph's address and the tokens of the business's numbers: what a service calling Graph
+    (sender's sends, conversation's media downloads) needs."""
+
+    # The token for every phone number without one of its own below.
+    access_token: SecretStr | None = None
+    # Tokens per phone number id, ``id=token,id=token``: operators with several numbers.
+    access_tokens: SecretStr | None = None
+    # Or a directory of files named by phone number id, each holding that number's token
+    # (a Kubernetes Secret mounted as files).
+    access_tokens_dir: Path | None = None
+    graph_base_url: AnyUrl = AnyUrl("https://graph.facebook.com")
+    graph_api_version: str = Field(default="v23.0", pattern=r"^v\d+\.\d+$")
+    graph_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("access_token",)
+
+    @field_validator("access_token", "access_tokens", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # compose and charts pass a variable left blank as "": that is no token.
+        return None if value == "" else value
+
+    @field_validator("access_tokens")
+    @classmethod
+    def _token_list(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for number, token in parse_token_list(value.get_secret_value()).items():
+                check_secret("HIKER_ACCESS_TOKENS", token.get_secret_value(), where=number)
+        return value
+
+    @field_validator("access_tokens_dir")
+    @classmethod
+    def _token_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError("is not a directory")
+        for path in _token_files(value):
+            check_secret("HIKER_ACCESS_TOKENS_DIR", path.read_text().strip(), where=path.name)
+        return value
+
+    def graph_tokens(self) -> AccessTokens:
+        """The token of each phone number, from every source configured (read now)."""
+        per_number: dict[str, SecretStr] = {}
+        for path in _token_files(self.access_tokens_dir):
+            per_number[path.name] = SecretStr(path.read_text().strip())
+        if self.access_tokens is not None:
+            per_number.update(parse_token_list(self.access_tokens.get_secret_value()))
+        return AccessTokens(per_number, self.access_token)
+
+
+class MediaSettings(GraphAccessSettings):
+    """Where media fetched through Graph are kept, and how large one may be."""
+
+    # An object store URL (file:///var/lib/hiker/media, s3://bucket/prefix, gs://..., az://...;
+    # credentials from the store's usual variables). Unset: a folder beside the checkout.
+    media_store: str | None = None
+    # Larger media are refused before they are read past this size (Meta: images 5 MB, audio
+    # and video 16 MB, documents 100 MB).
+    media_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+    def media_store_url(self) -> str:
+        """``media_store``, or the default folder's ``file://`` URL."""
+        return self.media_store or DEFAULT_MEDIA_FOLDER.resolve().as_uri()
+
+
 # The share of the claim lease a responder may take when no timeout of its own is set: what is
 # left covers saving and publishing its answer before another worker may take the message.
 RESPONDER_SHARE_OF_LEASE = 2 / 3
 
 
-class ConversationSettings(CommonSettings):
+class ConversationSettings(MediaSettings):
     metrics_port: int = Field(default=9102, ge=1, le=65535)
     idle_timeout_seconds: float = Field(default=600.0, gt=0)
     followup_text: str = Field(default="are you there", min_length=1)
@@ -354,18 +423,8 @@ class ConversationSettings(CommonSettings):
         return self
 
 
-class SenderSettings(CommonSettings):
+class SenderSettings(GraphAccessSettings):
     metrics_port: int = Field(default=9103, ge=1, le=65535)
-    # The token for every phone number without one of its own below.
-    access_token: SecretStr | None = None
-    # Tokens per phone number id, ``id=token,id=token``: operators with several numbers.
-    access_tokens: SecretStr | None = None
-    # Or a directory of files named by phone number id, each holding that number's token
-    # (a Kubernetes Secret mounted as files).
-    access_tokens_dir: Path | None = None
-    graph_base_url: AnyUrl = AnyUrl("https://graph.facebook.com")
-    graph_api_version: str = Field(default="v23.0", pattern=r"^v\d+\.\d+$")
-    graph_timeout_seconds: float = Field(default=10.0, gt=0)
     send_rate_per_second: float = Field(default=80.0, ge=0)
     # Meta's pair rate limit (131056): about one message every 6 s to one user, bursts allowed.
     user_send_interval_seconds: float = Field(default=6.0, ge=0)
@@ -373,45 +432,15 @@ class SenderSettings(CommonSettings):
     max_attempts: int = Field(default=8, ge=1, le=50)
     prefetch: int = Field(default=64, ge=1, le=10_000)
 
-    secret_fields: ClassVar[tuple[str, ...]] = ("access_token",)
-
-    @field_validator("access_token", "access_tokens", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        # compose and charts pass a variable left blank as "": that is no token.
-        return None if value == "" else value
-
-    @field_validator("access_tokens")
-    @classmethod
-    def _token_list(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            for number, token in parse_token_list(value.get_secret_value()).items():
-                check_secret("HIKER_ACCESS_TOKENS", token.get_secret_value(), where=number)
-        return value
-
-    @field_validator("access_tokens_dir")
-    @classmethod
-    def _token_dir(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_dir():
-            raise ValueError("is not a directory")
-        for path in _token_files(value):
-            check_secret("HIKER_ACCESS_TOKENS_DIR", path.read_text().strip(), where=path.name)
-        return value
+    def tokens(self) -> AccessTokens:
+        """The token of each phone number (``graph_tokens``)."""
+        return self.graph_tokens()
 
     @model_validator(mode="after")
     def _some_token(self) -> SenderSettings:
         if self.access_token is None and not self.access_tokens and not self.access_tokens_dir:
             raise ValueError(_NO_TOKEN)
         return self
-
-    def tokens(self) -> AccessTokens:
-        """The token of each phone number, from every source configured (read now)."""
-        per_number: dict[str, SecretStr] = {}
-        for path in _token_files(self.access_tokens_dir):
-            per_number[path.name] = SecretStr(path.read_text().strip())
-        if self.access_tokens is not None:
-            per_number.update(parse_token_list(self.access_tokens.get_secret_value()))
-        return AccessTokens(per_number, self.access_token)
 
 
 def _token_files(directory: Path | None) -> list[Path]:
@@ -476,8 +505,9 @@ class GraphMockSettings(CommonSettings):
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.hiker/hiker.db"
 
 
-class ApiSettings(CommonSettings):
-    """``hiker api``: the history it records and serves, and sends from a backend."""
+class ApiSettings(MediaSettings):
+    """``hiker api``: the history it records and serves, and sends from a backend; with
+    ``HIKER_MEDIA_STORE`` set, the inbound media too (through Graph, with the number's token)."""
 
     metrics_port: int = Field(default=9105, ge=1, le=65535)
     api_host: str = "127.0.0.1"
@@ -494,8 +524,12 @@ class ApiSettings(CommonSettings):
     database_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     prefetch: int = Field(default=64, ge=1, le=10_000)
 
+    # Days the media kept are served; past them their records and bytes are deleted (an
+    # hourly sweep). Unset: kept until the store's own lifecycle rules remove them.
+    media_retention_days: float | None = Field(default=None, gt=0)
+
     # Checked by ``_safe_api_tokens``: HIKER_API_TOKEN may be empty when HIKER_API_TOKENS is set.
-    secret_fields: ClassVar[tuple[str, ...]] = ()
+    secret_fields: ClassVar[tuple[str, ...]] = ("access_token",)
 
     def listener_hosts(self) -> dict[str, str]:
         return {**super().listener_hosts(), "HIKER_API_HOST": self.api_host}

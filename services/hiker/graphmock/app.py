@@ -13,6 +13,9 @@
   "retry_after": 1, "delay": 0.5}, ...]}``: the next calls for ``to`` (any recipient when
   omitted; ``"receipts"`` for read receipts) get these answers, in order, before the mock
   accepts again.
+- Media (``graphmock.media``): ``POST /{version}/{phone_number_id}/media`` uploads, ``GET
+  /{version}/{media-id}`` describes with a download URL, the URL answers the bytes; ``POST
+  /_mock/media/{media-id}/expire`` expires an id.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hiker.core import kernel
 from hiker.core.kernel import OPS_APP, Kit, Parts, Plan, Serve, Service
 from hiker.core.settings import GraphMockSettings, parse_token_list
+from hiker.graphmock import media
 
-__all__ = ["OPS_APP", "SERVICE", "STATE", "create_app"]
+__all__ = ["OPS_APP", "SERVICE", "SHELF", "STATE", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,8 @@ def readable(payload: dict[str, Any]) -> str:
 
 
 STATE = web.AppKey("state", MockState)
+# The media uploaded, and the clock that expires them (tests move it).
+SHELF = web.AppKey("media_shelf", media.MediaShelf)
 
 
 def _graph_error(status: int, code: int | None, message: str) -> web.Response:
@@ -131,9 +137,12 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
         else {}
     )
 
-    def authorized(request: web.Request) -> bool:
+    shelf = media.MediaShelf()
+
+    def authorized(request: web.Request, number: str | None = None) -> bool:
         # As Graph: a phone number answers only to a token of its own business account.
-        expected_token = per_number.get(request.match_info["phone_number_id"], token)
+        number = number if number is not None else request.match_info["phone_number_id"]
+        expected_token = per_number.get(number, token)
         if expected_token is None:
             return True
         expected = f"Bearer {expected_token.get_secret_value()}".encode()
@@ -201,7 +210,47 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
     async def list_receipts(_: web.Request) -> web.Response:
         return web.json_response(state.receipts)
 
+    async def upload_media(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return _graph_error(401, 190, "Error validating access token")
+        try:
+            mime_type, data = await media.read_upload(request)
+        except ValueError as exc:
+            return _graph_error(400, 100, f"Invalid parameter: {exc}")
+        medium = shelf.add(request.match_info["phone_number_id"], mime_type, data)
+        return web.json_response({"id": medium.id})
+
+    async def describe_media(request: web.Request, medium: media.Medium) -> web.Response:
+        if not authorized(request, medium.phone_number_id):
+            return _graph_error(401, 190, "Error validating access token")
+        fault = state.next_fault(media.MEDIA, any_recipient=False)
+        if fault is not None:
+            answered.inc()
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status >= 300:
+                return _graph_error(fault.status, fault.code, fault.message)
+        return media.describe(request, medium, shelf.clock())
+
+    async def download_media(request: web.Request) -> web.Response:
+        medium = shelf.live(request.query.get("mid", ""))
+        if medium is not None and not authorized(request, medium.phone_number_id):
+            return _graph_error(401, 190, "Error validating access token")
+        return media.download(request, shelf)
+
+    async def expire_media(request: web.Request) -> web.Response:
+        medium = shelf.media.get(request.match_info["media_id"])
+        if medium is None:
+            return web.json_response({"error": "no such media id"}, status=404)
+        medium.expires_at = shelf.clock()
+        return web.json_response({"expired": medium.id})
+
     async def phone_number(request: web.Request) -> web.Response:
+        # Graph's node ids share one space: a media id is described as a medium.
+        node = request.match_info["phone_number_id"]
+        if node in shelf.media:
+            medium = shelf.live(node)
+            return await describe_media(request, medium) if medium else media.not_found(node)
         if not authorized(request):
             return _graph_error(401, 190, "Error validating access token")
         return web.json_response(
@@ -245,7 +294,11 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
 
     app = web.Application(middlewares=[record])
     app[STATE] = state
+    app[SHELF] = shelf
     app.router.add_post("/{version}/{phone_number_id}/messages", send_message)
+    app.router.add_post("/{version}/{phone_number_id}/media", upload_media)
+    app.router.add_get("/whatsapp_business/attachments/", download_media)
+    app.router.add_post("/_mock/media/{media_id}/expire", expire_media)
     app.router.add_get("/_mock/messages", list_sent)
     app.router.add_get("/_mock/receipts", list_receipts)
     app.router.add_get("/_mock/requests", list_requests)

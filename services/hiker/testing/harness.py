@@ -37,6 +37,7 @@ from hiker.core.keys import Keys
 from hiker.ingress.webhook import route
 from hiker.testing import inbound
 from hiker.testing.fakes import Clock, InMemoryClaims, InMemoryConversations
+from hiker.testing.media import InMemoryMedia
 from hiker.tools.simulate import DEFAULT_PHONE_NUMBER_ID, messages_change, webhook_body
 
 Actions = list[AnyAction]
@@ -72,10 +73,16 @@ class BotHarness:
             rules_file or (bot.rules_file if isinstance(bot, Bot) else None),
         )
         self.conversations = InMemoryConversations()
+        # What the user's media download from: ``msg.image.download()`` in a handler.
+        self.media = InMemoryMedia()
         self.registry = CollectorRegistry()
         self.handlers = ConversationHandlers(
             rules=self.rules,
-            responder=bot.with_rules(self.rules) if isinstance(bot, Bot) else as_responder(bot),
+            responder=(
+                bot.with_rules(self.rules, self.media)
+                if isinstance(bot, Bot)
+                else as_responder(bot)
+            ),
             conversations=self.conversations,
             claims=InMemoryClaims(self.clock, lease_seconds=30, done_ttl_seconds=7 * 86400),
             keys=Keys("hiker-test:"),
@@ -241,6 +248,7 @@ class BotHarness:
 
     async def _media(self, kind: str, data: bytes, mime_type: str, **fields: Any) -> Actions:
         media_id = str(1_000_000_000 + next(self._ids))
+        self.media.add(media_id, data)
         return await self.receive(
             inbound.media(kind, media_id, mime_type=mime_type, data=data, **fields)
         )

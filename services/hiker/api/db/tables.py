@@ -120,3 +120,18 @@ webhook_errors = Table(
     Column("at_us", BigInteger, nullable=False),
     UniqueConstraint("phone_number_id", "code", "at_us"),
 )
+
+# Inbound media the api kept (HIKER_MEDIA_STORE), by Meta's media id: the bytes are in the
+# media store under their sha256, so history keeps them after Meta's id expired.
+media = Table(
+    "media",
+    metadata,
+    Column("media_id", String(128), primary_key=True),
+    # The message that carried it, and the number it came to (whose tokens may read it).
+    Column("wamid", String(255), nullable=False, index=True),
+    Column("phone_number_id", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("mime_type", String(255), nullable=True),
+    Column("size", BigInteger, nullable=False),
+    Column("stored_at_us", BigInteger, nullable=False, index=True),
+)
