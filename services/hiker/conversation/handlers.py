@@ -131,6 +131,17 @@ class ConversationHandlers:
         try:
             recorded = Recorded.of(claim.step_values)
             now = self._clock()
+            if recorded.owner.human(now):
+                # A person answers: the message is recorded (history, events, the api's copy)
+                # and nothing else happens, not even an idle timer (``timers.silenced``).
+                await claim.confirm()
+                self._metrics.inbound.labels(event.message_type).inc()
+                self._metrics.skipped.labels("reply", "human_owned").inc()
+                log.info(
+                    "message left to the person who owns the conversation",
+                    extra={"wamid": event.wamid, "user": user, "type": event.message_type},
+                )
+                return
             conversation = Conversation(
                 pnid,
                 user,

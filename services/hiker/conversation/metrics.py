@@ -58,7 +58,8 @@ class ConversationMetrics:
         self.skipped = Counter(
             "hiker_sends_skipped",
             "Replies and follow-ups not sent, by kind and reason (window_closed: past the 24 h "
-            "customer service window with no template configured).",
+            "customer service window with no template configured; human_owned: a person owns "
+            "the conversation).",
             ["kind", "reason"],
             registry=registry,
         )
@@ -113,6 +114,7 @@ class ConversationMetrics:
             self.rules_reloads.labels(outcome)
         for kind in ("reply", "followup", "reminder"):
             self.skipped.labels(kind, "window_closed")
+            self.skipped.labels(kind, "human_owned")
         for form in ("text", "template"):
             self.followups.labels(form)
         for kind in ("message", "reminder"):

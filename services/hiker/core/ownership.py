@@ -1,0 +1,114 @@
+"""Who answers a conversation: the bot, or a person until a time (a handoff).
+
+Ownership is three fields of the conversation's Redis hash (``Keys.conversation``), so that the
+claim step conversation runs for every message reads it in the same round trip (the
+conversation's ``_RECORD`` script), and so that it survives restarts and holds across replicas:
+- ``owner_until``: when a person's ownership ends by itself (epoch seconds); absent or past
+  means the bot answers;
+- ``owner_reason``: why it was handed over, as given;
+- ``handed_at``: when a person last took it, kept after they give it back, so that an idle
+  timer set before it is not fired into the person's conversation afterwards.
+
+Both ``hiker api`` (``POST/DELETE .../handoff``) and conversation write it, through here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from hiker.core.keys import Keys
+from hiker.core.redis_store import RedisClient
+
+OWNER_UNTIL: Final = "owner_until"
+OWNER_REASON: Final = "owner_reason"
+HANDED_AT: Final = "handed_at"
+
+# The longest a handoff may last: the 24-hour service window closes before it anyway, and the
+# conversation's hash (kept at least 25 hours after its last message) outlives it.
+MAX_HANDOFF_SECONDS: Final = 24 * 3600
+# The hash outlives the handoff by this much: a fired timer still finds ``handed_at``.
+_KEEP_AFTER_SECONDS: Final = 3600
+
+# KEYS: conversation hash. ARGV: until, reason, handed at, ttl ms (at least).
+# Extends the hash's life to cover the handoff, never shortens it.
+_HAND_OVER = """
+redis.call('HSET', KEYS[1], 'owner_until', ARGV[1], 'owner_reason', ARGV[2],
+           'handed_at', ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """A conversation's owner as recorded: a person until ``until``, or nobody (the bot)."""
+
+    until: float | None = None
+    reason: str | None = None
+    handed_at: float | None = None
+
+    def human(self, now: float) -> bool:
+        """Whether a person owns it at ``now`` (it ends by itself at ``until``)."""
+        return self.until is not None and now < self.until
+
+    @classmethod
+    def of(
+        cls,
+        until: bytes | str | int | None,
+        reason: bytes | str | int | None,
+        handed_at: bytes | str | int | None = None,
+    ) -> Ownership:
+        """From the raw hash fields (as Redis or a Lua script returns them)."""
+        return cls(_number(until), _text(reason), _number(handed_at))
+
+
+class OwnershipStore:
+    """Hand a conversation to a person, give it back, read who owns it."""
+
+    def __init__(self, redis: RedisClient, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._hand_over = redis.register_script(_HAND_OVER)
+
+    async def hand_to_person(
+        self, phone_number_id: str, user: str, *, seconds: float, reason: str, now: float
+    ) -> Ownership:
+        """A person owns the conversation from ``now`` for ``seconds``, replacing any earlier
+        handoff (a later ``until`` or an earlier one: the last word wins)."""
+        until = now + min(seconds, MAX_HANDOFF_SECONDS)
+        keep_ms = math.ceil((until - now + _KEEP_AFTER_SECONDS) * 1000)
+        await self._hand_over(
+            keys=[self._keys.conversation(phone_number_id, user)],
+            args=[repr(until), reason, repr(now), keep_ms],
+        )
+        return Ownership(until, reason, now)
+
+    async def give_back(self, phone_number_id: str, user: str) -> None:
+        """The bot answers again from now on (``handed_at`` stays: see the module)."""
+        await self._redis.hdel(
+            self._keys.conversation(phone_number_id, user), OWNER_UNTIL, OWNER_REASON
+        )
+
+    async def read(self, phone_number_id: str, user: str) -> Ownership:
+        until, reason, handed_at = await self._redis.hmget(
+            self._keys.conversation(phone_number_id, user), [OWNER_UNTIL, OWNER_REASON, HANDED_AT]
+        )
+        return Ownership.of(until, reason, handed_at)
+
+
+def _number(raw: bytes | str | int | None) -> float | None:
+    if raw is None or raw in ("", b""):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _text(raw: bytes | str | int | None) -> str | None:
+    if raw is None or raw in ("", b""):
+        return None
+    return raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -1,0 +1,124 @@
+"""A person owns a conversation: the bot stays silent for that user only, across a restart and
+across replicas, until the handoff ends by itself or is given back; the person's sends go out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from hiker.conversation.app import create_app as create_conversation
+from hiker.core.claims import DONE
+from hiker.core.keys import Keys
+from hiker.core.ownership import OwnershipStore
+from hiker.core.settings import ConversationSettings, load_settings
+from hiker.tools.simulate import DEFAULT_PHONE_NUMBER_ID as PHONE_NUMBER_ID
+from tests.integration.conftest import PipelineFactory, ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+SKIPPED_HUMAN = 'hiker_sends_skipped_total{kind="reply",reason="human_owned"}'
+
+
+async def wait_until_handled(redis_url: str, keys: Keys, user: str, wamid: str) -> None:
+    """Until conversation has confirmed its claim on ``wamid``: the message is handled, so
+    what it was going to send (nothing, under a handoff) is sent already."""
+    client = Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if await client.get(keys.claim(PHONE_NUMBER_ID, user, wamid)) == DONE:
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+    raise AssertionError(f"message {wamid} was not handled")
+
+
+async def hand_over(redis_url: str, keys: Keys, user: str, seconds: float) -> float:
+    """What ``POST .../handoff`` does (tested through the api below); when it ends."""
+    client = Redis.from_url(redis_url)
+    try:
+        owned = await OwnershipStore(client, keys).hand_to_person(
+            PHONE_NUMBER_ID, user, seconds=seconds, reason="test", now=time.time()
+        )
+    finally:
+        await client.aclose()
+    assert owned.until is not None
+    return owned.until
+
+
+async def test_handoff_holds_across_a_restart_and_ends_by_itself(
+    make_pipeline: PipelineFactory,
+    spawn: Callable[[str, dict[str, str]], ServiceProcess],
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    pipeline = await make_pipeline(
+        services=("graph", "ingress", "sender"), HIKER_IDLE_TIMEOUT_SECONDS="1.5"
+    )
+    keys = Keys(redis_prefix)
+    conversation = spawn("conversation", pipeline.env)
+    await conversation.start()
+    user = "15550001003"
+    await pipeline.say(user, "hello")
+    assert await pipeline.wait_for_texts(user, 1) == ["hello to you too"]
+    # Taken while the idle timer of "hello" waits: that follow-up is never sent.
+    until = await hand_over(redis_url, keys, user, seconds=6)
+    await conversation.kill()
+    restarted = spawn("conversation", pipeline.env)
+    await restarted.start()
+    held = await pipeline.say(user, "hello")
+    await wait_until_handled(redis_url, keys, user, held)
+    assert await pipeline.texts(user) == ["hello to you too"]
+
+    await asyncio.sleep(max(0.0, until - time.time()) + 0.1)  # to the handoff's end, no longer
+    await pipeline.say(user, "hello")
+    # The bot answers again and its idle period starts afresh: one follow-up, after that.
+    assert await pipeline.wait_for_texts(user, 3) == [
+        "hello to you too",
+        "hello to you too",
+        "are you there",
+    ]
+    await asyncio.sleep(2.0)
+    assert await pipeline.texts(user) == ["hello to you too", "hello to you too", "are you there"]
+
+
+async def test_a_followup_due_while_a_person_owns_it_is_not_sent_after_either(
+    make_pipeline: PipelineFactory, redis_url: str, redis_prefix: str
+) -> None:
+    pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="1")
+    keys = Keys(redis_prefix)
+    user = "15550001004"
+    await pipeline.say(user, "hello")
+    assert await pipeline.wait_for_texts(user, 1) == ["hello to you too"]
+    until = await hand_over(redis_url, keys, user, seconds=2)
+    # The timer fires during the handoff; the user never writes again.
+    await asyncio.sleep(max(0.0, until - time.time()) + 1.5)
+    assert await pipeline.texts(user) == ["hello to you too"]
+    assert 'hiker_sends_skipped_total{kind="followup",reason="human_owned"} 1.0' in (
+        await pipeline.metrics("conversation")
+    )
+
+
+async def test_two_replicas_both_leave_the_handed_conversation_alone(
+    make_pipeline: PipelineFactory, redis_url: str, redis_prefix: str
+) -> None:
+    pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="60")
+    await pipeline.start(
+        "conversation-2",
+        create_conversation(load_settings(ConversationSettings, pipeline.env)),
+    )
+    keys = Keys(redis_prefix)
+    alice, bob = "15550001005", "15550001006"
+    await hand_over(redis_url, keys, alice, seconds=60)
+    held = [await pipeline.say(alice, "hello") for _ in range(8)]
+    for i in range(4):
+        await pipeline.say(bob, "hello", wamid=f"wamid.bob-{i}")
+    for wamid in held:
+        await wait_until_handled(redis_url, keys, alice, wamid)
+    assert await pipeline.wait_for_texts(bob, 4) == ["hello to you too"] * 4
+    assert await pipeline.texts(alice) == []
