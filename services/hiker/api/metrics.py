@@ -13,6 +13,8 @@ ROUTES: Final = (
     "GET /v1/conversations",
     "GET /v1/conversations/{phone_number_id}/{user}/messages",
     "POST /v1/messages",
+    "POST /v1/conversations/{phone_number_id}/{user}/handoff",
+    "DELETE /v1/conversations/{phone_number_id}/{user}/handoff",
     "GET /v1/openapi.json",
 )
 
@@ -51,6 +53,13 @@ class ApiMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
+        self.handoffs = Counter(
+            "hiker_handoffs",
+            "Conversations handed to a person, by the way in (reason: api, rule, echo, handover).",
+            ["reason"],
+            registry=registry,
+        )
+        self.handoffs.labels("api")
         for kind in RECORD_KINDS:
             self.records.labels(kind)
             self.duplicates.labels(kind)
