@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from hiker.core.keys import Keys
+from hiker.core.ownership import OwnershipStore
 from hiker.tools.simulate import DEFAULT_PHONE_NUMBER_ID as PHONE_NUMBER_ID
 from tests.integration.api.conftest import API_TOKEN, PostgresDatabase, start_api
 from tests.integration.conftest import PipelineFactory
@@ -71,3 +74,45 @@ async def test_handoff_by_api_silences_that_user_only_and_the_persons_send_goes_
     assert await pipeline.wait_for_texts(alice, 2) == ["Hi, Sam here", "hello to you too"]
     async with pipeline.session.get(api.ops_url("/metrics")) as response:
         assert 'hiker_handoffs_total{reason="api"} 1.0' in await response.text()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"minutes": 0}', "minutes"),
+        (b'{"minutes": "60"}', "minutes"),
+        (b'{"minutes": true}', "minutes"),
+        (b'{"minutes": 1441}', "minutes"),
+        (b'{"reason": "no minutes"}', "minutes"),
+        (b'{"minutes": 5, "reason": ""}', "reason"),
+        (b'{"minutes": 5, "reason": "' + b"x" * 201 + b'"}', "reason"),
+        (b'{"minutes": 5, "until": "tomorrow"}', "until"),
+        (b"[60]", "body"),
+        (b"{not json", "body"),
+    ],
+)
+async def test_a_bad_handoff_is_refused_naming_the_field_and_hands_nothing_over(
+    make_pipeline: PipelineFactory,
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    body: bytes,
+    field: str,
+) -> None:
+    pipeline = await make_pipeline(services=("graph",))
+    api = await start_api(pipeline, f"sqlite+aiosqlite:///{tmp_path / 'history.db'}")
+    user = "15550001010"
+    async with pipeline.session.post(
+        api.url(f"/v1/conversations/{PHONE_NUMBER_ID}/{user}/handoff"),
+        data=body,
+        headers={**AUTH, "Content-Type": "application/json"},
+    ) as response:
+        assert response.status in (400, 422)
+        problem = await response.json()
+    assert [f["field"] for f in problem["error"]["error_data"]["fields"]] == [field]
+    client = Redis.from_url(redis_url)
+    try:
+        owner = await OwnershipStore(client, Keys(redis_prefix)).read(PHONE_NUMBER_ID, user)
+    finally:
+        await client.aclose()
+    assert owner.until is None
