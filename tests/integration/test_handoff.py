@@ -6,12 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from hiker.conversation.app import create_app as create_conversation
+from hiker.conversation.memory import Conversation
+from hiker.conversation.responder import Answer
+from hiker.core.actions import Handoff, Text
 from hiker.core.claims import DONE
+from hiker.core.contracts import MessageReceived
 from hiker.core.keys import Keys
 from hiker.core.ownership import OwnershipStore
 from hiker.core.settings import ConversationSettings, load_settings
@@ -122,3 +127,66 @@ async def test_two_replicas_both_leave_the_handed_conversation_alone(
         await wait_until_handled(redis_url, keys, alice, wamid)
     assert await pipeline.wait_for_texts(bob, 4) == ["hello to you too"] * 4
     assert await pipeline.texts(alice) == []
+
+
+async def test_a_rule_hands_over_after_its_reply_and_the_bot_stays_silent(
+    make_pipeline: PipelineFactory, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - {name: hello, match: exact, pattern: hello, reply: hello to you too}\n"
+        "  - name: agent\n    match: exact\n    pattern: agent\n"
+        "    reply: A person will answer you shortly\n"
+        "    handoff: {minutes: 30, reason: asked for a person}\n"
+    )
+    pipeline = await make_pipeline(HIKER_RULES_FILE=str(rules), HIKER_IDLE_TIMEOUT_SECONDS="1")
+    keys = Keys(redis_prefix)
+    user, other = "15550001007", "15550001008"
+    await pipeline.say(user, "agent")
+    assert await pipeline.wait_for_texts(user, 1) == ["A person will answer you shortly"]
+    held = await pipeline.say(user, "hello")
+    await pipeline.say(other, "hello")
+    await wait_until_handled(redis_url, keys, user, held)
+    assert await pipeline.wait_for_texts(other, 2) == ["hello to you too", "are you there"]
+    # The idle timeout (1 s) passed for both: only the user nobody owns was followed up.
+    assert await pipeline.texts(user) == ["A person will answer you shortly"]
+    client = Redis.from_url(redis_url)
+    try:
+        owner = await OwnershipStore(client, keys).read(PHONE_NUMBER_ID, user)
+    finally:
+        await client.aclose()
+    assert owner.reason == "asked for a person"
+    assert owner.until is not None
+    assert 29 * 60 < owner.until - time.time() <= 30 * 60
+    assert 'hiker_handoffs_total{reason="action"} 1.0' in await pipeline.metrics("conversation")
+
+
+class HandsOverOnRefund:
+    """A responder that answers, and on "refund" also hands the conversation to a person."""
+
+    async def respond(self, message: MessageReceived, conversation: Conversation) -> Answer:
+        if message.text == "refund":
+            return [Text(body="Passing you to our team"), Handoff(minutes=10, reason="refund")]
+        return Text(body="bot here")
+
+
+async def test_a_responder_hands_over_with_its_answer(
+    make_pipeline: PipelineFactory, redis_url: str, redis_prefix: str
+) -> None:
+    pipeline = await make_pipeline(services=("graph", "ingress", "sender"))
+    await pipeline.start(
+        "conversation",
+        create_conversation(
+            load_settings(ConversationSettings, pipeline.env), responder=HandsOverOnRefund()
+        ),
+    )
+    keys = Keys(redis_prefix)
+    user, other = "15550001009", "15550001011"
+    await pipeline.say(user, "refund")
+    assert await pipeline.wait_for_texts(user, 1) == ["Passing you to our team"]
+    held = await pipeline.say(user, "anyone?")
+    await pipeline.say(other, "anyone?")
+    await wait_until_handled(redis_url, keys, user, held)
+    assert await pipeline.wait_for_texts(other, 1) == ["bot here"]
+    assert await pipeline.texts(user) == ["Passing you to our team"]

@@ -55,7 +55,8 @@ class ApiMetrics:
         )
         self.handoffs = Counter(
             "hiker_handoffs",
-            "Conversations handed to a person, by the way in (reason: api, rule, echo, handover).",
+            "Conversations handed to a person, by the way in (reason: api, action, echo, "
+            "handover).",
             ["reason"],
             registry=registry,
         )

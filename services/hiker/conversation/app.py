@@ -29,6 +29,7 @@ from hiker.core.broker import Broker
 from hiker.core.claims import ClaimStore
 from hiker.core.kernel import Consume, Kit, Parts, Plan, Service
 from hiker.core.keys import Keys
+from hiker.core.ownership import OwnershipStore
 from hiker.core.settings import ConversationSettings
 
 # How often the gauge of pending timers is sampled from the broker.
@@ -91,6 +92,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         metrics=metrics,
         read_receipts=settings.read_receipts,
         responder_timeout_seconds=settings.responder_deadline_seconds,
+        handoffs=OwnershipStore(kit.redis, keys),
     )
 
     def wait_queues() -> list[topology.QueueSpec]:

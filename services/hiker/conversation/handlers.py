@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 from hiker.conversation.answering import (
     Answering,
@@ -32,7 +33,7 @@ from hiker.conversation.rules import Reply
 from hiker.conversation.rulesfile import RuleSource
 from hiker.conversation.state import Recorded, Turn
 from hiker.conversation.timers import start_timer, window_open
-from hiker.core.actions import AnyAction, MarkRead, answering
+from hiker.core.actions import AnyAction, Handoff, MarkRead, answering
 from hiker.core.claims import Claims
 from hiker.core.contracts import (
     IdleTimerStarted,
@@ -43,6 +44,7 @@ from hiker.core.contracts import (
     WebhookErrorReceived,
 )
 from hiker.core.keys import Keys
+from hiker.core.ownership import Ownership
 
 # Where callers found them before timers and reminders moved out.
 __all__ = [
@@ -73,10 +75,14 @@ class ConversationHandlers:
         read_receipts: ReadReceipts = "off",
         responder_timeout_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
+        handoffs: Handoffs | None = None,
     ) -> None:
         """``responder_timeout_seconds``: how long ``responder`` may take to answer a message
         or a reminder, less than ``claims``' lease (None: two thirds of it, as
-        ``ConversationSettings.responder_deadline_seconds``); past it the work is redone."""
+        ``ConversationSettings.responder_deadline_seconds``); past it the work is redone.
+        ``handoffs``: where a ``Handoff`` a rule or the responder asks for is written (None:
+        such a handoff is logged and ignored)."""
+        self._handoffs = handoffs
         self._rules = rules
         self._responder = responder
         self._conversations = conversations
@@ -166,8 +172,10 @@ class ConversationHandlers:
             command = self._reply_command(event, reply)
             if command is not None:
                 publishes.append(self._send(command))
-            if recorded.latest:
-                # A message older than the recorded one would only start a superseded timer.
+            handoff = answer.handing_off
+            if recorded.latest and handoff is None:
+                # A message older than the recorded one would only start a superseded timer;
+                # one handed over would only start a dropped one.
                 timeout = self._rules.current.policy(pnid).idle_timeout_seconds
                 timer = start_timer(
                     pnid, user, event.wamid, now, timeout, message_timestamp=event.timestamp
@@ -177,6 +185,11 @@ class ConversationHandlers:
                 self._steps.reminders(event.wamid, pnid, user, answer, event.timestamp)
             )
             await asyncio.gather(*publishes)
+            if handoff is not None:
+                # After the reply is published (its text goes out before a person takes over),
+                # before the claim is confirmed: a retry from here finds the person owning it
+                # and confirms without doing anything again.
+                await self._hand_over(pnid, user, handoff, now)
             said = turns(command, at=event.received_at)
             await claim.confirm(step=self._conversations.append_step(pnid, user, said))
         except BaseException:
@@ -185,7 +198,7 @@ class ConversationHandlers:
         self._metrics.inbound.labels(event.message_type).inc()
         if reply is not None:
             self._metrics.replies.labels(reply.rule).inc()
-        if recorded.latest:
+        if recorded.latest and handoff is None:
             self._metrics.timers_scheduled.inc()
         log.info(
             "message processed",
@@ -195,6 +208,19 @@ class ConversationHandlers:
                 "type": event.message_type,
                 "rule": reply.rule if reply else None,
             },
+        )
+
+    async def _hand_over(self, pnid: str, user: str, handoff: Handoff, now: float) -> None:
+        if self._handoffs is None:
+            log.warning("a handoff was asked for but this conversation service cannot write it")
+            return
+        await self._handoffs.hand_to_person(
+            pnid, user, seconds=handoff.minutes * 60, reason=handoff.reason, now=now
+        )
+        self._metrics.handoffs.labels("action").inc()
+        log.info(
+            "conversation handed to a person",
+            extra={"user": user, "minutes": handoff.minutes, "reason": handoff.reason},
         )
 
     def _reply_command(self, event: MessageReceived, reply: Reply | None) -> SendMessage | None:
@@ -253,6 +279,14 @@ class ConversationHandlers:
             "Meta reported an error",
             extra={"code": event.code, "title": event.title, "detail": event.message},
         )
+
+
+class Handoffs(Protocol):
+    """Where a handoff is written (``core.ownership.OwnershipStore``)."""
+
+    async def hand_to_person(
+        self, phone_number_id: str, user: str, *, seconds: float, reason: str, now: float
+    ) -> Ownership: ...
 
 
 class _TurnTaking:

@@ -55,6 +55,14 @@ class ConversationMetrics:
             ["form"],
             registry=registry,
         )
+        self.handoffs = Counter(
+            "hiker_handoffs",
+            "Conversations handed to a person, by the way in (reason: api, action, echo, "
+            "handover).",
+            ["reason"],
+            registry=registry,
+        )
+        self.handoffs.labels("action")
         self.skipped = Counter(
             "hiker_sends_skipped",
             "Replies and follow-ups not sent, by kind and reason (window_closed: past the 24 h "
