@@ -9,6 +9,7 @@ from hiker.api.recording import RecordHandler
 from hiker.core.consumer import Headers, Route, Routes
 from hiker.core.contracts import (
     Contract,
+    MessageEchoed,
     MessageReceived,
     MessageSent,
     SendParked,
@@ -30,5 +31,6 @@ def records_routes(handler: RecordHandler) -> Routes:
         WebhookErrorReceived: handler.webhook_error,
         MessageSent: handler.message_sent,
         SendParked: handler.send_parked,
+        MessageEchoed: handler.message_echoed,
     }
     return {contract.type_name(): route(contract, handle) for contract, handle in routes.items()}

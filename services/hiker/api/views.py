@@ -36,7 +36,10 @@ class MessageItem(_View):
         description="why it failed: Meta's error (code, title, message) or the reason it was parked"
     )
     at: str = Field(description="ISO 8601, UTC: when Hiker received it, or when it was sent")
-    kind: str | None = Field(description="outbound: reply, followup or api")
+    kind: str | None = Field(
+        description="outbound: reply, followup, api, or person (sent from the WhatsApp "
+        "Business app)"
+    )
     send_id: str | None = Field(description="outbound through POST /v1/messages: its id")
     statuses: list[StatusEntry] = Field(description="every status reported, oldest first")
 

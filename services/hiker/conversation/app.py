@@ -93,6 +93,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         read_receipts=settings.read_receipts,
         responder_timeout_seconds=settings.responder_deadline_seconds,
         handoffs=OwnershipStore(kit.redis, keys),
+        handoff_minutes=settings.handoff_minutes,
     )
 
     def wait_queues() -> list[topology.QueueSpec]:

@@ -37,6 +37,7 @@ from hiker.core.actions import AnyAction, Handoff, MarkRead, answering
 from hiker.core.claims import Claims
 from hiker.core.contracts import (
     IdleTimerStarted,
+    MessageEchoed,
     MessageReceived,
     MessageSent,
     SendMessage,
@@ -59,6 +60,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The reason a handoff by an echo from the WhatsApp Business app is recorded with.
+ECHO_REASON = "business app"
+
 
 class ConversationHandlers:
     def __init__(
@@ -76,13 +80,16 @@ class ConversationHandlers:
         responder_timeout_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
         handoffs: Handoffs | None = None,
+        handoff_minutes: float = 30.0,
     ) -> None:
         """``responder_timeout_seconds``: how long ``responder`` may take to answer a message
         or a reminder, less than ``claims``' lease (None: two thirds of it, as
         ``ConversationSettings.responder_deadline_seconds``); past it the work is redone.
         ``handoffs``: where a ``Handoff`` a rule or the responder asks for is written (None:
-        such a handoff is logged and ignored)."""
+        such a handoff is logged and ignored). ``handoff_minutes``: how long a person owns the
+        conversation after answering from the WhatsApp Business app."""
         self._handoffs = handoffs
+        self._handoff_minutes = handoff_minutes
         self._rules = rules
         self._responder = responder
         self._conversations = conversations
@@ -252,6 +259,28 @@ class ConversationHandlers:
         reminder (once; another hop when it is not due yet), unless the user wrote since."""
         await self._fired.on_timer_fired(timer)
 
+    async def on_echo(self, event: MessageEchoed) -> None:
+        """A person answered from the WhatsApp Business app: the conversation is theirs for
+        ``handoff_minutes`` from when the echo came (a redelivery changes nothing), and what
+        they wrote joins the history."""
+        pnid, user = event.phone_number_id, event.user
+        if self._handoffs is not None:
+            await self._handoffs.hand_to_person(
+                pnid,
+                user,
+                seconds=self._handoff_minutes * 60,
+                reason=ECHO_REASON,
+                now=event.received_at,
+                lengthen_only=True,
+            )
+        turn = Turn("out", event.wamid, event.message_type, event.text, event.received_at)
+        await self._conversations.append_turns(pnid, user, [turn])
+        self._metrics.handoffs.labels("echo").inc()
+        log.info(
+            "a person answered from the WhatsApp Business app: conversation handed to them",
+            extra={"wamid": event.wamid, "user": user, "minutes": self._handoff_minutes},
+        )
+
     async def on_sent(self, event: MessageSent) -> None:
         """A message sent from outside conversation (``hiker api``) joins the history."""
         turn = Turn("out", event.idempotency_key, event.action_type, event.text, event.sent_at)
@@ -285,7 +314,14 @@ class Handoffs(Protocol):
     """Where a handoff is written (``core.ownership.OwnershipStore``)."""
 
     async def hand_to_person(
-        self, phone_number_id: str, user: str, *, seconds: float, reason: str, now: float
+        self,
+        phone_number_id: str,
+        user: str,
+        *,
+        seconds: float,
+        reason: str,
+        now: float,
+        lengthen_only: bool = False,
     ) -> Ownership: ...
 
 

@@ -62,7 +62,8 @@ class ConversationMetrics:
             ["reason"],
             registry=registry,
         )
-        self.handoffs.labels("action")
+        for way in ("action", "echo"):
+            self.handoffs.labels(way)
         self.skipped = Counter(
             "hiker_sends_skipped",
             "Replies and follow-ups not sent, by kind and reason (window_closed: past the 24 h "

@@ -253,3 +253,18 @@ class ParkedHeaders(BaseModel):
 
 
 InboundEvent = MessageReceived | StatusReceived | WebhookErrorReceived
+
+
+class MessageEchoed(Contract):
+    """The business answered a user from the WhatsApp Business app on a coexistence number
+    (Meta's ``smb_message_echoes``): a message a person wrote, which hands them the conversation."""
+
+    wamid: str
+    phone_number_id: str
+    # The user it was sent to (the echo's ``to``): the conversation's user.
+    user: str
+    message_type: str
+    text: str | None = None
+    # Meta's time of the echo (epoch seconds), and when Hiker received it.
+    timestamp: int
+    received_at: float

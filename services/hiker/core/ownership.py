@@ -31,9 +31,14 @@ MAX_HANDOFF_SECONDS: Final = 24 * 3600
 # The hash outlives the handoff by this much: a fired timer still finds ``handed_at``.
 _KEEP_AFTER_SECONDS: Final = 3600
 
-# KEYS: conversation hash. ARGV: until, reason, handed at, ttl ms (at least).
+# KEYS: conversation hash. ARGV: until, reason, handed at, ttl ms (at least), '1' to only
+# lengthen a person's ownership (never shorten one already longer). 0: left as it was.
 # Extends the hash's life to cover the handoff, never shortens it.
 _HAND_OVER = """
+if ARGV[5] == '1' then
+  local current = tonumber(redis.call('HGET', KEYS[1], 'owner_until') or '0')
+  if current and current >= tonumber(ARGV[1]) then return 0 end
+end
 redis.call('HSET', KEYS[1], 'owner_until', ARGV[1], 'owner_reason', ARGV[2],
            'handed_at', ARGV[3])
 local ttl = redis.call('PTTL', KEYS[1])
@@ -74,15 +79,24 @@ class OwnershipStore:
         self._hand_over = redis.register_script(_HAND_OVER)
 
     async def hand_to_person(
-        self, phone_number_id: str, user: str, *, seconds: float, reason: str, now: float
+        self,
+        phone_number_id: str,
+        user: str,
+        *,
+        seconds: float,
+        reason: str,
+        now: float,
+        lengthen_only: bool = False,
     ) -> Ownership:
         """A person owns the conversation from ``now`` for ``seconds``, replacing any earlier
-        handoff (a later ``until`` or an earlier one: the last word wins)."""
+        handoff (a later ``until`` or an earlier one: the last word wins), or, with
+        ``lengthen_only``, unless a handoff lasting longer is recorded (a late or redelivered
+        echo never cuts short what an agent asked for)."""
         until = now + min(seconds, MAX_HANDOFF_SECONDS)
-        keep_ms = math.ceil((until - now + _KEEP_AFTER_SECONDS) * 1000)
+        keep_ms = max(1, math.ceil((until - now + _KEEP_AFTER_SECONDS) * 1000))
         await self._hand_over(
             keys=[self._keys.conversation(phone_number_id, user)],
-            args=[repr(until), reason, repr(now), keep_ms],
+            args=[repr(until), reason, repr(now), keep_ms, "1" if lengthen_only else "0"],
         )
         return Ownership(until, reason, now)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 from hiker.core.keys import Keys
 from hiker.core.ownership import OwnershipStore
 from hiker.tools.simulate import DEFAULT_PHONE_NUMBER_ID as PHONE_NUMBER_ID
+from hiker.tools.simulate import webhook_body
 from tests.integration.api.conftest import API_TOKEN, PostgresDatabase, start_api
 from tests.integration.conftest import PipelineFactory
 from tests.integration.test_handoff import SKIPPED_HUMAN, wait_until_handled
@@ -116,3 +118,72 @@ async def test_a_bad_handoff_is_refused_naming_the_field_and_hands_nothing_over(
     finally:
         await client.aclose()
     assert owner.until is None
+
+
+def echo_change(user: str, text: str, wamid: str) -> dict[str, Any]:
+    """Meta's ``smb_message_echoes`` change: the business wrote ``text`` to ``user`` from the
+    WhatsApp Business app (the ``to`` as Meta's reference shows it, with a "+")."""
+    return {
+        "field": "smb_message_echoes",
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+            "message_echoes": [
+                {
+                    "from": "15550783881",
+                    "to": f"+{user}",
+                    "id": wamid,
+                    "timestamp": str(int(time.time())),
+                    "type": "text",
+                    "text": {"body": text},
+                }
+            ],
+        },
+    }
+
+
+async def test_an_answer_from_the_business_app_hands_over_is_recorded_and_expires(
+    make_pipeline: PipelineFactory,
+    postgres_database: PostgresDatabase,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    # A person owns it for 3 s after answering from the app (HIKER_HANDOFF_MINUTES).
+    pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="60", HIKER_HANDOFF_MINUTES="0.05")
+    api = await start_api(pipeline, postgres_database.url)
+    keys = Keys(redis_prefix)
+    user, other = "15550001012", "15550001013"
+    echoed_at = time.time()
+    assert await pipeline.post(webhook_body(echo_change(user, "On my way!", "wamid.ECHO1"))) == 200
+    client = Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 15
+        while (await OwnershipStore(client, keys).read(PHONE_NUMBER_ID, user)).until is None:
+            assert time.monotonic() < deadline, "the echo handed nothing over"
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+    held = await pipeline.say(user, "hello")
+    await pipeline.say(other, "hello")
+    await wait_until_handled(redis_url, keys, user, held)
+    assert await pipeline.wait_for_texts(other, 1) == ["hello to you too"]
+    assert await pipeline.texts(user) == []
+
+    # The echo is in the history, outbound, written by a person.
+    deadline = time.monotonic() + 15
+    while True:
+        async with pipeline.session.get(
+            api.url(f"/v1/conversations/{PHONE_NUMBER_ID}/{user}/messages"), headers=AUTH
+        ) as response:
+            items = (await response.json())["data"]
+        echoes = [m for m in items if m["id"] == "wamid.ECHO1"]
+        if echoes or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert [(m["direction"], m["kind"], m["text"]) for m in echoes] == [
+        ("out", "person", "On my way!")
+    ]
+
+    await asyncio.sleep(max(0.0, echoed_at + 3.0 - time.time()) + 0.2)  # to the handoff's end
+    await pipeline.say(user, "hello")
+    assert await pipeline.wait_for_texts(user, 1) == ["hello to you too"]
