@@ -239,9 +239,13 @@ async def list_conversations(request: web.Request) -> web.Response:
         if last is not None
         else None
     )
-    return _json(
-        ConversationPage(data=[ConversationItem.of(r) for r in page], next_cursor=next_cursor)
+    # Who owns each: one Redis round trip for the page, where handoffs are kept.
+    owners = await request.app[handoff.OWNERSHIP].read_many(
+        [(r.phone_number_id, r.user) for r in page]
     )
+    now = request.app[handoff.CLOCK]()
+    items = [ConversationItem.of(r).owned(o, now) for r, o in zip(page, owners, strict=True)]
+    return _json(ConversationPage(data=items, next_cursor=next_cursor))
 
 
 async def list_messages(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ Both ``hiker api`` (``POST/DELETE .../handoff``) and conversation write it, thro
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -105,6 +106,19 @@ class OwnershipStore:
         await self._redis.hdel(
             self._keys.conversation(phone_number_id, user), OWNER_UNTIL, OWNER_REASON
         )
+
+    async def read_many(self, conversations: Sequence[tuple[str, str]]) -> list[Ownership]:
+        """Who owns each of ``conversations`` (phone number id, user), in one round trip."""
+        if not conversations:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for phone_number_id, user in conversations:
+            pipe.hmget(
+                self._keys.conversation(phone_number_id, user),
+                [OWNER_UNTIL, OWNER_REASON, HANDED_AT],
+            )
+        rows = await pipe.execute()
+        return [Ownership.of(*row) for row in rows]
 
     async def read(self, phone_number_id: str, user: str) -> Ownership:
         until, reason, handed_at = await self._redis.hmget(

@@ -70,8 +70,19 @@ async def test_handoff_by_api_silences_that_user_only_and_the_persons_send_goes_
     assert status == 200
     assert held in [m["id"] for m in page["data"]]
 
+    # The conversation list tells the agent tool who answers each conversation.
+    status, listed = await call("GET", f"/v1/conversations?phone_number_id={PHONE_NUMBER_ID}")
+    assert status == 200
+    by_user = {c["user"]: c for c in listed["data"]}
+    assert by_user[alice]["owner"] == "human"
+    assert by_user[alice]["owner_until"][:19] == owner["until"][:19]
+    assert by_user[alice]["handoff_reason"] == "billing question"
+    assert (by_user[bob]["owner"], by_user[bob]["owner_until"]) == ("bot", None)
+
     status, owner = await call("DELETE", path)
     assert (status, owner) == (200, {"owner": "bot"})
+    status, listed = await call("GET", f"/v1/conversations?phone_number_id={PHONE_NUMBER_ID}")
+    assert {c["user"]: c["owner"] for c in listed["data"]}[alice] == "bot"
     await pipeline.say(alice, "hello")
     assert await pipeline.wait_for_texts(alice, 2) == ["Hi, Sam here", "hello to you too"]
     async with pipeline.session.get(api.ops_url("/metrics")) as response:
