@@ -21,7 +21,7 @@ from hiker.core.keys import Keys
 from hiker.core.ownership import OwnershipStore
 from hiker.core.settings import ConversationSettings, load_settings
 from hiker.tools.simulate import DEFAULT_PHONE_NUMBER_ID as PHONE_NUMBER_ID
-from tests.integration.conftest import PipelineFactory, ServiceProcess
+from tests.integration.conftest import Pipeline, PipelineFactory, ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -127,6 +127,25 @@ async def test_two_replicas_both_leave_the_handed_conversation_alone(
         await wait_until_handled(redis_url, keys, alice, wamid)
     assert await pipeline.wait_for_texts(bob, 4) == ["hello to you too"] * 4
     assert await pipeline.texts(alice) == []
+    # Both replicas count the one conversation a person owns (sampled from Redis), then none.
+    await wait_for_gauge(pipeline, ("conversation", "conversation-2"), 1)
+    client = Redis.from_url(redis_url)
+    try:
+        await OwnershipStore(client, keys).give_back(PHONE_NUMBER_ID, alice)
+    finally:
+        await client.aclose()
+    await wait_for_gauge(pipeline, ("conversation", "conversation-2"), 0)
+
+
+async def wait_for_gauge(pipeline: Pipeline, replicas: tuple[str, ...], count: int) -> None:
+    line = f"hiker_conversations_human_owned {float(count)}"
+    deadline = time.monotonic() + 15  # sampled every 5 s
+    while True:
+        texts = [await pipeline.metrics(name) for name in replicas]
+        if all(line in text.splitlines() for text in texts):
+            return
+        assert time.monotonic() < deadline, f"{line} not reported by every replica"
+        await asyncio.sleep(0.2)
 
 
 async def test_a_rule_hands_over_after_its_reply_and_the_bot_stays_silent(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Unpack
 
@@ -70,6 +71,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         else RuleBookResponder(rules)
     )
     outbox = ConversationOutbox(kit.broker, kit.bundler())
+    ownership = OwnershipStore(kit.redis, keys)
     handlers = ConversationHandlers(
         rules=rules,
         responder=answering,
@@ -92,7 +94,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         metrics=metrics,
         read_receipts=settings.read_receipts,
         responder_timeout_seconds=settings.responder_deadline_seconds,
-        handoffs=OwnershipStore(kit.redis, keys),
+        handoffs=ownership,
         handoff_minutes=settings.handoff_minutes,
     )
 
@@ -119,6 +121,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         on_connect=(declare_wait_queues,),
         background=(
             _every(PENDING_SAMPLE_SECONDS, _sample_pending(kit.broker, wait_queues, metrics)),
+            _every(PENDING_SAMPLE_SECONDS, _sample_owned(ownership, metrics)),
             lambda: rules.watch(settings.rules_reload_seconds),
         ),
     )
@@ -133,6 +136,15 @@ def _sample_pending(
         if broker.is_connected():
             depths = [await broker.queue_depth(q.name) for q in wait_queues()]
             metrics.pending.set(sum(d or 0 for d in depths))
+
+    return sample
+
+
+def _sample_owned(
+    ownership: OwnershipStore, metrics: ConversationMetrics
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def sample() -> None:
+        metrics.human_owned.set(await ownership.count_owned(time.time()))
 
     return sample
 

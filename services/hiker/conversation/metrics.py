@@ -108,6 +108,12 @@ class ConversationMetrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=registry,
         )
+        self.human_owned = Gauge(
+            "hiker_conversations_human_owned",
+            "Conversations a person owns now (a handoff), sampled from Redis: every replica "
+            "reports the same count.",
+            registry=registry,
+        )
         self.pending = Gauge(
             "hiker_timers_pending",
             "Idle timers waiting in the wait queue (sampled from the broker).",

@@ -95,10 +95,14 @@ class OwnershipStore:
         echo never cuts short what an agent asked for)."""
         until = now + min(seconds, MAX_HANDOFF_SECONDS)
         keep_ms = max(1, math.ceil((until - now + _KEEP_AFTER_SECONDS) * 1000))
-        await self._hand_over(
+        written = await self._hand_over(
             keys=[self._keys.conversation(phone_number_id, user)],
             args=[repr(until), reason, repr(now), keep_ms, "1" if lengthen_only else "0"],
         )
+        if written:
+            # The count's index lives in a slot of its own, so apart from the script; a crash
+            # between the two only leaves the gauge short until the next handoff of that user.
+            await self._redis.zadd(self._keys.owned(), {_member(phone_number_id, user): until})
         return Ownership(until, reason, now)
 
     async def give_back(self, phone_number_id: str, user: str) -> None:
@@ -106,6 +110,14 @@ class OwnershipStore:
         await self._redis.hdel(
             self._keys.conversation(phone_number_id, user), OWNER_UNTIL, OWNER_REASON
         )
+        await self._redis.zrem(self._keys.owned(), _member(phone_number_id, user))
+
+    async def count_owned(self, now: float) -> int:
+        """How many conversations a person owns at ``now``; forgets the handoffs that ended
+        (so the index stays as small as the handoffs under way)."""
+        key = self._keys.owned()
+        await self._redis.zremrangebyscore(key, "-inf", now)
+        return int(await self._redis.zcard(key))
 
     async def read_many(self, conversations: Sequence[tuple[str, str]]) -> list[Ownership]:
         """Who owns each of ``conversations`` (phone number id, user), in one round trip."""
@@ -125,6 +137,10 @@ class OwnershipStore:
             self._keys.conversation(phone_number_id, user), [OWNER_UNTIL, OWNER_REASON, HANDED_AT]
         )
         return Ownership.of(until, reason, handed_at)
+
+
+def _member(phone_number_id: str, user: str) -> str:
+    return f"{phone_number_id}:{user}"
 
 
 def _number(raw: bytes | str | int | None) -> float | None:
