@@ -17,11 +17,20 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from redis.asyncio import Redis
 
 from hiker.core import topology
 from hiker.core.broker import Broker
-from hiker.core.contracts import Contract, MessageReceived, SendParked, StatusReceived
+from hiker.core.contracts import (
+    Contract,
+    MessageReceived,
+    OwnerChanged,
+    SendParked,
+    StatusReceived,
+)
+from hiker.core.keys import Keys
 from hiker.core.observability import mask_phone
+from hiker.core.ownership import OwnershipStore, owner_destination
 from hiker.core.settings import EventsSettings, load_settings
 from hiker.core.signature import SignatureCheck, check_signature
 from hiker.events.app import create_app
@@ -427,3 +436,36 @@ async def _posted(receiver: Receiver, count: int) -> bool:
 
 async def _depth_at_least(stack: Stack, queue: str, count: int) -> bool:
     return await queue_depth(stack.amqp_url, queue) >= count
+
+
+async def test_a_handoff_and_its_end_reach_the_backend_as_conversation_owner_events(
+    make_stack: StackFactory, redis_url: str, redis_prefix: str
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    stack = await make_stack(receiver)
+
+    async def announce(change: OwnerChanged) -> None:
+        destination = owner_destination(change.owner)
+        await stack.publish(destination.exchange, destination.routing_key, change)
+
+    client = Redis.from_url(redis_url)
+    try:
+        store = OwnershipStore(client, Keys(redis_prefix), announce=announce)
+        user, now = "15550001021", time.time()
+        await store.hand_to_person(NUMBER, user, seconds=600, reason="refund", now=now)
+        await store.give_back(NUMBER, user, now=now + 1)
+        await _until(lambda: _has(receiver, 2), "2 events delivered")
+    finally:
+        await client.aclose()
+        await receiver.stop()
+    events = sorted(receiver.delivered(), key=lambda e: e["seq"])
+    assert [(e["type"], e["user"], e["data"]["owner"]) for e in events] == [
+        ("conversation.owner", user, "human"),
+        ("conversation.owner", user, "bot"),
+    ]
+    assert events[0]["data"]["reason"] == "refund"
+    assert events[0]["data"]["until"].startswith(
+        time.strftime("%Y-%m-%dT%H:%M", time.gmtime(now + 600))
+    )
+    assert events[1]["data"]["until"] is None

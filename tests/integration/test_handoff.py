@@ -131,7 +131,7 @@ async def test_two_replicas_both_leave_the_handed_conversation_alone(
     await wait_for_gauge(pipeline, ("conversation", "conversation-2"), 1)
     client = Redis.from_url(redis_url)
     try:
-        await OwnershipStore(client, keys).give_back(PHONE_NUMBER_ID, alice)
+        await OwnershipStore(client, keys).give_back(PHONE_NUMBER_ID, alice, now=time.time())
     finally:
         await client.aclose()
     await wait_for_gauge(pipeline, ("conversation", "conversation-2"), 0)

@@ -36,11 +36,11 @@ from hiker.api.routes import (
 )
 from hiker.api.sending import SendAcceptor
 from hiker.core import kernel, topology
-from hiker.core.contracts import SendMessage
+from hiker.core.contracts import OwnerChanged, SendMessage
 from hiker.core.errors import DATABASE, Unavailable, classify
 from hiker.core.kernel import OPS_APP, Consume, Kit, Parts, Plan, Serve, Service
 from hiker.core.keys import Keys
-from hiker.core.ownership import OwnershipStore
+from hiker.core.ownership import OwnershipStore, owner_destination
 from hiker.core.publisher import Destination
 from hiker.core.retrying import Backoff
 from hiker.core.settings import ApiSettings
@@ -88,6 +88,9 @@ def _build(
             correlation_id=command.correlation_id,
         )
 
+    async def announce(change: OwnerChanged) -> None:
+        await bundler.publish(owner_destination(change.owner), change)
+
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[observe, authenticate])
     app[STORE] = store
     app[ACCEPTOR] = SendAcceptor(store, publish)
@@ -95,7 +98,9 @@ def _build(
     app[TOKENS] = settings.tokens()
     # Handoffs are written where conversation reads them: the api's only use of Redis (and
     # what puts Redis among its readiness checks).
-    app[handoff.OWNERSHIP] = OwnershipStore(kit.redis, Keys(settings.redis_prefix))
+    app[handoff.OWNERSHIP] = OwnershipStore(
+        kit.redis, Keys(settings.redis_prefix), announce=announce
+    )
     app[handoff.CLOCK] = clock
     add_api_routes(app)
     schema_ready = app[SCHEMA_READY] = asyncio.Event()

@@ -12,6 +12,7 @@ from hiker.core.contracts import (
     MessageEchoed,
     MessageReceived,
     MessageSent,
+    OwnerChanged,
     SendParked,
     StatusReceived,
     WebhookErrorReceived,
@@ -32,5 +33,6 @@ def records_routes(handler: RecordHandler) -> Routes:
         MessageSent: handler.message_sent,
         SendParked: handler.send_parked,
         MessageEchoed: handler.message_echoed,
+        OwnerChanged: handler.owner_changed,
     }
     return {contract.type_name(): route(contract, handle) for contract, handle in routes.items()}

@@ -14,6 +14,7 @@ from hiker.core.contracts import (
     MessageEchoed,
     MessageReceived,
     MessageSent,
+    OwnerChanged,
     SendParked,
     StatusReceived,
     WebhookErrorReceived,
@@ -70,6 +71,10 @@ class RecordHandler:
         """A message a person sent from the WhatsApp Business app: outbound, kind ``person``."""
         written = await self._store.add_outbound(history.echoed(event))
         self._count("message_out", written, event.received_at)
+
+    async def owner_changed(self, event: OwnerChanged) -> None:
+        """Not history: who owns a conversation is read from Redis (``GET /v1/conversations``).
+        It reaches this queue only because the queue takes every outcome."""
 
     async def status_received(self, event: StatusReceived) -> None:
         written = await self._store.add_status(history.status(event))

@@ -345,7 +345,7 @@ async def give_back(request: web.Request) -> web.Response:
     number = _phone_number_id(request.match_info["phone_number_id"], "phone_number_id")
     user = _user(request.match_info["user"])
     check_number(request, number, "phone_number_id")
-    await request.app[handoff.OWNERSHIP].give_back(number, user)
+    await request.app[handoff.OWNERSHIP].give_back(number, user, now=request.app[handoff.CLOCK]())
     log.info("conversation given back to the bot", extra={"user": user})
     return web.Response(body=b'{"owner":"bot"}', content_type="application/json")
 

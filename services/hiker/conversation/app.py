@@ -71,7 +71,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         else RuleBookResponder(rules)
     )
     outbox = ConversationOutbox(kit.broker, kit.bundler())
-    ownership = OwnershipStore(kit.redis, keys)
+    ownership = OwnershipStore(kit.redis, keys, announce=outbox.announce)
     handlers = ConversationHandlers(
         rules=rules,
         responder=answering,

@@ -222,7 +222,7 @@ class ConversationHandlers:
             log.warning("a handoff was asked for but this conversation service cannot write it")
             return
         await self._handoffs.hand_to_person(
-            pnid, user, seconds=handoff.minutes * 60, reason=handoff.reason, now=now
+            pnid, user, seconds=handoff.minutes * 60, reason=handoff.reason, now=now, way="action"
         )
         self._metrics.handoffs.labels("action").inc()
         log.info(
@@ -272,6 +272,7 @@ class ConversationHandlers:
                 reason=ECHO_REASON,
                 now=event.received_at,
                 lengthen_only=True,
+                way="echo",
             )
         turn = Turn("out", event.wamid, event.message_type, event.text, event.received_at)
         await self._conversations.append_turns(pnid, user, [turn])
@@ -322,6 +323,7 @@ class Handoffs(Protocol):
         reason: str,
         now: float,
         lengthen_only: bool = False,
+        way: str = "api",
     ) -> Ownership: ...
 
 

@@ -268,3 +268,17 @@ class MessageEchoed(Contract):
     # Meta's time of the echo (epoch seconds), and when Hiker received it.
     timestamp: int
     received_at: float
+
+
+class OwnerChanged(Contract):
+    """Who answers a conversation changed: a person took it until ``until``, or the bot got it
+    back (``until`` None). Published on the outcomes exchange for ``hiker events``."""
+
+    phone_number_id: str
+    user: str
+    owner: Literal["bot", "human"]
+    until: float | None = None
+    reason: str | None = None
+    # The way in: api, action or echo (``hiker_handoffs_total{reason}``).
+    way: str
+    changed_at: float

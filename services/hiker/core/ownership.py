@@ -15,11 +15,14 @@ Both ``hiker api`` (``POST/DELETE .../handoff``) and conversation write it, thro
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
+from hiker.core import topology
+from hiker.core.contracts import OwnerChanged
 from hiker.core.keys import Keys
+from hiker.core.publisher import Destination
 from hiker.core.redis_store import RedisClient
 
 OWNER_UNTIL: Final = "owner_until"
@@ -71,12 +74,29 @@ class Ownership:
         return cls(_number(until), _text(reason), _number(handed_at))
 
 
-class OwnershipStore:
-    """Hand a conversation to a person, give it back, read who owns it."""
+def owner_destination(owner: Literal["bot", "human"]) -> Destination:
+    """Where an ``OwnerChanged`` is published: the outcomes exchange, which may have no queue
+    bound (``hiker events`` not installed), hence not mandatory."""
+    return Destination(
+        topology.OUTCOMES_EXCHANGE,
+        f"{topology.RK_OWNER_PREFIX}.{owner}",
+        OwnerChanged.type_name(),
+        mandatory=False,
+    )
 
-    def __init__(self, redis: RedisClient, keys: Keys) -> None:
+
+# Tells who needs to know (``hiker events``) that a conversation changed hands.
+Announce = Callable[[OwnerChanged], Awaitable[None]]
+
+
+class OwnershipStore:
+    """Hand a conversation to a person, give it back, read who owns it; each change written
+    is announced (``announce``) once Redis has it."""
+
+    def __init__(self, redis: RedisClient, keys: Keys, announce: Announce | None = None) -> None:
         self._redis = redis
         self._keys = keys
+        self._announce = announce
         self._hand_over = redis.register_script(_HAND_OVER)
 
     async def hand_to_person(
@@ -88,6 +108,7 @@ class OwnershipStore:
         reason: str,
         now: float,
         lengthen_only: bool = False,
+        way: str = "api",
     ) -> Ownership:
         """A person owns the conversation from ``now`` for ``seconds``, replacing any earlier
         handoff (a later ``until`` or an earlier one: the last word wins), or, with
@@ -103,14 +124,42 @@ class OwnershipStore:
             # The count's index lives in a slot of its own, so apart from the script; a crash
             # between the two only leaves the gauge short until the next handoff of that user.
             await self._redis.zadd(self._keys.owned(), {_member(phone_number_id, user): until})
+            await self._tell(phone_number_id, user, "human", until, reason, way, now)
         return Ownership(until, reason, now)
 
-    async def give_back(self, phone_number_id: str, user: str) -> None:
+    async def give_back(
+        self, phone_number_id: str, user: str, *, now: float, way: str = "api"
+    ) -> None:
         """The bot answers again from now on (``handed_at`` stays: see the module)."""
         await self._redis.hdel(
             self._keys.conversation(phone_number_id, user), OWNER_UNTIL, OWNER_REASON
         )
         await self._redis.zrem(self._keys.owned(), _member(phone_number_id, user))
+        await self._tell(phone_number_id, user, "bot", None, None, way, now)
+
+    async def _tell(
+        self,
+        phone_number_id: str,
+        user: str,
+        owner: Literal["bot", "human"],
+        until: float | None,
+        reason: str | None,
+        way: str,
+        now: float,
+    ) -> None:
+        if self._announce is None:
+            return
+        await self._announce(
+            OwnerChanged(
+                phone_number_id=phone_number_id,
+                user=user,
+                owner=owner,
+                until=until,
+                reason=reason,
+                way=way,
+                changed_at=now,
+            )
+        )
 
     async def count_owned(self, now: float) -> int:
         """How many conversations a person owns at ``now``; forgets the handoffs that ended
