@@ -503,7 +503,8 @@ EGRESS_PORTS = {
     "ingress": {53, 5672, 5671},
     "conversation": {53, 5672, 5671, 6379, 26379},
     "sender": {53, 5672, 5671, 6379, 26379, 443},
-    "api": {53, 5672, 5671, 5432},
+    # Redis: handoffs are written to the conversation's state there.
+    "api": {53, 5672, 5671, 5432, 6379, 26379},
 }
 
 
