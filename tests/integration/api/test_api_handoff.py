@@ -198,3 +198,32 @@ async def test_an_answer_from_the_business_app_hands_over_is_recorded_and_expire
     await asyncio.sleep(max(0.0, echoed_at + 3.0 - time.time()) + 0.2)  # to the handoff's end
     await pipeline.say(user, "hello")
     assert await pipeline.wait_for_texts(user, 1) == ["hello to you too"]
+
+
+async def test_only_a_token_that_may_send_for_the_number_hands_over(
+    make_pipeline: PipelineFactory, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    pipeline = await make_pipeline(services=("graph",))
+    reader, other_number = "reader-token-0123456789abcd", "sender-elsewhere-0123456789"
+    api = await start_api(
+        pipeline,
+        f"sqlite+aiosqlite:///{tmp_path / 'history.db'}",
+        HIKER_API_TOKENS=f"{reader}:read,{other_number}:send@999999",
+    )
+    user = "15550001014"
+    path = f"/v1/conversations/{PHONE_NUMBER_ID}/{user}/handoff"
+    for token in (reader, other_number):
+        for method in ("POST", "DELETE"):
+            async with pipeline.session.request(
+                method,
+                api.url(path),
+                json={"minutes": 5},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
+                assert response.status == 403, (token, method)
+    client = Redis.from_url(redis_url)
+    try:
+        owner = await OwnershipStore(client, Keys(redis_prefix)).read(PHONE_NUMBER_ID, user)
+    finally:
+        await client.aclose()
+    assert owner.until is None
