@@ -64,6 +64,7 @@ COUNTERS = frozenset(
         "hiker_events_retried_total",
         "hiker_events_parked_total",
         "hiker_events_answers_total",
+        "hiker_handoffs_total",
     }
 )
 HISTOGRAMS = frozenset(
@@ -77,7 +78,7 @@ HISTOGRAMS = frozenset(
         "hiker_events_post_seconds",
     }
 )
-GAUGES = frozenset({"hiker_timers_pending"})
+GAUGES = frozenset({"hiker_timers_pending", "hiker_conversations_human_owned"})
 HIKER_METRICS = COUNTERS | HISTOGRAMS | GAUGES
 
 # Where conversation finds its rules file, in compose and in the chart alike.

@@ -506,7 +506,8 @@ EGRESS_PORTS = {
     # 443: Graph, for a bot's media downloads.
     "conversation": {53, 5672, 5671, 6379, 26379, 443},
     "sender": {53, 5672, 5671, 6379, 26379, 443},
-    "api": {53, 5672, 5671, 5432},
+    # Redis: handoffs are written to the conversation's state there.
+    "api": {53, 5672, 5671, 5432, 6379, 26379},
 }
 
 

@@ -12,9 +12,15 @@ import time
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from hiker.core import topology
+from hiker.core.contracts import (
+    OwnerChanged,
+)
+from hiker.core.keys import Keys
 from hiker.core.observability import mask_phone
+from hiker.core.ownership import OwnershipStore, owner_destination
 from hiker.core.settings import EventsSettings, load_settings
 from hiker.core.signature import SignatureCheck, check_signature
 from hiker.events.parking import ParkedEvent
@@ -230,3 +236,36 @@ async def test_doctor_pings_each_endpoint_signed_and_says_which_one_fails() -> N
     (body,) = taking.bodies
     assert json.loads(body)["type"] == "ping"
     assert check_signature([SECRET.encode()], body, taking.signatures[0]) is SignatureCheck.VALID
+
+
+async def test_a_handoff_and_its_end_reach_the_backend_as_conversation_owner_events(
+    make_stack: StackFactory, redis_url: str, redis_prefix: str
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    stack = await make_stack(receiver)
+
+    async def announce(change: OwnerChanged) -> None:
+        destination = owner_destination(change.owner)
+        await stack.publish(destination.exchange, destination.routing_key, change)
+
+    client = Redis.from_url(redis_url)
+    try:
+        store = OwnershipStore(client, Keys(redis_prefix), announce=announce)
+        user, now = "15550001021", time.time()
+        await store.hand_to_person(NUMBER, user, seconds=600, reason="refund", now=now)
+        await store.give_back(NUMBER, user, now=now + 1)
+        await until(lambda: has(receiver, 2), "2 events delivered")
+    finally:
+        await client.aclose()
+        await receiver.stop()
+    events = sorted(receiver.delivered(), key=lambda e: e["seq"])
+    assert [(e["type"], e["user"], e["data"]["owner"]) for e in events] == [
+        ("conversation.owner", user, "human"),
+        ("conversation.owner", user, "bot"),
+    ]
+    assert events[0]["data"]["reason"] == "refund"
+    assert events[0]["data"]["until"].startswith(
+        time.strftime("%Y-%m-%dT%H:%M", time.gmtime(now + 600))
+    )
+    assert events[1]["data"]["until"] is None

@@ -10,6 +10,7 @@ import pytest
 from hiker.bot import (
     Bot,
     Conversation,
+    Handoff,
     Message,
     Reaction,
     Remind,
@@ -19,6 +20,7 @@ from hiker.bot import (
     filters,
     load_bot,
 )
+from hiker.bot.routing import _labelled
 from hiker.conversation.responder import as_responder, decided, reminded
 from hiker.conversation.state import Turn
 from hiker.core.contracts import MessageReceived
@@ -187,3 +189,10 @@ async def test_a_bot_is_a_responder_falling_back_to_its_own_rules_file(tmp_path:
     assert decided(await standalone.on_reminder(Reminder("other", {}, "w", 2.0), conversation)) == (
         decided(None)
     )
+
+
+def test_a_handler_that_hands_over_keeps_its_reply_and_the_handoff() -> None:
+    decided = _labelled("refund", [Text(body="Passing you on"), Handoff(minutes=5, reason="r")])
+    assert decided.reply is not None
+    assert (decided.reply.rule, decided.reply.text) == ("refund", "Passing you on")
+    assert decided.handing_off == Handoff(minutes=5, reason="r")

@@ -59,13 +59,19 @@ def wanted() -> dict[str, set[tuple[str, str]]]:
 
 
 def exported_at_start() -> str:
-    registry = CollectorRegistry()
+    """Every service's page at start, one after the other (each service has its registry: two
+    may export a metric of one name, as the api and conversation do hiker_handoffs_total)."""
+    pages = []
     for metrics in (IngressMetrics, ConversationMetrics, SenderMetrics, ApiMetrics):
+        registry = CollectorRegistry()
         metrics(registry)
+        pages.append(generate_latest(registry).decode())
+    registry = CollectorRegistry()
     DependencyMetrics(registry)
     # An endpoint's series start with the service, one per configured endpoint.
     EventsMetrics(registry, ["backend-1a2b3c"])
-    return generate_latest(registry).decode()
+    pages.append(generate_latest(registry).decode())
+    return "".join(pages)
 
 
 def labelled(page: str) -> set[str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from hiker.conversation.rulesfile import RulesFileError, RuleSource, default_rulebook, parse_rules
-from hiker.core.actions import Buttons, Document, ListMenu, Reaction, Template, Text
+from hiker.core.actions import Buttons, Document, Handoff, ListMenu, Reaction, Template, Text
 from hiker.core.contracts import MessageReceived
 
 BASE = default_rulebook("are you there", 600)
@@ -77,6 +77,11 @@ def test_empty_file_keeps_the_built_in_rules() -> None:
             "rules.yaml:2: rules[0].reply",
         ),
         ("rules: [\n", "rules.yaml:2: not valid YAML"),
+        (
+            "rules:\n  - name: a\n    match: exact\n    pattern: x\n    reply: y\n"
+            "    handoff: {minutes: 0}\n",
+            "rules.yaml:6: rules[0].handoff.minutes",
+        ),
     ],
 )
 def test_errors_name_file_line_and_problem(text: str, expected: str) -> None:
@@ -215,3 +220,20 @@ rules:
     with pytest.raises(RulesFileError) as caught:
         parse_rules(text, "rules.yaml", BASE)
     assert "rules.yaml:10: rules[0].reply.buttons.options[1].title: at most 20" in str(caught.value)
+
+
+def test_a_rule_hands_the_conversation_over_after_its_reply() -> None:
+    book = parse_rules(
+        "rules:\n  - name: agent\n    match: exact\n    pattern: agent\n"
+        "    reply: A person will answer you\n    handoff: {minutes: 45, reason: sales}\n"
+        "  - {name: ping, match: exact, pattern: ping, reply: pong}\n",
+        "rules.yaml",
+        BASE,
+    )
+    reply = book.reply_to("Agent")
+    assert reply is not None
+    assert reply.text == "A person will answer you"
+    assert reply.handoff == Handoff(minutes=45, reason="sales")
+    other = book.reply_to("ping")
+    assert other is not None
+    assert other.handoff is None

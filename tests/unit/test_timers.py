@@ -5,9 +5,13 @@ from hiker.conversation.timers import (
     Activity,
     FiredDecision,
     decide_fired,
+    silenced,
+    start_reminder,
     start_timer,
     window_open,
 )
+from hiker.core.actions import Remind
+from hiker.core.ownership import Ownership
 from hiker.core.topology import delay_ms
 
 DAY = SERVICE_WINDOW_SECONDS
@@ -58,3 +62,33 @@ def test_followup_outside_the_window_becomes_the_template_or_nothing() -> None:
     assert decide_fired(timer, activity, late, False) is FiredDecision.SKIP_WINDOW_CLOSED
     superseding = Activity(last_wamid="wamid.2", last_received_at=1)
     assert decide_fired(timer, superseding, late, True) is FiredDecision.SUPERSEDED
+
+
+def test_a_handoff_silences_timers_while_it_lasts_and_drops_older_followups_after() -> None:
+    followup = start_timer("pn", "user", "wamid.1", now=100.0, idle_timeout_seconds=60)
+    reminder = start_reminder("pn", "user", "wamid.1", 100.0, Remind(after_seconds=60, key="cart"))
+    owned = Activity("wamid.1", 100.0, owner_until=200.0, handed_at=120.0)
+    # While a person owns the conversation, nothing the bot set fires.
+    assert silenced(followup, owned, now=160.0)
+    assert silenced(reminder, owned, now=160.0)
+    # Once it ends (or is given back), the follow-up set before the person took over stays
+    # dropped: its idle period was theirs. A reminder fires.
+    assert silenced(followup, owned, now=200.0)
+    assert not silenced(reminder, owned, now=200.0)
+    given_back = Activity("wamid.1", 100.0, owner_until=None, handed_at=120.0)
+    assert silenced(followup, given_back, now=160.0)
+    # A follow-up set after the handoff, and one of a conversation never handed over, fire.
+    later = start_timer("pn", "user", "wamid.2", now=130.0, idle_timeout_seconds=60)
+    assert not silenced(later, given_back, now=190.0)
+    assert not silenced(followup, Activity("wamid.1", 100.0), now=160.0)
+    assert not silenced(followup, None, now=160.0)
+
+
+def test_ownership_reads_what_redis_returns() -> None:
+    owned = Ownership.of(b"200.5", b"billing", b"100.0")
+    assert (owned.until, owned.reason, owned.handed_at) == (200.5, "billing", 100.0)
+    assert owned.human(200.0)
+    assert not owned.human(200.5)  # ends by itself at until
+    assert Ownership.of(None, None) == Ownership()
+    assert not Ownership.of("", "").human(0.0)
+    assert Ownership.of("not a number", None).until is None

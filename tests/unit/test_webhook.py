@@ -11,6 +11,7 @@ import pytest
 
 from hiker.core.contracts import (
     ChangeReceived,
+    MessageEchoed,
     MessageReceived,
     StatusReceived,
     WebhookErrorReceived,
@@ -228,3 +229,48 @@ def test_parse_rejects_what_is_not_json() -> None:
 )
 def test_message_text(raw: dict[str, Any], text: str | None) -> None:
     assert message_text(raw) == text
+
+
+def _echoes(*echoes: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "field": "smb_message_echoes",
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "1065403"},
+            "message_echoes": list(echoes),
+        },
+    }
+
+
+def test_an_echo_from_the_business_app_is_its_own_event_keyed_by_the_user() -> None:
+    echo = {
+        "from": "15550783881",
+        "to": "+16505551234",
+        "id": "wamid.ECHO",
+        "timestamp": "1739321024",
+        "type": "text",
+        "text": {"body": "Here's the info you requested!"},
+    }
+    result = route(webhook_body(_echoes(echo)), received_at=7.0)
+    assert not isinstance(result, Unclassified)
+    ((routed),) = result
+    assert routed.routing_key == "echo.text"
+    assert routed.correlation_id == "wamid.ECHO"
+    assert routed.event == MessageEchoed(
+        wamid="wamid.ECHO",
+        phone_number_id="1065403",
+        user="16505551234",
+        message_type="text",
+        text="Here's the info you requested!",
+        timestamp=1739321024,
+        received_at=7.0,
+    )
+
+
+def test_an_echo_without_a_recipient_is_kept_whole_for_inspection() -> None:
+    broken = {"from": "15550783881", "id": "wamid.E", "timestamp": "1", "type": "text"}
+    result = route(webhook_body(_echoes(broken)), received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    assert [(r.routing_key, type(r.event).__name__) for r in result] == [
+        ("unknown", "ChangeReceived")
+    ]

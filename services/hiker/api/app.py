@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Unpack
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hiker.api import handoff
 from hiker.api.consumers import records_routes
 from hiker.api.db import migrate
 from hiker.api.db.engine import create_engine
@@ -36,10 +39,12 @@ from hiker.api.routes import (
 )
 from hiker.api.sending import SendAcceptor
 from hiker.core import kernel, topology
-from hiker.core.contracts import SendMessage
+from hiker.core.contracts import OwnerChanged, SendMessage
 from hiker.core.errors import DATABASE, Unavailable, classify
 from hiker.core.graph_media import graph_media
 from hiker.core.kernel import OPS_APP, Consume, Kit, Parts, Plan, Serve, Service
+from hiker.core.keys import Keys
+from hiker.core.ownership import OwnershipStore, owner_destination
 from hiker.core.publisher import Destination
 from hiker.core.retrying import Backoff
 from hiker.core.settings import ApiSettings
@@ -51,11 +56,14 @@ log = logging.getLogger(__name__)
 _SEND = Destination(topology.COMMANDS_EXCHANGE, topology.RK_SEND, SendMessage.type_name())
 
 
-def api(engine: AsyncEngine | None = None) -> Service[ApiSettings]:
-    """The service, on ``engine`` when given (tests), else on ``HIKER_DATABASE_URL``."""
+def api(
+    engine: AsyncEngine | None = None, clock: Callable[[], float] = time.time
+) -> Service[ApiSettings]:
+    """The service, on ``engine`` when given (tests), else on ``HIKER_DATABASE_URL``;
+    ``clock`` (tests) dates handoffs."""
 
     def build(kit: Kit[ApiSettings]) -> Plan:
-        return _build(kit, engine)
+        return _build(kit, engine, clock)
 
     return Service(
         "api",
@@ -64,7 +72,9 @@ def api(engine: AsyncEngine | None = None) -> Service[ApiSettings]:
     )
 
 
-def _build(kit: Kit[ApiSettings], given_engine: AsyncEngine | None) -> Plan:
+def _build(
+    kit: Kit[ApiSettings], given_engine: AsyncEngine | None, clock: Callable[[], float]
+) -> Plan:
     settings = kit.settings
     engine = given_engine or create_engine(
         settings.async_database_url(), timeout_seconds=settings.database_timeout_seconds
@@ -82,6 +92,9 @@ def _build(kit: Kit[ApiSettings], given_engine: AsyncEngine | None) -> Plan:
             correlation_id=command.correlation_id,
         )
 
+    async def announce(change: OwnerChanged) -> None:
+        await bundler.publish(owner_destination(change.owner), change)
+
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[observe, authenticate])
     app[STORE] = store
     app[ACCEPTOR] = SendAcceptor(store, publish)
@@ -90,6 +103,12 @@ def _build(kit: Kit[ApiSettings], given_engine: AsyncEngine | None) -> Plan:
     keeper = _media_keeper(kit, engine)
     if keeper is not None:
         app[KEEPER] = keeper
+    # Handoffs are written where conversation reads them: the api's only use of Redis (and
+    # what puts Redis among its readiness checks).
+    app[handoff.OWNERSHIP] = OwnershipStore(
+        kit.redis, Keys(settings.redis_prefix), announce=announce
+    )
+    app[handoff.CLOCK] = clock
     add_api_routes(app)
     schema_ready = app[SCHEMA_READY] = asyncio.Event()
 

@@ -9,8 +9,10 @@ from hiker.api.recording import RecordHandler
 from hiker.core.consumer import Headers, Route, Routes
 from hiker.core.contracts import (
     Contract,
+    MessageEchoed,
     MessageReceived,
     MessageSent,
+    OwnerChanged,
     SendParked,
     StatusReceived,
     WebhookErrorReceived,
@@ -30,5 +32,7 @@ def records_routes(handler: RecordHandler) -> Routes:
         WebhookErrorReceived: handler.webhook_error,
         MessageSent: handler.message_sent,
         SendParked: handler.send_parked,
+        MessageEchoed: handler.message_echoed,
+        OwnerChanged: handler.owner_changed,
     }
     return {contract.type_name(): route(contract, handle) for contract, handle in routes.items()}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 from hiker.core.contracts import (
+    MessageEchoed,
     MessageReceived,
     MessageSent,
     SendParked,
@@ -121,6 +122,25 @@ def sent(event: MessageSent) -> Outbound:
         text=storable(event.text),
         at_us=to_us(event.sent_at),
         wamid=event.graph_message_id,
+    )
+
+
+# The kind of an outbound message a person wrote in the WhatsApp Business app (an echo).
+PERSON_KIND = "person"
+
+
+def echoed(event: MessageEchoed) -> Outbound:
+    """An echo, recorded as the business's outbound message under its wamid (a redelivery
+    writes nothing more: the idempotency key is the wamid's)."""
+    return Outbound(
+        idempotency_key=f"echo:{event.wamid}",
+        phone_number_id=event.phone_number_id,
+        user=event.user,
+        kind=PERSON_KIND,
+        type=event.message_type,
+        text=storable(event.text),
+        at_us=to_us(event.received_at),
+        wamid=event.wamid,
     )
 
 

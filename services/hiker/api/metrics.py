@@ -19,7 +19,11 @@ def route_statuses() -> dict[str, tuple[str, ...]]:
         f"{method.upper()} {path}": tuple(operation["responses"])
         for path, operations in document()["paths"].items()
         for method, operation in operations.items()
+        if method in _METHODS  # a path item also holds its shared "parameters"
     }
+
+
+_METHODS: Final = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
 
 
 class ApiMetrics:
@@ -56,6 +60,14 @@ class ApiMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
+        self.handoffs = Counter(
+            "hiker_handoffs",
+            "Conversations handed to a person, by the way in (reason: api, action, echo, "
+            "handover).",
+            ["reason"],
+            registry=registry,
+        )
+        self.handoffs.labels("api")
         for kind in RECORD_KINDS:
             self.records.labels(kind)
             self.duplicates.labels(kind)

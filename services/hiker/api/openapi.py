@@ -12,7 +12,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from hiker.api import views
+from hiker.api import handoff, views
 from hiker.api.sending import PHONE_NUMBER_ID_MAX, RECIPIENT_MAX
 from hiker.core.actions import ACTIONS_BY_NAME
 
@@ -62,6 +62,27 @@ def _send_request() -> dict[str, Any]:
     }
 
 
+def _handoff_request() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "minutes": {"type": "number", "exclusiveMinimum": 0, "maximum": handoff.MAX_MINUTES},
+            "reason": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": handoff.REASON_MAX,
+                "default": handoff.WAY_IN,
+            },
+        },
+        "required": ["minutes"],
+        "additionalProperties": False,
+    }
+
+
+_CONVERSATION: Final = [
+    {"name": "phone_number_id", "in": "path", "required": True, "schema": {"type": "string"}},
+    {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}},
+]
 _PAGING: Final = [
     {
         "name": "limit",
@@ -93,6 +114,7 @@ def document() -> dict[str, Any]:
         views.ConversationPage,
         views.Accepted,
         views.Problem,
+        handoff.Owner,
     ]
     _, defs = models_json_schema(
         [(model, "serialization") for model in models]
@@ -101,6 +123,7 @@ def document() -> dict[str, Any]:
     )
     schemas = dict(defs.get("$defs", {}))
     schemas["SendRequest"] = _send_request()
+    schemas["HandoffRequest"] = _handoff_request()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -224,6 +247,35 @@ def document() -> dict[str, Any]:
                         **_ERRORS,
                     },
                 }
+            },
+            handoff.PATH: {
+                "parameters": _CONVERSATION,
+                "post": {
+                    "operationId": "handOver",
+                    "summary": "A person owns the conversation for `minutes`: the bot neither "
+                    "answers nor follows up; sends through POST /v1/messages go out",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": REF.format(model="HandoffRequest")}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "a person owns it", "content": _json(handoff.Owner)},
+                        "422": _problem("minutes or reason out of range (named)"),
+                        **_ERRORS,
+                    },
+                },
+                "delete": {
+                    "operationId": "giveBack",
+                    "summary": "The bot answers the conversation again",
+                    "responses": {
+                        "200": {"description": "owned by the bot", "content": _json(handoff.Owner)},
+                        **_ERRORS,
+                    },
+                },
             },
             "/v1/openapi.json": {
                 "get": {

@@ -11,8 +11,10 @@ from typing import Protocol
 from hiker.api import history
 from hiker.api.metrics import ApiMetrics
 from hiker.core.contracts import (
+    MessageEchoed,
     MessageReceived,
     MessageSent,
+    OwnerChanged,
     SendParked,
     StatusReceived,
     WebhookErrorReceived,
@@ -69,6 +71,15 @@ class RecordHandler:
                 "send parked recorded",
                 extra={"key": event.idempotency_key, "to": event.to, "reason": event.reason},
             )
+
+    async def message_echoed(self, event: MessageEchoed) -> None:
+        """A message a person sent from the WhatsApp Business app: outbound, kind ``person``."""
+        written = await self._store.add_outbound(history.echoed(event))
+        self._count("message_out", written, event.received_at)
+
+    async def owner_changed(self, event: OwnerChanged) -> None:
+        """Not history: who owns a conversation is read from Redis (``GET /v1/conversations``).
+        It reaches this queue only because the queue takes every outcome."""
 
     async def status_received(self, event: StatusReceived) -> None:
         written = await self._store.add_status(history.status(event))

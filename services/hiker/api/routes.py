@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel
 
-from hiker.api import cursors
+from hiker.api import cursors, handoff
 from hiker.api.auth import (
     CALLER,
     Forbidden,
@@ -241,9 +241,13 @@ async def list_conversations(request: web.Request) -> web.Response:
         if last is not None
         else None
     )
-    return _json(
-        ConversationPage(data=[ConversationItem.of(r) for r in page], next_cursor=next_cursor)
+    # Who owns each: one Redis round trip for the page, where handoffs are kept.
+    owners = await request.app[handoff.OWNERSHIP].read_many(
+        [(r.phone_number_id, r.user) for r in page]
     )
+    now = request.app[handoff.CLOCK]()
+    items = [ConversationItem.of(r).owned(o, now) for r, o in zip(page, owners, strict=True)]
+    return _json(ConversationPage(data=items, next_cursor=next_cursor))
 
 
 async def list_messages(request: web.Request) -> web.Response:
@@ -315,6 +319,43 @@ async def send_message(request: web.Request) -> web.Response:
     return _json(Accepted(id=accepted.send_id), status=202)
 
 
+async def hand_over(request: web.Request) -> web.Response:
+    """A person owns the conversation for ``minutes``: the bot neither answers nor follows up
+    until then or until ``DELETE`` gives it back; sends through ``POST /v1/messages`` go out."""
+    number = _phone_number_id(request.match_info["phone_number_id"], "phone_number_id")
+    user = _user(request.match_info["user"])
+    check_number(request, number, "phone_number_id")
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise BadRequest("body", "not valid JSON") from None
+    try:
+        given = handoff.parse_handoff(body)
+    except handoff.HandoffInvalid as exc:
+        return problem(422, str(exc), fields=[(exc.field, exc.message)])
+    now = request.app[handoff.CLOCK]()
+    owned = await request.app[handoff.OWNERSHIP].hand_to_person(
+        number, user, seconds=given.minutes * 60, reason=given.reason, now=now
+    )
+    request.app[METRICS].handoffs.labels(handoff.WAY_IN).inc()
+    until = owned.until or 0.0
+    log.info(
+        "conversation handed to a person",
+        extra={"user": user, "until": until, "caller": request[CALLER].name},
+    )
+    return _json(handoff.Owner(owner="human", until=handoff.iso_seconds(until)))
+
+
+async def give_back(request: web.Request) -> web.Response:
+    """The bot answers the conversation again (its idle timer starts with the next message)."""
+    number = _phone_number_id(request.match_info["phone_number_id"], "phone_number_id")
+    user = _user(request.match_info["user"])
+    check_number(request, number, "phone_number_id")
+    await request.app[handoff.OWNERSHIP].give_back(number, user, now=request.app[handoff.CLOCK]())
+    log.info("conversation given back to the bot", extra={"user": user})
+    return web.Response(body=b'{"owner":"bot"}', content_type="application/json")
+
+
 async def openapi(_: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(document()), content_type="application/json")
 
@@ -324,4 +365,6 @@ def add_api_routes(app: web.Application) -> None:
     app.router.add_get("/v1/conversations/{phone_number_id}/{user}/messages", list_messages)
     app.router.add_post("/v1/messages", send_message)
     app.router.add_get("/v1/media/{media_id}", get_media)
+    app.router.add_post(handoff.PATH, hand_over)
+    app.router.add_delete(handoff.PATH, give_back)
     app.router.add_get(OPENAPI_PATH, openapi)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hiker.api.history import ConversationRow, MessageRow, iso
+from hiker.core.ownership import Ownership
 
 
 class _View(BaseModel):
@@ -46,7 +47,10 @@ class MessageItem(_View):
         description="why it failed: Meta's error (code, title, message) or the reason it was parked"
     )
     at: str = Field(description="ISO 8601, UTC: when Hiker received it, or when it was sent")
-    kind: str | None = Field(description="outbound: reply, followup or api")
+    kind: str | None = Field(
+        description="outbound: reply, followup, api, or person (sent from the WhatsApp "
+        "Business app)"
+    )
     send_id: str | None = Field(description="outbound through POST /v1/messages: its id")
     statuses: list[StatusEntry] = Field(description="every status reported, oldest first")
     media: MediaItem | None = Field(
@@ -99,6 +103,25 @@ class ConversationItem(_View):
     last_message_at: str = Field(description="ISO 8601, UTC")
     last_message: LastMessage
     message_count: int
+    owner: Literal["bot", "human"] = Field(
+        default="bot", description="who answers now: the bot, or a person (a handoff)"
+    )
+    owner_until: str | None = Field(
+        default=None, description="ISO 8601, UTC: when a person's ownership ends by itself"
+    )
+    handoff_reason: str | None = Field(default=None, description="why it was handed over")
+
+    def owned(self, ownership: Ownership, now: float) -> ConversationItem:
+        """This item with who owns the conversation at ``now`` (``core.ownership``)."""
+        if not ownership.human(now) or ownership.until is None:
+            return self
+        return self.model_copy(
+            update={
+                "owner": "human",
+                "owner_until": iso(round(ownership.until * 1_000_000)),
+                "handoff_reason": ownership.reason,
+            }
+        )
 
     @classmethod
     def of(cls, row: ConversationRow) -> ConversationItem:

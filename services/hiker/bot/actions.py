@@ -1,4 +1,5 @@
-"""What a bot sends: the actions of ``hiker.core.actions``, and ``Remind`` to be called back.
+"""What a bot sends: the actions of ``hiker.core.actions``, ``Remind`` to be called back, and
+``Handoff`` to leave the conversation to a person.
 
 Each checks Meta's limits when built (a 4th button, a title over 20 characters), so a mistake
 raises in the bot's code instead of coming back from Graph as a parked send.
@@ -15,6 +16,7 @@ from hiker.core.actions import (
     ContactPhone,
     Contacts,
     Document,
+    Handoff,
     Image,
     ListMenu,
     Location,
@@ -38,6 +40,7 @@ __all__ = [
     "ContactPhone",
     "Contacts",
     "Document",
+    "Handoff",
     "Image",
     "ListMenu",
     "Location",

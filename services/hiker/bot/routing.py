@@ -206,7 +206,11 @@ def _labelled(name: str, answer: Answer) -> Decided:
     sorted_ = decided(answer)
     if sorted_.reply is None or sorted_.reply.rule != RESPONDER_RULE:
         return sorted_
-    return Decided(Reply(name, sorted_.reply.actions), sorted_.reminders)
+    return Decided(
+        Reply(name, sorted_.reply.actions, sorted_.reply.handoff),
+        sorted_.reminders,
+        sorted_.handoff,
+    )
 
 
 def _check_async(handler: Callable[..., Any]) -> None:

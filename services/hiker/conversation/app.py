@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Unpack
 
@@ -31,6 +32,7 @@ from hiker.core.claims import ClaimStore
 from hiker.core.graph_media import GraphMedia, graph_media
 from hiker.core.kernel import Consume, Kit, Parts, Plan, Service
 from hiker.core.keys import Keys
+from hiker.core.ownership import OwnershipStore
 from hiker.core.settings import ConversationSettings
 
 # How often the gauge of pending timers is sampled from the broker.
@@ -71,6 +73,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         else RuleBookResponder(rules)
     )
     outbox = ConversationOutbox(kit.broker, kit.bundler())
+    ownership = OwnershipStore(kit.redis, keys, announce=outbox.announce)
     handlers = ConversationHandlers(
         rules=rules,
         responder=answering,
@@ -93,6 +96,8 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         metrics=metrics,
         read_receipts=settings.read_receipts,
         responder_timeout_seconds=settings.responder_deadline_seconds,
+        handoffs=ownership,
+        handoff_minutes=settings.handoff_minutes,
     )
 
     def wait_queues() -> list[topology.QueueSpec]:
@@ -118,6 +123,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         on_connect=(declare_wait_queues,),
         background=(
             _every(PENDING_SAMPLE_SECONDS, _sample_pending(kit.broker, wait_queues, metrics)),
+            _every(PENDING_SAMPLE_SECONDS, _sample_owned(ownership, metrics)),
             lambda: rules.watch(settings.rules_reload_seconds),
         ),
     )
@@ -141,6 +147,15 @@ def _sample_pending(
         if broker.is_connected():
             depths = [await broker.queue_depth(q.name) for q in wait_queues()]
             metrics.pending.set(sum(d or 0 for d in depths))
+
+    return sample
+
+
+def _sample_owned(
+    ownership: OwnershipStore, metrics: ConversationMetrics
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def sample() -> None:
+        metrics.human_owned.set(await ownership.count_owned(time.time()))
 
     return sample
 

@@ -8,6 +8,7 @@ from hiker.conversation.handlers import ConversationHandlers
 from hiker.core.consumer import Headers, Route, Routes
 from hiker.core.contracts import (
     IdleTimerStarted,
+    MessageEchoed,
     MessageReceived,
     MessageSent,
     StatusReceived,
@@ -27,10 +28,14 @@ def inbound_routes(handlers: ConversationHandlers) -> Routes:
     async def on_error(event: WebhookErrorReceived, _: Headers) -> None:
         await handlers.on_webhook_error(event)
 
+    async def on_echo(event: MessageEchoed, _: Headers) -> None:
+        await handlers.on_echo(event)
+
     return {
         MessageReceived.type_name(): Route(MessageReceived, on_message),
         StatusReceived.type_name(): Route(StatusReceived, on_status),
         WebhookErrorReceived.type_name(): Route(WebhookErrorReceived, on_error),
+        MessageEchoed.type_name(): Route(MessageEchoed, on_echo),
     }
 
 

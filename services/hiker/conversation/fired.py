@@ -18,6 +18,7 @@ from hiker.conversation.timers import (
     FiredDecision,
     decide_fired,
     hop_seconds,
+    silenced,
     superseded,
     window_open,
 )
@@ -63,6 +64,15 @@ class FiredTimers:
             await self._steps.schedule_hop(timer)  # a long reminder on its way
             return
         self._metrics.lateness.observe(max(0.0, now - timer.due_at))
+        if silenced(timer, activity, now):
+            self._metrics.timers_fired.inc()
+            kind = "followup" if timer.reminder is None else "reminder"
+            self._metrics.skipped.labels(kind, "human_owned").inc()
+            log.info(
+                "timer dropped: a person owns or took the conversation",
+                extra={"wamid": timer.wamid, "user": timer.user, "reminder": timer.reminder},
+            )
+            return
         if timer.reminder is not None:
             await self._on_reminder(timer, now)
             return

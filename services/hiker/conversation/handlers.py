@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 from hiker.conversation.answering import (
     Answering,
@@ -32,10 +33,11 @@ from hiker.conversation.rules import Reply
 from hiker.conversation.rulesfile import RuleSource
 from hiker.conversation.state import Recorded, Turn
 from hiker.conversation.timers import start_timer, window_open
-from hiker.core.actions import AnyAction, MarkRead, answering
+from hiker.core.actions import AnyAction, Handoff, MarkRead, answering
 from hiker.core.claims import Claims
 from hiker.core.contracts import (
     IdleTimerStarted,
+    MessageEchoed,
     MessageReceived,
     MessageSent,
     SendMessage,
@@ -43,6 +45,7 @@ from hiker.core.contracts import (
     WebhookErrorReceived,
 )
 from hiker.core.keys import Keys
+from hiker.core.ownership import Ownership
 
 # Where callers found them before timers and reminders moved out.
 __all__ = [
@@ -56,6 +59,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The reason a handoff by an echo from the WhatsApp Business app is recorded with.
+ECHO_REASON = "business app"
 
 
 class ConversationHandlers:
@@ -73,10 +79,17 @@ class ConversationHandlers:
         read_receipts: ReadReceipts = "off",
         responder_timeout_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
+        handoffs: Handoffs | None = None,
+        handoff_minutes: float = 30.0,
     ) -> None:
         """``responder_timeout_seconds``: how long ``responder`` may take to answer a message
         or a reminder, less than ``claims``' lease (None: two thirds of it, as
-        ``ConversationSettings.responder_deadline_seconds``); past it the work is redone."""
+        ``ConversationSettings.responder_deadline_seconds``); past it the work is redone.
+        ``handoffs``: where a ``Handoff`` a rule or the responder asks for is written (None:
+        such a handoff is logged and ignored). ``handoff_minutes``: how long a person owns the
+        conversation after answering from the WhatsApp Business app."""
+        self._handoffs = handoffs
+        self._handoff_minutes = handoff_minutes
         self._rules = rules
         self._responder = responder
         self._conversations = conversations
@@ -131,6 +144,17 @@ class ConversationHandlers:
         try:
             recorded = Recorded.of(claim.step_values)
             now = self._clock()
+            if recorded.owner.human(now):
+                # A person answers: the message is recorded (history, events, the api's copy)
+                # and nothing else happens, not even an idle timer (``timers.silenced``).
+                await claim.confirm()
+                self._metrics.inbound.labels(event.message_type).inc()
+                self._metrics.skipped.labels("reply", "human_owned").inc()
+                log.info(
+                    "message left to the person who owns the conversation",
+                    extra={"wamid": event.wamid, "user": user, "type": event.message_type},
+                )
+                return
             conversation = Conversation(
                 pnid,
                 user,
@@ -155,8 +179,10 @@ class ConversationHandlers:
             command = self._reply_command(event, reply)
             if command is not None:
                 publishes.append(self._send(command))
-            if recorded.latest:
-                # A message older than the recorded one would only start a superseded timer.
+            handoff = answer.handing_off
+            if recorded.latest and handoff is None:
+                # A message older than the recorded one would only start a superseded timer;
+                # one handed over would only start a dropped one.
                 timeout = self._rules.current.policy(pnid).idle_timeout_seconds
                 timer = start_timer(
                     pnid, user, event.wamid, now, timeout, message_timestamp=event.timestamp
@@ -166,6 +192,11 @@ class ConversationHandlers:
                 self._steps.reminders(event.wamid, pnid, user, answer, event.timestamp)
             )
             await asyncio.gather(*publishes)
+            if handoff is not None:
+                # After the reply is published (its text goes out before a person takes over),
+                # before the claim is confirmed: a retry from here finds the person owning it
+                # and confirms without doing anything again.
+                await self._hand_over(pnid, user, handoff, now)
             said = turns(command, at=event.received_at)
             await claim.confirm(step=self._conversations.append_step(pnid, user, said))
         except BaseException:
@@ -174,7 +205,7 @@ class ConversationHandlers:
         self._metrics.inbound.labels(event.message_type).inc()
         if reply is not None:
             self._metrics.replies.labels(reply.rule).inc()
-        if recorded.latest:
+        if recorded.latest and handoff is None:
             self._metrics.timers_scheduled.inc()
         log.info(
             "message processed",
@@ -184,6 +215,19 @@ class ConversationHandlers:
                 "type": event.message_type,
                 "rule": reply.rule if reply else None,
             },
+        )
+
+    async def _hand_over(self, pnid: str, user: str, handoff: Handoff, now: float) -> None:
+        if self._handoffs is None:
+            log.warning("a handoff was asked for but this conversation service cannot write it")
+            return
+        await self._handoffs.hand_to_person(
+            pnid, user, seconds=handoff.minutes * 60, reason=handoff.reason, now=now, way="action"
+        )
+        self._metrics.handoffs.labels("action").inc()
+        log.info(
+            "conversation handed to a person",
+            extra={"user": user, "minutes": handoff.minutes, "reason": handoff.reason},
         )
 
     def _reply_command(self, event: MessageReceived, reply: Reply | None) -> SendMessage | None:
@@ -215,6 +259,29 @@ class ConversationHandlers:
         reminder (once; another hop when it is not due yet), unless the user wrote since."""
         await self._fired.on_timer_fired(timer)
 
+    async def on_echo(self, event: MessageEchoed) -> None:
+        """A person answered from the WhatsApp Business app: the conversation is theirs for
+        ``handoff_minutes`` from when the echo came (a redelivery changes nothing), and what
+        they wrote joins the history."""
+        pnid, user = event.phone_number_id, event.user
+        if self._handoffs is not None:
+            await self._handoffs.hand_to_person(
+                pnid,
+                user,
+                seconds=self._handoff_minutes * 60,
+                reason=ECHO_REASON,
+                now=event.received_at,
+                lengthen_only=True,
+                way="echo",
+            )
+        turn = Turn("out", event.wamid, event.message_type, event.text, event.received_at)
+        await self._conversations.append_turns(pnid, user, [turn])
+        self._metrics.handoffs.labels("echo").inc()
+        log.info(
+            "a person answered from the WhatsApp Business app: conversation handed to them",
+            extra={"wamid": event.wamid, "user": user, "minutes": self._handoff_minutes},
+        )
+
     async def on_sent(self, event: MessageSent) -> None:
         """A message sent from outside conversation (``hiker api``) joins the history."""
         turn = Turn("out", event.idempotency_key, event.action_type, event.text, event.sent_at)
@@ -242,6 +309,22 @@ class ConversationHandlers:
             "Meta reported an error",
             extra={"code": event.code, "title": event.title, "detail": event.message},
         )
+
+
+class Handoffs(Protocol):
+    """Where a handoff is written (``core.ownership.OwnershipStore``)."""
+
+    async def hand_to_person(
+        self,
+        phone_number_id: str,
+        user: str,
+        *,
+        seconds: float,
+        reason: str,
+        now: float,
+        lengthen_only: bool = False,
+        way: str = "api",
+    ) -> Ownership: ...
 
 
 class _TurnTaking:

@@ -71,10 +71,20 @@ class ConversationMetrics:
             ["form"],
             registry=registry,
         )
+        self.handoffs = Counter(
+            "hiker_handoffs",
+            "Conversations handed to a person, by the way in (reason: api, action, echo, "
+            "handover).",
+            ["reason"],
+            registry=registry,
+        )
+        for way in ("action", "echo"):
+            self.handoffs.labels(way)
         self.skipped = Counter(
             "hiker_sends_skipped",
             "Replies and follow-ups not sent, by kind and reason (window_closed: past the 24 h "
-            "customer service window with no template configured).",
+            "customer service window with no template configured; human_owned: a person owns "
+            "the conversation).",
             ["kind", "reason"],
             registry=registry,
         )
@@ -114,6 +124,12 @@ class ConversationMetrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=registry,
         )
+        self.human_owned = Gauge(
+            "hiker_conversations_human_owned",
+            "Conversations a person owns now (a handoff), sampled from Redis: every replica "
+            "reports the same count.",
+            registry=registry,
+        )
         self.pending = Gauge(
             "hiker_timers_pending",
             "Idle timers waiting in the wait queue (sampled from the broker).",
@@ -129,6 +145,7 @@ class ConversationMetrics:
             self.rules_reloads.labels(outcome)
         for kind in ("reply", "followup", "reminder"):
             self.skipped.labels(kind, "window_closed")
+            self.skipped.labels(kind, "human_owned")
         for form in ("text", "template"):
             self.followups.labels(form)
         for kind in ("message", "reminder"):

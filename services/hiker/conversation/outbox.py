@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from hiker.core import topology
 from hiker.core.broker import Broker
-from hiker.core.contracts import IdleTimerStarted, SendMessage
+from hiker.core.contracts import IdleTimerStarted, OwnerChanged, SendMessage
+from hiker.core.ownership import owner_destination
 from hiker.core.publisher import Bundler, Destination
 
 _SEND = Destination(topology.COMMANDS_EXCHANGE, topology.RK_SEND, SendMessage.type_name())
@@ -28,6 +29,10 @@ class ConversationOutbox:
             message_id=command.idempotency_key,
             correlation_id=command.correlation_id,
         )
+
+    async def announce(self, change: OwnerChanged) -> None:
+        """Tell ``hiker events`` (when installed) that a conversation changed hands."""
+        await self._bundler.publish(owner_destination(change.owner), change)
 
     async def schedule(self, timer: IdleTimerStarted, delay_seconds: float) -> None:
         """Start ``timer``: it waits ``delay_seconds`` in the wait queue of that delay."""

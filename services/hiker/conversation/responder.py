@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.rules import Reply
 from hiker.conversation.rulesfile import RuleSource
-from hiker.core.actions import AnyAction, Remind
+from hiker.core.actions import AnyAction, Handoff, Remind
 from hiker.core.contracts import MessageReceived
 from hiker.core.settings import ConfigError
 
@@ -45,11 +45,18 @@ class Decided:
 
     reply: Reply | None
     reminders: tuple[Remind, ...] = ()
+    # Hand the conversation to a person once the reply is sent (the last one asked for).
+    handoff: Handoff | None = None
+
+    @property
+    def handing_off(self) -> Handoff | None:
+        """The handoff asked for, by the responder or by the rule that chose the reply."""
+        return self.handoff or (self.reply.handoff if self.reply is not None else None)
 
 
 # What ``respond`` and ``on_reminder`` may return: actions and reminders, or None. A Decided
 # is what the rules engine and ``hiker.bot`` return, already sorted and labelled.
-Answer = AnyAction | Remind | Sequence[AnyAction | Remind] | Decided | None
+Answer = AnyAction | Remind | Handoff | Sequence[AnyAction | Remind | Handoff] | Decided | None
 
 # The ``rule`` label of what a custom responder returns.
 RESPONDER_RULE = "responder"
@@ -92,8 +99,13 @@ def decided(answer: Answer) -> Decided:
             + ", ".join(sorted({type(i).__name__ for i in items if not isinstance(i, BaseModel)}))
         )
     reminders = tuple(item for item in items if isinstance(item, Remind))
-    actions = tuple(item for item in items if not isinstance(item, Remind))
-    return Decided(Reply(RESPONDER_RULE, actions=actions) if actions else None, reminders)
+    handoffs = [item for item in items if isinstance(item, Handoff)]
+    actions = tuple(item for item in items if not isinstance(item, Remind | Handoff))
+    return Decided(
+        Reply(RESPONDER_RULE, actions=actions) if actions else None,
+        reminders,
+        handoffs[-1] if handoffs else None,
+    )
 
 
 def as_responder(candidate: Any) -> Responder:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hiker.core.actions import AnyAction, Template, Text
+from hiker.core.actions import AnyAction, Handoff, Template, Text
 from hiker.core.contracts import MessageReceived
 
 Match = Literal["exact", "prefix", "button", "type"]
@@ -26,10 +26,18 @@ class Rule:
     match: Match
     pattern: str
     reply: tuple[AnyAction, ...]
+    # Applied after the reply is sent: a person answers from then on.
+    handoff: Handoff | None
 
     def __init__(
-        self, name: str, match: Match, pattern: str, reply: str | Sequence[AnyAction]
+        self,
+        name: str,
+        match: Match,
+        pattern: str,
+        reply: str | Sequence[AnyAction],
+        handoff: Handoff | None = None,
     ) -> None:
+        object.__setattr__(self, "handoff", handoff)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "match", match)
         object.__setattr__(self, "pattern", pattern)
@@ -81,6 +89,8 @@ class Reply:
 
     rule: str
     actions: tuple[AnyAction, ...]
+    # The rule hands the conversation to a person once the actions are sent.
+    handoff: Handoff | None = None
 
     def __post_init__(self) -> None:
         if not self.actions:
@@ -144,7 +154,7 @@ def choose_reply(
     for rule in rules:
         actions = rule.apply(incoming)
         if actions is not None:
-            return Reply(rule.name, actions=actions)
+            return Reply(rule.name, actions=actions, handoff=rule.handoff)
     return None
 
 

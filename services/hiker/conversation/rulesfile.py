@@ -29,7 +29,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hiker.conversation.rules import DEFAULT_RULES, NumberPolicy, Rule, RuleBook
-from hiker.core.actions import ACTIONS_BY_NAME, AnyAction, InvalidAction, Template, parse_action
+from hiker.core.actions import (
+    ACTIONS_BY_NAME,
+    HANDOFF_MAX_MINUTES,
+    HANDOFF_REASON_MAX,
+    AnyAction,
+    Handoff,
+    InvalidAction,
+    Template,
+    parse_action,
+)
 from hiker.core.settings import ConfigError
 
 log = logging.getLogger(__name__)
@@ -43,12 +52,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _Handoff(_Strict):
+    minutes: float = Field(gt=0, le=HANDOFF_MAX_MINUTES)
+    reason: str = Field(default="rule", min_length=1, max_length=HANDOFF_REASON_MAX)
+
+
 class _Rule(_Strict):
     name: str = Field(min_length=1)
     match: Literal["exact", "prefix", "button", "type"]
     pattern: str = Field(min_length=1)
     # A text, one action ({buttons: {...}}), or a list of those: read by ``_actions``.
     reply: str | dict[str, Any] | list[str | dict[str, Any]]
+    # ``handoff: {minutes: 60, reason: sales}``: a person answers after this reply.
+    handoff: _Handoff | None = None
 
 
 class _Template(_Strict):
@@ -98,7 +114,12 @@ def parse_rules(text: str, source: str, base: RuleBook) -> RuleBook:
     rules: list[Rule] = []
     for index, rule in enumerate(parsed.rules or []):
         reply = _actions(rule.reply, ("rules", index, "reply"), problems)
-        rules.append(Rule(rule.name, rule.match, rule.pattern, reply))
+        handoff = (
+            Handoff(minutes=rule.handoff.minutes, reason=rule.handoff.reason)
+            if rule.handoff is not None
+            else None
+        )
+        rules.append(Rule(rule.name, rule.match, rule.pattern, reply, handoff))
     default_reply = (
         _actions(parsed.default_reply, ("default_reply",), problems)
         if parsed.default_reply is not None

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hiker.conversation.timers import SERVICE_WINDOW_SECONDS, Activity
 from hiker.core.claims import ClaimStep
 from hiker.core.keys import Keys
+from hiker.core.ownership import HANDED_AT, OWNER_UNTIL, Ownership
 from hiker.core.redis_store import RedisClient
 
 # What the step that records a message returns first (its claim's ``step_result``).
@@ -29,7 +30,9 @@ LATER_ALREADY_RECORDED: Final = 0  # a later message of the user came first (out
 # unless a retry added it already, and return the state to answer it with.
 # KEYS: conversation hash, history list. ARGV: wamid, received at, window opened at, ttl ms,
 # history entry ('' for none), history length.
-# Returns {latest, state version, state document, 1 when this message saved it already}.
+# Returns {latest, state version, state document, 1 when this message saved it already,
+# owner_until, owner_reason}: the last two are who owns the conversation (``core.ownership``),
+# read here so that a handoff costs a message no extra round trip.
 _RECORD = """
 local latest = 1
 local current = redis.call('HGET', KEYS[1], 'last_received_at')
@@ -45,11 +48,13 @@ if ARGV[5] ~= '' and not redis.call('LPOS', KEYS[2], ARGV[5]) then
   redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-local s = redis.call('HMGET', KEYS[1], 'state_v', 'state', 'state_by', 'state_before')
+local s = redis.call('HMGET', KEYS[1], 'state_v', 'state', 'state_by', 'state_before',
+                     'owner_until', 'owner_reason')
+local owner_until, owner_reason = s[5] or '', s[6] or ''
 if s[3] == ARGV[1] then
-  return {latest, tonumber(s[1]), s[4] or '', 1}
+  return {latest, tonumber(s[1]), s[4] or '', 1, owner_until, owner_reason}
 end
-return {latest, tonumber(s[1] or '0'), s[2] or '', 0}
+return {latest, tonumber(s[1] or '0'), s[2] or '', 0, owner_until, owner_reason}
 """
 
 # Compare-and-set of the state. KEYS: conversation hash. ARGV: the version it was read at, the
@@ -108,16 +113,22 @@ class Recorded:
     state_version: int
     state: dict[str, Any]
     saved_already: bool
+    # Who owned the conversation when the message was recorded.
+    owner: Ownership = field(default_factory=Ownership)
 
     @classmethod
     def of(cls, values: Sequence[int | str | None]) -> Recorded:
-        defaults: list[int | str | None] = [0, 0, "", 0]
-        latest, version, document, already = [*values, *defaults[len(values) :]][:4]
+        defaults: list[int | str | None] = [0, 0, "", 0, "", ""]
+        latest, version, document, already, until, reason = [
+            *values,
+            *defaults[len(values) :],
+        ][:6]
         return cls(
             latest == RECORDED_LATEST,
             int(version or 0),
             _document(document if isinstance(document, str) else ""),
             already == 1,
+            Ownership.of(until, reason),
         )
 
 
@@ -222,7 +233,10 @@ class ConversationStore:
 
     async def last_activity(self, phone_number_id: str, user: str) -> Activity | None:
         key = self._keys.conversation(phone_number_id, user)
-        wamid, received_at = await self._redis.hmget(key, ["last_wamid", "last_received_at"])
+        wamid, received_at, owner_until, handed_at = await self._redis.hmget(
+            key, ["last_wamid", "last_received_at", OWNER_UNTIL, HANDED_AT]
+        )
+        owner = Ownership.of(owner_until, None, handed_at)
         legacy = self._keys.legacy(key)
         if wamid is None and legacy is not None:  # recorded before the upgrade, not since
             wamid, received_at = await self._redis.hmget(legacy, ["last_wamid", "last_received_at"])
@@ -230,7 +244,12 @@ class ConversationStore:
             return None
         if isinstance(wamid, bytes):
             wamid = wamid.decode()
-        return Activity(last_wamid=wamid, last_received_at=float(received_at))
+        return Activity(
+            last_wamid=wamid,
+            last_received_at=float(received_at),
+            owner_until=owner.until,
+            handed_at=owner.handed_at,
+        )
 
 
 def _document(text: str) -> dict[str, Any]:

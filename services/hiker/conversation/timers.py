@@ -90,6 +90,26 @@ class Activity:
 
     last_wamid: str
     last_received_at: float
+    # A person owns the conversation until then (``core.ownership``); None: the bot.
+    owner_until: float | None = None
+    # When a person last took it: a follow-up set before that is theirs to no longer send.
+    handed_at: float | None = None
+
+
+def silenced(timer: IdleTimerStarted, activity: Activity | None, now: float) -> bool:
+    """Whether a handoff keeps the fired ``timer`` from being sent: nothing is sent while a
+    person owns the conversation, and an idle follow-up set before a person took it is dropped
+    even once the bot has it back (its idle period starts afresh with the next message the bot
+    answers). A reminder set before then still fires after."""
+    if activity is None:
+        return False
+    if activity.owner_until is not None and now < activity.owner_until:
+        return True
+    return (
+        timer.reminder is None
+        and activity.handed_at is not None
+        and activity.handed_at >= timer.scheduled_at
+    )
 
 
 def window_open(message_timestamp: int | None, now: float) -> bool:

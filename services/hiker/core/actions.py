@@ -38,6 +38,9 @@ ROW_ID_MAX = 200
 SECTION_TITLE_MAX = 24
 LIST_ROWS_MAX = 10
 CAPTION_MAX = 1024
+# A handoff lasts at most a day (``core.ownership.MAX_HANDOFF_SECONDS``), its reason is short.
+HANDOFF_MAX_MINUTES = 24 * 60
+HANDOFF_REASON_MAX = 200
 # The longest a reminder may wait: beyond a few weeks, a user is better asked by a template.
 REMIND_MAX_SECONDS = 30 * 24 * 3600
 
@@ -240,6 +243,16 @@ class Remind(_Part):
     key: str = Field(min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
     data: dict[str, Any] = Field(default_factory=dict)
     keep: bool = False
+
+
+class Handoff(_Part):
+    """Not a message: hand the conversation to a person for ``minutes`` (after the reply's
+    messages are sent). Until then, or until given back, the bot neither answers nor follows
+    up; a person answers through ``hiker api`` (docs/handoff.md)."""
+
+    type: Literal["handoff"] = "handoff"
+    minutes: float = Field(gt=0, le=HANDOFF_MAX_MINUTES)
+    reason: str = Field(default="action", min_length=1, max_length=HANDOFF_REASON_MAX)
 
 
 AnyAction = (

@@ -253,3 +253,32 @@ class ParkedHeaders(BaseModel):
 
 
 InboundEvent = MessageReceived | StatusReceived | WebhookErrorReceived
+
+
+class MessageEchoed(Contract):
+    """The business answered a user from the WhatsApp Business app on a coexistence number
+    (Meta's ``smb_message_echoes``): a message a person wrote, which hands them the conversation."""
+
+    wamid: str
+    phone_number_id: str
+    # The user it was sent to (the echo's ``to``): the conversation's user.
+    user: str
+    message_type: str
+    text: str | None = None
+    # Meta's time of the echo (epoch seconds), and when Hiker received it.
+    timestamp: int
+    received_at: float
+
+
+class OwnerChanged(Contract):
+    """Who answers a conversation changed: a person took it until ``until``, or the bot got it
+    back (``until`` None). Published on the outcomes exchange for ``hiker events``."""
+
+    phone_number_id: str
+    user: str
+    owner: Literal["bot", "human"]
+    until: float | None = None
+    reason: str | None = None
+    # The way in: api, action or echo (``hiker_handoffs_total{reason}``).
+    way: str
+    changed_at: float

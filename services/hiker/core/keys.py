@@ -59,6 +59,11 @@ class Keys:
         """The ``seq`` given to the event ``event_id``, so that a redelivery keeps it."""
         return f"{self.prefix}evid:{{{phone_number_id}:{user}}}:{event_id}"
 
+    def owned(self) -> str:
+        """The conversations a person owns, scored by when that ends (``core.ownership``):
+        what ``hiker_conversations_human_owned`` counts. A key of its own slot."""
+        return f"{self.prefix}owned"
+
     def legacy(self, key: str) -> str | None:
         """The name ``key`` had before hash tags, while adopting such keys (else None)."""
         if not self.adopt_legacy or not key.startswith(self.prefix):

@@ -397,6 +397,9 @@ class ConversationSettings(MediaSettings):
     conversation_ttl_seconds: float = Field(default=30 * 24 * 3600, ge=24 * 3600)
     # Messages of each conversation kept for ``conversation.history()``, both ways.
     history_length: int = Field(default=50, ge=0, le=1000)
+    # How long a person owns a conversation after answering it from the WhatsApp Business app
+    # (a coexistence number's echo): the bot stays silent meanwhile (docs/handoff.md).
+    handoff_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
 
     @model_validator(mode="after")
     def _responder_within_lease(self) -> ConversationSettings:

@@ -47,6 +47,8 @@ RK_STATUS_PREFIX: Final = "status"  # status.<status>
 RK_ERROR: Final = "error"
 RK_CHANGE_PREFIX: Final = "change"  # change.<field>
 RK_UNKNOWN: Final = "unknown"
+RK_OWNER_PREFIX: Final = "owner"  # owner.<bot|human>, on the outcomes exchange
+RK_ECHO_PREFIX: Final = "echo"  # echo.<type>: a message a person sent from the Business app
 RK_SEND: Final = "send"
 RK_FIRED: Final = "fired"
 RK_POISON: Final = "poison"
@@ -148,6 +150,7 @@ CONVERSATION_INBOUND = QueueSpec(
         (INBOUND_EXCHANGE, f"{RK_MESSAGE_PREFIX}.#"),
         (INBOUND_EXCHANGE, f"{RK_STATUS_PREFIX}.#"),
         (INBOUND_EXCHANGE, RK_ERROR),
+        (INBOUND_EXCHANGE, f"{RK_ECHO_PREFIX}.#"),
     ),
 )
 CONVERSATION_TIMERS = QueueSpec(
@@ -181,6 +184,7 @@ API_RECORDS = QueueSpec(
         (INBOUND_EXCHANGE, f"{RK_MESSAGE_PREFIX}.#"),
         (INBOUND_EXCHANGE, f"{RK_STATUS_PREFIX}.#"),
         (INBOUND_EXCHANGE, RK_ERROR),
+        (INBOUND_EXCHANGE, f"{RK_ECHO_PREFIX}.#"),
         (OUTCOMES_EXCHANGE, "#"),
     ),
 )
@@ -259,6 +263,7 @@ EVENTS_INBOUND = QueueSpec(
         (INBOUND_EXCHANGE, f"{RK_MESSAGE_PREFIX}.#"),
         (INBOUND_EXCHANGE, f"{RK_STATUS_PREFIX}.#"),
         (OUTCOMES_EXCHANGE, f"{RK_PARKED_PREFIX}.#"),
+        (OUTCOMES_EXCHANGE, f"{RK_OWNER_PREFIX}.#"),
     ),
 )
 EVENTS_PARKED = QueueSpec(EVENTS_PARKED_QUEUE, _quorum(), ((DEAD_EXCHANGE, RK_EVENTS_PARKED),))

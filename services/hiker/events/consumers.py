@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hiker.core import topology
 from hiker.core.consumer import Headers, Route, Routes
-from hiker.core.contracts import MessageReceived, SendParked, StatusReceived
+from hiker.core.contracts import MessageReceived, OwnerChanged, SendParked, StatusReceived
 from hiker.events.handlers import DeliveryHandler, StampHandler
 from hiker.events.model import BackendEvent
 
@@ -20,10 +20,14 @@ def stamp_routes(handler: StampHandler) -> Routes:
     async def on_parked(parked: SendParked, _: Headers) -> None:
         await handler.on_parked(parked)
 
+    async def on_owner(change: OwnerChanged, _: Headers) -> None:
+        await handler.on_owner(change)
+
     return {
         MessageReceived.type_name(): Route(MessageReceived, on_message),
         StatusReceived.type_name(): Route(StatusReceived, on_status),
         SendParked.type_name(): Route(SendParked, on_parked),
+        OwnerChanged.type_name(): Route(OwnerChanged, on_owner),
     }
 
 

@@ -10,12 +10,19 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from hiker.core.contracts import MessageReceived, SendParked, StatusReceived
+from hiker.core.contracts import MessageReceived, OwnerChanged, SendParked, StatusReceived
 from hiker.core.observability import mask_phone
 from hiker.events.client import Posted
 from hiker.events.delivery import Verdict, decide
 from hiker.events.metrics import EventsMetrics, answer_class
-from hiker.events.model import BackendEvent, Unstamped, from_message, from_parked, from_status
+from hiker.events.model import (
+    BackendEvent,
+    Unstamped,
+    from_message,
+    from_parked,
+    from_status,
+    owner_changed,
+)
 from hiker.events.parking import ParkedEvent
 
 log = logging.getLogger(__name__)
@@ -56,6 +63,18 @@ class StampHandler:
 
     async def on_parked(self, parked: SendParked) -> None:
         await self._stamp(from_parked(parked))
+
+    async def on_owner(self, change: OwnerChanged) -> None:
+        await self._stamp(
+            owner_changed(
+                change.phone_number_id,
+                change.user,
+                change.owner,
+                changed_at=change.changed_at,
+                until=change.until,
+                reason=change.reason,
+            )
+        )
 
     async def _stamp(self, event: Unstamped) -> None:
         async with self._turns.of((event.phone_number_id, event.user)):

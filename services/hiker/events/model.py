@@ -93,7 +93,7 @@ class ParkedData(_Data):
 class OwnerData(_Data):
     """``conversation.owner``: who answers the conversation now (bot or human), and until when.
 
-    Defined for the handoff (issue 21, part 2); nothing emits it yet.
+    From ``OwnerChanged``, published where a handoff is written (``core.ownership``).
     """
 
     owner: Literal["bot", "human"]
@@ -221,7 +221,7 @@ def owner_changed(
     until: float | None = None,
     reason: str | None = None,
 ) -> Unstamped:
-    """A ``conversation.owner`` event, for the handoff to emit when it is built."""
+    """A ``conversation.owner`` event (from ``OwnerChanged``)."""
     return Unstamped(
         id=event_id("conversation.owner", phone_number_id, user, owner, f"{changed_at:.3f}"),
         type="conversation.owner",

@@ -12,6 +12,7 @@ from typing import Final
 from hiker.core import topology
 from hiker.core.contracts import (
     ChangeReceived,
+    MessageEchoed,
     MessageReceived,
     StatusReceived,
     WebhookErrorReceived,
@@ -40,6 +41,7 @@ _KINDS: dict[type, str] = {
     StatusReceived: "status",
     WebhookErrorReceived: "error",
     ChangeReceived: "change",
+    MessageEchoed: "echo",
 }
 
 
@@ -68,9 +70,7 @@ class WebhookIngestor:
         self._metrics = metrics
         self._clock = clock
         # Label lookups cost a lock and a dict walk per call; resolve each child once (hot path).
-        self._event_counters = {
-            kind: metrics.events.labels(kind) for kind in ("message", "status", "error", "change")
-        }
+        self._event_counters = {kind: metrics.events.labels(kind) for kind in _KINDS.values()}
         self._unknown_counter = metrics.events.labels("unknown")
         # Built once per routing key, as a cache bounded by _DESTINATIONS_KEPT: when it is full it
         # is emptied and refills with the keys in use (a Destination is cheap to build again), so

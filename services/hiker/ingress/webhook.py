@@ -1,8 +1,10 @@
 """Meta's webhook body → normalized events. Pure: no I/O, no clock (the caller passes the time).
 
 A body batches entries, each with changes; a ``messages`` change carries ``messages[]``,
-``statuses[]`` and ``errors[]``. Every one of them becomes its own event. Changes of other fields
-(templates, account, calls, message echoes...) become ``ChangeReceived`` for inspection; a body
+``statuses[]`` and ``errors[]``. Every one of them becomes its own event, and so does each of a
+``smb_message_echoes`` change's ``message_echoes[]`` (``MessageEchoed``: the business answered
+from the WhatsApp Business app). Changes of other fields (templates, account, calls...) become
+``ChangeReceived`` for inspection; a body
 whose shape is not a WhatsApp webhook at all is ``Unclassified`` and kept whole.
 """
 
@@ -19,6 +21,7 @@ from hiker.core import topology
 from hiker.core.contracts import (
     ChangeReceived,
     Contract,
+    MessageEchoed,
     MessageReceived,
     StatusError,
     StatusReceived,
@@ -140,11 +143,11 @@ def route(document: Any, received_at: float) -> list[Routed] | Unclassified:
     routed: list[Routed] = []
     for entry in body.entry:
         for change in entry.changes:
-            if change.field != "messages":
+            if change.field not in _READ_FIELDS:
                 routed.append(_foreign(entry.id, change, received_at))
                 continue
             try:
-                routed.extend(_messages_change(change.value, received_at))
+                routed.extend(_READ_FIELDS[change.field](change.value, received_at))
             except ValidationError:
                 # Kept whole for inspection; the batch's other changes still go through.
                 unreadable = ChangeReceived(
@@ -220,6 +223,45 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
         )
         routed.append(Routed(topology.RK_ERROR, error_event))
     return routed
+
+
+class _Echo(_Lenient):
+    id: AmqpId
+    to: str = Field(min_length=1)
+    timestamp: int
+    type: str = "unknown"
+
+
+class _EchoesValue(_Lenient):
+    metadata: _Metadata
+    message_echoes: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _echoes_change(raw_value: dict[str, Any], received_at: float) -> list[Routed]:
+    """``smb_message_echoes``: what the business sent from the WhatsApp Business app on a
+    coexistence number, each echo ``{from, to, id, timestamp, type, <type>: {...}}``."""
+    value = _EchoesValue.model_validate(raw_value)
+    routed: list[Routed] = []
+    for raw in value.message_echoes:
+        echo = _Echo.model_validate(raw)
+        # ``to`` is the number as the app had it (Meta's example has a "+"); conversations are
+        # keyed by the digits Meta puts in ``from`` of a user's messages.
+        user = echo.to.removeprefix("+") if echo.to[1:].isdigit() else echo.to
+        event = MessageEchoed(
+            wamid=echo.id,
+            phone_number_id=value.metadata.phone_number_id,
+            user=user,
+            message_type=echo.type,
+            text=message_text(raw),
+            timestamp=echo.timestamp,
+            received_at=received_at,
+        )
+        routed.append(Routed(f"{topology.RK_ECHO_PREFIX}.{_token(echo.type)}", event, echo.id))
+    return routed
+
+
+# The change fields read into events of their own; the others are kept for inspection.
+_READ_FIELDS: Final = {"messages": _messages_change, "smb_message_echoes": _echoes_change}
 
 
 def message_text(raw: dict[str, Any]) -> str | None:
