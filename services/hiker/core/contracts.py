@@ -34,11 +34,17 @@ class MessageReceived(Contract):
     wamid: str
     phone_number_id: str
     display_phone_number: str | None = None
-    # The conversation's user: ``from`` or, when Meta sends only a business-scoped id,
-    # ``from_user_id``.
+    # The conversation's user: the business-scoped user id (BSUID) whenever the webhook
+    # carries one, else the phone number (``from``).
     user: str
+    # The phone number, when Meta sent it (``from`` / ``contacts[].wa_id``): replies go there.
     wa_id: str | None = None
     contact_name: str | None = None
+    # The BSUID (``from_user_id`` / ``contacts[].user_id``), the parent BSUID and the user's
+    # WhatsApp username (``contacts[].profile.username``), when Meta sent them.
+    user_id: str | None = None
+    parent_user_id: str | None = None
+    username: str | None = None
     message_type: str
     # The human-readable text where the type has one (text body, button or list reply title).
     text: str | None = None
@@ -61,6 +67,9 @@ class StatusReceived(Contract):
     message_id: str
     phone_number_id: str
     recipient_id: str | None = None
+    # The recipient's BSUID and parent BSUID, when Meta sent them (``recipient_user_id``...).
+    recipient_user_id: str | None = None
+    recipient_parent_user_id: str | None = None
     status: str
     timestamp: int | None = None
     errors: tuple[StatusError, ...] = ()

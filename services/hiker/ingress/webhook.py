@@ -46,7 +46,12 @@ class _Metadata(_Lenient):
 class _Contact(_Lenient):
     wa_id: str | None = None
     user_id: str | None = None
+    parent_user_id: str | None = None
     profile: dict[str, Any] | None = None
+
+    def profile_text(self, field: str) -> str | None:
+        value = (self.profile or {}).get(field)
+        return value if isinstance(value, str) else None
 
 
 class _ErrorItem(_Lenient):
@@ -69,6 +74,7 @@ class _Message(_Lenient):
     id: AmqpId
     from_: str | None = Field(default=None, alias="from")
     from_user_id: str | None = None
+    from_parent_user_id: str | None = None
     timestamp: int
     type: str = "unknown"
 
@@ -78,6 +84,8 @@ class _Status(_Lenient):
     status: str
     timestamp: int | None = None
     recipient_id: str | None = None
+    recipient_user_id: str | None = None
+    recipient_parent_user_id: str | None = None
     errors: list[_ErrorItem] = Field(default_factory=list)
 
 
@@ -167,11 +175,14 @@ def _foreign(entry_id: str | None, change: _Change, received_at: float) -> Route
 def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Routed]:
     value = _MessagesValue.model_validate(raw_value)
     phone_number_id = value.metadata.phone_number_id
-    names = {c.wa_id: (c.profile or {}).get("name") for c in value.contacts if c.wa_id}
     routed: list[Routed] = []
     for raw in value.messages:
         message = _Message.model_validate(raw)
-        user = message.from_ or message.from_user_id
+        contact = _contact_of(message, value.contacts)
+        phone = message.from_ or contact.wa_id
+        user_id = message.from_user_id or contact.user_id
+        # The BSUID first: it stays when the phone number stops appearing in webhooks.
+        user = user_id or phone
         if user is None:
             raise ValidationError.from_exception_data(
                 "message", [{"type": "missing", "loc": ("from",), "input": raw}]
@@ -181,8 +192,11 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
             phone_number_id=phone_number_id,
             display_phone_number=value.metadata.display_phone_number,
             user=user,
-            wa_id=message.from_,
-            contact_name=names.get(message.from_) if message.from_ else None,
+            wa_id=phone,
+            contact_name=contact.profile_text("name"),
+            user_id=user_id,
+            parent_user_id=message.from_parent_user_id or contact.parent_user_id,
+            username=contact.profile_text("username"),
             message_type=message.type,
             text=message_text(raw),
             reply_id=message_reply_id(raw),
@@ -199,6 +213,8 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
             message_id=status.id,
             phone_number_id=phone_number_id,
             recipient_id=status.recipient_id,
+            recipient_user_id=status.recipient_user_id,
+            recipient_parent_user_id=status.recipient_parent_user_id,
             status=status.status,
             timestamp=status.timestamp,
             errors=tuple(
@@ -220,6 +236,19 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
         )
         routed.append(Routed(topology.RK_ERROR, error_event))
     return routed
+
+
+def _contact_of(message: _Message, contacts: list[_Contact]) -> _Contact:
+    """The ``contacts[]`` entry of the message's sender (by phone number or BSUID), or none."""
+    for contact in contacts:
+        if (message.from_ and contact.wa_id == message.from_) or (
+            message.from_user_id and contact.user_id == message.from_user_id
+        ):
+            return contact
+    # One message, one contact: Meta leaves ``from`` out for a BSUID-only user.
+    if len(contacts) == 1 and not (contacts[0].wa_id and message.from_):
+        return contacts[0]
+    return _Contact()
 
 
 def message_text(raw: dict[str, Any]) -> str | None:
