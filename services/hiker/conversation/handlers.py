@@ -203,6 +203,8 @@ class ConversationHandlers:
             idempotency_key=f"reply:{event.wamid}",
             phone_number_id=event.phone_number_id,
             to=event.user,
+            # Meta's rule: reply to the phone number when the message carried one.
+            wa_id=event.wa_id if event.wa_id != event.user else None,
             actions=tuple(actions),
             keys=tuple(keys),
             kind="reply" if reply is not None else "receipt",

@@ -125,7 +125,10 @@ class SendMessage(Contract):
 
     idempotency_key: str
     phone_number_id: str
+    # The conversation's user (a BSUID or a phone number): history and pacing are kept by it.
     to: str
+    # The user's phone number when their message carried one: Graph is sent that instead.
+    wa_id: str | None = None
     actions: tuple[Action, ...] = Field(min_length=1)
     # Each action's own idempotency key, when given (else derived: ``action_key``).
     keys: tuple[str, ...] = ()
@@ -157,6 +160,12 @@ class SendMessage(Contract):
         if self.keys and len(self.keys) != len(self.actions):
             raise ValueError("keys, when given, name every action")
         return self
+
+    @property
+    def address(self) -> str:
+        """Whom Graph is asked to send to: the phone number when known, else ``to`` (a BSUID
+        goes out in Graph's ``recipient``, a phone number in its ``to``)."""
+        return self.wa_id or self.to
 
     def action_key(self, index: int) -> str:
         """The idempotency key of ``actions[index]``: its own, or the command's and its
