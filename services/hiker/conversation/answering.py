@@ -34,6 +34,7 @@ class Conversations(Protocol):
         received_at: float,
         sent_at: int,
         turn: Turn | None = None,
+        adopt_from: str | None = None,
     ) -> ClaimStep: ...
 
     async def save_state(

@@ -55,6 +55,12 @@ class FiredTimers:
         reminder (once; another hop when it is not due yet), unless the user wrote since."""
         now = self._clock()
         activity = await self._conversations.last_activity(timer.phone_number_id, timer.user)
+        if activity is not None and activity.moved_to is not None:
+            # Set under the user's phone number; the conversation has moved to their BSUID
+            # since: its follow-up or reminder belongs there (one conversation, one state).
+            timer = timer.model_copy(
+                update={"user": activity.moved_to, "wa_id": timer.wa_id or timer.user}
+            )
         if superseded(timer, activity):
             self._metrics.timers_fired.inc()
             self._metrics.timers_superseded.inc()
@@ -93,6 +99,7 @@ class FiredTimers:
                 idempotency_key=f"followup:{timer.wamid}",
                 phone_number_id=timer.phone_number_id,
                 to=timer.user,
+                wa_id=timer.wa_id,
                 actions=(followup,),
                 kind="followup",
                 correlation_id=timer.wamid,

@@ -119,8 +119,11 @@ class ConversationHandlers:
     async def _on_message(self, event: MessageReceived) -> None:
         pnid, user = event.phone_number_id, event.user
         turn = Turn("in", event.wamid, event.message_type, event.text, event.received_at)
+        # A user kept under their phone number until now comes with a business-scoped id:
+        # the conversation moves to it (state, history), atomically with the claim.
+        phone = event.wa_id if event.wa_id != user else None
         record = self._conversations.record_step(
-            pnid, user, event.wamid, event.received_at, event.timestamp, turn
+            pnid, user, event.wamid, event.received_at, event.timestamp, turn, adopt_from=phone
         )
         key = self._keys.claim(event.phone_number_id, event.user, event.wamid)
         claim = await self._steps.claim(key, record)
@@ -159,7 +162,13 @@ class ConversationHandlers:
                 # A message older than the recorded one would only start a superseded timer.
                 timeout = self._rules.current.policy(pnid).idle_timeout_seconds
                 timer = start_timer(
-                    pnid, user, event.wamid, now, timeout, message_timestamp=event.timestamp
+                    pnid,
+                    user,
+                    event.wamid,
+                    now,
+                    timeout,
+                    message_timestamp=event.timestamp,
+                    wa_id=phone,
                 )
                 publishes.append(self._schedule(timer, timeout))
             publishes.extend(

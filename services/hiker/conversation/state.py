@@ -52,6 +52,14 @@ end
 return {latest, tonumber(s[1] or '0'), s[2] or '', 0}
 """
 
+# Before recording, when the conversation moves from a user's phone number to their
+# business-scoped user id (the claim renamed its keys first): leave where it went under the
+# phone number, so that a timer set under it finds the conversation. The alias is the step's
+# last key, the new id and its ttl ms the last two arguments; the recording reads the rest.
+_NOTE_ALIAS = """
+redis.call('SET', KEYS[#KEYS], ARGV[#ARGV - 1], 'PX', ARGV[#ARGV])
+"""
+
 # Compare-and-set of the state. KEYS: conversation hash. ARGV: the version it was read at, the
 # id of what saves it, the new document, ttl ms. 1: saved (or saved already by that id); 0: the
 # version moved meanwhile (another message of the user was answered first).
@@ -148,27 +156,34 @@ class ConversationStore:
         received_at: float,
         sent_at: int,
         turn: Turn | None = None,
+        adopt_from: str | None = None,
     ) -> ClaimStep:
         """The claim step that stores ``wamid`` as the conversation's latest message, adds
         ``turn`` to the history and reads the state (``Recorded.of(claim.step_values)``).
 
         Its ``step_result`` is ``RECORDED_LATEST``, or ``LATER_ALREADY_RECORDED`` when a later
-        message is stored already.
+        message is stored already. ``adopt_from``: the user's phone number when ``user`` is
+        their business-scoped user id: what is still kept under the phone number (state,
+        history) moves to ``user`` first, atomically with the claim (``Keys.adoptions``).
         """
+        keys = (
+            self._keys.conversation(phone_number_id, user),
+            self._keys.history(phone_number_id, user),
+        )
+        args: tuple[str | int, ...] = (
+            wamid,
+            repr(received_at),
+            str(sent_at),
+            self._ttl_ms,
+            turn.encoded() if turn is not None else "",
+            self._history_length,
+        )
+        adopt = self._keys.adoptions(phone_number_id, adopt_from, user) if adopt_from else ()
+        if not adopt or adopt_from is None:
+            return ClaimStep(_RECORD, keys, args)
+        alias = self._keys.alias(phone_number_id, adopt_from)
         return ClaimStep(
-            _RECORD,
-            (
-                self._keys.conversation(phone_number_id, user),
-                self._keys.history(phone_number_id, user),
-            ),
-            (
-                wamid,
-                repr(received_at),
-                str(sent_at),
-                self._ttl_ms,
-                turn.encoded() if turn is not None else "",
-                self._history_length,
-            ),
+            _NOTE_ALIAS + _RECORD, (*keys, alias), (*args, user, self._ttl_ms), adopt=adopt
         )
 
     async def save_state(
@@ -221,16 +236,27 @@ class ConversationStore:
         return [Turn.decoded(item) for item in raw]
 
     async def last_activity(self, phone_number_id: str, user: str) -> Activity | None:
+        """The conversation's last inbound message; for one that moved from ``user`` (a phone
+        number) to a business-scoped user id, that conversation's, naming it (``moved_to``)."""
         key = self._keys.conversation(phone_number_id, user)
         wamid, received_at = await self._redis.hmget(key, ["last_wamid", "last_received_at"])
         legacy = self._keys.legacy(key)
         if wamid is None and legacy is not None:  # recorded before the upgrade, not since
             wamid, received_at = await self._redis.hmget(legacy, ["last_wamid", "last_received_at"])
+        moved_to = None
+        if wamid is None and self._keys.adopt_phone_keys:
+            moved = await self._redis.get(self._keys.alias(phone_number_id, user))
+            if moved is not None:
+                moved_to = moved.decode() if isinstance(moved, bytes) else str(moved)
+                key = self._keys.conversation(phone_number_id, moved_to)
+                wamid, received_at = await self._redis.hmget(
+                    key, ["last_wamid", "last_received_at"]
+                )
         if wamid is None or received_at is None:
             return None
         if isinstance(wamid, bytes):
             wamid = wamid.decode()
-        return Activity(last_wamid=wamid, last_received_at=float(received_at))
+        return Activity(last_wamid=wamid, last_received_at=float(received_at), moved_to=moved_to)
 
 
 def _document(text: str) -> dict[str, Any]:

@@ -113,6 +113,9 @@ class IdleTimerStarted(Contract):
     data: dict[str, Any] | None = None
     # A reminder that fires even when the user wrote after ``wamid``.
     keep: bool = False
+    # The user's phone number when ``wamid`` carried one (``user`` is then their BSUID): the
+    # follow-up goes there, as the reply did.
+    wa_id: str | None = None
 
 
 class SendMessage(Contract):
