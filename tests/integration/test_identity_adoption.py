@@ -17,6 +17,7 @@ from hiker.conversation.state import ConversationStore, Recorded, Turn
 from hiker.core.claims import ClaimState, ClaimStore
 from hiker.core.keys import Keys
 from hiker.core.redis_store import RedisClient, connect_redis
+from hiker.tools.simulate import messages_change, webhook_body
 from tests.integration.conftest import PHONE_NUMBER_ID, PipelineFactory
 from tests.integration.test_identity import from_user, say_as
 
@@ -165,3 +166,55 @@ def test_the_webhook_helper_builds_what_meta_sends() -> None:
     value = body["entry"][0]["changes"][0]["value"]
     assert "from" not in value["messages"][0]
     assert value["contacts"][0]["user_id"] == BSUID
+
+
+def changed_user_id(previous: str, new: str) -> dict[str, object]:
+    """Meta's ``system`` message: the user's BSUID changed from ``previous`` to ``new``."""
+    system = {
+        "body": "User changed their business-scoped user id",
+        "type": "user_changed_user_id",
+        "user_id": new,
+        "previous_user_id": previous,
+    }
+    message = {"id": f"wamid.SYS{new}", "timestamp": str(int(time.time())), "type": "system"}
+    message["system"] = system
+    return webhook_body(messages_change([message]))
+
+
+NEW_BSUID = "US.99887766554433221100"
+
+
+async def test_a_changed_user_id_moves_a_pending_reminder_and_is_never_answered(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="600", **BOT)
+    await say_as(pipeline, BSUID, "remind 3")
+    assert await pipeline.wait_for_texts(BSUID, 1) == ["message 1"]
+    change = changed_user_id(BSUID, NEW_BSUID)
+    assert await pipeline.post(change) == 200
+    assert await pipeline.post(change) == 200  # Meta delivers at least once
+    # The reminder set under the old id fires for the conversation, now under the new one:
+    # it sees the history (the message and its reply, moved), and goes to the new id.
+    texts = await pipeline.wait_for_texts(NEW_BSUID, 1, within=20)
+    assert texts == ["reminded remind after 1 (2)"]
+    await say_as(pipeline, NEW_BSUID, "hello")
+    assert await pipeline.wait_for_texts(NEW_BSUID, 2) == [
+        "reminded remind after 1 (2)",
+        "message 2",  # the state moved too: the count goes on
+    ]
+    await asyncio.sleep(1.0)
+    assert await pipeline.texts(BSUID) == ["message 1"]
+    assert len(await pipeline.texts(NEW_BSUID)) == 2  # the system message got no answer
+
+
+async def test_a_changed_user_id_never_resets_the_idle_timer_nor_doubles_the_follow_up(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="2", **BOT)
+    await say_as(pipeline, BSUID, "hi")
+    assert await pipeline.wait_for_texts(BSUID, 1) == ["message 1"]
+    assert await pipeline.post(changed_user_id(BSUID, NEW_BSUID)) == 200
+    [followup] = await pipeline.wait_for_texts(NEW_BSUID, 1, within=20)
+    await asyncio.sleep(3.0)
+    assert await pipeline.texts(NEW_BSUID) == [followup]
+    assert await pipeline.texts(BSUID) == ["message 1"]

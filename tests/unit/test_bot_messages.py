@@ -89,7 +89,12 @@ def _corpus() -> None:
 
 def test_the_user_carries_phone_and_profile_name() -> None:
     user = named("message:text").user
-    assert (user.id, user.phone, user.name) == ("972987654321", "972987654321", "Test Name")
+    # Meta's message names the user by BSUID beside the phone number: the BSUID keys them.
+    assert (user.id, user.phone, user.name) == (
+        "US.13491208655302741918",
+        "972987654321",
+        "Test Name",
+    )
     raw = {"from_user_id": "US.1349", "id": "wamid.1", "timestamp": "1", "type": "text"}
     body = {
         "object": "whatsapp_business_account",

@@ -170,6 +170,25 @@ def test_a_user_without_a_phone_number_is_keyed_by_the_bsuid_from_contacts() -> 
     assert (event.user, event.wa_id, event.username) == ("BR.1502576394655843", None, "@bia")
 
 
+@pytest.mark.parametrize(
+    ("kind", "ids"),
+    [
+        ("user_changed_user_id", {"user_id": "US.2222"}),
+        ("user_changed_number", {"user_id": "US.2222", "wa_id": "16505559999"}),
+    ],
+)
+def test_a_change_of_the_users_ids_belongs_to_the_new_ids(kind: str, ids: dict[str, str]) -> None:
+    system = {"body": "changed", "type": kind, "previous_user_id": "US.1111", **ids}
+    message = {"id": "wamid.SYS", "timestamp": "1", "type": "system", "system": system}
+    result = route(webhook_body(messages_change([message])), received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    [routed] = result
+    assert routed.routing_key == "message.system"
+    event = routed.event
+    assert isinstance(event, MessageReceived)
+    assert (event.user, event.user_id, event.wa_id) == ("US.2222", "US.2222", ids.get("wa_id"))
+
+
 def test_an_event_of_an_older_ingress_still_parses() -> None:
     old = {
         "wamid": "wamid.E",

@@ -105,7 +105,9 @@ class Order:
 
 @dataclass(frozen=True)
 class Notice:
-    """A system message: the user changed number (``wa_id``: the new one), or identity."""
+    """A system message from WhatsApp (a change of the user's identity key...). A change of
+    the user's ids (``user_changed_number``, ``user_changed_user_id``) never reaches a bot: the
+    pipeline moves the conversation to the new id, and nobody answers it."""
 
     type: str | None
     body: str | None

@@ -37,6 +37,10 @@ class Conversations(Protocol):
         adopt_from: str | None = None,
     ) -> ClaimStep: ...
 
+    def move_step(
+        self, phone_number_id: str, previous: Sequence[str], user: str
+    ) -> ClaimStep | None: ...
+
     async def save_state(
         self,
         phone_number_id: str,

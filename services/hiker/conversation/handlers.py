@@ -25,6 +25,7 @@ from hiker.conversation.answering import (
     turns,
 )
 from hiker.conversation.fired import FiredTimers
+from hiker.conversation.identity import identity_change, is_identity_change
 from hiker.conversation.memory import Conversation
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import Responder, reminded
@@ -117,6 +118,9 @@ class ConversationHandlers:
             await self._on_message(event)
 
     async def _on_message(self, event: MessageReceived) -> None:
+        if is_identity_change(event):
+            await self._on_identity_change(event)
+            return
         pnid, user = event.phone_number_id, event.user
         turn = Turn("in", event.wamid, event.message_type, event.text, event.received_at)
         # A user kept under their phone number until now comes with a business-scoped id:
@@ -192,6 +196,31 @@ class ConversationHandlers:
                 "user": user,
                 "type": event.message_type,
                 "rule": reply.rule if reply else None,
+            },
+        )
+
+    async def _on_identity_change(self, event: MessageReceived) -> None:
+        """WhatsApp's notice that the user's ids changed: the conversation moves to the new id
+        (state, history; pending timers find it there), once. Never answered, never given to
+        the responder, never the user's activity (no timer is reset)."""
+        pnid = event.phone_number_id
+        change = identity_change(event)
+        step = None
+        if change is not None:
+            step = self._conversations.move_step(pnid, change.previous, change.user)
+        claim = await self._steps.claim(self._keys.claim(pnid, event.user, event.wamid), step)
+        if claim is None:
+            self._metrics.duplicates.inc()
+            return
+        await claim.confirm()
+        self._metrics.inbound.labels(event.message_type).inc()
+        log.info(
+            "system message recorded",
+            extra={
+                "wamid": event.wamid,
+                "user": event.user,
+                "change": change.kind if change is not None else None,
+                "moved": step is not None,
             },
         )
 

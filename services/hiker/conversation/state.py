@@ -60,6 +60,16 @@ _NOTE_ALIAS = """
 redis.call('SET', KEYS[#KEYS], ARGV[#ARGV - 1], 'PX', ARGV[#ARGV])
 """
 
+# A conversation moved to a user's new id (its keys renamed by the claim first): leave where it
+# went under each previous id, for timers set under them. KEYS: the aliases. ARGV: the new id,
+# ttl ms.
+_MOVE = """
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""
+
 # Compare-and-set of the state. KEYS: conversation hash. ARGV: the version it was read at, the
 # id of what saves it, the new document, ttl ms. 1: saved (or saved already by that id); 0: the
 # version moved meanwhile (another message of the user was answered first).
@@ -185,6 +195,21 @@ class ConversationStore:
         return ClaimStep(
             _NOTE_ALIAS + _RECORD, (*keys, alias), (*args, user, self._ttl_ms), adopt=adopt
         )
+
+    def move_step(
+        self, phone_number_id: str, previous: Sequence[str], user: str
+    ) -> ClaimStep | None:
+        """The claim step that moves the conversation kept under any of ``previous`` (the
+        user's former ids) to ``user``: its state and history, and the way there for timers
+        set under them (``last_activity``); never over what ``user`` holds already. None
+        where conversations are not moved (a Redis Cluster)."""
+        adopt = tuple(
+            name for old in previous for name in self._keys.adoptions(phone_number_id, old, user)
+        )
+        if not adopt:
+            return None
+        aliases = tuple(self._keys.alias(phone_number_id, old) for old in previous)
+        return ClaimStep(_MOVE, aliases, (user, self._ttl_ms), adopt=adopt)
 
     async def save_state(
         self,

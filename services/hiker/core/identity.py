@@ -24,3 +24,7 @@ def is_bsuid(value: str) -> bool:
 def recipient_field(address: str) -> str:
     """The field of Graph's send body that ``address`` goes in: ``recipient`` or ``to``."""
     return "recipient" if is_bsuid(address) else "to"
+
+
+# ``system`` messages by which Meta reports that a user's ids changed (changelog, Aug 2026).
+IDENTITY_CHANGES: Final = frozenset({"user_changed_number", "user_changed_user_id"})

@@ -25,6 +25,7 @@ from hiker.core.contracts import (
     WebhookErrorReceived,
 )
 from hiker.core.graph_ids import PhoneNumberId
+from hiker.core.identity import IDENTITY_CHANGES
 
 
 class MalformedBody(ValueError):
@@ -181,6 +182,14 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
         contact = _contact_of(message, value.contacts)
         phone = message.from_ or contact.wa_id
         user_id = message.from_user_id or contact.user_id
+        parent_user_id = message.from_parent_user_id or contact.parent_user_id
+        changed = _identity_change(raw)
+        if changed is not None:
+            # The user changed number or id: the message belongs to the new ids (conversation
+            # moves the one kept under the previous ids, ``system.previous_user_id``).
+            phone = _str(changed, "wa_id") or phone
+            user_id = _str(changed, "user_id") or user_id
+            parent_user_id = _str(changed, "parent_user_id") or parent_user_id
         # The BSUID first: it stays when the phone number stops appearing in webhooks.
         user = user_id or phone
         if user is None:
@@ -195,7 +204,7 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
             wa_id=phone,
             contact_name=contact.profile_text("name"),
             user_id=user_id,
-            parent_user_id=message.from_parent_user_id or contact.parent_user_id,
+            parent_user_id=parent_user_id,
             username=contact.profile_text("username"),
             message_type=message.type,
             text=message_text(raw),
@@ -236,6 +245,14 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
         )
         routed.append(Routed(topology.RK_ERROR, error_event))
     return routed
+
+
+def _identity_change(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``system`` object of a message that reports a change of the user's ids, or None."""
+    system = raw.get("system") if raw.get("type") == "system" else None
+    if isinstance(system, dict) and system.get("type") in IDENTITY_CHANGES:
+        return system
+    return None
 
 
 def _contact_of(message: _Message, contacts: list[_Contact]) -> _Contact:

@@ -189,6 +189,16 @@ class InMemoryConversations:
 
         return FakeStep("", run=record)
 
+    def move_step(
+        self, phone_number_id: str, previous: Sequence[str], user: str
+    ) -> ClaimStep | None:
+        def move() -> int:
+            for old in previous:
+                self._adopt((phone_number_id, old), (phone_number_id, user))
+            return 1
+
+        return FakeStep("", run=move)
+
     async def save_state(
         self,
         phone_number_id: str,
