@@ -84,7 +84,13 @@ conversations = Table(
     Column("last_type", String(32), nullable=False),
     Column("last_text", Text, nullable=True),
     Column("message_count", Integer, nullable=False),
+    # The user's ids as their latest message named them (``user`` is the BSUID when Meta sent
+    # one): the business-scoped user id, the phone number, the WhatsApp username.
+    Column("user_id", String(160), nullable=True),
+    Column("wa_id", String(64), nullable=True),
+    Column("username", String(255), nullable=True),
     Index(None, "last_at_us", "phone_number_id", "user"),
+    Index(None, "phone_number_id", "wa_id"),
 )
 
 # The keys of ``POST /v1/messages`` (Stripe's model): a key and a hash of its request are
