@@ -104,6 +104,10 @@ def test_the_user_carries_phone_and_profile_name() -> None:
     }  # fmt: skip
     [bsuid_only] = views(body)  # a user who shares no phone number
     assert (bsuid_only.user.id, bsuid_only.user.phone) == ("US.1349", None)
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"] = [{"user_id": "US.1349", "profile": {"username": "@ana"}}]
+    [named_user] = views(body)
+    assert named_user.user.username == "@ana"
 
 
 def test_taps_carry_the_id_the_bot_wrote_and_the_title_the_user_saw() -> None:

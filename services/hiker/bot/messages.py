@@ -15,8 +15,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class User:
-    """Who wrote: ``id`` keys the conversation (the business-scoped user id when Meta sends
-    only that, else the phone number); ``phone`` when Meta shares it."""
+    """Who wrote: ``id`` keys the conversation (the business-scoped user id whenever Meta
+    sends one, else the phone number); ``phone`` when Meta shares it."""
 
     id: str
     phone: str | None = None

@@ -35,7 +35,7 @@ _TAPS = {"button_reply": "button", "list_reply": "list"}
 
 def message_of(event: MessageReceived) -> Message:
     """The view of the message ``event`` carries."""
-    user = User(id=event.user, phone=event.wa_id, name=event.contact_name)
+    user = User(id=event.user, phone=event.wa_id, username=event.username, name=event.contact_name)
     return _view(event.raw, event.wamid, event.message_type, user, event)
 
 
