@@ -218,3 +218,48 @@ async def test_a_changed_user_id_never_resets_the_idle_timer_nor_doubles_the_fol
     await asyncio.sleep(3.0)
     assert await pipeline.texts(NEW_BSUID) == [followup]
     assert await pipeline.texts(BSUID) == ["message 1"]
+
+
+async def test_a_change_reported_after_the_new_id_wrote_still_makes_one_conversation(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="2", **BOT)
+    await say_as(pipeline, BSUID, "hi")
+    assert await pipeline.wait_for_texts(BSUID, 1) == ["message 1"]
+    # Webhooks in another order: the user's first message under the new id comes before
+    # Meta's notice of the change.
+    await say_as(pipeline, NEW_BSUID, "hello")
+    assert await pipeline.wait_for_texts(NEW_BSUID, 1) == ["message 1"]
+    assert await pipeline.post(changed_user_id(BSUID, NEW_BSUID)) == 200
+    [_, followup] = await pipeline.wait_for_texts(NEW_BSUID, 2, within=20)
+    await asyncio.sleep(3.0)  # the timer set under the old id is out of its queue by now
+    assert await pipeline.texts(BSUID) == ["message 1"]  # no follow-up there: it moved
+    assert await pipeline.texts(NEW_BSUID) == ["message 1", followup]
+
+
+async def test_moving_after_the_new_id_wrote_joins_the_histories(
+    redis: RedisClient, redis_prefix: str
+) -> None:
+    keys = Keys(redis_prefix, adopt_phone_keys=True)
+    store = ConversationStore(redis, keys, idle_timeout_seconds=600)
+    claims = ClaimStore(redis, lease_seconds=5, done_ttl_seconds=60)
+    now = time.time()
+    for user, wamid, at in ((BSUID, "wamid.A", now - 10), (NEW_BSUID, "wamid.B", now)):
+        turn = Turn("in", wamid, "text", wamid, at)
+        step = store.record_step(PHONE_NUMBER_ID, user, wamid, at, int(at), turn)
+        await claims.claim(keys.claim(PHONE_NUMBER_ID, user, wamid), step=step)
+    await store.save_state(
+        PHONE_NUMBER_ID, BSUID, read_at_version=0, saved_by="wamid.A", state={"form": 1}
+    )
+    step = store.move_step(PHONE_NUMBER_ID, (BSUID,), NEW_BSUID)
+    assert step is not None
+    claim = await claims.claim(keys.claim(PHONE_NUMBER_ID, NEW_BSUID, "wamid.SYS"), step=step)
+    assert claim.step_result == 1
+    history = await store.history(PHONE_NUMBER_ID, NEW_BSUID, 10)
+    assert [t.id for t in history] == ["wamid.A", "wamid.B"]
+    # The new id had no state saved: the form follows; the latest message stays the new one.
+    assert await store.read_state(PHONE_NUMBER_ID, NEW_BSUID) == (1, {"form": 1})
+    activity = await store.last_activity(PHONE_NUMBER_ID, BSUID)
+    assert activity is not None
+    assert (activity.last_wamid, activity.moved_to) == ("wamid.B", NEW_BSUID)
+    assert await redis.exists(keys.conversation(PHONE_NUMBER_ID, BSUID)) == 0

@@ -60,14 +60,41 @@ _NOTE_ALIAS = """
 redis.call('SET', KEYS[#KEYS], ARGV[#ARGV - 1], 'PX', ARGV[#ARGV])
 """
 
-# A conversation moved to a user's new id (its keys renamed by the claim first): leave where it
-# went under each previous id, for timers set under them. KEYS: the aliases. ARGV: the new id,
-# ttl ms.
+# A conversation moves to a user's new id (Meta reported that their ids changed). KEYS: the
+# conversation hash and history under the new id, then for each previous id its hash, history
+# and alias. ARGV: the new id, ttl ms, history length. Whatever came first: when the new id
+# already holds a conversation (its messages were handled before the notice), that one is kept
+# (its state too, unless it has none saved), the previous history goes before its own, and the
+# previous conversation is gone, so that a timer set under it sees the newer messages (alias).
 _MOVE = """
-for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+local moved = 0
+for i = 3, #KEYS, 3 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('EXISTS', KEYS[1]) == 0 then
+      redis.call('RENAME', KEYS[i], KEYS[1])
+    else
+      local s = redis.call('HMGET', KEYS[i], 'state', 'state_v', 'state_before')
+      if s[2] and not redis.call('HGET', KEYS[1], 'state_v') then
+        redis.call('HSET', KEYS[1], 'state', s[1] or '', 'state_v', s[2], 'state_by', '',
+                   'state_before', s[3] or '')
+      end
+      redis.call('DEL', KEYS[i])
+    end
+    moved = 1
+  end
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    if redis.call('EXISTS', KEYS[2]) == 0 then
+      redis.call('RENAME', KEYS[i + 1], KEYS[2])
+    else
+      local turns = redis.call('LRANGE', KEYS[i + 1], 0, -1)
+      for j = #turns, 1, -1 do redis.call('LPUSH', KEYS[2], turns[j]) end
+      redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+      redis.call('DEL', KEYS[i + 1])
+    end
+  end
+  redis.call('SET', KEYS[i + 2], ARGV[1], 'PX', ARGV[2])
 end
-return 1
+return moved
 """
 
 # Compare-and-set of the state. KEYS: conversation hash. ARGV: the version it was read at, the
@@ -200,16 +227,22 @@ class ConversationStore:
         self, phone_number_id: str, previous: Sequence[str], user: str
     ) -> ClaimStep | None:
         """The claim step that moves the conversation kept under any of ``previous`` (the
-        user's former ids) to ``user``: its state and history, and the way there for timers
-        set under them (``last_activity``); never over what ``user`` holds already. None
-        where conversations are not moved (a Redis Cluster)."""
-        adopt = tuple(
-            name for old in previous for name in self._keys.adoptions(phone_number_id, old, user)
-        )
-        if not adopt:
+        user's former ids) to ``user`` (``_MOVE``): its state and history, and the way there
+        for timers set under them (``last_activity``). None where conversations are not
+        moved (a Redis Cluster: it renames across hash slots)."""
+        if not self._keys.adopt_phone_keys or not previous:
             return None
-        aliases = tuple(self._keys.alias(phone_number_id, old) for old in previous)
-        return ClaimStep(_MOVE, aliases, (user, self._ttl_ms), adopt=adopt)
+        keys = [
+            self._keys.conversation(phone_number_id, user),
+            self._keys.history(phone_number_id, user),
+        ]
+        for old in previous:
+            keys += [
+                self._keys.conversation(phone_number_id, old),
+                self._keys.history(phone_number_id, old),
+                self._keys.alias(phone_number_id, old),
+            ]
+        return ClaimStep(_MOVE, tuple(keys), (user, self._ttl_ms, self._history_length))
 
     async def save_state(
         self,

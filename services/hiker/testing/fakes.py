@@ -192,9 +192,19 @@ class InMemoryConversations:
     def move_step(
         self, phone_number_id: str, previous: Sequence[str], user: str
     ) -> ClaimStep | None:
+        new = (phone_number_id, user)
+
         def move() -> int:
-            for old in previous:
-                self._adopt((phone_number_id, old), (phone_number_id, user))
+            # As ``ConversationStore``'s: what the new id holds wins, the rest joins it.
+            for old in ((phone_number_id, p) for p in previous):
+                self.moved[old] = user
+                if old in self.latest:
+                    self.latest.setdefault(new, self.latest.pop(old))
+                if old in self.states:
+                    self.states.setdefault(new, self.states.pop(old))
+                if old in self.histories:
+                    joined = self.histories.pop(old) + self.histories.get(new, [])
+                    self.histories[new] = joined[-self._length :]
             return 1
 
         return FakeStep("", run=move)
