@@ -7,14 +7,18 @@ whose phone number comes and goes must keep one conversation.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 
+from hiker.core import topology
 from hiker.tools.simulate import image_message, messages_change, text_message, webhook_body
-from tests.integration.conftest import Pipeline, PipelineFactory
+from tests.integration.conftest import Pipeline, PipelineFactory, metric_value
 from tests.integration.test_rich_replies import RULES, meta_schema
 
 pytestmark = pytest.mark.integration
@@ -107,3 +111,45 @@ async def test_the_graph_mock_refuses_a_bsuid_in_to_as_graph_does(
             assert response.status == 400, body
             assert (await response.json())["error"]["code"] == 100
     assert await pipeline.sent() == []
+
+
+async def test_an_error_131062_parks_the_send_for_good(
+    make_pipeline: PipelineFactory, amqp_url: str
+) -> None:
+    pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="120")
+    bsuid = "US.55501310620000000001"
+    # What Graph answers to an authentication template sent to a BSUID: never retried.
+    await pipeline.script_faults(bsuid, {"status": 400, "code": 131062})
+    await say_as(pipeline, bsuid, "hello")
+    parked = await parked_sends(amqp_url, within=15)
+    assert [(p["to"], reason, code) for p, reason, code in parked] == [
+        (bsuid, "permanent", "131062")
+    ]
+    sender = await pipeline.metrics("sender")
+    assert metric_value(sender, "hiker_messages_parked_total", code="131062") == 1
+    assert metric_value(sender, "hiker_send_retries_total", code="131062") == 0
+
+
+async def parked_sends(amqp_url: str, within: float) -> list[tuple[dict[str, Any], str, str]]:
+    """The sends parked so far (waiting ``within`` seconds for the first): each command with
+    its park reason and Graph code."""
+    connection = await aio_pika.connect(amqp_url)
+    found: list[tuple[dict[str, Any], str, str]] = []
+    deadline = time.monotonic() + within
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(topology.SENDER_PARKED_QUEUE, passive=True)
+        while not found and time.monotonic() < deadline:
+            while (message := await queue.get(fail=False, no_ack=True)) is not None:
+                headers = message.headers
+                found.append(
+                    (
+                        json.loads(message.body),
+                        str(headers[topology.HEADER_PARKED_REASON]),
+                        str(headers[topology.HEADER_GRAPH_CODE]),
+                    )
+                )
+            await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
+    return found
