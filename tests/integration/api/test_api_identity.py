@@ -101,3 +101,11 @@ async def test_a_send_to_a_bsuid_goes_out_as_recipient(
     (sent,) = await eventually(lambda: pipeline.sent(BSUID), what="the send")
     assert sent["payload"]["recipient"] == BSUID
     assert "to" not in sent["payload"]
+
+
+async def test_the_longest_bsuid_meta_allows_is_recorded(engine: AsyncEngine) -> None:
+    store = RecordStore(engine)
+    longest = "US.ENT." + "7" * 128  # a parent BSUID: country, ENT, up to 128 characters
+    await store.add_inbound(Inbound("wamid.LONG", NUMBER, longest, "text", "hi", 1_000))
+    (message,) = await store.messages(NUMBER, longest, 10, None)
+    assert message.user == longest

@@ -40,8 +40,9 @@ messages = Table(
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("phone_number_id", String(64), nullable=False),
-    # The conversation's user: who wrote (inbound) or who it was sent to (outbound).
-    Column("user", String(128), nullable=False),
+    # The conversation's user: who wrote (inbound) or who it was sent to (outbound); a phone
+    # number or a business-scoped user id (``CC.`` or ``CC.ENT.`` and up to 128 characters).
+    Column("user", String(160), nullable=False),
     Column("direction", String(3), nullable=False),
     # Meta's message id: the inbound message's, or the one Graph gave a send.
     Column("wamid", String(255), nullable=True, unique=True),
@@ -77,7 +78,7 @@ conversations = Table(
     "conversations",
     metadata,
     Column("phone_number_id", String(64), primary_key=True),
-    Column("user", String(128), primary_key=True),
+    Column("user", String(160), primary_key=True),
     Column("name", String(255), nullable=True),
     Column("last_at_us", BigInteger, nullable=False),
     Column("last_direction", String(3), nullable=False),

@@ -20,8 +20,16 @@ branch_labels = None
 depends_on = None
 
 
+# A BSUID is a country code, a period and up to 128 letters and digits (``ENT.`` between them
+# for a parent one): longer than the 128 characters a user had.
+_USER = sa.String(length=160)
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.alter_column("user", type_=_USER, existing_type=sa.String(128), nullable=False)
     with op.batch_alter_table("conversations") as batch:
+        batch.alter_column("user", type_=_USER, existing_type=sa.String(128), nullable=False)
         batch.add_column(sa.Column("user_id", sa.String(length=160), nullable=True))
         batch.add_column(sa.Column("wa_id", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("username", sa.String(length=255), nullable=True))
@@ -40,3 +48,6 @@ def downgrade() -> None:
         batch.drop_column("username")
         batch.drop_column("wa_id")
         batch.drop_column("user_id")
+        batch.alter_column("user", type_=sa.String(128), existing_type=_USER, nullable=False)
+    with op.batch_alter_table("messages") as batch:
+        batch.alter_column("user", type_=sa.String(128), existing_type=_USER, nullable=False)
