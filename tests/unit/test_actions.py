@@ -121,6 +121,48 @@ def test_every_action_is_a_message_meta_accepts(
     assert errors == [], json.dumps(payload)
 
 
+BSUID = "US.13491208655302741918"
+
+
+@pytest.mark.parametrize("address", [BSUID, "US.ENT.11815799212886844830"])
+@pytest.mark.parametrize("action", ACTIONS, ids=lambda a: a.type)
+def test_a_business_scoped_user_id_goes_in_recipient_never_in_to(
+    action: AnyAction, address: str, schema: jsonschema.Draft202012Validator
+) -> None:
+    payload = action_payload(address, action)
+    assert "to" not in payload
+    assert payload["recipient"] == address
+    # The schema predates ``recipient`` (shared/meta/README.md): read it as ``to``.
+    as_schema_knows = {("to" if k == "recipient" else k): v for k, v in payload.items()}
+    errors = [e.message for e in schema.iter_errors(as_schema_knows)]
+    assert errors == [], json.dumps(payload)
+
+
+def test_a_read_receipt_names_no_recipient_whoever_the_user_is() -> None:
+    payload = action_payload(BSUID, MarkRead(message_id="wamid.X"))
+    assert "to" not in payload
+    assert "recipient" not in payload
+
+
+def test_a_reply_goes_to_the_phone_number_when_the_message_carried_one() -> None:
+    command = SendMessage(
+        idempotency_key="k",
+        phone_number_id="1",
+        to=BSUID,
+        wa_id="16505551234",
+        actions=(Text(body="hi"),),
+        kind="reply",
+        correlation_id="c",
+    )
+    assert action_payload(command.address, command.actions[0])["to"] == "16505551234"
+    assert (
+        action_payload(command.model_copy(update={"wa_id": None}).address, Text(body="x"))[
+            "recipient"
+        ]
+        == BSUID
+    )
+
+
 def test_a_location_is_sent_as_meta_examples_show_it(
     schema: jsonschema.Draft202012Validator, examples: dict[str, dict[str, Any]]
 ) -> None:

@@ -89,7 +89,12 @@ def _corpus() -> None:
 
 def test_the_user_carries_phone_and_profile_name() -> None:
     user = named("message:text").user
-    assert (user.id, user.phone, user.name) == ("972987654321", "972987654321", "Test Name")
+    # Meta's message names the user by BSUID beside the phone number: the BSUID keys them.
+    assert (user.id, user.phone, user.name) == (
+        "US.13491208655302741918",
+        "972987654321",
+        "Test Name",
+    )
     raw = {"from_user_id": "US.1349", "id": "wamid.1", "timestamp": "1", "type": "text"}
     body = {
         "object": "whatsapp_business_account",
@@ -99,6 +104,10 @@ def test_the_user_carries_phone_and_profile_name() -> None:
     }  # fmt: skip
     [bsuid_only] = views(body)  # a user who shares no phone number
     assert (bsuid_only.user.id, bsuid_only.user.phone) == ("US.1349", None)
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"] = [{"user_id": "US.1349", "profile": {"username": "@ana"}}]
+    [named_user] = views(body)
+    assert named_user.user.username == "@ana"
 
 
 def test_taps_carry_the_id_the_bot_wrote_and_the_title_the_user_saw() -> None:

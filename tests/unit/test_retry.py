@@ -30,6 +30,7 @@ from hiker.sender.retry import (
         (GraphOutcome(400, error_code=131047), Verdict.PARK),
         (GraphOutcome(400, error_code=131026), Verdict.PARK),
         (GraphOutcome(400, error_code=100), Verdict.PARK),
+        (GraphOutcome(400, error_code=131062), Verdict.PARK),
         (GraphOutcome(404), Verdict.PARK),
         # 200 without a message id is not a send Graph vouched for.
         (GraphOutcome(200), Verdict.PARK),

@@ -126,6 +126,101 @@ def test_user_falls_back_to_the_business_scoped_id() -> None:
     assert event.user == "US.123"
 
 
+def _bsuid_value(message: dict[str, Any], contact: dict[str, Any]) -> dict[str, Any]:
+    body = webhook_body(messages_change([message]))
+    body["entry"][0]["changes"][0]["value"]["contacts"] = [contact]
+    return body
+
+
+def test_the_business_scoped_id_keys_the_user_and_the_phone_number_travels_beside_it() -> None:
+    # As Meta's BSUID pages show a message from a user whose phone number is known.
+    message = {
+        "from": "16505551234",
+        "from_user_id": "US.13491208655302741918",
+        "from_parent_user_id": "US.ENT.11815799212886844830",
+        "id": "wamid.C",
+        "timestamp": "1",
+        "type": "text",
+        "text": {"body": "hi"},
+    }
+    contact = {
+        "profile": {"name": "Ana", "username": "@ana"},
+        "wa_id": "16505551234",
+        "user_id": "US.13491208655302741918",
+        "parent_user_id": "US.ENT.11815799212886844830",
+    }
+    result = route(_bsuid_value(message, contact), received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    event = result[0].event
+    assert isinstance(event, MessageReceived)
+    assert event.user == "US.13491208655302741918"
+    assert event.wa_id == "16505551234"
+    assert event.user_id == "US.13491208655302741918"
+    assert event.parent_user_id == "US.ENT.11815799212886844830"
+    assert (event.username, event.contact_name) == ("@ana", "Ana")
+
+
+def test_a_user_without_a_phone_number_is_keyed_by_the_bsuid_from_contacts() -> None:
+    message = {"id": "wamid.D", "timestamp": "1", "type": "text", "text": {"body": "hi"}}
+    message["from_user_id"] = "BR.1502576394655843"
+    contact = {"profile": {"username": "@bia"}, "user_id": "BR.1502576394655843"}
+    result = route(_bsuid_value(message, contact), received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    event = result[0].event
+    assert isinstance(event, MessageReceived)
+    assert (event.user, event.wa_id, event.username) == ("BR.1502576394655843", None, "@bia")
+
+
+@pytest.mark.parametrize(
+    ("kind", "ids"),
+    [
+        ("user_changed_user_id", {"user_id": "US.2222"}),
+        ("user_changed_number", {"user_id": "US.2222", "wa_id": "16505559999"}),
+    ],
+)
+def test_a_change_of_the_users_ids_belongs_to_the_new_ids(kind: str, ids: dict[str, str]) -> None:
+    system = {"body": "changed", "type": kind, "previous_user_id": "US.1111", **ids}
+    message = {"id": "wamid.SYS", "timestamp": "1", "type": "system", "system": system}
+    result = route(webhook_body(messages_change([message])), received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    [routed] = result
+    assert routed.routing_key == "message.system"
+    event = routed.event
+    assert isinstance(event, MessageReceived)
+    assert (event.user, event.user_id, event.wa_id) == ("US.2222", "US.2222", ids.get("wa_id"))
+
+
+def test_an_event_of_an_older_ingress_still_parses() -> None:
+    old = {
+        "wamid": "wamid.E",
+        "phone_number_id": "1",
+        "user": "111",
+        "wa_id": "111",
+        "message_type": "text",
+        "timestamp": 1,
+        "received_at": 1.0,
+    }
+    event = MessageReceived.model_validate(old)
+    assert (event.user_id, event.parent_user_id, event.username) == (None, None, None)
+
+
+def test_a_status_names_the_recipient_by_phone_number_and_bsuid() -> None:
+    status = {
+        "id": "wamid.S",
+        "status": "delivered",
+        "timestamp": "2",
+        "recipient_id": "16505551234",
+        "recipient_user_id": "US.13491208655302741918",
+        "recipient_parent_user_id": "US.ENT.11815799212886844830",
+    }
+    result = route(webhook_body(messages_change([], statuses=[status])), received_at=1.0)
+    assert not isinstance(result, Unclassified)
+    event = result[0].event
+    assert isinstance(event, StatusReceived)
+    assert event.recipient_user_id == "US.13491208655302741918"
+    assert event.recipient_parent_user_id == "US.ENT.11815799212886844830"
+
+
 @pytest.mark.parametrize(
     "document",
     [

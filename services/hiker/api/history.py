@@ -45,6 +45,10 @@ class Inbound:
     text: str | None
     at_us: int
     name: str | None = None
+    # The user's business-scoped user id, phone number and username, when Meta sent them.
+    user_id: str | None = None
+    wa_id: str | None = None
+    username: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,9 @@ def inbound(event: MessageReceived) -> Inbound:
         text=storable(event.text),
         at_us=to_us(event.received_at),
         name=storable(event.contact_name),
+        user_id=event.user_id,
+        wa_id=event.wa_id,
+        username=storable(event.username),
     )
 
 
@@ -262,6 +269,9 @@ class ConversationRow:
     last_type: str
     last_text: str | None
     message_count: int
+    user_id: str | None = None
+    wa_id: str | None = None
+    username: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ KIND: Final = "api"
 # replica's clock: skew between replicas (NTP keeps it to milliseconds) is far below it.
 KEY_LEASE_SECONDS: Final = 15.0
 PHONE_NUMBER_ID_MAX = 64
-RECIPIENT_MAX = 128
+# A phone number, or a business-scoped user id (``US.ENT.`` and up to 128 characters).
+RECIPIENT_MAX = 160
 
 
 class InvalidRequest(Exception):

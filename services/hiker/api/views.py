@@ -100,6 +100,11 @@ class ConversationItem(_View):
     phone_number_id: str
     user: str
     name: str | None = Field(description="the user's profile name, as Meta last sent it")
+    user_id: str | None = Field(
+        default=None, description="the user's business-scoped user id (BSUID), if Meta sent it"
+    )
+    wa_id: str | None = Field(default=None, description="the user's phone number, if shared")
+    username: str | None = Field(default=None, description="the user's WhatsApp username")
     last_message_at: str = Field(description="ISO 8601, UTC")
     last_message: LastMessage
     message_count: int
@@ -129,6 +134,9 @@ class ConversationItem(_View):
             phone_number_id=row.phone_number_id,
             user=row.user,
             name=row.name,
+            user_id=row.user_id,
+            wa_id=row.wa_id,
+            username=row.username,
             last_message_at=iso(row.last_at_us),
             last_message=LastMessage(
                 direction=row.last_direction, type=row.last_type, text=row.last_text

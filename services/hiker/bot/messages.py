@@ -19,8 +19,8 @@ from hiker.core.media import MediaSource, MediaUnavailable
 
 @dataclass(frozen=True)
 class User:
-    """Who wrote: ``id`` keys the conversation (the business-scoped user id when Meta sends
-    only that, else the phone number); ``phone`` when Meta shares it."""
+    """Who wrote: ``id`` keys the conversation (the business-scoped user id whenever Meta
+    sends one, else the phone number); ``phone`` when Meta shares it."""
 
     id: str
     phone: str | None = None
@@ -132,7 +132,9 @@ class Order:
 
 @dataclass(frozen=True)
 class Notice:
-    """A system message: the user changed number (``wa_id``: the new one), or identity."""
+    """A system message from WhatsApp (a change of the user's identity key...). A change of
+    the user's ids (``user_changed_number``, ``user_changed_user_id``) never reaches a bot: the
+    pipeline moves the conversation to the new id, and nobody answers it."""
 
     type: str | None
     body: str | None

@@ -36,7 +36,7 @@ _TAPS = {"button_reply": "button", "list_reply": "list"}
 
 def message_of(event: MessageReceived, media: MediaSource | None = None) -> Message:
     """The view of the message ``event`` carries; its media download through ``media``."""
-    user = User(id=event.user, phone=event.wa_id, name=event.contact_name)
+    user = User(id=event.user, phone=event.wa_id, username=event.username, name=event.contact_name)
     return _view(event.raw, event.wamid, event.message_type, user, event, media)
 
 

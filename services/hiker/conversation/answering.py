@@ -34,7 +34,12 @@ class Conversations(Protocol):
         received_at: float,
         sent_at: int,
         turn: Turn | None = None,
+        adopt_from: str | None = None,
     ) -> ClaimStep: ...
+
+    def move_step(
+        self, phone_number_id: str, previous: Sequence[str], user: str
+    ) -> ClaimStep | None: ...
 
     async def save_state(
         self,

@@ -54,7 +54,12 @@ def conversation(responder: object | None = None) -> Service[ConversationSetting
 
 def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
     settings = kit.settings
-    keys = Keys(settings.redis_prefix, adopt_legacy=settings.adopts_legacy_keys)
+    keys = Keys(
+        settings.redis_prefix,
+        adopt_legacy=settings.adopts_legacy_keys,
+        # Moving a conversation to another user id renames across hash slots.
+        adopt_phone_keys=not settings.redis_cluster,
+    )
     metrics = ConversationMetrics(kit.registry)
     bot = load_bot(settings.bot) if settings.bot and responder is None else None
     rules = RuleSource(

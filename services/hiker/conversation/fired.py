@@ -24,6 +24,7 @@ from hiker.conversation.timers import (
 )
 from hiker.core.actions import AnyAction, Template, Text
 from hiker.core.contracts import IdleTimerStarted, SendMessage
+from hiker.core.identity import is_bsuid
 from hiker.core.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,16 @@ class FiredTimers:
         reminder (once; another hop when it is not due yet), unless the user wrote since."""
         now = self._clock()
         activity = await self._conversations.last_activity(timer.phone_number_id, timer.user)
+        # Claimed under the id it was set under, wherever the conversation went since: a
+        # copy redelivered after a move must find its work done.
+        claimed_as = timer.user
+        if activity is not None and activity.moved_to is not None:
+            # Set under an id the conversation has moved from since: its follow-up or reminder
+            # belongs there (one conversation, one state). Set under the phone number, it is
+            # still sent there; under a BSUID that changed (so did the number, maybe), to the
+            # new id.
+            phone = None if is_bsuid(timer.user) else timer.wa_id or timer.user
+            timer = timer.model_copy(update={"user": activity.moved_to, "wa_id": phone})
         if superseded(timer, activity):
             self._metrics.timers_fired.inc()
             self._metrics.timers_superseded.inc()
@@ -74,7 +85,7 @@ class FiredTimers:
             )
             return
         if timer.reminder is not None:
-            await self._on_reminder(timer, now)
+            await self._on_reminder(timer, now, claimed_as)
             return
         policy = self._rules.current.policy(timer.phone_number_id)
         decision = decide_fired(timer, activity, now, policy.followup_template is not None)
@@ -87,7 +98,7 @@ class FiredTimers:
             )
             return
         claim = await self._steps.claim(
-            self._keys.followup(timer.phone_number_id, timer.user, timer.wamid)
+            self._keys.followup(timer.phone_number_id, claimed_as, timer.wamid)
         )
         if claim is None:  # a redelivered copy of a timer that already produced its follow-up
             self._metrics.timers_fired.inc()
@@ -103,6 +114,7 @@ class FiredTimers:
                 idempotency_key=f"followup:{timer.wamid}",
                 phone_number_id=timer.phone_number_id,
                 to=timer.user,
+                wa_id=timer.wa_id,
                 actions=(followup,),
                 kind="followup",
                 correlation_id=timer.wamid,
@@ -121,7 +133,7 @@ class FiredTimers:
         ).inc()
         log.info("follow-up emitted", extra={"wamid": timer.wamid, "user": timer.user})
 
-    async def _on_reminder(self, timer: IdleTimerStarted, now: float) -> None:
+    async def _on_reminder(self, timer: IdleTimerStarted, now: float, claimed_as: str) -> None:
         key = timer.reminder or ""
         self._metrics.timers_fired.inc()
         if self._reminded is None:
@@ -131,7 +143,7 @@ class FiredTimers:
             )
             return
         pnid, user = timer.phone_number_id, timer.user
-        claim = await self._steps.claim(self._keys.reminder(pnid, user, timer.wamid, key))
+        claim = await self._steps.claim(self._keys.reminder(pnid, claimed_as, timer.wamid, key))
         if claim is None:
             return
         saved_by = f"remind:{timer.wamid}:{key}"

@@ -26,6 +26,7 @@ from hiker.conversation.answering import (
     turns,
 )
 from hiker.conversation.fired import FiredTimers
+from hiker.conversation.identity import identity_change, is_identity_change
 from hiker.conversation.memory import Conversation
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import Responder, reminded
@@ -130,10 +131,16 @@ class ConversationHandlers:
             await self._on_message(event)
 
     async def _on_message(self, event: MessageReceived) -> None:
+        if is_identity_change(event):
+            await self._on_identity_change(event)
+            return
         pnid, user = event.phone_number_id, event.user
         turn = Turn("in", event.wamid, event.message_type, event.text, event.received_at)
+        # A user kept under their phone number until now comes with a business-scoped id:
+        # the conversation moves to it (state, history), atomically with the claim.
+        phone = event.wa_id if event.wa_id != user else None
         record = self._conversations.record_step(
-            pnid, user, event.wamid, event.received_at, event.timestamp, turn
+            pnid, user, event.wamid, event.received_at, event.timestamp, turn, adopt_from=phone
         )
         key = self._keys.claim(event.phone_number_id, event.user, event.wamid)
         claim = await self._steps.claim(key, record)
@@ -185,7 +192,13 @@ class ConversationHandlers:
                 # one handed over would only start a dropped one.
                 timeout = self._rules.current.policy(pnid).idle_timeout_seconds
                 timer = start_timer(
-                    pnid, user, event.wamid, now, timeout, message_timestamp=event.timestamp
+                    pnid,
+                    user,
+                    event.wamid,
+                    now,
+                    timeout,
+                    message_timestamp=event.timestamp,
+                    wa_id=phone,
                 )
                 publishes.append(self._schedule(timer, timeout))
             publishes.extend(
@@ -230,6 +243,31 @@ class ConversationHandlers:
             extra={"user": user, "minutes": handoff.minutes, "reason": handoff.reason},
         )
 
+    async def _on_identity_change(self, event: MessageReceived) -> None:
+        """WhatsApp's notice that the user's ids changed: the conversation moves to the new id
+        (state, history; pending timers find it there), once. Never answered, never given to
+        the responder, never the user's activity (no timer is reset)."""
+        pnid = event.phone_number_id
+        change = identity_change(event)
+        step = None
+        if change is not None:
+            step = self._conversations.move_step(pnid, change.previous, change.user)
+        claim = await self._steps.claim(self._keys.claim(pnid, event.user, event.wamid), step)
+        if claim is None:
+            self._metrics.duplicates.inc()
+            return
+        await claim.confirm()
+        self._metrics.inbound.labels(event.message_type).inc()
+        log.info(
+            "system message recorded",
+            extra={
+                "wamid": event.wamid,
+                "user": event.user,
+                "change": change.kind if change is not None else None,
+                "moved": step is not None,
+            },
+        )
+
     def _reply_command(self, event: MessageReceived, reply: Reply | None) -> SendMessage | None:
         """The read receipt (when configured) and the reply's actions, in that order."""
         actions: list[AnyAction] = []
@@ -247,6 +285,8 @@ class ConversationHandlers:
             idempotency_key=f"reply:{event.wamid}",
             phone_number_id=event.phone_number_id,
             to=event.user,
+            # Meta's rule: reply to the phone number when the message carried one.
+            wa_id=event.wa_id if event.wa_id != event.user else None,
             actions=tuple(actions),
             keys=tuple(keys),
             kind="reply" if reply is not None else "receipt",

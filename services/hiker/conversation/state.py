@@ -57,6 +57,51 @@ end
 return {latest, tonumber(s[1] or '0'), s[2] or '', 0, owner_until, owner_reason}
 """
 
+# Before recording, when the conversation moves from a user's phone number to their
+# business-scoped user id (the claim renamed its keys first): leave where it went under the
+# phone number, so that a timer set under it finds the conversation. The alias is the step's
+# last key, the new id and its ttl ms the last two arguments; the recording reads the rest.
+_NOTE_ALIAS = """
+redis.call('SET', KEYS[#KEYS], ARGV[#ARGV - 1], 'PX', ARGV[#ARGV])
+"""
+
+# A conversation moves to a user's new id (Meta reported that their ids changed). KEYS: the
+# conversation hash and history under the new id, then for each previous id its hash, history
+# and alias. ARGV: the new id, ttl ms, history length. Whatever came first: when the new id
+# already holds a conversation (its messages were handled before the notice), that one is kept
+# (its state too, unless it has none saved), the previous history goes before its own, and the
+# previous conversation is gone, so that a timer set under it sees the newer messages (alias).
+_MOVE = """
+local moved = 0
+for i = 3, #KEYS, 3 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('EXISTS', KEYS[1]) == 0 then
+      redis.call('RENAME', KEYS[i], KEYS[1])
+    else
+      local s = redis.call('HMGET', KEYS[i], 'state', 'state_v', 'state_before')
+      if s[2] and not redis.call('HGET', KEYS[1], 'state_v') then
+        redis.call('HSET', KEYS[1], 'state', s[1] or '', 'state_v', s[2], 'state_by', '',
+                   'state_before', s[3] or '')
+      end
+      redis.call('DEL', KEYS[i])
+    end
+    moved = 1
+  end
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    if redis.call('EXISTS', KEYS[2]) == 0 then
+      redis.call('RENAME', KEYS[i + 1], KEYS[2])
+    else
+      local turns = redis.call('LRANGE', KEYS[i + 1], 0, -1)
+      for j = #turns, 1, -1 do redis.call('LPUSH', KEYS[2], turns[j]) end
+      redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+      redis.call('DEL', KEYS[i + 1])
+    end
+  end
+  redis.call('SET', KEYS[i + 2], ARGV[1], 'PX', ARGV[2])
+end
+return moved
+"""
+
 # Compare-and-set of the state. KEYS: conversation hash. ARGV: the version it was read at, the
 # id of what saves it, the new document, ttl ms. 1: saved (or saved already by that id); 0: the
 # version moved meanwhile (another message of the user was answered first).
@@ -159,28 +204,56 @@ class ConversationStore:
         received_at: float,
         sent_at: int,
         turn: Turn | None = None,
+        adopt_from: str | None = None,
     ) -> ClaimStep:
         """The claim step that stores ``wamid`` as the conversation's latest message, adds
         ``turn`` to the history and reads the state (``Recorded.of(claim.step_values)``).
 
         Its ``step_result`` is ``RECORDED_LATEST``, or ``LATER_ALREADY_RECORDED`` when a later
-        message is stored already.
+        message is stored already. ``adopt_from``: the user's phone number when ``user`` is
+        their business-scoped user id: what is still kept under the phone number (state,
+        history) moves to ``user`` first, atomically with the claim (``Keys.adoptions``).
         """
-        return ClaimStep(
-            _RECORD,
-            (
-                self._keys.conversation(phone_number_id, user),
-                self._keys.history(phone_number_id, user),
-            ),
-            (
-                wamid,
-                repr(received_at),
-                str(sent_at),
-                self._ttl_ms,
-                turn.encoded() if turn is not None else "",
-                self._history_length,
-            ),
+        keys = (
+            self._keys.conversation(phone_number_id, user),
+            self._keys.history(phone_number_id, user),
         )
+        args: tuple[str | int, ...] = (
+            wamid,
+            repr(received_at),
+            str(sent_at),
+            self._ttl_ms,
+            turn.encoded() if turn is not None else "",
+            self._history_length,
+        )
+        adopt = self._keys.adoptions(phone_number_id, adopt_from, user) if adopt_from else ()
+        if not adopt or adopt_from is None:
+            return ClaimStep(_RECORD, keys, args)
+        alias = self._keys.alias(phone_number_id, adopt_from)
+        return ClaimStep(
+            _NOTE_ALIAS + _RECORD, (*keys, alias), (*args, user, self._ttl_ms), adopt=adopt
+        )
+
+    def move_step(
+        self, phone_number_id: str, previous: Sequence[str], user: str
+    ) -> ClaimStep | None:
+        """The claim step that moves the conversation kept under any of ``previous`` (the
+        user's former ids) to ``user`` (``_MOVE``): its state and history, and the way there
+        for timers set under them (``last_activity``). None where conversations are not
+        moved (a Redis Cluster: it renames across hash slots)."""
+        if not self._keys.adopt_phone_keys or not previous:
+            return None
+        keys = [
+            self._keys.conversation(phone_number_id, user),
+            self._keys.history(phone_number_id, user),
+        ]
+        for old in previous:
+            keys += [
+                self._keys.conversation(phone_number_id, old),
+                self._keys.history(phone_number_id, old),
+                self._keys.alias(phone_number_id, old),
+            ]
+        return ClaimStep(_MOVE, tuple(keys), (user, self._ttl_ms, self._history_length))
 
     async def save_state(
         self,
@@ -232,6 +305,8 @@ class ConversationStore:
         return [Turn.decoded(item) for item in raw]
 
     async def last_activity(self, phone_number_id: str, user: str) -> Activity | None:
+        """The conversation's last inbound message; for one that moved from ``user`` (a phone
+        number) to a business-scoped user id, that conversation's, naming it (``moved_to``)."""
         key = self._keys.conversation(phone_number_id, user)
         wamid, received_at, owner_until, handed_at = await self._redis.hmget(
             key, ["last_wamid", "last_received_at", OWNER_UNTIL, HANDED_AT]
@@ -240,6 +315,17 @@ class ConversationStore:
         legacy = self._keys.legacy(key)
         if wamid is None and legacy is not None:  # recorded before the upgrade, not since
             wamid, received_at = await self._redis.hmget(legacy, ["last_wamid", "last_received_at"])
+        moved_to = None
+        if wamid is None and self._keys.adopt_phone_keys:
+            moved = await self._redis.get(self._keys.alias(phone_number_id, user))
+            if moved is not None:
+                moved_to = moved.decode() if isinstance(moved, bytes) else str(moved)
+                key = self._keys.conversation(phone_number_id, moved_to)
+                wamid, received_at, owner_until, handed_at = await self._redis.hmget(
+                    key, ["last_wamid", "last_received_at", OWNER_UNTIL, HANDED_AT]
+                )
+                # The moved conversation's owner, not the empty one's it left.
+                owner = Ownership.of(owner_until, None, handed_at)
         if wamid is None or received_at is None:
             return None
         if isinstance(wamid, bytes):
@@ -247,6 +333,7 @@ class ConversationStore:
         return Activity(
             last_wamid=wamid,
             last_received_at=float(received_at),
+            moved_to=moved_to,
             owner_until=owner.until,
             handed_at=owner.handed_at,
         )

@@ -37,6 +37,7 @@ def start_timer(
     now: float,
     idle_timeout_seconds: float,
     message_timestamp: int | None = None,
+    wa_id: str | None = None,
 ) -> IdleTimerStarted:
     return IdleTimerStarted(
         phone_number_id=phone_number_id,
@@ -45,6 +46,7 @@ def start_timer(
         scheduled_at=now,
         due_at=now + delay_ms(idle_timeout_seconds) / 1000,
         message_timestamp=message_timestamp,
+        wa_id=wa_id,
     )
 
 
@@ -90,6 +92,9 @@ class Activity:
 
     last_wamid: str
     last_received_at: float
+    # The id the conversation is kept under now, when it moved from the one asked about (a
+    # phone number adopted by a business-scoped user id); None: that same one.
+    moved_to: str | None = None
     # A person owns the conversation until then (``core.ownership``); None: the bot.
     owner_until: float | None = None
     # When a person last took it: a follow-up set before that is theirs to no longer send.

@@ -108,6 +108,11 @@ class ClaimStep:
     lua: str
     keys: tuple[str, ...] = ()
     args: tuple[str | int, ...] = ()
+    # (old name, name) pairs, flattened: keys renamed to ``name`` (RENAMENX, only while
+    # ``name`` does not exist) before the claim is taken, as keys under their names from before
+    # hash tags are; e.g. a conversation kept under a user's phone number that now comes with
+    # a business-scoped user id (``Keys.adoptions``).
+    adopt: tuple[str, ...] = ()
 
 
 _NO_STEP = ClaimStep(f"return {GO_NOW}")
@@ -290,7 +295,7 @@ class ClaimStore:
             self._claim_scripts[step.lua] = script
         value = lease_value()
         call = call_value(call_within, value, self.now()) if call_within is not None else b""
-        keys = [key, *step.keys, *self._adoptions(key, *step.keys)]
+        keys = [key, *step.keys, *self._adoptions(key, *step.keys), *self._renames(step.adopt)]
         args = [value, self._lease_ms, call, self.done_ttl_ms, len(step.keys), *step.args]
         for _ in range(2):  # once more if the caller in doubt was settled by someone else
             taken, result = await self._take(script, keys, args, value, call)
@@ -363,6 +368,16 @@ class ClaimStore:
             if old is not None:
                 pairs += [old, key]
         return pairs
+
+    def _renames(self, pairs: tuple[str, ...]) -> list[str]:
+        """``pairs``, each followed by its old name's name from before hash tags, if any."""
+        renames: list[str] = []
+        for old, new in zip(pairs[::2], pairs[1::2], strict=True):
+            renames += [old, new]
+            legacy = self._legacy(old) if self._legacy is not None else None
+            if legacy is not None:
+                renames += [legacy, new]
+        return renames
 
     async def confirm(
         self, key: str, value: bytes = DONE, *, step: ClaimStep | None = None

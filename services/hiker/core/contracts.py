@@ -34,11 +34,17 @@ class MessageReceived(Contract):
     wamid: str
     phone_number_id: str
     display_phone_number: str | None = None
-    # The conversation's user: ``from`` or, when Meta sends only a business-scoped id,
-    # ``from_user_id``.
+    # The conversation's user: the business-scoped user id (BSUID) whenever the webhook
+    # carries one, else the phone number (``from``).
     user: str
+    # The phone number, when Meta sent it (``from`` / ``contacts[].wa_id``): replies go there.
     wa_id: str | None = None
     contact_name: str | None = None
+    # The BSUID (``from_user_id`` / ``contacts[].user_id``), the parent BSUID and the user's
+    # WhatsApp username (``contacts[].profile.username``), when Meta sent them.
+    user_id: str | None = None
+    parent_user_id: str | None = None
+    username: str | None = None
     message_type: str
     # The human-readable text where the type has one (text body, button or list reply title).
     text: str | None = None
@@ -61,6 +67,9 @@ class StatusReceived(Contract):
     message_id: str
     phone_number_id: str
     recipient_id: str | None = None
+    # The recipient's BSUID and parent BSUID, when Meta sent them (``recipient_user_id``...).
+    recipient_user_id: str | None = None
+    recipient_parent_user_id: str | None = None
     status: str
     timestamp: int | None = None
     errors: tuple[StatusError, ...] = ()
@@ -104,6 +113,9 @@ class IdleTimerStarted(Contract):
     data: dict[str, Any] | None = None
     # A reminder that fires even when the user wrote after ``wamid``.
     keep: bool = False
+    # The user's phone number when ``wamid`` carried one (``user`` is then their BSUID): the
+    # follow-up goes there, as the reply did.
+    wa_id: str | None = None
 
 
 class SendMessage(Contract):
@@ -116,7 +128,10 @@ class SendMessage(Contract):
 
     idempotency_key: str
     phone_number_id: str
+    # The conversation's user (a BSUID or a phone number): history and pacing are kept by it.
     to: str
+    # The user's phone number when their message carried one: Graph is sent that instead.
+    wa_id: str | None = None
     actions: tuple[Action, ...] = Field(min_length=1)
     # Each action's own idempotency key, when given (else derived: ``action_key``).
     keys: tuple[str, ...] = ()
@@ -148,6 +163,12 @@ class SendMessage(Contract):
         if self.keys and len(self.keys) != len(self.actions):
             raise ValueError("keys, when given, name every action")
         return self
+
+    @property
+    def address(self) -> str:
+        """Whom Graph is asked to send to: the phone number when known, else ``to`` (a BSUID
+        goes out in Graph's ``recipient``, a phone number in its ``to``)."""
+        return self.wa_id or self.to
 
     def action_key(self, index: int) -> str:
         """The idempotency key of ``actions[index]``: its own, or the command's and its

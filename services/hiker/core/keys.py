@@ -23,9 +23,15 @@ class Keys:
     pacing (docs/architecture.md, "Redis keys").
     """
 
-    def __init__(self, prefix: str, *, adopt_legacy: bool = False) -> None:
+    def __init__(
+        self, prefix: str, *, adopt_legacy: bool = False, adopt_phone_keys: bool = False
+    ) -> None:
+        """``adopt_phone_keys``: move a conversation kept under a user's phone number to their
+        business-scoped user id when a message carries both (``adoptions``). The move renames
+        across hash slots: never on a Redis Cluster."""
         self.prefix = prefix
         self.adopt_legacy = adopt_legacy
+        self.adopt_phone_keys = adopt_phone_keys
 
     def claim(self, phone_number_id: str, user: str, wamid: str) -> str:
         return f"{self.prefix}claim:{{{phone_number_id}:{user}}}:{wamid}"
@@ -63,6 +69,23 @@ class Keys:
         """The conversations a person owns, scored by when that ends (``core.ownership``):
         what ``hiker_conversations_human_owned`` counts. A key of its own slot."""
         return f"{self.prefix}owned"
+
+    def alias(self, phone_number_id: str, user: str) -> str:
+        """The id a conversation once kept under ``user`` (a phone number) moved to."""
+        return f"{self.prefix}alias:{{{phone_number_id}:{user}}}"
+
+    def adoptions(self, phone_number_id: str, old_user: str, user: str) -> tuple[str, ...]:
+        """(old name, name) of the conversation's keys that move from ``old_user`` to
+        ``user`` (its state and its history), flattened, as ``ClaimStep.adopt`` takes them;
+        none unless ``adopt_phone_keys``."""
+        if not self.adopt_phone_keys or old_user == user:
+            return ()
+        return (
+            self.conversation(phone_number_id, old_user),
+            self.conversation(phone_number_id, user),
+            self.history(phone_number_id, old_user),
+            self.history(phone_number_id, user),
+        )
 
     def legacy(self, key: str) -> str | None:
         """The name ``key`` had before hash tags, while adopting such keys (else None)."""

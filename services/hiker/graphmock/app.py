@@ -1,14 +1,17 @@
 """Graph API stand-in: answers like Graph, records what was sent, and plays scripted faults.
 
 - ``POST /{version}/{phone_number_id}/messages``: accepted (200 with a message id) unless a fault
-  is scripted for the recipient; the bearer token is checked when one is configured.
+  is scripted for the recipient; the bearer token is checked when one is configured. As Graph,
+  a phone number goes in ``to`` and a business-scoped user id in ``recipient``: a body with both,
+  neither, or a BSUID in ``to`` is refused (400, code 100).
 - ``GET /{version}/{phone_number_id}``: the phone number's details, as Graph answers them.
 - ``GET /_mock/requests``: every request that reached the mock outside ``/_mock/`` (method,
   path as received, query), answered or not: what the sender called, endpoints it should not have
   included.
-- ``GET /_mock/messages[?to=...]``: what was accepted (with a readable ``text`` and the whole
-  ``payload``); ``DELETE /_mock/messages`` forgets it. Read receipts are answered
-  ``{"success": true}`` and listed apart, at ``GET /_mock/receipts``.
+- ``GET /_mock/messages[?to=...]``: what was accepted (``to`` and ``recipient`` apart, a
+  readable ``text`` and the whole ``payload``; ``?to=`` matches either); ``DELETE
+  /_mock/messages`` forgets it. Read receipts are answered ``{"success": true}`` and listed
+  apart, at ``GET /_mock/receipts``.
 - ``POST /_mock/faults`` ``{"to": "...", "responses": [{"status": 500, "code": 1,
   "retry_after": 1, "delay": 0.5}, ...]}``: the next calls for ``to`` (any recipient when
   omitted; ``"receipts"`` for read receipts) get these answers, in order, before the mock
@@ -35,6 +38,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hiker.core import kernel
+from hiker.core.identity import is_bsuid
 from hiker.core.kernel import OPS_APP, Kit, Parts, Plan, Serve, Service
 from hiker.core.settings import GraphMockSettings, parse_token_list
 from hiker.graphmock import media
@@ -155,11 +159,12 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
             payload = await request.json()
             if payload.get("status") == "read":
                 return await mark_read(request, str(payload["message_id"]), payload)
-            to = str(payload["to"])
+            to, recipient = _address_fields(payload)
             text = readable(payload)
         except (ValueError, KeyError, TypeError):
             return _graph_error(400, 100, "Invalid parameter")
-        fault = state.next_fault(to)
+        address = to if to is not None else str(recipient)
+        fault = state.next_fault(address)
         if fault is not None:
             answered.inc()
             if fault.delay:
@@ -173,7 +178,9 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
         record = {
             "id": wamid,
             "phone_number_id": request.match_info["phone_number_id"],
+            # Apart, as Graph reads them: a phone number's ``to``, a BSUID's ``recipient``.
             "to": to,
+            "recipient": recipient,
             "type": payload.get("type", "text"),
             "text": text,
             "payload": payload,
@@ -181,11 +188,11 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
         }
         state.sent.append(record)
         accepted.inc()
-        log.info("graph mock accepted a message", extra={"to": to, "text": text, "id": wamid})
+        log.info("graph mock accepted a message", extra={"to": address, "text": text, "id": wamid})
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": to, "wa_id": to}],
+                "contacts": [{"input": to, "wa_id": to} if to else {"input": recipient}],
                 "messages": [{"id": wamid}],
             }
         )
@@ -264,7 +271,9 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
 
     async def list_sent(request: web.Request) -> web.Response:
         to = request.query.get("to")
-        return web.json_response([m for m in state.sent if to is None or m["to"] == to])
+        return web.json_response(
+            [m for m in state.sent if to is None or to in (m["to"], m["recipient"])]
+        )
 
     async def list_requests(_: web.Request) -> web.Response:
         return web.json_response(state.requests)
@@ -322,3 +331,16 @@ SERVICE = Service("graph-mock", GraphMockSettings, build)
 def create_app(settings: GraphMockSettings, **parts: Unpack[Parts]) -> web.Application:
     """The mock's Graph endpoints; its operations app (metrics, health) at ``app[OPS_APP]``."""
     return kernel.create_app(SERVICE, settings, **parts)
+
+
+def _address_fields(payload: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(``to``, ``recipient``) of a send; ValueError where Graph refuses them: both or neither
+    given, or a business-scoped user id in ``to`` (Graph routes those by ``recipient`` only)."""
+    to, recipient = payload.get("to"), payload.get("recipient")
+    if (to is None) == (recipient is None):
+        raise ValueError("exactly one of to and recipient")
+    if to is not None and (not isinstance(to, str) or is_bsuid(to)):
+        raise ValueError("to takes a phone number")
+    if recipient is not None and not isinstance(recipient, str):
+        raise ValueError("recipient is a string")
+    return to, recipient

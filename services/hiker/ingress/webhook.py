@@ -28,6 +28,7 @@ from hiker.core.contracts import (
     WebhookErrorReceived,
 )
 from hiker.core.graph_ids import PhoneNumberId
+from hiker.core.identity import IDENTITY_CHANGES
 
 
 class MalformedBody(ValueError):
@@ -49,7 +50,12 @@ class _Metadata(_Lenient):
 class _Contact(_Lenient):
     wa_id: str | None = None
     user_id: str | None = None
+    parent_user_id: str | None = None
     profile: dict[str, Any] | None = None
+
+    def profile_text(self, field: str) -> str | None:
+        value = (self.profile or {}).get(field)
+        return value if isinstance(value, str) else None
 
 
 class _ErrorItem(_Lenient):
@@ -72,6 +78,7 @@ class _Message(_Lenient):
     id: AmqpId
     from_: str | None = Field(default=None, alias="from")
     from_user_id: str | None = None
+    from_parent_user_id: str | None = None
     timestamp: int
     type: str = "unknown"
 
@@ -81,6 +88,8 @@ class _Status(_Lenient):
     status: str
     timestamp: int | None = None
     recipient_id: str | None = None
+    recipient_user_id: str | None = None
+    recipient_parent_user_id: str | None = None
     errors: list[_ErrorItem] = Field(default_factory=list)
 
 
@@ -170,11 +179,22 @@ def _foreign(entry_id: str | None, change: _Change, received_at: float) -> Route
 def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Routed]:
     value = _MessagesValue.model_validate(raw_value)
     phone_number_id = value.metadata.phone_number_id
-    names = {c.wa_id: (c.profile or {}).get("name") for c in value.contacts if c.wa_id}
     routed: list[Routed] = []
     for raw in value.messages:
         message = _Message.model_validate(raw)
-        user = message.from_ or message.from_user_id
+        contact = _contact_of(message, value.contacts)
+        phone = message.from_ or contact.wa_id
+        user_id = message.from_user_id or contact.user_id
+        parent_user_id = message.from_parent_user_id or contact.parent_user_id
+        changed = _identity_change(raw)
+        if changed is not None:
+            # The user changed number or id: the message belongs to the new ids (conversation
+            # moves the one kept under the previous ids, ``system.previous_user_id``).
+            phone = _str(changed, "wa_id") or phone
+            user_id = _str(changed, "user_id") or user_id
+            parent_user_id = _str(changed, "parent_user_id") or parent_user_id
+        # The BSUID first: it stays when the phone number stops appearing in webhooks.
+        user = user_id or phone
         if user is None:
             raise ValidationError.from_exception_data(
                 "message", [{"type": "missing", "loc": ("from",), "input": raw}]
@@ -184,8 +204,11 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
             phone_number_id=phone_number_id,
             display_phone_number=value.metadata.display_phone_number,
             user=user,
-            wa_id=message.from_,
-            contact_name=names.get(message.from_) if message.from_ else None,
+            wa_id=phone,
+            contact_name=contact.profile_text("name"),
+            user_id=user_id,
+            parent_user_id=parent_user_id,
+            username=contact.profile_text("username"),
             message_type=message.type,
             text=message_text(raw),
             reply_id=message_reply_id(raw),
@@ -202,6 +225,8 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
             message_id=status.id,
             phone_number_id=phone_number_id,
             recipient_id=status.recipient_id,
+            recipient_user_id=status.recipient_user_id,
+            recipient_parent_user_id=status.recipient_parent_user_id,
             status=status.status,
             timestamp=status.timestamp,
             errors=tuple(
@@ -223,6 +248,27 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
         )
         routed.append(Routed(topology.RK_ERROR, error_event))
     return routed
+
+
+def _identity_change(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``system`` object of a message that reports a change of the user's ids, or None."""
+    system = raw.get("system") if raw.get("type") == "system" else None
+    if isinstance(system, dict) and system.get("type") in IDENTITY_CHANGES:
+        return system
+    return None
+
+
+def _contact_of(message: _Message, contacts: list[_Contact]) -> _Contact:
+    """The ``contacts[]`` entry of the message's sender (by phone number or BSUID), or none."""
+    for contact in contacts:
+        if (message.from_ and contact.wa_id == message.from_) or (
+            message.from_user_id and contact.user_id == message.from_user_id
+        ):
+            return contact
+    # One message, one contact: Meta leaves ``from`` out for a BSUID-only user.
+    if len(contacts) == 1 and not (contacts[0].wa_id and message.from_):
+        return contacts[0]
+    return _Contact()
 
 
 class _Echo(_Lenient):

@@ -28,6 +28,7 @@ from hiker.core.actions import (
     Video,
 )
 from hiker.core.graph_ids import is_phone_number_id
+from hiker.core.identity import recipient_field
 from hiker.core.settings import AccessTokens
 from hiker.sender.retry import BAD_PHONE_NUMBER_ID, NO_TOKEN, GraphOutcome
 
@@ -108,7 +109,11 @@ class GraphClient:
 
 
 def action_payload(to: str, action: AnyAction) -> dict[str, Any]:
-    """The Graph request body sending ``action`` to ``to``, in the shape Meta's schema gives."""
+    """The Graph request body sending ``action`` to ``to``, in the shape Meta's schema gives.
+
+    ``to`` is a phone number (Graph's ``to``) or a business-scoped user id (Graph's
+    ``recipient``, which Graph refuses in ``to``); a read receipt names neither.
+    """
     if isinstance(action, MarkRead):
         receipt: dict[str, Any] = {
             "messaging_product": "whatsapp",
@@ -122,7 +127,7 @@ def action_payload(to: str, action: AnyAction) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": to,
+        recipient_field(to): to,
         "type": kind,
         kind: content,
     }

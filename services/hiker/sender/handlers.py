@@ -250,7 +250,7 @@ class SendHandler:
         the redelivery parks the send as in doubt rather than send it again.
         """
         action = command.actions[index]
-        call = await self._graph.send(command.phone_number_id, command.to, action)
+        call = await self._graph.send(command.phone_number_id, command.address, action)
         outcome = call.outcome
         self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()
         self._metrics.graph_latency.observe(call.latency_seconds)

@@ -9,8 +9,18 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from hiker.sender.retry import NO_TOKEN, TRANSIENT_CODES
 
 # Park reasons an operator acts on (token expired, outside the window, undeliverable, bad
-# parameter, recipient not allowed, in doubt, HTTP-level): series exist before the first.
-WATCHED_PERMANENT_CODES: Final = ("190", "131047", "131026", "100", "131030", "unknown", "none")
+# parameter, recipient not allowed, an authentication template to a business-scoped user id,
+# in doubt, HTTP-level): series exist before the first.
+WATCHED_PERMANENT_CODES: Final = (
+    "190",
+    "131047",
+    "131026",
+    "100",
+    "131030",
+    "131062",
+    "unknown",
+    "none",
+)
 
 
 class SenderMetrics:

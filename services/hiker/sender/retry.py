@@ -28,6 +28,10 @@ TRANSIENT_CODES: Final = frozenset(
     }
 )
 
+# An authentication template sent to a business-scoped user id: Meta delivers those to phone
+# numbers only, so no retry helps (parked, as every code not in ``TRANSIENT_CODES``).
+AUTH_TEMPLATE_TO_BSUID: Final = 131062
+
 # The failure of a send for a phone number with no access token configured.
 NO_TOKEN: Final = "no_token"
 # The failure of a send whose phone number id is not digits: refused before calling Graph.

@@ -10,6 +10,7 @@ real stores, so that what passes in ``BotHarness`` behaves the same in the pipel
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -154,6 +155,8 @@ class InMemoryConversations:
         # (pnid, user) -> (version, state, saved by, state before)
         self.states: dict[tuple[str, str], tuple[int, dict[str, Any], str, dict[str, Any]]] = {}
         self.histories: dict[tuple[str, str], list[Turn]] = {}
+        # (pnid, phone number) -> the business-scoped user id its conversation moved to
+        self.moved: dict[tuple[str, str], str] = {}
         self._length = history_length
 
     def record_step(
@@ -164,10 +167,13 @@ class InMemoryConversations:
         received_at: float,
         sent_at: int,
         turn: Turn | None = None,
+        adopt_from: str | None = None,
     ) -> ClaimStep:
         conversation = (phone_number_id, user)
 
         def record() -> tuple[int | str | None, ...]:
+            if adopt_from is not None and adopt_from != user:
+                self._adopt((phone_number_id, adopt_from), conversation)
             current = self.latest.get(conversation)
             latest = RECORDED_LATEST
             if current is not None and current.last_received_at > received_at:
@@ -182,6 +188,26 @@ class InMemoryConversations:
             return (latest, version, json.dumps(state) if state else "", 0)
 
         return FakeStep("", run=record)
+
+    def move_step(
+        self, phone_number_id: str, previous: Sequence[str], user: str
+    ) -> ClaimStep | None:
+        new = (phone_number_id, user)
+
+        def move() -> int:
+            # As ``ConversationStore``'s: what the new id holds wins, the rest joins it.
+            for old in ((phone_number_id, p) for p in previous):
+                self.moved[old] = user
+                if old in self.latest:
+                    self.latest.setdefault(new, self.latest.pop(old))
+                if old in self.states:
+                    self.states.setdefault(new, self.states.pop(old))
+                if old in self.histories:
+                    joined = self.histories.pop(old) + self.histories.get(new, [])
+                    self.histories[new] = joined[-self._length :]
+            return 1
+
+        return FakeStep("", run=move)
 
     async def save_state(
         self,
@@ -228,5 +254,20 @@ class InMemoryConversations:
     async def history(self, phone_number_id: str, user: str, limit: int) -> list[Turn]:
         return self.histories.get((phone_number_id, user), [])[-limit:] if limit > 0 else []
 
+    def _adopt(self, old: tuple[str, str], new: tuple[str, str]) -> None:
+        # As ``ConversationStore``: what is under the phone number moves, unless already there.
+        if old in self.latest and new not in self.latest:
+            self.latest[new] = self.latest.pop(old)
+        if old in self.states and new not in self.states:
+            self.states[new] = self.states.pop(old)
+        if old in self.histories and new not in self.histories:
+            self.histories[new] = self.histories.pop(old)
+        self.moved[old] = new[1]
+
     async def last_activity(self, phone_number_id: str, user: str) -> Activity | None:
-        return self.latest.get((phone_number_id, user))
+        activity = self.latest.get((phone_number_id, user))
+        moved_to = self.moved.get((phone_number_id, user))
+        if activity is None and moved_to is not None:
+            found = self.latest.get((phone_number_id, moved_to))
+            return None if found is None else dataclasses.replace(found, moved_to=moved_to)
+        return activity

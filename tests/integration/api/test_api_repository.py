@@ -17,7 +17,7 @@ from hiker.api.cursors import ConversationCursor, MessageCursor
 from hiker.api.db import migrate
 from hiker.api.db.engine import create_engine
 from hiker.api.db.repository import RecordStore
-from hiker.api.db.tables import metadata
+from hiker.api.db.tables import messages, metadata
 from hiker.api.history import Inbound, KeyState, Outbound, Parked, Status, WebhookError
 from hiker.core.contracts import MessageReceived
 from tests.integration.api.conftest import PostgresDatabase
@@ -209,11 +209,22 @@ async def test_sends_accepted_before_the_keys_table_keep_their_key(database_url:
             await connection.run_sync(
                 lambda sync: command.upgrade(migrate.alembic_config(sync), "0001")
             )
-        old = RecordStore(engine)
-        accepted = Outbound(
-            "api:old", NUMBER, USER, "api", "text", "hi", 1_000, send_id="old", request_hash="h"
-        )
-        assert await old.add_outbound(accepted)
+        # The row as the release at 0001 wrote it (today's store writes newer columns too).
+        async with engine.begin() as connection:
+            await connection.execute(
+                messages.insert().values(
+                    phone_number_id=NUMBER,
+                    user=USER,
+                    direction="out",
+                    idempotency_key="api:old",
+                    send_id="old",
+                    request_hash="h",
+                    kind="api",
+                    type="text",
+                    text="hi",
+                    at_us=1_000,
+                )
+            )
         await migrate.upgrade(engine)
         state = await RecordStore(engine).claim_key(
             "api:old",

@@ -10,15 +10,16 @@ status recorded before its message is never lost.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Collection
+from typing import Any
 
-from sqlalchemy import Row, Table, and_, case, func, literal, or_, select, update
+from sqlalchemy import Table, and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hiker.api.cursors import ConversationCursor, MessageCursor
 from hiker.api.db import keys
+from hiker.api.db.identities import ids_of, message_row
 from hiker.api.db.tables import conversations, messages, statuses, webhook_errors
 from hiker.api.history import (
     ConversationRow,
@@ -32,6 +33,9 @@ from hiker.api.history import (
     WebhookError,
 )
 from hiker.core.errors import DatabaseUnavailable
+from hiker.core.identity import is_bsuid
+
+_Ids = tuple[str | None, str | None, str | None]
 
 
 class RecordStore:
@@ -72,6 +76,7 @@ class RecordStore:
                 text=message.text,
                 at_us=message.at_us,
                 name=message.name,
+                ids=(message.user_id, message.wa_id, message.username),
                 wamid=message.wamid,
             )
 
@@ -207,10 +212,8 @@ class RecordStore:
         self, phone_number_id: str, user: str, limit: int, after: MessageCursor | None
     ) -> list[MessageRow]:
         """A conversation's messages, latest first, from just past ``after``; statuses
-        attached."""
-        query = select(messages).where(
-            messages.c.phone_number_id == phone_number_id, messages.c.user == user
-        )
+        attached. ``user``: any id of theirs (``ids_of``)."""
+        query = select(messages).where(messages.c.phone_number_id == phone_number_id)
         if after is not None:
             query = query.where(
                 or_(
@@ -220,6 +223,8 @@ class RecordStore:
             )
         query = query.order_by(messages.c.at_us.desc(), messages.c.id.desc()).limit(limit)
         async with self._transaction() as connection:
+            users = await ids_of(connection, phone_number_id, user)
+            query = query.where(messages.c.user.in_(sorted(users)))
             rows = (await connection.execute(query)).all()
             wamids = [row.wamid for row in rows if row.wamid and row.direction == "out"]
             reported: dict[str, list[StatusAt]] = {}
@@ -233,7 +238,7 @@ class RecordStore:
                     reported.setdefault(entry.wamid, []).append(
                         StatusAt(entry.status, entry.at_us, entry.error)
                     )
-        return [_message(row, reported.get(row.wamid or "", ())) for row in rows]
+        return [message_row(row, reported.get(row.wamid or "", ())) for row in rows]
 
     async def conversations(
         self,
@@ -281,6 +286,9 @@ class RecordStore:
                 last_type=row.last_type,
                 last_text=row.last_text,
                 message_count=row.message_count,
+                user_id=row.user_id,
+                wa_id=row.wa_id,
+                username=row.username,
             )
             for row in rows
         ]
@@ -305,6 +313,7 @@ class RecordStore:
         text: str | None,
         at_us: int,
         name: str | None = None,
+        ids: _Ids = (None, None, None),
         **columns: object,
     ) -> bool:
         """Insert a message row (``columns``: the rest of it) unless its unique key is there,
@@ -322,7 +331,7 @@ class RecordStore:
         )
         if inserted:
             await self._touch(
-                connection, phone_number_id, user, direction, type_, text, at_us, name
+                connection, phone_number_id, user, direction, type_, text, at_us, name, ids
             )
         return inserted
 
@@ -336,13 +345,19 @@ class RecordStore:
         text: str | None,
         at_us: int,
         name: str | None = None,
+        ids: _Ids = (None, None, None),
     ) -> None:
         """Count a new message in its conversation; it becomes the latest unless a later one
-        was recorded first (records arrive in no guaranteed order)."""
+        was recorded first (records arrive in no guaranteed order). ``ids``: BSUID, phone
+        number and username, as the message named them."""
+        user_id, wa_id, username = ids
         statement = self._insert(conversations).values(
             phone_number_id=phone_number_id,
             user=user,
             name=name,
+            user_id=user_id,
+            wa_id=wa_id or (None if is_bsuid(user) else user),
+            username=username,
             last_at_us=at_us,
             last_direction=direction,
             last_type=type_,
@@ -361,6 +376,9 @@ class RecordStore:
                 set_={
                     "message_count": conversations.c.message_count + 1,
                     "name": func.coalesce(new.name, conversations.c.name),
+                    "user_id": func.coalesce(new.user_id, conversations.c.user_id),
+                    "wa_id": func.coalesce(new.wa_id, conversations.c.wa_id),
+                    "username": func.coalesce(new.username, conversations.c.username),
                     "last_at_us": latest("last_at_us"),
                     "last_direction": latest("last_direction"),
                     "last_type": latest("last_type"),
@@ -368,20 +386,3 @@ class RecordStore:
                 },
             )
         )
-
-
-def _message(row: Row[Any], reported: Sequence[StatusAt]) -> MessageRow:
-    return MessageRow(
-        id=row.id,
-        phone_number_id=row.phone_number_id,
-        user=row.user,
-        direction=cast(Any, row.direction),
-        wamid=row.wamid,
-        send_id=row.send_id,
-        kind=row.kind,
-        type=row.type,
-        text=row.text,
-        at_us=row.at_us,
-        parked=row.parked,
-        statuses=tuple(reported),
-    )

@@ -40,8 +40,9 @@ messages = Table(
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("phone_number_id", String(64), nullable=False),
-    # The conversation's user: who wrote (inbound) or who it was sent to (outbound).
-    Column("user", String(128), nullable=False),
+    # The conversation's user: who wrote (inbound) or who it was sent to (outbound); a phone
+    # number or a business-scoped user id (``CC.`` or ``CC.ENT.`` and up to 128 characters).
+    Column("user", String(160), nullable=False),
     Column("direction", String(3), nullable=False),
     # Meta's message id: the inbound message's, or the one Graph gave a send.
     Column("wamid", String(255), nullable=True, unique=True),
@@ -77,14 +78,20 @@ conversations = Table(
     "conversations",
     metadata,
     Column("phone_number_id", String(64), primary_key=True),
-    Column("user", String(128), primary_key=True),
+    Column("user", String(160), primary_key=True),
     Column("name", String(255), nullable=True),
     Column("last_at_us", BigInteger, nullable=False),
     Column("last_direction", String(3), nullable=False),
     Column("last_type", String(32), nullable=False),
     Column("last_text", Text, nullable=True),
     Column("message_count", Integer, nullable=False),
+    # The user's ids as their latest message named them (``user`` is the BSUID when Meta sent
+    # one): the business-scoped user id, the phone number, the WhatsApp username.
+    Column("user_id", String(160), nullable=True),
+    Column("wa_id", String(64), nullable=True),
+    Column("username", String(255), nullable=True),
     Index(None, "last_at_us", "phone_number_id", "user"),
+    Index(None, "phone_number_id", "wa_id"),
 )
 
 # The keys of ``POST /v1/messages`` (Stripe's model): a key and a hash of its request are
