@@ -16,7 +16,7 @@ from typing import Any, Unpack
 
 from aiohttp import web
 
-from hiker.bot.routing import load_bot
+from hiker.bot.routing import add_bot_path, load_bot
 from hiker.conversation.consumers import inbound_routes, sent_routes, timers_routes
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
@@ -52,6 +52,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
     settings = kit.settings
     keys = Keys(settings.redis_prefix, adopt_legacy=settings.adopts_legacy_keys)
     metrics = ConversationMetrics(kit.registry)
+    add_bot_path(settings.bot_path)
     bot = load_bot(settings.bot) if settings.bot and responder is None else None
     rules = RuleSource(
         default_rulebook(settings.followup_text, settings.idle_timeout_seconds),
