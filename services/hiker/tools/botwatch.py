@@ -23,8 +23,8 @@ Snapshot = Mapping[Path, int]
 @dataclass(frozen=True)
 class BotSource:
     """The folder holding a bot's module: the module's own folder when it is a plain module
-    (not its subfolders: a bot beside a checkout must not watch the checkout), the whole package
-    when it is one."""
+    (not its subfolders: a bot beside a checkout must not watch the checkout), its whole
+    top-level package when it is in one (handlers spread over subpackages)."""
 
     module_file: Path
     folder: Path
@@ -38,7 +38,7 @@ def locate(spec: str, search_path: Sequence[str]) -> BotSource:
     if not module_name or not attribute:
         raise ConfigError(f"--bot must look like 'module:bot', not {spec!r}")
     path = list(search_path)
-    found = None
+    found = top = None
     for part in module_name.split("."):
         found = PathFinder.find_spec(part, path)
         if found is None or found.origin is None:
@@ -47,10 +47,12 @@ def locate(spec: str, search_path: Sequence[str]) -> BotSource:
                 "or on the Python path"
             )
         path = list(found.submodule_search_locations or [])
-    if found is None or found.origin is None:  # an empty module name: refused above
+        top = top or found
+    if found is None or found.origin is None or top is None:  # an empty name: refused above
         raise ConfigError(f"--bot {spec!r} names no module")
-    module_file = Path(found.origin)
-    return BotSource(module_file, module_file.parent, bool(found.submodule_search_locations))
+    if top.submodule_search_locations:
+        return BotSource(Path(found.origin), Path(top.submodule_search_locations[0]), True)
+    return BotSource(Path(found.origin), Path(found.origin).parent, False)
 
 
 def snapshot(source: BotSource) -> dict[Path, int]:

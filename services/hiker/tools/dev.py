@@ -204,6 +204,8 @@ async def supervise(
                 if (stdout := children["conversation"].stdout) is not None:
                     pumps.append(asyncio.create_task(_pump("conversation", stdout)))
                 exits[asyncio.create_task(children["conversation"].wait())] = "conversation"
+                # The old one has exited: what comes in from now on is answered by the new code.
+                print("dev: conversation restarted", flush=True)
                 saved = asyncio.create_task(next_save(saves))
             for task in [t for t in exits if t in done]:
                 name = exits.pop(task)
