@@ -21,20 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import re
 import signal
-import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from hiker.tools.dev import ORDER
-from tests.support import free_port
+from tests.integration.devstack import Terminal, dev_env, wait_until_ready
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +40,6 @@ MARKED = re.compile(
     re.S | re.M,
 )
 KINDS = {"run", "file", "start", "output", "log"}
-# Long enough for the pipeline under a loaded machine; each wait ends as soon as it is met.
 DEADLINE_SECONDS = 60.0
 
 
@@ -72,27 +66,6 @@ def test_every_command_on_the_page_is_marked_for_the_test() -> None:
     assert [b.kind for b in blocks].count("start") == 1
     pairs = itertools.pairwise(blocks)
     assert all(before.kind == "run" for before, block in pairs if block.kind == "output")
-
-
-def free_port_block(size: int) -> int:
-    """The first of ``size`` consecutive free ports (the metrics ports ``hiker dev`` hands out)."""
-    for _ in range(50):
-        base = free_port()
-        if base + size > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + size):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise AssertionError("no block of free ports")
 
 
 class Reader:
@@ -123,68 +96,11 @@ class Reader:
         (self.cwd / name).write_text(body)
 
 
-class Terminal:
-    """The command left running, its output kept line by line."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        assert process.stdout is not None
-        self.reading = asyncio.create_task(self._read(process.stdout))
-
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        async for raw in stream:
-            self.lines.append(raw.decode(errors="replace").rstrip())
-
-    def shown(self) -> str:
-        return "\n".join(self.lines[-80:])
-
-    async def wait_for_lines(self, expected: list[str], since: int) -> None:
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while not all(line in self.lines[since:] for line in expected):
-            assert self.process.returncode is None, self.shown()
-            assert time.monotonic() < deadline, f"never printed {expected}:\n{self.shown()}"
-            await asyncio.sleep(0.1)
-
-
-async def wait_until_ready(terminal: Terminal, metrics_base: int) -> None:
-    """Every service of the stack answers /readyz (the broker and Redis reached, consuming)."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        for index, _ in enumerate(ORDER):
-            url = f"http://127.0.0.1:{metrics_base + index}/readyz"
-            while True:
-                assert terminal.process.returncode is None, terminal.shown()
-                try:
-                    async with session.get(url) as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, f"{url} never ready:\n{terminal.shown()}"
-                await asyncio.sleep(0.2)
-
-
 async def test_the_tutorial_runs_as_written(
     tmp_path: Path, amqp_url: str, redis_url: str, redis_prefix: str
 ) -> None:
-    metrics_base = free_port_block(len(ORDER))
-    mock_port = free_port()
-    inherited = {
-        k: v for k, v in os.environ.items() if not k.startswith(("HIKER_", "PYTEST_", "PYTHON"))
-    }
-    env = {
-        **inherited,
-        "HOME": str(tmp_path),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{inherited.get('PATH', '')}",
-        "HIKER_AMQP_URL": amqp_url,
-        "HIKER_REDIS_URL": redis_url,
-        "HIKER_REDIS_PREFIX": redis_prefix,
-        "HIKER_HTTP_PORT": str(free_port()),
-        "HIKER_API_PORT": str(free_port()),
-        "HIKER_GRAPH_MOCK_PORT": str(mock_port),
-        "HIKER_METRICS_PORT": str(metrics_base),
-    }
+    metrics_base, env = dev_env(tmp_path, amqp_url, redis_url, redis_prefix)
+    mock_port = int(env["HIKER_GRAPH_MOCK_PORT"])
     reader = Reader(tmp_path, env, mock_port)
     terminal: Terminal | None = None
     last_run = ""
