@@ -70,3 +70,20 @@ async def test_a_bot_not_found_stops_hiker_dev_naming_it(
         "or on the Python path"
     )
     assert "webhook at" not in stdout.decode()  # nothing was started
+
+
+async def test_a_bot_and_a_responder_together_stop_hiker_dev(
+    tmp_path: Path, amqp_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    _, env = dev_env(tmp_path, amqp_url, redis_url, redis_prefix)
+    (tmp_path / "shop.py").write_text(FIXED)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hiker", "dev", "--bot", "shop:bot",
+        cwd=tmp_path, env={**env, "HIKER_RESPONDER": "mine:build"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert stderr.decode().strip() == (
+        "hiker dev: --bot and HIKER_RESPONDER are both set: unset HIKER_RESPONDER"
+    )

@@ -22,7 +22,7 @@ from hiker.core.broker import connect as connect_broker
 from hiker.core.observability import redact
 from hiker.core.redis_store import connect_redis
 from hiker.core.secret_policy import DEV_PLACEHOLDERS
-from hiker.core.settings import CommonSettings, load_settings
+from hiker.core.settings import CommonSettings, ConfigError, load_settings
 from hiker.tools.botwatch import BotSource, changes, locate, next_save
 
 # Placeholders so a fresh clone runs at once. The services accept them only while they listen
@@ -109,12 +109,19 @@ async def spawn(service: str, env: Mapping[str, str]) -> asyncio.subprocess.Proc
 
 def use_bot(env: dict[str, str], spec: str, cwd: Path) -> BotSource:
     """Answer by ``spec``, imported from ``cwd`` first: for conversation, and to watch."""
+    if env.get("HIKER_RESPONDER"):
+        raise ConfigError("--bot and HIKER_RESPONDER are both set: unset HIKER_RESPONDER")
     search_path = [str(cwd), *env.get("PYTHONPATH", "").split(os.pathsep)]
     source = locate(spec, [entry for entry in search_path if entry] + sys.path[1:])
     env["HIKER_BOT"] = spec
     env["PYTHONPATH"] = os.pathsep.join(entry for entry in search_path if entry)
     shown = os.path.relpath(source.module_file, cwd)
-    print(f"dev: answering by {spec} ({shown}); conversation restarts when it is saved", flush=True)
+    folder = os.path.relpath(source.folder, cwd) + ("/**" if source.recursive else "/*")
+    print(
+        f"dev: answering by {spec} ({shown}); conversation restarts when a file of {folder} "
+        "is saved",
+        flush=True,
+    )
     return source
 
 
