@@ -12,7 +12,8 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # A virtualenv is a self-contained tree that copies into the runtime stage as one layer.
-RUN python -m venv /opt/hiker
+# /opt/hiker/bot is HIKER_BOT_PATH: where an image `FROM hiker` copies its bot (deploy/bot/).
+RUN python -m venv /opt/hiker && mkdir /opt/hiker/bot
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY services ./services
@@ -32,7 +33,8 @@ ENV PATH=/opt/hiker/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HIKER_METRICS_HOST=0.0.0.0 \
     HIKER_HTTP_HOST=0.0.0.0 \
-    HIKER_API_HOST=0.0.0.0
+    HIKER_API_HOST=0.0.0.0 \
+    HIKER_BOT_PATH=/opt/hiker/bot
 # A fixed numeric uid/gid: Kubernetes can only verify runAsNonRoot against a numeric USER.
 RUN groupadd --system --gid 10001 hiker \
  && useradd --system --uid 10001 --gid hiker --no-create-home --home-dir /nonexistent \

@@ -63,10 +63,10 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0 if status == 200 else 1
 
 
-def _dev(_: argparse.Namespace) -> int:
+def _dev(args: argparse.Namespace) -> int:
     from hiker.tools.dev import run_all
 
-    return asyncio.run(run_all())
+    return asyncio.run(run_all(args.bot))
 
 
 class ToolModule(Protocol):
@@ -108,7 +108,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="post a signed webhook as a user (secret from HIKER_APP_SECRET)",
         description="Post a correctly signed, real-shaped text-message webhook to an ingress.",
     )
-    sim.add_argument("--url", default="http://127.0.0.1:8080/webhook", help="ingress webhook URL")
+    # The port `hiker dev` gives ingress, so that both read the same environment.
+    port = os.environ.get("HIKER_HTTP_PORT") or "8080"
+    webhook = f"http://127.0.0.1:{port}/webhook"
+    sim.add_argument("--url", default=webhook, help="ingress webhook URL")
     sim.add_argument("--from", dest="user", default="15550001111", help="the user's number")
     sim.add_argument("--text", default="hello", help="the message text")
     sim.add_argument("--phone-number-id", default="100000000000001", help="business number id")
@@ -124,7 +127,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         default="dev-app-secret",
         help="secret used when HIKER_APP_SECRET is unset (matches `make run`)",
     )
-    commands.add_parser("dev", help="run every service locally (what `make run` does)")
+    dev = commands.add_parser("dev", help="run every service locally (what `make run` does)")
+    dev.add_argument(
+        "--bot",
+        default=None,
+        metavar="MODULE:BOT",
+        help="answer by this bot (HIKER_BOT), imported from the current directory; "
+        "conversation restarts when one of its files is saved",
+    )
     for name, tool in TOOLS.items():
         options = commands.add_parser(name, help=tool.help, description=tool.help)
         if name == command:

@@ -68,18 +68,25 @@ def newcomer_env_file() -> Path:
 
 
 def compose(
-    *args: str, timeout: float = 120, check: bool = True
+    *args: str,
+    timeout: float = 120,
+    check: bool = True,
+    also: tuple[Path, ...] = (),
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`docker compose` on the real file plus the override, with the .env a newcomer makes of the
-    example, and none of the caller's HIKER_* variables (the shell would win over .env)."""
+    """`docker compose` on the real file plus the override (and the files ``also`` names), with
+    the .env a newcomer makes of the example, and none of the caller's HIKER_* variables (the
+    shell would win over .env) but those of ``extra_env``."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if key in ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG") or key.startswith("HIKER_CT_")
-    }
+        if key in ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_BUILDKIT")
+        or key.startswith("HIKER_CT_")
+    } | (extra_env or {})
     command = [
         "docker", "compose",
         "-f", str(COMPOSE / "compose.yaml"), "-f", str(OVERRIDE),
+        *(arg for path in also for arg in ("-f", str(path))),
         "--env-file", str(newcomer_env_file()),
         "-p", PROJECT,
         *args,
@@ -235,3 +242,64 @@ def test_a_pending_followup_survives_a_rabbitmq_restart(stack: None) -> None:
     wait_for("every service healthy again", all_healthy, timeout=180)
     wait_for("the follow-up", lambda: "are you there" in sent_to(user), timeout=120)
     assert sent_to(user) == ["hello to you too", "are you there"]
+
+
+BOT = """from hiker.bot import Bot, Text
+
+bot = Bot()
+
+
+@bot.on_text("ping")
+async def ping(msg, conv):
+    return Text(body="pong from the bot")
+"""
+
+
+def bot_folder() -> Path:
+    """A one-file bot the container's user (uid 10001) can read."""
+    folder = Path(tempfile.mkdtemp(prefix="hiker-ct-bot-"))
+    (folder / "pingbot.py").write_text(BOT)
+    folder.chmod(0o755)
+    (folder / "pingbot.py").chmod(0o644)
+    return folder
+
+
+def ping_answered(user: str) -> None:
+    argv = documented_simulate()
+    argv[argv.index("--from") + 1] = user
+    argv[argv.index("--text") + 1] = "ping"
+    result = compose(*argv)
+    assert result.stdout.startswith("200"), result.stdout + result.stderr
+    wait_for("the bot's answer", lambda: "pong from the bot" in sent_to(user), timeout=60)
+
+
+def test_a_bot_mounted_or_built_in_answers(stack: None) -> None:
+    folder = bot_folder()
+    mounted = {"BOT_DIR": str(folder), "HIKER_BOT": "pingbot:bot"}
+    bot_compose = REPO / "deploy" / "bot" / "compose.yaml"
+    try:
+        # The folder mounted on the stock image (deploy/bot/compose.yaml).
+        compose(
+            "up", "--detach", "--wait", "--wait-timeout", "180", "conversation",
+            also=(bot_compose,), extra_env=mounted, timeout=240,
+        )  # fmt: skip
+        ping_answered("15550003333")
+        # The two-line image (deploy/bot/Dockerfile), HIKER_BOT given as compose would.
+        build = subprocess.run(
+            ["docker", "build", "-f", str(REPO / "deploy" / "bot" / "Dockerfile"),
+             "-t", "hiker-bot:ct", str(folder)],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+        built = folder / "compose.built.yaml"
+        built.write_text(
+            "services:\n  conversation:\n    image: hiker-bot:ct\n"
+            "    environment:\n      HIKER_BOT: pingbot:bot\n"
+        )
+        compose(
+            "up", "--detach", "--wait", "--wait-timeout", "180", "conversation",
+            also=(built,), timeout=240,
+        )  # fmt: skip
+        ping_answered("15550004444")
+    finally:
+        compose("up", "--detach", "--wait", "--wait-timeout", "180", "conversation", timeout=240)

@@ -115,6 +115,13 @@ Rendered as sorted YAML so its checksum only changes when a value does.
 {{- with $c.responder }}
 {{- $_ := set $env "HIKER_RESPONDER" . }}
 {{- end }}
+{{- with $c.bot.module }}
+{{- if $c.responder }}
+{{- fail "conversation.bot.module and conversation.responder are both set: set one of them" }}
+{{- end }}
+{{- $_ := set $env "HIKER_BOT" . }}
+{{- $_ := set $env "HIKER_BOT_PATH" $c.bot.path }}
+{{- end }}
 {{- end }}
 {{- range $key := keys $env | sortAlpha }}
 {{ $key }}: {{ index $env $key | toString | quote }}
@@ -136,6 +143,19 @@ The ConfigMap conversation's rules file comes from: the existing one, the chart'
 {{- .Values.conversation.existingRulesConfigMap }}
 {{- else if .Values.conversation.rules }}
 {{- include "hiker.componentFullname" (dict "root" . "component" "conversation") }}-rules
+{{- end }}
+{{- end }}
+
+{{/*
+The ConfigMap of the bot's files mounted at conversation.bot.path: the existing one, the chart's
+own when `conversation.bot.files` is set, or empty (the bot, if any, is in the image).
+*/}}
+{{- define "hiker.botConfigMapName" -}}
+{{- $bot := .Values.conversation.bot }}
+{{- if $bot.existingConfigMap }}
+{{- $bot.existingConfigMap }}
+{{- else if $bot.files }}
+{{- include "hiker.componentFullname" (dict "root" . "component" "conversation") }}-bot
 {{- end }}
 {{- end }}
 

@@ -12,6 +12,7 @@ import enum
 import importlib
 import inspect
 import re
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,6 +218,17 @@ def _check_async(handler: Callable[..., Any]) -> None:
     if not inspect.iscoroutinefunction(handler):
         name = getattr(handler, "__qualname__", repr(handler))
         raise TypeError(f"a bot handler is an async def: {name} is not")
+
+
+def add_bot_path(path: Path | None) -> None:
+    """Put ``path`` (HIKER_BOT_PATH) first on the import path, where HIKER_BOT and
+    HIKER_RESPONDER are looked up; a path that is not a directory refuses the start."""
+    if path is None:
+        return
+    if not path.is_dir():
+        raise ConfigError("HIKER_BOT_PATH is not a directory this process can read")
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 
 def load_bot(spec: str) -> Bot:

@@ -18,7 +18,7 @@ from typing import Any, Unpack
 import aiohttp
 from aiohttp import web
 
-from hiker.bot.routing import load_bot
+from hiker.bot.routing import add_bot_path, load_bot
 from hiker.conversation.consumers import inbound_routes, sent_routes, timers_routes
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
@@ -61,6 +61,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         adopt_phone_keys=not settings.redis_cluster,
     )
     metrics = ConversationMetrics(kit.registry)
+    add_bot_path(settings.bot_path)
     bot = load_bot(settings.bot) if settings.bot and responder is None else None
     rules = RuleSource(
         default_rulebook(settings.followup_text, settings.idle_timeout_seconds),

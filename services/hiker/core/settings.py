@@ -391,6 +391,9 @@ class ConversationSettings(MediaSettings):
     responder_timeout_seconds: float | None = Field(default=None, gt=0)
     # ``package.module:attribute`` naming a ``hiker.bot.Bot`` (or a factory returning one).
     bot: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
+    # A directory put first on the import path before HIKER_BOT (or HIKER_RESPONDER) is loaded:
+    # a bot's code mounted into the image rather than built into it.
+    bot_path: Path | None = None
     # Mark every new message read (blue ticks) before answering, and with "typing..." shown.
     read_receipts: Literal["off", "read", "typing"] = "off"
     # How long a quiet conversation's state and history are kept (every message renews it).

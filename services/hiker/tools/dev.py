@@ -2,6 +2,8 @@
 
 Checks the broker and Redis first and explains how to start them instead of printing a
 traceback; prints each child's JSON log lines in a readable form; stops everything on Ctrl-C.
+With ``--bot module:bot`` conversation answers by that bot, imported from the current
+directory, and is restarted whenever one of the bot's files is saved.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from hiker.core.broker import connect as connect_broker
 from hiker.core.observability import redact
 from hiker.core.redis_store import connect_redis
 from hiker.core.secret_policy import DEV_PLACEHOLDERS
-from hiker.core.settings import CommonSettings, load_settings
+from hiker.core.settings import CommonSettings, ConfigError, load_settings
+from hiker.tools.botwatch import BotSource, changes, locate, next_save
 
 # Placeholders so a fresh clone runs at once. The services accept them only while they listen
 # on loopback (the default): real deployments set their own (docs/security.md).
 DEV_DEFAULTS: Mapping[str, str] = DEV_PLACEHOLDERS
-GRAPH_MOCK_URL = "http://127.0.0.1:8090"
 COLOURS = {"ingress": 36, "conversation": 35, "sender": 33, "api": 34, "graph-mock": 32}
 START_HELP = """\
 How to start them:
@@ -83,13 +85,54 @@ async def _pump(service: str, stream: asyncio.StreamReader) -> None:
 SHIPPED_RULES = Path(__file__).resolve().parents[3] / "deploy" / "compose" / "rules.yaml"
 
 
-async def run_all() -> int:
+# The order children start in; with HIKER_METRICS_PORT set, each takes the next port from it.
+ORDER = ("graph-mock", "ingress", "conversation", "sender", "api")
+
+
+def child_env(env: Mapping[str, str], service: str) -> dict[str, str]:
+    """The environment of one child: each service keeps its own default metrics port, unless
+    HIKER_METRICS_PORT gives the first of a block (several stacks on one machine, tests)."""
+    result = dict(env)
+    base = result.pop("HIKER_METRICS_PORT", None)
+    if base:
+        result["HIKER_METRICS_PORT"] = str(int(base) + ORDER.index(service))
+    return result
+
+
+async def spawn(service: str, env: Mapping[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hiker", service,
+        env=child_env(env, service),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def use_bot(env: dict[str, str], spec: str, cwd: Path) -> BotSource:
+    """Answer by ``spec``, imported from ``cwd`` first: for conversation, and to watch."""
+    if env.get("HIKER_RESPONDER"):
+        raise ConfigError("--bot and HIKER_RESPONDER are both set: unset HIKER_RESPONDER")
+    search_path = [str(cwd), *env.get("PYTHONPATH", "").split(os.pathsep)]
+    source = locate(spec, [entry for entry in search_path if entry] + sys.path[1:])
+    env["HIKER_BOT"] = spec
+    env["PYTHONPATH"] = os.pathsep.join(entry for entry in search_path if entry)
+    shown = os.path.relpath(source.module_file, cwd)
+    folder = os.path.relpath(source.folder, cwd) + ("/**" if source.recursive else "/*")
+    print(
+        f"dev: answering by {spec} ({shown}); conversation restarts when a file of {folder} "
+        "is saved",
+        flush=True,
+    )
+    return source
+
+
+async def run_all(bot: str | None = None) -> int:
     env = dict(os.environ)
     for name, value in DEV_DEFAULTS.items():
         if not env.get(name):
             env[name] = value
             print(f"dev: {name} not set; using a local development placeholder", flush=True)
     settings = load_settings(CommonSettings, env)
+    source = use_bot(env, bot, Path.cwd()) if bot else None
     problems = await check_dependencies(settings)
     if problems:
         print("\n".join(problems), file=sys.stderr)
@@ -97,26 +140,17 @@ async def run_all() -> int:
         return 1
     # The api records into SQLite under ./.hiker/ unless HIKER_DATABASE_URL says otherwise.
     services = ["ingress", "conversation", "sender", "api"]
-    if not env.get("HIKER_RULES_FILE") and SHIPPED_RULES.is_file():
+    # A bot names its own rules file (Bot(rules=...)); HIKER_RULES_FILE would override it.
+    if source is None and not env.get("HIKER_RULES_FILE") and SHIPPED_RULES.is_file():
         env["HIKER_RULES_FILE"] = str(SHIPPED_RULES)
         print(f"dev: no HIKER_RULES_FILE; replying by {SHIPPED_RULES} (try 'menu')", flush=True)
     if not env.get("HIKER_GRAPH_BASE_URL"):
-        env["HIKER_GRAPH_BASE_URL"] = GRAPH_MOCK_URL
+        mock_url = f"http://127.0.0.1:{env.get('HIKER_GRAPH_MOCK_PORT', '8090')}"
+        env["HIKER_GRAPH_BASE_URL"] = mock_url
         services.insert(0, "graph-mock")
-        print(f"dev: no HIKER_GRAPH_BASE_URL; sending to the Graph mock at {GRAPH_MOCK_URL}")
-    children: dict[str, asyncio.subprocess.Process] = {}
-    for service in services:
-        child_env = dict(env)
-        child_env.pop("HIKER_METRICS_PORT", None)  # each service keeps its own default port
-        children[service] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "hiker", service,
-            env=child_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-    pumps = [
-        asyncio.create_task(_pump(name, child.stdout))
-        for name, child in children.items()
-        if child.stdout is not None
-    ]
+        print(f"dev: no HIKER_GRAPH_BASE_URL; sending to the Graph mock at {mock_url}")
+    children = {service: await spawn(service, env) for service in services}
+    pumps = [asyncio.create_task(_pump(name, c.stdout)) for name, c in children.items() if c.stdout]
     port = env.get("HIKER_HTTP_PORT", "8080")
     # A token of one's own is a secret: named, never printed.
     placeholder = env["HIKER_API_TOKEN"] == DEV_DEFAULTS["HIKER_API_TOKEN"]
@@ -133,14 +167,7 @@ async def run_all() -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    waiters = {asyncio.create_task(c.wait()): name for name, c in children.items()}
-    stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([*waiters, stopper], return_when=asyncio.FIRST_COMPLETED)
-    exit_code = 0
-    for task in done:
-        if task in waiters:
-            print(f"dev: {waiters[task]} exited with {task.result()}; stopping the rest")
-            exit_code = 1
+    exit_code = await supervise(children, env, pumps, stop, source)
     for child in children.values():
         if child.returncode is None:
             child.send_signal(signal.SIGTERM)
@@ -151,5 +178,73 @@ async def run_all() -> int:
             with contextlib.suppress(ProcessLookupError):
                 child.kill()
     await asyncio.gather(*pumps, return_exceptions=True)
-    stopper.cancel()
     return exit_code
+
+
+async def supervise(
+    children: dict[str, asyncio.subprocess.Process],
+    env: Mapping[str, str],
+    pumps: list[asyncio.Task[None]],
+    stop: asyncio.Event,
+    source: BotSource | None,
+) -> int:
+    """Wait for Ctrl-C or a child's exit (1: the rest are stopped); with a bot, restart
+    conversation on each save, and keep the rest running when the bot's code fails to start."""
+    exits = {asyncio.create_task(c.wait()): name for name, c in children.items()}
+    stopper = asyncio.create_task(stop.wait())
+    saves = changes(source) if source else None
+    saved = asyncio.create_task(next_save(saves)) if saves else None
+    try:
+        while True:
+            waiting = [*exits, stopper, *([saved] if saved else [])]
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done:
+                return 0
+            if saved is not None and saved in done and saves is not None:
+                names = ", ".join(str(path.name) for path in saved.result())
+                print(f"dev: {names} changed; restarting conversation", flush=True)
+                for old in [t for t, name in exits.items() if name == "conversation"]:
+                    old.cancel()
+                    del exits[old]
+                await _stop_child(children["conversation"])
+                children["conversation"] = await spawn("conversation", env)
+                if (stdout := children["conversation"].stdout) is not None:
+                    pumps.append(asyncio.create_task(_pump("conversation", stdout)))
+                exits[asyncio.create_task(children["conversation"].wait())] = "conversation"
+                # The old one has exited: what comes in from now on is answered by the new code.
+                print("dev: conversation restarted", flush=True)
+                saved = asyncio.create_task(next_save(saves))
+            for task in [t for t in exits if t in done]:
+                name = exits.pop(task)
+                if source is not None and name == "conversation":
+                    print(
+                        f"dev: conversation exited with {task.result()} (see above); "
+                        "save the bot to start it again",
+                        flush=True,
+                    )
+                    continue
+                print(f"dev: {name} exited with {task.result()}; stopping the rest", flush=True)
+                return 1
+    finally:
+        stopper.cancel()
+        for task in exits:
+            task.cancel()
+        if saved is not None:
+            saved.cancel()
+            # The generator is closed only once the poll it was in has seen the cancellation.
+            with contextlib.suppress(asyncio.CancelledError):
+                await saved
+        if saves is not None:
+            await saves.aclose()
+
+
+async def _stop_child(child: asyncio.subprocess.Process) -> None:
+    if child.returncode is not None:
+        return
+    child.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(child.wait(), 20)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        await child.wait()
