@@ -12,11 +12,11 @@ from typing import Any
 from hiker.core.actions import AnyAction
 from hiker.core.claims import GO_NOW, Claims
 from hiker.core.contracts import (
-    IdleTimerStarted,
     MessageSent,
     ParkedHeaders,
     SendMessage,
     SendParked,
+    TimerScheduled,
 )
 from hiker.sender.graph import GraphCall
 from hiker.sender.pacing import Paced, paced
@@ -39,7 +39,7 @@ class Published:
     """What a handler published: its outbox, as lists (set ``failing`` to refuse)."""
 
     sends: list[SendMessage] = field(default_factory=list)
-    timers: list[tuple[IdleTimerStarted, float]] = field(default_factory=list)
+    timers: list[tuple[TimerScheduled, float]] = field(default_factory=list)
     retries: list[tuple[SendMessage, int, int]] = field(default_factory=list)
     # The pacing slot each retry carried (a deferred send's), in the order of ``retries``.
     paced_until: list[int | None] = field(default_factory=list)
@@ -55,7 +55,7 @@ class Published:
         self._check()
         self.sends.append(command)
 
-    async def schedule(self, timer: IdleTimerStarted, delay_seconds: float) -> None:
+    async def schedule(self, timer: TimerScheduled, delay_seconds: float) -> None:
         self._check()
         self.timers.append((timer, delay_seconds))
 

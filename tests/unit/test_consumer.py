@@ -13,7 +13,7 @@ from redis import exceptions as redis_exceptions
 
 from hiker.core import bundles
 from hiker.core.consumer import Headers, QueueConsumer, Route
-from hiker.core.contracts import IdleTimerStarted
+from hiker.core.contracts import TimerScheduled
 from hiker.core.dependencies import DependencyGate, DependencyMetrics
 from hiker.core.errors import Reject, RetryLater
 
@@ -36,13 +36,13 @@ class FakeMessage:
     channel: FakeChannel
     delivery_tag: int
     body: bytes
-    type: str = "IdleTimerStarted"
+    type: str = "TimerScheduled"
     headers: dict[str, Any] = field(default_factory=dict)
     message_id: str | None = None
 
 
-def timer(n: int) -> IdleTimerStarted:
-    return IdleTimerStarted(
+def timer(n: int) -> TimerScheduled:
+    return TimerScheduled(
         phone_number_id="1", user=f"u{n}", wamid=f"w{n}", scheduled_at=0, due_at=0
     )
 
@@ -55,7 +55,7 @@ class Handler:
         self.done: list[str] = []
         self.attempts: dict[str, int] = {}
 
-    async def __call__(self, item: IdleTimerStarted, _: Headers) -> None:
+    async def __call__(self, item: TimerScheduled, _: Headers) -> None:
         self.attempts[item.wamid] = self.attempts.get(item.wamid, 0) + 1
         failures = self.script.get(item.wamid)
         if failures:
@@ -72,7 +72,7 @@ class Harness:
         self.set_apart: list[tuple[str, bytes]] = []
         self.consumer = QueueConsumer(
             "q",
-            {"IdleTimerStarted": Route(IdleTimerStarted, handler)},
+            {"TimerScheduled": Route(TimerScheduled, handler)},
             gate=self.gate,
             set_apart=self._set_apart,
             stopping=self.stopping,
@@ -91,7 +91,7 @@ class Harness:
         await asyncio.gather(*(self.consumer.on_message(m) for m in messages))
 
 
-def bundle(*items: IdleTimerStarted) -> bytes:
+def bundle(*items: TimerScheduled) -> bytes:
     return bundles.encode([item.to_bytes() for item in items])
 
 

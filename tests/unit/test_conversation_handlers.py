@@ -17,7 +17,7 @@ from hiker.conversation.rules import NumberPolicy
 from hiker.conversation.rulesfile import RuleSource, default_rulebook
 from hiker.conversation.timers import SERVICE_WINDOW_SECONDS
 from hiker.core.actions import Remind, Template, Text
-from hiker.core.contracts import IdleTimerStarted, MessageReceived, StatusReceived
+from hiker.core.contracts import MessageReceived, StatusReceived, TimerScheduled
 from hiker.core.errors import PublishFailed, RetryLater
 from hiker.core.keys import Keys
 from tests.fakes import Clock, InMemoryClaims, InMemoryConversations, Published
@@ -157,7 +157,7 @@ async def test_statuses_never_touch_a_timer() -> None:
     assert world.published.sends == world.published.timers == []
 
 
-async def fired(world: World, wamid: str) -> IdleTimerStarted:
+async def fired(world: World, wamid: str) -> TimerScheduled:
     [(timer, delay)] = [(t, d) for t, d in world.published.timers if t.wamid == wamid]
     world.clock.advance(delay)
     await world.handlers.on_timer_fired(timer)

@@ -15,7 +15,7 @@ from hiker.conversation.state import Recorded, Turn
 from hiker.conversation.timers import Activity, hop_seconds, start_reminder
 from hiker.core.actions import MarkRead, readable
 from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
-from hiker.core.contracts import IdleTimerStarted, SendMessage
+from hiker.core.contracts import SendMessage, TimerScheduled
 from hiker.core.delays import snap_ms
 from hiker.core.errors import RetryLater
 from hiker.core.settings import RESPONDER_SHARE_OF_LEASE
@@ -70,7 +70,7 @@ PublishCommand = Callable[[SendMessage], Awaitable[None]]
 # Mark each new message read before answering it (with "typing..." shown), or not at all.
 ReadReceipts = Literal["off", "read", "typing"]
 # The timer and its delay: each delay has its own wait queue.
-ScheduleTimer = Callable[[IdleTimerStarted, float], Awaitable[None]]
+ScheduleTimer = Callable[[TimerScheduled, float], Awaitable[None]]
 
 
 class StateConflict(RetryLater):
@@ -170,7 +170,7 @@ class Answering:
             self._metrics.reminders_set.inc()
         return scheduled
 
-    async def schedule_hop(self, timer: IdleTimerStarted) -> None:
+    async def schedule_hop(self, timer: TimerScheduled) -> None:
         """Schedule ``timer``'s next hop towards its due time."""
         now = self._clock()
         hop = hop_seconds(timer, now)

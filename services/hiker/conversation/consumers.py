@@ -7,15 +7,18 @@ import logging
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.core.consumer import Headers, Route, Routes
 from hiker.core.contracts import (
-    IdleTimerStarted,
     MessageEchoed,
     MessageReceived,
     MessageSent,
     StatusReceived,
+    TimerScheduled,
     WebhookErrorReceived,
 )
 
 log = logging.getLogger(__name__)
+
+# What ``TimerScheduled`` was called (as a message's AMQP type) before it carried reminders too.
+LEGACY_TIMER_TYPE = "IdleTimerStarted"
 
 
 def inbound_routes(handlers: ConversationHandlers) -> Routes:
@@ -40,14 +43,16 @@ def inbound_routes(handlers: ConversationHandlers) -> Routes:
 
 
 def timers_routes(handlers: ConversationHandlers) -> Routes:
-    async def on_fired(timer: IdleTimerStarted, headers: Headers) -> None:
+    async def on_fired(timer: TimerScheduled, headers: Headers) -> None:
         reason = _death_reason(headers)
         if reason not in (None, "expired"):
             # Only expiry should bring a timer here; anything else means the topology changed.
             log.warning("timer dead-lettered for an unexpected reason", extra={"reason": reason})
         await handlers.on_timer_fired(timer)
 
-    return {IdleTimerStarted.type_name(): Route(IdleTimerStarted, on_fired)}
+    route = Route(TimerScheduled, on_fired)
+    # Timers set before the contract's rename wait in their queues under its old name.
+    return {TimerScheduled.type_name(): route, LEGACY_TIMER_TYPE: route}
 
 
 def sent_routes(handlers: ConversationHandlers) -> Routes:

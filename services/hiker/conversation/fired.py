@@ -23,7 +23,7 @@ from hiker.conversation.timers import (
     window_open,
 )
 from hiker.core.actions import AnyAction, Template, Text
-from hiker.core.contracts import IdleTimerStarted, SendMessage
+from hiker.core.contracts import SendMessage, TimerScheduled
 from hiker.core.identity import is_bsuid
 from hiker.core.keys import Keys
 
@@ -52,7 +52,7 @@ class FiredTimers:
         self._metrics = metrics
         self._clock = clock
 
-    async def on_timer_fired(self, timer: IdleTimerStarted) -> None:
+    async def on_timer_fired(self, timer: TimerScheduled) -> None:
         """A timer out of its wait queue: the idle follow-up, once per idle period, or a
         reminder (once; another hop when it is not due yet), unless the user wrote since."""
         now = self._clock()
@@ -133,7 +133,7 @@ class FiredTimers:
         ).inc()
         log.info("follow-up emitted", extra={"wamid": timer.wamid, "user": timer.user})
 
-    async def _on_reminder(self, timer: IdleTimerStarted, now: float, claimed_as: str) -> None:
+    async def _on_reminder(self, timer: TimerScheduled, now: float, claimed_as: str) -> None:
         key = timer.reminder or ""
         self._metrics.timers_fired.inc()
         if self._reminded is None:

@@ -37,12 +37,12 @@ from hiker.conversation.timers import start_timer, window_open
 from hiker.core.actions import AnyAction, Handoff, MarkRead, answering
 from hiker.core.claims import Claims
 from hiker.core.contracts import (
-    IdleTimerStarted,
     MessageEchoed,
     MessageReceived,
     MessageSent,
     SendMessage,
     StatusReceived,
+    TimerScheduled,
     WebhookErrorReceived,
 )
 from hiker.core.keys import Keys
@@ -294,7 +294,7 @@ class ConversationHandlers:
             origin_received_at=event.received_at,
         )
 
-    async def on_timer_fired(self, timer: IdleTimerStarted) -> None:
+    async def on_timer_fired(self, timer: TimerScheduled) -> None:
         """A timer out of its wait queue: the idle follow-up, once per idle period, or a
         reminder (once; another hop when it is not due yet), unless the user wrote since."""
         await self._fired.on_timer_fired(timer)

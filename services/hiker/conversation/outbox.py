@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hiker.core import topology
 from hiker.core.broker import Broker
-from hiker.core.contracts import IdleTimerStarted, OwnerChanged, SendMessage
+from hiker.core.contracts import OwnerChanged, SendMessage, TimerScheduled
 from hiker.core.ownership import owner_destination
 from hiker.core.publisher import Bundler, Destination
 
@@ -34,7 +34,7 @@ class ConversationOutbox:
         """Tell ``hiker events`` (when installed) that a conversation changed hands."""
         await self._bundler.publish(owner_destination(change.owner), change)
 
-    async def schedule(self, timer: IdleTimerStarted, delay_seconds: float) -> None:
+    async def schedule(self, timer: TimerScheduled, delay_seconds: float) -> None:
         """Start ``timer``: it waits ``delay_seconds`` in the wait queue of that delay."""
         await self._bundler.publish(
             await self._timer_destination(topology.delay_ms(delay_seconds)),
@@ -48,7 +48,7 @@ class ConversationOutbox:
             # One wait queue per delay, declared once per process on first use.
             queue = await self._broker.declare_queue(topology.timer_wait_queue(delay_ms))
             destination = Destination(
-                "", queue.name, IdleTimerStarted.type_name(), expiration_ms=delay_ms
+                "", queue.name, TimerScheduled.type_name(), expiration_ms=delay_ms
             )
             self._timer_destinations[delay_ms] = destination
         return destination

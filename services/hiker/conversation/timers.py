@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Final
 
 from hiker.core.actions import Remind
-from hiker.core.contracts import IdleTimerStarted
+from hiker.core.contracts import TimerScheduled
 from hiker.core.delays import snap_ms
 from hiker.core.topology import delay_ms
 
@@ -38,8 +38,8 @@ def start_timer(
     idle_timeout_seconds: float,
     message_timestamp: int | None = None,
     wa_id: str | None = None,
-) -> IdleTimerStarted:
-    return IdleTimerStarted(
+) -> TimerScheduled:
+    return TimerScheduled(
         phone_number_id=phone_number_id,
         user=user,
         wamid=wamid,
@@ -57,9 +57,9 @@ def start_reminder(
     now: float,
     remind: Remind,
     message_timestamp: int | None = None,
-) -> IdleTimerStarted:
+) -> TimerScheduled:
     """The timer of ``remind``, set after the message ``wamid``."""
-    return IdleTimerStarted(
+    return TimerScheduled(
         phone_number_id=phone_number_id,
         user=user,
         wamid=wamid,
@@ -72,7 +72,7 @@ def start_reminder(
     )
 
 
-def hop_seconds(timer: IdleTimerStarted, now: float) -> float | None:
+def hop_seconds(timer: TimerScheduled, now: float) -> float | None:
     """How long a reminder's next hop waits (a rung of the ladder, never past its due time);
     None when it is due now. The idle follow-up always travels in one hop."""
     remaining = timer.due_at - now
@@ -81,7 +81,7 @@ def hop_seconds(timer: IdleTimerStarted, now: float) -> float | None:
     return snap_ms(remaining, to="down") / 1000
 
 
-def superseded(timer: IdleTimerStarted, activity: Activity | None) -> bool:
+def superseded(timer: TimerScheduled, activity: Activity | None) -> bool:
     """Whether the user wrote after the message the timer was set after (and it does not keep)."""
     return not timer.keep and activity is not None and activity.last_wamid != timer.wamid
 
@@ -101,7 +101,7 @@ class Activity:
     handed_at: float | None = None
 
 
-def silenced(timer: IdleTimerStarted, activity: Activity | None, now: float) -> bool:
+def silenced(timer: TimerScheduled, activity: Activity | None, now: float) -> bool:
     """Whether a handoff keeps the fired ``timer`` from being sent: nothing is sent while a
     person owns the conversation, and an idle follow-up set before a person took it is dropped
     even once the bot has it back (its idle period starts afresh with the next message the bot
@@ -123,7 +123,7 @@ def window_open(message_timestamp: int | None, now: float) -> bool:
 
 
 def decide_fired(
-    timer: IdleTimerStarted, activity: Activity | None, now: float, has_template: bool
+    timer: TimerScheduled, activity: Activity | None, now: float, has_template: bool
 ) -> FiredDecision:
     """A fired timer stands only if no message came after the one that started it.
 

@@ -98,8 +98,9 @@ class ChangeReceived(Contract):
     received_at: float
 
 
-class IdleTimerStarted(Contract):
-    """A conversation went quiet after ``wamid``; when this message expires the user is idle."""
+class TimerScheduled(Contract):
+    """A timer set after the message ``wamid``: the idle follow-up (when this message expires the
+    user is idle) or, with ``reminder``, a reminder a responder or bot asked for."""
 
     phone_number_id: str
     user: str

@@ -32,7 +32,7 @@ from hiker.conversation.responder import Responder, as_responder
 from hiker.conversation.rulesfile import RuleSource, default_rulebook
 from hiker.conversation.state import Turn
 from hiker.core.actions import AnyAction, Buttons, ListMenu, MarkRead
-from hiker.core.contracts import IdleTimerStarted, MessageReceived, SendMessage
+from hiker.core.contracts import MessageReceived, SendMessage, TimerScheduled
 from hiker.core.keys import Keys
 from hiker.ingress.webhook import route
 from hiker.testing import inbound
@@ -93,7 +93,7 @@ class BotHarness:
         )
         self._commands: list[SendMessage] = []
         # (fires at, order set, timer): a heap, as the wait queues hand timers back.
-        self._waiting: list[tuple[float, int, IdleTimerStarted]] = []
+        self._waiting: list[tuple[float, int, TimerScheduled]] = []
         self._order = itertools.count()
         self._ids = itertools.count(1)
         # The id of the last message the user sent (what a reaction or a quote names).
@@ -270,7 +270,7 @@ class BotHarness:
     async def _send(self, command: SendMessage) -> None:
         self._commands.append(command)
 
-    async def _schedule(self, timer: IdleTimerStarted, delay_seconds: float) -> None:
+    async def _schedule(self, timer: TimerScheduled, delay_seconds: float) -> None:
         heapq.heappush(self._waiting, (self.clock() + delay_seconds, next(self._order), timer))
 
 
