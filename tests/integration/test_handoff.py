@@ -14,11 +14,12 @@ from redis.asyncio import Redis
 from hiker.conversation.app import create_app as create_conversation
 from hiker.conversation.memory import Conversation
 from hiker.conversation.responder import Answer
-from hiker.core.actions import Handoff, Text
+from hiker.core.actions import Text
 from hiker.core.claims import DONE
 from hiker.core.contracts import MessageReceived
 from hiker.core.keys import Keys
 from hiker.core.ownership import OwnershipStore
+from hiker.core.requests import Handoff
 from hiker.core.settings import ConversationSettings, load_settings
 from hiker.tools.simulate import DEFAULT_PHONE_NUMBER_ID as PHONE_NUMBER_ID
 from tests.integration.conftest import Pipeline, PipelineFactory, ServiceProcess

@@ -16,10 +16,11 @@ from hiker.conversation.responder import RuleBookResponder, as_responder
 from hiker.conversation.rules import NumberPolicy
 from hiker.conversation.rulesfile import RuleSource, default_rulebook
 from hiker.conversation.timers import SERVICE_WINDOW_SECONDS
-from hiker.core.actions import Remind, Template, Text
+from hiker.core.actions import Template, Text
 from hiker.core.contracts import MessageReceived, StatusReceived, TimerScheduled
 from hiker.core.errors import PublishFailed, RetryLater
 from hiker.core.keys import Keys
+from hiker.core.requests import Remind
 from tests.fakes import Clock, InMemoryClaims, InMemoryConversations, Published
 
 PNID = "100000000000001"

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from hiker.conversation.rulesfile import RulesFileError, RuleSource, default_rulebook, parse_rules
-from hiker.core.actions import Buttons, Document, Handoff, ListMenu, Reaction, Template, Text
+from hiker.core.actions import Buttons, Document, ListMenu, Reaction, Template, Text
 from hiker.core.contracts import MessageReceived
+from hiker.core.requests import Handoff
 
 BASE = default_rulebook("are you there", 600)
 

@@ -10,8 +10,8 @@ from hiker.conversation.timers import (
     start_timer,
     window_open,
 )
-from hiker.core.actions import Remind
 from hiker.core.ownership import Ownership
+from hiker.core.requests import Remind
 from hiker.core.topology import delay_ms
 
 DAY = SERVICE_WINDOW_SECONDS

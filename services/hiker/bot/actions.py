@@ -16,13 +16,11 @@ from hiker.core.actions import (
     ContactPhone,
     Contacts,
     Document,
-    Handoff,
     Image,
     ListMenu,
     Location,
     Option,
     Reaction,
-    Remind,
     Row,
     Section,
     Sticker,
@@ -30,6 +28,7 @@ from hiker.core.actions import (
     Text,
     Video,
 )
+from hiker.core.requests import Handoff, Remind
 
 __all__ = [
     "Audio",

@@ -34,7 +34,7 @@ from hiker.conversation.rules import Reply
 from hiker.conversation.rulesfile import RuleSource
 from hiker.conversation.state import Recorded, Turn
 from hiker.conversation.timers import start_timer, window_open
-from hiker.core.actions import AnyAction, Handoff, MarkRead, answering
+from hiker.core.actions import AnyAction, MarkRead, answering
 from hiker.core.claims import Claims
 from hiker.core.contracts import (
     MessageEchoed,
@@ -47,6 +47,7 @@ from hiker.core.contracts import (
 )
 from hiker.core.keys import Keys
 from hiker.core.ownership import Ownership
+from hiker.core.requests import Handoff
 
 # Where callers found them before timers and reminders moved out.
 __all__ = [

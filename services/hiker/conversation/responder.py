@@ -33,8 +33,9 @@ from pydantic import BaseModel
 from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.rules import Reply
 from hiker.conversation.rulesfile import RuleSource
-from hiker.core.actions import AnyAction, Handoff, Remind
+from hiker.core.actions import AnyAction
 from hiker.core.contracts import MessageReceived
+from hiker.core.requests import Handoff, Remind
 from hiker.core.settings import ConfigError
 
 

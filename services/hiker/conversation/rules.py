@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hiker.core.actions import AnyAction, Handoff, Template, Text
+from hiker.core.actions import AnyAction, Template, Text
 from hiker.core.contracts import MessageReceived
+from hiker.core.requests import Handoff
 
 Match = Literal["exact", "prefix", "button", "type"]
 # The fields in which ``{rest}`` (the text after a prefix) is filled in.

@@ -29,16 +29,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hiker.conversation.rules import DEFAULT_RULES, NumberPolicy, Rule, RuleBook
-from hiker.core.actions import (
-    ACTIONS_BY_NAME,
-    HANDOFF_MAX_MINUTES,
-    HANDOFF_REASON_MAX,
-    AnyAction,
-    Handoff,
-    InvalidAction,
-    Template,
-    parse_action,
-)
+from hiker.core.actions import ACTIONS_BY_NAME, AnyAction, InvalidAction, Template, parse_action
+from hiker.core.requests import HANDOFF_MAX_MINUTES, HANDOFF_REASON_MAX, Handoff
 from hiker.core.settings import ConfigError
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
-from hiker.core.actions import Remind
 from hiker.core.contracts import TimerScheduled
 from hiker.core.delays import snap_ms
+from hiker.core.requests import Remind
 from hiker.core.topology import delay_ms
 
 # Meta lets a business send free-form messages for 24 hours after the user's last message.

@@ -1,4 +1,6 @@
-"""What a bot can send: one model per kind of WhatsApp message, within Meta's limits.
+"""What a reply sends: one model per kind of WhatsApp message, within Meta's limits, and the
+read receipt (``MarkRead``) that may go before it. What a bot asks of Hiker beside them (a
+reminder, a handoff) is ``core.requests``.
 
 A reply is a list of these actions, sent in order. The same models read the rules file
 (``reply: {buttons: {...}}``), carry a reply on the broker (``SendMessage.actions``, tagged by
@@ -38,11 +40,6 @@ ROW_ID_MAX = 200
 SECTION_TITLE_MAX = 24
 LIST_ROWS_MAX = 10
 CAPTION_MAX = 1024
-# A handoff lasts at most a day (``core.ownership.MAX_HANDOFF_SECONDS``), its reason is short.
-HANDOFF_MAX_MINUTES = 24 * 60
-HANDOFF_REASON_MAX = 200
-# The longest a reminder may wait: beyond a few weeks, a user is better asked by a template.
-REMIND_MAX_SECONDS = 30 * 24 * 3600
 
 
 class _Part(BaseModel):
@@ -231,28 +228,6 @@ class MarkRead(_Part):
     type: Literal["read"] = "read"
     message_id: str = Field(min_length=1)
     typing: bool = False
-
-
-class Remind(_Part):
-    """Not a message: ask to be called back (``on_reminder``) in ``after_seconds``, unless the
-    user writes first (``keep``: even then). Durable: it waits in the broker, not in memory."""
-
-    type: Literal["remind"] = "remind"
-    after_seconds: float = Field(ge=1, le=REMIND_MAX_SECONDS)
-    # Names the reminder (several may wait at once); handed back with ``data``.
-    key: str = Field(min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
-    data: dict[str, Any] = Field(default_factory=dict)
-    keep: bool = False
-
-
-class Handoff(_Part):
-    """Not a message: hand the conversation to a person for ``minutes`` (after the reply's
-    messages are sent). Until then, or until given back, the bot neither answers nor follows
-    up; a person answers through ``hiker api`` (docs/handoff.md)."""
-
-    type: Literal["handoff"] = "handoff"
-    minutes: float = Field(gt=0, le=HANDOFF_MAX_MINUTES)
-    reason: str = Field(default="action", min_length=1, max_length=HANDOFF_REASON_MAX)
 
 
 AnyAction = (
