@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import pytest
 from redis.asyncio import Redis
 
-from hiker.core.claims import DONE, Claim, ClaimLost, ClaimState, ClaimStep, ClaimStore
+from hiker.core.claim_marks import DONE
+from hiker.core.claims import Claim, ClaimLost, ClaimState, ClaimStep, ClaimStore
 from tests.fakes import Clock, FakeStep, InMemoryClaims
 
 pytestmark = pytest.mark.integration

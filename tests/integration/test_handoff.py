@@ -15,7 +15,7 @@ from hiker.conversation.app import create_app as create_conversation
 from hiker.conversation.memory import Conversation
 from hiker.conversation.responder import Answer
 from hiker.core.actions import Text
-from hiker.core.claims import DONE
+from hiker.core.claim_marks import DONE
 from hiker.core.contracts import MessageReceived
 from hiker.core.keys import Keys
 from hiker.core.ownership import OwnershipStore

@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hiker.conversation.state import LATER_ALREADY_RECORDED, ConversationStore
-from hiker.core.claims import GO_NOW, ClaimState, ClaimStore, call_value, lease_value
+from hiker.core.claim_marks import call_value, lease_value
+from hiker.core.claims import GO_NOW, ClaimState, ClaimStore
 from hiker.core.keys import Keys
 from hiker.core.redis_store import RedisClient, connect_redis
 from hiker.sender.pacing import Pacer

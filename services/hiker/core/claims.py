@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,18 +23,21 @@ from typing import Any, Final, Protocol
 
 from redis.commands.core import AsyncScript
 
+from hiker.core.claim_marks import (
+    CALL_PREFIX,
+    CLAIM_PREFIX,
+    DONE,
+    DOUBT_PREFIX,
+    call_value,
+    doubt_value,
+    lease_value,
+    mark_deadline_ms,
+)
 from hiker.core.errors import RetryLater
 from hiker.core.keys import LegacyName
 from hiker.core.redis_store import RedisClient
 
 log = logging.getLogger(__name__)
-
-DONE = b"done"
-CLAIM_PREFIX = b"claim:"
-CALL_PREFIX = b"call:"
-# A call whose caller died, taken over (with a lease) by whoever settles it: until it is settled,
-# a claim finds it busy while that lease runs and in doubt after, never free to redo the work.
-DOUBT_PREFIX = b"doubt:"
 
 # Change the key only while it still holds what this worker put there: after a lease expiry it
 # may belong to someone else.
@@ -211,32 +213,6 @@ async def is_done(redis: RedisClient, key: str, legacy: str | None = None) -> bo
         return False
     raw = value.encode() if isinstance(value, str) else bytes(value)
     return not raw.startswith((CLAIM_PREFIX, CALL_PREFIX, DOUBT_PREFIX))
-
-
-def lease_value() -> bytes:
-    """A fresh claim's value: ``claim:`` and a token of its own."""
-    return CLAIM_PREFIX + secrets.token_hex(8).encode()
-
-
-def call_value(within_seconds: float, claim_value: bytes, now: float) -> bytes:
-    """The mark of an outside call begun ``now`` by the holder of ``claim_value``."""
-    return _marked(CALL_PREFIX, within_seconds, claim_value, now)
-
-
-def doubt_value(within_seconds: float, claim_value: bytes, now: float) -> bytes:
-    """The mark of a call in doubt, taken over ``now`` by the holder of ``claim_value``."""
-    return _marked(DOUBT_PREFIX, within_seconds, claim_value, now)
-
-
-def mark_deadline_ms(mark: bytes) -> int:
-    """When the holder of a call or doubt mark was due to report back (epoch ms)."""
-    return int(mark.split(b":", 2)[1])
-
-
-def _marked(kind: bytes, within_seconds: float, claim_value: bytes, now: float) -> bytes:
-    """``kind`` + the deadline by which its holder reports back + the claim's own token."""
-    deadline_ms = round((now + within_seconds) * 1000)
-    return kind + str(deadline_ms).encode() + b":" + claim_value[len(CLAIM_PREFIX) :]
 
 
 def _step_values(result: Any) -> tuple[int | str | None, ...]:

@@ -18,21 +18,17 @@ from typing import Any
 
 from hiker.conversation.state import LATER_ALREADY_RECORDED, RECORDED_LATEST, Turn
 from hiker.conversation.timers import Activity
-from hiker.core.claims import (
+from hiker.core.claim_marks import (
     CALL_PREFIX,
     CLAIM_PREFIX,
     DONE,
     DOUBT_PREFIX,
-    GO_NOW,
-    Claim,
-    ClaimLost,
-    ClaimState,
-    ClaimStep,
     call_value,
     doubt_value,
     lease_value,
     mark_deadline_ms,
 )
+from hiker.core.claims import GO_NOW, Claim, ClaimLost, ClaimState, ClaimStep
 
 
 class Clock:
