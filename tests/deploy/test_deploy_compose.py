@@ -6,7 +6,6 @@ and its Prometheus and Grafana configuration agree with the services."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from compose_files import COMPOSE_FILE, run_compose, services
 from deploy_support import (
     COMPONENTS,
     COMPOSE,
@@ -24,26 +24,14 @@ from deploy_support import (
     PROMETHEUS,
     REPO,
     RULES_PATH,
-    compose_cli,
     parse_rules_file,
 )
 
 pytestmark = pytest.mark.deploy
 
-COMPOSE_FILE = COMPOSE / "compose.yaml"
 HIKER_SERVICES = (*COMPONENTS, *OPTIONAL_COMPONENTS, "graph-mock")
 # Optional extras, each only under its profile (`docker compose --profile tunnel up`).
 PROFILE_SERVICES = {"tunnel": "tunnel", "tunnel-url": "tunnel", "events": "events"}
-
-
-def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
-    return loaded
-
-
-def services() -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = compose()["services"]
-    return found
 
 
 def test_compose_file_matches_the_compose_specification() -> None:
@@ -380,98 +368,26 @@ def test_the_rules_reload_alert_fires_on_the_first_rejection(promtool: str, tmp_
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _run_compose(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Compose as a newcomer runs it: in deploy/compose, on the example .env, with none of the
-    caller's variables but those given (the shell wins over .env)."""
-    clean = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
-    return subprocess.run(
-        [*compose_cli(), "--env-file", ".env.example", *args],
-        cwd=COMPOSE,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     "profile",
     [[], ["--profile", "tunnel"], ["--profile", "events"]],
     ids=["default", "tunnel", "events"],
 )
 def test_compose_with_the_example_env_prints_no_warning(profile: list[str]) -> None:
-    result = _run_compose(*profile, "config", "--quiet")
+    result = run_compose(*profile, "config", "--quiet")
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", result.stderr
 
 
 def test_a_static_ngrok_domain_still_becomes_the_url_flag() -> None:
-    result = _run_compose("--profile", "tunnel", "config", "--format", "json")
+    result = run_compose("--profile", "tunnel", "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     unset = json.loads(result.stdout)["services"]["tunnel"]["command"]
     assert unset == ["http", "ingress:8080", "--log", "stdout"]
-    result = _run_compose(
+    result = run_compose(
         "--profile", "tunnel", "config", "--format", "json", NGROK_DOMAIN="me.ngrok.example"
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["services"]["tunnel"]["command"][-1] == (
         "--url=me.ngrok.example"
     )
-
-
-STANDINS = COMPOSE / "standins" / "compose.standins.yaml"
-
-
-class _OverrideLoader(yaml.SafeLoader):
-    """Reads compose's `!override` tag as the plain value it wraps."""
-
-
-_OverrideLoader.add_constructor(
-    "!override",
-    lambda loader, node: loader.construct_sequence(node),  # type: ignore[arg-type]
-)
-
-
-def _container_ports(ports: list[str]) -> list[str]:
-    return sorted(p.rsplit(":", 1)[-1] for p in ports)
-
-
-def test_the_standin_override_swaps_only_images_and_host_ports() -> None:
-    override = yaml.load(STANDINS.read_text(), Loader=_OverrideLoader)["services"]
-    real = services()
-    assert set(override) <= set(real)
-    swapped = {name for name, service in override.items() if "image" in service}
-    # What has no registry to come from: the rest is built from this repository (Hiker) or not
-    # started (Grafana).
-    assert swapped == {"rabbitmq", "redis", "postgres", "prometheus"}
-    for name, service in override.items():
-        assert set(service) <= {"image", "ports"}, f"{name}: {set(service)}"
-        if "image" in service:
-            assert service["image"].startswith("hiker-standin/"), service["image"]
-        if "ports" in service:
-            # The same container ports, on other host ports (the local services hold the real
-            # ones), still on loopback only.
-            assert _container_ports(service["ports"]) == _container_ports(real[name]["ports"])
-            for port in service["ports"]:
-                assert port.startswith("127.0.0.1:"), port
-                assert port.split(":")[1] != port.rsplit(":", 1)[-1], port
-
-
-def test_the_standin_override_replaces_the_host_ports_rather_than_adding_to_them() -> None:
-    result = _run_compose("-f", "compose.yaml", "-f", str(STANDINS), "config", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == "", result.stderr
-    merged = json.loads(result.stdout)["services"]
-    published = {
-        name: sorted(str(p["published"]) for p in service.get("ports", []))
-        for name, service in merged.items()
-    }
-    assert published["rabbitmq"] == ["25772", "25773"]
-    assert published["redis"] == ["25779"]
-    assert published["ingress"] == ["25780"]
-    assert published["prometheus"] == ["25790"]
-    assert published["api"] == ["25781"]
-    assert merged["postgres"]["image"] == "hiker-standin/postgres:bookworm"
-    assert merged["rabbitmq"]["image"] == "hiker-standin/rabbitmq:bookworm"
-    assert merged["conversation"]["image"] == "hiker:dev"
