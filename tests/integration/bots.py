@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from hiker.bot import Conversation, Remind, Reminder, Text
-from hiker.conversation.rulesfile import RuleSource
+from hiker.conversation.rulesource import RuleSource
 from hiker.core.contracts import MessageReceived
 
 

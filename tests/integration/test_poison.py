@@ -17,7 +17,7 @@ import pytest
 
 from hiker.conversation.memory import Conversation
 from hiker.conversation.responder import Answer, RuleBookResponder
-from hiker.conversation.rulesfile import RuleSource
+from hiker.conversation.rulesource import RuleSource
 from hiker.core import topology
 from hiker.core.broker import Broker
 from hiker.core.bundles import BUNDLE_HEADER

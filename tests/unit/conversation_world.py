@@ -14,7 +14,8 @@ from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import RuleBookResponder, as_responder
 from hiker.conversation.rules import NumberPolicy
-from hiker.conversation.rulesfile import RuleSource, default_rulebook
+from hiker.conversation.rulesfile import default_rulebook
+from hiker.conversation.rulesource import RuleSource
 from hiker.core.actions import Text
 from hiker.core.contracts import MessageReceived, TimerScheduled
 from hiker.core.keys import Keys

@@ -14,7 +14,8 @@ from hiker.conversation.responder import (
     load_responder,
 )
 from hiker.conversation.rules import Reply
-from hiker.conversation.rulesfile import RuleSource, default_rulebook
+from hiker.conversation.rulesfile import default_rulebook
+from hiker.conversation.rulesource import RuleSource
 from hiker.conversation.state import Turn
 from hiker.core.actions import Text
 from hiker.core.contracts import MessageReceived

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from hiker.conversation.rulesfile import RulesFileError, RuleSource, default_rulebook, parse_rules
+from hiker.conversation.rulesfile import RulesFileError, default_rulebook, parse_rules
+from hiker.conversation.rulesource import RuleSource
 from hiker.core.actions import Buttons, Document, ListMenu, Reaction, Template, Text
 from hiker.core.contracts import MessageReceived
 from hiker.core.requests import Handoff

@@ -32,7 +32,8 @@ from hiker.conversation.responder import (
     decided,
 )
 from hiker.conversation.rules import Reply
-from hiker.conversation.rulesfile import RuleSource, default_rulebook
+from hiker.conversation.rulesfile import default_rulebook
+from hiker.conversation.rulesource import RuleSource
 from hiker.core.contracts import MessageReceived
 from hiker.core.media import MediaSource
 from hiker.core.settings import ConfigError

@@ -24,7 +24,8 @@ from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.outbox import ConversationOutbox
 from hiker.conversation.responder import RuleBookResponder, as_responder, load_responder
-from hiker.conversation.rulesfile import RuleSource, default_rulebook
+from hiker.conversation.rulesfile import default_rulebook
+from hiker.conversation.rulesource import RuleSource
 from hiker.conversation.state import ConversationStore
 from hiker.core import kernel, topology
 from hiker.core.broker import Broker

@@ -12,7 +12,7 @@ from hiker.conversation.answering import Answering, Conversations, PublishComman
 from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import RemindedResponder
-from hiker.conversation.rulesfile import RuleSource
+from hiker.conversation.rulesource import RuleSource
 from hiker.conversation.state import Recorded
 from hiker.conversation.timers import (
     FiredDecision,

@@ -31,7 +31,7 @@ from hiker.conversation.memory import Conversation
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import Responder, reminded
 from hiker.conversation.rules import Reply
-from hiker.conversation.rulesfile import RuleSource
+from hiker.conversation.rulesource import RuleSource
 from hiker.conversation.state import Recorded, Turn
 from hiker.conversation.timers import start_timer, window_open
 from hiker.core.actions import AnyAction, MarkRead, answering

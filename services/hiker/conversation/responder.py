@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.rules import Reply
-from hiker.conversation.rulesfile import RuleSource
+from hiker.conversation.rulesource import RuleSource
 from hiker.core.actions import AnyAction
 from hiker.core.contracts import MessageReceived
 from hiker.core.requests import Handoff, Remind

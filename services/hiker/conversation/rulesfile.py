@@ -19,9 +19,7 @@ numbers:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -226,62 +224,3 @@ def _line_of(node: Any, loc: tuple[int | str, ...]) -> int:
             return line
         line = node.start_mark.line + 1
     return line
-
-
-class RuleSource:
-    """The current RuleBook: from the rules file when there is one, reloaded when it changes.
-
-    An invalid file at start stops the service (RulesFileError); an invalid edit later is logged
-    and counted, and the last good rules stay in force.
-    """
-
-    def __init__(
-        self,
-        base: RuleBook,
-        path: Path | None = None,
-        on_reload: Callable[[str], None] | None = None,
-    ) -> None:
-        self._base = base
-        self._path = path
-        self._on_reload = on_reload or (lambda _outcome: None)
-        self._stamp: tuple[int, int] | None = None
-        self.current = base
-        if path is not None:
-            self._stamp = self._stat()
-            self.current = load_rules_file(path, base)
-
-    def _stat(self) -> tuple[int, int] | None:
-        assert self._path is not None
-        try:
-            stat = self._path.stat()
-        except OSError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
-
-    def reload_if_changed(self) -> bool:
-        """Load the file again if it changed since last time; True when new rules are in force."""
-        if self._path is None:
-            return False
-        stamp = self._stat()
-        if stamp == self._stamp:
-            return False
-        self._stamp = stamp
-        try:
-            self.current = load_rules_file(self._path, self._base)
-        except RulesFileError as exc:
-            log.error(
-                "rules file change rejected; previous rules stay", extra={"problems": str(exc)}
-            )
-            self._on_reload("rejected")
-            return False
-        log.info(
-            "rules reloaded", extra={"path": str(self._path), "rules": len(self.current.rules)}
-        )
-        self._on_reload("applied")
-        return True
-
-    async def watch(self, interval_seconds: float) -> None:
-        """Poll for changes (works on ConfigMap volumes, whose files change by symlink swap)."""
-        while True:
-            await asyncio.sleep(interval_seconds)
-            self.reload_if_changed()

@@ -29,7 +29,8 @@ from hiker.bot.routing import Bot
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import Responder, as_responder
-from hiker.conversation.rulesfile import RuleSource, default_rulebook
+from hiker.conversation.rulesfile import default_rulebook
+from hiker.conversation.rulesource import RuleSource
 from hiker.conversation.state import Turn
 from hiker.core.actions import AnyAction, Buttons, ListMenu, MarkRead
 from hiker.core.contracts import MessageReceived, SendMessage, TimerScheduled
