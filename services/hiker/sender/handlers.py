@@ -35,6 +35,7 @@ from hiker.core.contracts import MessageSent, ParkedHeaders, SendMessage, SendPa
 from hiker.core.delays import snap_ms
 from hiker.core.errors import RetryLater, Unavailable, classify
 from hiker.core.keys import Keys
+from hiker.core.retrying import Backoff
 from hiker.sender.graph import GraphCall
 from hiker.sender.metrics import SenderMetrics
 from hiker.sender.pacing import Paced
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 
 # A typing indicator lasts this long, and a receipt means nothing much later: older, dropped.
 RECEIPT_USEFUL_SECONDS = 25.0
-# How long the bookkeeping after a Graph call pauses, at most, between tries.
+# How long the bookkeeping after a Graph call pauses between tries: first, and at most.
+_SETTLE_PAUSE_FIRST_SECONDS = 0.05
 _SETTLE_PAUSE_MAX_SECONDS = 2.0
 # What a claim holds once a receipt was dropped: done, so a redelivery drops it too.
 _DROPPED = b"dropped"
@@ -327,8 +329,7 @@ class SendHandler:
         self, step: Callable[[], Awaitable[None]], what: str, claim: Claim
     ) -> None:
         """Run ``step`` until it succeeds, pausing while a dependency refuses it."""
-        pause = 0.05
-        failures = 0
+        backoff = Backoff(_SETTLE_PAUSE_FIRST_SECONDS, _SETTLE_PAUSE_MAX_SECONDS, self._random)
         while True:
             try:
                 await step()
@@ -337,8 +338,7 @@ class SendHandler:
                 verdict = classify(exc)
                 if not isinstance(verdict, Unavailable):
                     raise
-                failures += 1
-                if failures == 1:  # the consumers' gate reports the outage itself
+                if backoff.attempt == 0:  # the consumers' gate reports the outage itself
                     log.warning(
                         "%s failed; retrying until it goes through",
                         what,
@@ -348,8 +348,7 @@ class SendHandler:
                             "error_class": verdict.error_class,
                         },
                     )
-            await asyncio.sleep(pause * (0.5 + self._random()))
-            pause = min(pause * 2, _SETTLE_PAUSE_MAX_SECONDS)
+            await asyncio.sleep(backoff.next_delay())
 
     async def _park_in_doubt(self, command: SendMessage, index: int, attempt: int) -> ParkedHeaders:
         """A sender died during this action's Graph call: it may or may not have been sent.
