@@ -138,7 +138,7 @@ class ConversationMetrics:
         # Zero-valued series from the start: increase() and alerts then see a pod's first event.
         for status in ("sent", "delivered", "read", "played", "failed"):
             self.statuses.labels(status)
-        # Meta's codes operators watch for (see the README's troubleshooting table).
+        # Meta's codes operators watch for (docs/troubleshooting.md).
         for code in ("131000", "131026", "131047", "131049", "131051", "130472"):
             self.webhook_errors.labels(code)
         for outcome in ("applied", "rejected"):

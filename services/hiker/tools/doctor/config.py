@@ -51,7 +51,7 @@ def config_findings(
                     Status.FAIL,
                     str(exc).removeprefix("configuration error: "),
                     "set the named variables in the service's environment "
-                    "(README, Configuration); never commit secrets",
+                    "(docs/configuration.md); never commit secrets",
                 )
             )
         else:
