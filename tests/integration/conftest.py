@@ -98,6 +98,20 @@ class Pipeline:
             await asyncio.sleep(0.05)
         raise AssertionError(f"expected {count} messages to {to}, got {await self.texts(to)}")
 
+    async def upload_media(self, data: bytes) -> str:
+        """Upload a JPEG to the Graph mock as a business would; its media id."""
+        form = aiohttp.FormData()
+        form.add_field("messaging_product", "whatsapp")
+        form.add_field("type", "image/jpeg")
+        form.add_field("file", data, filename="p.jpg", content_type="image/jpeg")
+        async with self.session.post(
+            self.url("graph", f"/v23.0/{PHONE_NUMBER_ID}/media"),
+            data=form,
+            headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+        ) as response:
+            assert response.status == 200
+            return str((await response.json())["id"])
+
     async def script_faults(self, to: str, *responses: dict[str, Any]) -> None:
         body = {"to": to, "responses": list(responses)}
         async with self.session.post(self.url("graph", "/_mock/faults"), json=body) as r:

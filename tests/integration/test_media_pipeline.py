@@ -7,13 +7,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from hiker.bot import Bot, Conversation, MediaError, Message, Text, filters
 from hiker.testing.inbound import sha256_of
 from hiker.tools.simulate import image_message, messages_change, webhook_body
-from tests.integration.conftest import ACCESS_TOKEN, PHONE_NUMBER_ID, Pipeline, PipelineFactory
+from tests.integration.conftest import PHONE_NUMBER_ID, Pipeline, PipelineFactory
 
 pytestmark = pytest.mark.integration
 
@@ -28,20 +27,6 @@ async def weigh(msg: Message, conv: Conversation) -> Any:
     except MediaError as exc:
         return Text(body=f"cannot open it: {type(exc).__name__}")
     return Text(body=f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()[:12]}")
-
-
-async def upload(pipeline: Pipeline, data: bytes) -> str:
-    form = aiohttp.FormData()
-    form.add_field("messaging_product", "whatsapp")
-    form.add_field("type", "image/jpeg")
-    form.add_field("file", data, filename="p.jpg", content_type="image/jpeg")
-    async with pipeline.session.post(
-        pipeline.url("graph", f"/v23.0/{PHONE_NUMBER_ID}/media"),
-        data=form,
-        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
-    ) as response:
-        assert response.status == 200
-        return str((await response.json())["id"])
 
 
 async def send_photo(pipeline: Pipeline, user: str, media_id: str, data: bytes) -> None:
@@ -61,13 +46,13 @@ async def test_a_bot_downloads_a_photo_through_graph_into_the_media_store(
     )
     photo = b"\xff\xd8\xff" + b"jpeg" * 500
     user = "15550600001"
-    await send_photo(pipeline, user, await upload(pipeline, photo), photo)
+    await send_photo(pipeline, user, await pipeline.upload_media(photo), photo)
 
     digest = hashlib.sha256(photo).hexdigest()
     assert await pipeline.wait_for_texts(user, 1) == [f"2003 bytes, sha256 {digest[:12]}"]
     assert (tmp_path / "media" / "sha256" / digest).read_bytes() == photo
 
-    expired = await upload(pipeline, b"an old photo")
+    expired = await pipeline.upload_media(b"an old photo")
     async with pipeline.session.post(pipeline.url("graph", f"/_mock/media/{expired}/expire")):
         pass
     await send_photo(pipeline, user, expired, b"an old photo")

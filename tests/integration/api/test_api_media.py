@@ -8,7 +8,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from hiker.api.media import KEEPER
@@ -16,27 +15,13 @@ from hiker.testing.inbound import sha256_of
 from hiker.tools.simulate import image_message, messages_change, webhook_body
 from tests.integration.api.conftest import API_TOKEN, start_api
 from tests.integration.api.test_api_http import contract_of, eventually, history
-from tests.integration.conftest import ACCESS_TOKEN, PHONE_NUMBER_ID, Pipeline, PipelineFactory
+from tests.integration.conftest import PHONE_NUMBER_ID, Pipeline, PipelineFactory
 
 pytestmark = pytest.mark.integration
 
 PHOTO = b"\xff\xd8\xff" + b"a photo" * 300
 OTHER_READER = "other-reader-0123456789abcdef"
 TOKENS = f"{API_TOKEN}:admin, {OTHER_READER}:read@100000000000009"
-
-
-async def upload(pipeline: Pipeline, data: bytes) -> str:
-    form = aiohttp.FormData()
-    form.add_field("messaging_product", "whatsapp")
-    form.add_field("type", "image/jpeg")
-    form.add_field("file", data, filename="p.jpg", content_type="image/jpeg")
-    async with pipeline.session.post(
-        pipeline.url("graph", f"/v23.0/{PHONE_NUMBER_ID}/media"),
-        data=form,
-        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
-    ) as response:
-        assert response.status == 200
-        return str((await response.json())["id"])
 
 
 async def get(pipeline: Pipeline, url: str, token: str) -> tuple[int, str, bytes]:
@@ -60,7 +45,7 @@ async def test_inbound_media_are_kept_served_and_forgotten_after_retention(
     )
     contract = await contract_of(pipeline, api)
     user = "15550007001"
-    media_id = await upload(pipeline, PHOTO)
+    media_id = await pipeline.upload_media(PHOTO)
     photo = image_message(user)
     photo["image"].update(id=media_id, sha256=sha256_of(PHOTO))
     body = webhook_body(messages_change([photo], phone_number_id=PHONE_NUMBER_ID))
