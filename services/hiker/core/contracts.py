@@ -74,6 +74,10 @@ class StatusReceived(Contract):
     timestamp: int | None = None
     errors: tuple[StatusError, ...] = ()
     received_at: float
+    # What the send put in ``biz_opaque_callback_data``: Hiker's send id, the action's own
+    # idempotency key (``SendMessage.action_key``), so a status joins its send even when it
+    # arrives before Graph's answer was recorded.
+    biz_opaque_callback_data: str | None = None
 
 
 class WebhookErrorReceived(Contract):

@@ -6,6 +6,7 @@ One module per service's settings; what they share (the broker, Redis, the secre
 reading the environment) is ``base``.
 """
 
+from hiker.core.settings.ai import AISettings
 from hiker.core.settings.api import DEFAULT_DATABASE_URL, ApiSettings
 from hiker.core.settings.base import (
     ENV_PREFIX,
@@ -29,6 +30,7 @@ from hiker.core.settings.graph import (
 from hiker.core.settings.ingress import IngressSettings, parse_secret_list
 
 __all__ = [
+    "AISettings",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_MEDIA_FOLDER",
     "ENV_PREFIX",

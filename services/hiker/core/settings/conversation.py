@@ -10,6 +10,7 @@ from pydantic import (
     model_validator,
 )
 
+from hiker.core.settings.ai import AISettings
 from hiker.core.settings.graph import MediaSettings
 
 # The share of the claim lease a responder may take when no timeout of its own is set: what is
@@ -17,7 +18,7 @@ from hiker.core.settings.graph import MediaSettings
 RESPONDER_SHARE_OF_LEASE = 2 / 3
 
 
-class ConversationSettings(MediaSettings):
+class ConversationSettings(MediaSettings, AISettings):
     metrics_port: int = Field(default=9102, ge=1, le=65535)
     idle_timeout_seconds: float = Field(default=600.0, gt=0)
     followup_text: str = Field(default="are you there", min_length=1)
