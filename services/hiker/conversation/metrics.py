@@ -6,6 +6,8 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from hiker.conversation.ai.metrics import AIMetrics
+
 MESSAGE_TYPES: Final = (
     "text",
     "image",
@@ -135,6 +137,7 @@ class ConversationMetrics:
             "Idle timers waiting in the wait queue (sampled from the broker).",
             registry=registry,
         )
+        self.ai = AIMetrics(registry)
         # Zero-valued series from the start: increase() and alerts then see a pod's first event.
         for status in ("sent", "delivered", "read", "played", "failed"):
             self.statuses.labels(status)
