@@ -393,19 +393,16 @@ def _remind(arguments: Mapping[str, Any], _: ToolContext, effects: Effects) -> s
     minutes = arguments.get("after_minutes")
     if isinstance(minutes, bool) or not isinstance(minutes, int | float):
         raise ToolError("after_minutes: a number of minutes is required")
-    note = _text(arguments, "note")
-    keep = arguments.get("keep", False) is True
-    try:
-        remind = Remind(
-            after_seconds=float(minutes) * 60,
-            key=f"{REMINDER_KEY}:{len(effects.reminders) + 1}",
-            data={"note": note},
-            keep=keep,
-        )
-    except ValidationError:
+    if not 1 <= minutes <= REMIND_MAX_SECONDS // 60:
         raise ToolError(
             f"after_minutes: between 1 and {REMIND_MAX_SECONDS // 60} minutes, not {minutes}"
-        ) from None
+        )
+    remind = Remind(
+        after_seconds=float(minutes) * 60,
+        key=f"{REMINDER_KEY}:{len(effects.reminders) + 1}",
+        data={"note": _text(arguments, "note")},
+        keep=arguments.get("keep", False) is True,
+    )
     effects.reminders.append(remind)
     return f"Reminder set: in {minutes:g} minutes you will be asked to follow up on the note."
 
