@@ -23,7 +23,8 @@ from hiker.bot.ai import BotAI
 from hiker.bot.filters import Filter
 from hiker.bot.messages import Message
 from hiker.bot.reading import message_of
-from hiker.conversation.ai.tools import BUILTIN_NAMES, FunctionTool
+from hiker.conversation.ai.functions import FunctionTool
+from hiker.conversation.ai.tools import BUILTIN_NAMES
 from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.responder import (
     RESPONDER_RULE,
