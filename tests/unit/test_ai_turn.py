@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hiker.conversation.ai.tools import REMINDER_KEY, is_ai_reminder
 from hiker.conversation.ai.turn import (
@@ -319,3 +321,20 @@ def test_a_long_text_is_split_within_metas_limit() -> None:
 
 def _buttons(body: str, *titles: str) -> dict[str, Any]:
     return {"body": body, "options": [{"id": t, "title": t} for t in titles]}
+
+
+@given(st.text(alphabet=st.sampled_from("ab \n"), max_size=400), st.integers(10, 60))
+def test_split_text_keeps_every_word_within_the_limit(text: str, limit: int) -> None:
+    parts = split_text(text, limit)
+    assert all(0 < len(part) <= limit for part in parts)
+    # Nothing but the whitespace at a cut is lost, and nothing moves.
+    assert "".join(parts).replace(" ", "").replace("\n", "") == text.replace(" ", "").replace(
+        "\n", ""
+    )
+
+
+async def test_a_fake_model_out_of_answers_says_so() -> None:
+    model = FakeModel("one")
+    await TurnRunner(model).run(turn_of("a"))
+    with pytest.raises(AssertionError, match="call 2 has no scripted answer left"):
+        await TurnRunner(model).run(turn_of("b"))
