@@ -103,6 +103,13 @@ def test_a_tool_named_like_another_or_not_as_openai_allows_is_refused() -> None:
 
     with pytest.raises(TypeError, match="letters, digits"):
         bot.tool(name="look up")(lambda: None)
+    with pytest.raises(TypeError, match="starts with _"):
+        bot.tool(name="hidden")(lambda _hidden: None)
+    with pytest.raises(TypeError, match="cannot read its type hints"):
+
+        @bot.tool
+        async def unknown(order: Order) -> None: ...  # type: ignore[name-defined]  # noqa: F821
+
     with pytest.raises(TypeError, match="passable by name"):
 
         @bot.tool

@@ -31,6 +31,8 @@ PERSON_NOTE: Final = (
 )
 # What a message that is not text is called, where its type's name would not say it.
 _LABELS: Final = {"audio": "audio", "interactive": "choice", "button": "choice", "list": "list"}
+# Kinds whose text is what the user said or chose: a text, a tapped button's or row's title.
+_AS_SAID: Final = ("text", "interactive", "button")
 # The file name ``/audio/transcriptions`` is given: servers take the format from its extension.
 _AUDIO_EXTENSIONS: Final = {
     "audio/ogg": "ogg",
@@ -64,7 +66,8 @@ def history_messages(history: Sequence[Turn]) -> list[ChatMessage]:
     business's as ``assistant`` messages, a person's marked ``[person]``."""
     messages: list[ChatMessage] = []
     for turn in history:
-        text = turn.text if turn.type == "text" and turn.text else marker(turn.type, turn.text)
+        plain = turn.type in _AS_SAID and turn.text
+        text = turn.text if plain else marker(turn.type, turn.text)
         if turn.direction == "in":
             messages.append({"role": "user", "content": text})
         elif is_person(turn):

@@ -59,15 +59,20 @@ class FunctionTool:
                 raise TypeError(
                     f"tool {self._name}: parameter {parameter.name} must be passable by name"
                 )
+            if parameter.name.startswith("_"):
+                raise TypeError(f"tool {self._name}: parameter {parameter.name} starts with _")
             hint = hints.get(parameter.name, Any)
             if hint is ToolContext:
                 self._context_parameter = parameter.name
                 continue
             default = ... if parameter.default is parameter.empty else parameter.default
             fields[parameter.name] = (hint, default)
-        return create_model(
-            f"{self._name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
-        )
+        try:
+            return create_model(
+                f"{self._name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
+            )
+        except Exception as exc:  # pydantic's own errors: a field name it will not take...
+            raise TypeError(f"tool {self._name}: its parameters make no schema ({exc})") from None
 
     def parameters(self) -> dict[str, Any]:
         """The JSON schema of the arguments, as the model is told it."""
