@@ -10,10 +10,18 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from hiker.bot import AINotConfigured, Bot, Conversation, Message, Text, ToolContext, filters
+from hiker.bot import (
+    AINotConfigured,
+    Bot,
+    Conversation,
+    Message,
+    Reminder,
+    Text,
+    ToolContext,
+    filters,
+)
 from hiker.conversation.ai.turn import TurnResult, TurnRunner
 from hiker.core.actions import Buttons, Option
-from hiker.core.contracts import MessageReceived
 from hiker.core.requests import Handoff
 from hiker.testing import BotHarness, FakeModel, calls_tool, calls_tools
 
@@ -235,10 +243,10 @@ async def test_without_a_model_bot_ai_says_how_to_configure_one() -> None:
 
 async def test_the_seam_conversation_attaches_a_runner_and_hears_each_result() -> None:
     bot = shop()
-    heard: list[tuple[str, TurnResult]] = []
+    heard: list[tuple[str, str, TurnResult]] = []
 
-    async def on_result(event: MessageReceived, result: TurnResult) -> None:
-        heard.append((event.wamid, result))
+    async def on_result(phone_number_id: str, user: str, result: TurnResult) -> None:
+        heard.append((phone_number_id, user, result))
 
     model = FakeModel("Hi!")
     bot.ai.attach(
@@ -247,8 +255,8 @@ async def test_the_seam_conversation_attaches_a_runner_and_hears_each_result() -
     assert bot.ai.configured
     async with BotHarness(bot) as chat:  # no model of its own: the attached runner answers
         assert await chat.send("shoes") == [Text(body="Hi!")]
-    [(wamid, result)] = heard
-    assert wamid == chat.last_id
+    [(phone_number_id, user, result)] = heard
+    assert (phone_number_id, user) == (chat.phone_number_id, chat.user)
     assert result.calls == 1
     assert result.usage.total_tokens > 0
     bot.ai.detach()
@@ -265,3 +273,30 @@ async def test_a_harness_leaves_the_bot_without_its_model() -> None:
 def test_answer_returns_what_a_handler_returns() -> None:
     result = TurnResult(text="Bye", handoff=Handoff(minutes=5, reason="r"))
     assert result.reply_actions() == [Text(body="Bye")]
+
+
+async def test_a_reminder_the_model_set_comes_back_to_the_model_with_its_note() -> None:
+    bot = shop()
+    caught: list[str] = []
+
+    @bot.on_reminder()
+    async def everything_else(reminder: Reminder, conv: Conversation) -> Any:
+        caught.append(reminder.key)
+        return None
+
+    model = FakeModel(
+        calls_tool("remind", after_minutes=60, note="ask if size 42 fitted"),
+        "I'll check in an hour.",
+        "Did the size 42 fit?",
+    )
+    async with BotHarness(bot, model=model, idle_timeout_seconds=6 * 3600) as chat:
+        assert await chat.send("shoes in 42") == [Text(body="I'll check in an hour.")]
+        assert chat.waiting[0][1] == "ai:1"
+        assert await chat.advance(minutes=59) == []
+        assert await chat.advance(minutes=2) == [Text(body="Did the size 42 fit?")]
+
+    follow_up = model.requests[2]
+    assert "Your note: ask if size 42 fitted" in follow_up.contents("system")[-1]
+    assert follow_up.contents("user") == ["shoes in 42"]
+    assert follow_up.contents("assistant") == ["I'll check in an hour."]
+    assert caught == []  # the bot's catch-all reminder handler never sees the model's own

@@ -25,16 +25,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from hiker.bot.messages import Message
-from hiker.conversation.ai.turn import TurnInput, TurnResult, TurnRunner
-from hiker.conversation.memory import Conversation
+from hiker.conversation.ai.turn import TurnInput, TurnResult, TurnRunner, follow_up_input
+from hiker.conversation.memory import Conversation, Reminder
 from hiker.core.actions import AnyAction
 from hiker.core.contracts import MessageReceived
 from hiker.core.media import MediaSource
 from hiker.core.requests import Handoff, Remind
 
 # Told what a handler's turn cost and produced (the engine counts tokens against the budget,
-# keeps transcripts in the history): the message answered and the result.
-OnResult = Callable[[MessageReceived, TurnResult], Awaitable[None]]
+# keeps transcripts in the history): whose conversation (phone number id, user) and the result.
+OnResult = Callable[[str, str, TurnResult], Awaitable[None]]
 
 
 class AINotConfigured(RuntimeError):
@@ -75,16 +75,19 @@ class BotAI:
         """Whether ``answer`` can call a model here."""
         return self._attached is not None
 
-    async def run(
-        self, msg: Message, conv: Conversation, *, extra_context: str | None = None
-    ) -> TurnResult:
-        """The model's whole answer to ``msg``: text, actions, reminders, handoff, usage."""
-        attached = self._attached
-        if attached is None:
+    def _using(self) -> _Attached:
+        if self._attached is None:
             raise AINotConfigured(
                 "bot.ai needs a model: set HIKER_AI_BASE_URL and HIKER_AI_MODEL for the "
                 "conversation service (in tests: BotHarness(bot, model=FakeModel(...)))"
             )
+        return self._attached
+
+    async def run(
+        self, msg: Message, conv: Conversation, *, extra_context: str | None = None
+    ) -> TurnResult:
+        """The model's whole answer to ``msg``: text, actions, reminders, handoff, usage."""
+        attached = self._using()
         event = _event(msg)
         history = []
         if attached.history_turns > 0:
@@ -101,7 +104,7 @@ class BotAI:
             )
         )
         if attached.on_result is not None:
-            await attached.on_result(event, result)
+            await attached.on_result(conv.phone_number_id, conv.user, result)
         return result
 
     async def answer(
@@ -112,11 +115,29 @@ class BotAI:
 
         Raises ``AINotConfigured`` without a model; ``ModelUnavailable`` (the model is
         away: the message is retried, as for any handler that raises)."""
-        result = await self.run(msg, conv, extra_context=extra_context)
-        answer: list[AnyAction | Remind | Handoff] = [*result.reply_actions(), *result.reminders]
-        if result.handoff is not None:
-            answer.append(result.handoff)
-        return answer
+        return _answer(await self.run(msg, conv, extra_context=extra_context))
+
+    async def follow_up(
+        self, reminder: Reminder, conv: Conversation
+    ) -> list[AnyAction | Remind | Handoff]:
+        """The model's answer to a reminder it set (``remind``) coming due: it is told its
+        note and the history, and writes to the user. ``Bot`` calls this for the reminders
+        ``is_ai_reminder`` names."""
+        attached = self._using()
+        history = await conv.history(limit=attached.history_turns)
+        note = str(reminder.data.get("note", ""))
+        asked = follow_up_input(attached.system_prompt, history, note)
+        result = await attached.runner.run(asked)
+        if attached.on_result is not None:
+            await attached.on_result(conv.phone_number_id, conv.user, result)
+        return _answer(result)
+
+
+def _answer(result: TurnResult) -> list[AnyAction | Remind | Handoff]:
+    answer: list[AnyAction | Remind | Handoff] = [*result.reply_actions(), *result.reminders]
+    if result.handoff is not None:
+        answer.append(result.handoff)
+    return answer
 
 
 def _event(msg: Message) -> MessageReceived:

@@ -24,7 +24,7 @@ from hiker.bot.filters import Filter
 from hiker.bot.messages import Message
 from hiker.bot.reading import message_of
 from hiker.conversation.ai.functions import FunctionTool
-from hiker.conversation.ai.tools import BUILTIN_NAMES
+from hiker.conversation.ai.tools import BUILTIN_NAMES, is_ai_reminder
 from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.responder import (
     RESPONDER_RULE,
@@ -207,7 +207,10 @@ class Bot:
         return await rules.respond(message, conversation) if rules is not None else None
 
     async def answer_reminder(self, reminder: Reminder, conversation: Conversation) -> Answer:
-        """``reminder`` answered by the handler of its key (None when it has none)."""
+        """``reminder`` answered by the handler of its key (None when it has none); one the
+        model set (``remind``), by the model."""
+        if is_ai_reminder(reminder.key) and self.ai.configured:
+            return _labelled("ai", await self.ai.follow_up(reminder, conversation))
         for key, handler in self._reminders:
             if key is None or key == reminder.key:
                 name = getattr(handler, "__name__", "reminder")

@@ -294,6 +294,20 @@ def split_text(text: str, limit: int = TEXT_MAX) -> list[str]:
     return [*parts, rest] if rest else parts
 
 
+def follow_up_input(system_prompt: str | None, history: Sequence[Turn], note: str) -> TurnInput:
+    """The turn of a reminder the model set (``remind``) coming due: no new message, the
+    history, and the model's own note of what to follow up on."""
+    return TurnInput(
+        system_prompt,
+        history,
+        [],
+        extra_context=(
+            "A reminder you set earlier has come due; the user has not written since. Your note: "
+            f"{note}\nWrite to the user now to follow up on it, briefly."
+        ),
+    )
+
+
 def build_turn_runner(
     client: ModelClient,
     settings: AISettings,
