@@ -56,7 +56,8 @@ class ToolError(Exception):
 @dataclass(frozen=True)
 class ToolContext:
     """Whose turn a tool is called in. A ``@bot.tool`` function gets it by declaring a
-    parameter of this type (left out of the schema the model sees)."""
+    parameter of this type (left out of the schema the model sees). All None in the turn of
+    a reminder coming due, which answers no message."""
 
     phone_number_id: str | None
     user: str | None
