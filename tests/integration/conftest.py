@@ -98,12 +98,14 @@ class Pipeline:
             await asyncio.sleep(0.05)
         raise AssertionError(f"expected {count} messages to {to}, got {await self.texts(to)}")
 
-    async def upload_media(self, data: bytes) -> str:
-        """Upload a JPEG to the Graph mock as a business would; its media id."""
+    async def upload_media(self, data: bytes, content_type: str = "image/jpeg") -> str:
+        """Upload a medium (a JPEG unless told) to the Graph mock as a business would; its
+        media id."""
         form = aiohttp.FormData()
         form.add_field("messaging_product", "whatsapp")
-        form.add_field("type", "image/jpeg")
-        form.add_field("file", data, filename="p.jpg", content_type="image/jpeg")
+        form.add_field("type", content_type)
+        extension = "jpg" if content_type == "image/jpeg" else content_type.split("/")[-1]
+        form.add_field("file", data, filename=f"p.{extension}", content_type=content_type)
         async with self.session.post(
             self.url("graph", f"/v23.0/{PHONE_NUMBER_ID}/media"),
             data=form,

@@ -28,3 +28,16 @@ def test_the_docs_bot_passes_its_own_tests(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout
+
+
+def test_the_docs_ai_bot_passes_its_own_tests(tmp_path: Path) -> None:
+    blocks = python_blocks()
+    (tmp_path / "faq.py").write_text(blocks["faq.py"])
+    (tmp_path / "test_faq.py").write_text(blocks["test_faq.py"])
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
+         "asyncio_mode=auto", "test_faq.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout

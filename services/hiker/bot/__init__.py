@@ -22,6 +22,15 @@ async def invoice(msg, conv):
 @bot.on_reminder("check")
 async def check(reminder, conv):
     return Text(body="Did the invoice go through?")
+
+@bot.tool                                # the model may call it (HIKER_AI_*, docs/ai.md)
+async def order_status(order: str) -> dict:
+    '''The status of an order, by its number.'''
+    return {"order": order, "status": "shipped"}
+
+@bot.on_text(startswith="order")
+async def order(msg, conv):                 # the model answers, with context of the handler's
+    return await bot.ai.answer(msg, conv, extra_context="Orders ship within 2 days.")
 ```
 
 Run it with ``HIKER_BOT=yourmodule:bot``; test it with ``hiker.testing.BotHarness``. A list of
@@ -55,6 +64,7 @@ from hiker.bot.actions import (
     Text,
     Video,
 )
+from hiker.bot.ai import AINotConfigured
 from hiker.bot.conversation import Conversation, Reminder, Turn
 from hiker.bot.filters import Filter
 from hiker.bot.messages import (
@@ -75,6 +85,7 @@ from hiker.bot.messages import (
     User,
 )
 from hiker.bot.routing import Bot, Skip, load_bot
+from hiker.conversation.ai.tools import ToolContext
 from hiker.core.media import (
     MediaError,
     MediaExpired,
@@ -84,6 +95,7 @@ from hiker.core.media import (
 )
 
 __all__ = [
+    "AINotConfigured",
     "Audio",
     "Bot",
     "Buttons",
@@ -128,6 +140,7 @@ __all__ = [
     "Tap",
     "Template",
     "Text",
+    "ToolContext",
     "Turn",
     "User",
     "Video",

@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
 from hiker.bot import filters
+from hiker.bot.ai import BotAI
 from hiker.bot.filters import Filter
 from hiker.bot.messages import Message
 from hiker.bot.reading import message_of
+from hiker.conversation.ai.functions import FunctionTool
+from hiker.conversation.ai.tools import BUILTIN_NAMES, is_ai_reminder
 from hiker.conversation.memory import Conversation, Reminder
 from hiker.conversation.responder import (
     RESPONDER_RULE,
@@ -51,6 +54,7 @@ MessageHandler = Callable[[Message, Conversation], Awaitable[Answer | Literal[_S
 ReminderHandler = Callable[[Reminder, Conversation], Awaitable[Answer]]
 H = TypeVar("H", bound=MessageHandler)
 R = TypeVar("R", bound=ReminderHandler)
+F = TypeVar("F", bound=Callable[..., Any])
 
 # What the rules of a bot used on its own (no service around it) say of idle users: nothing
 # it sends, since only the service runs timers; the values only make a valid rule book.
@@ -75,6 +79,9 @@ class Bot:
     Handlers are tried in the order declared; the first whose filter accepts the message
     answers it, unless it returns ``Skip``. A message no handler takes is answered by the
     rules file.
+
+    ``@bot.tool`` offers a function to the model (the AI responder, and ``bot.ai.answer``
+    from a handler).
     """
 
     def __init__(self, rules: str | Path | None = None) -> None:
@@ -84,6 +91,45 @@ class Bot:
         self._routes: list[_MessageRoute] = []
         self._reminders: list[tuple[str | None, ReminderHandler]] = []
         self._own_rules: RuleBookResponder | None = None
+        self._tools: dict[str, FunctionTool] = {}
+        # The model, as handlers reach it: ``await bot.ai.answer(msg, conv)``.
+        self.ai = BotAI()
+
+    @overload
+    def tool(self, function: F, /) -> F: ...
+
+    @overload
+    def tool(
+        self, /, *, name: str | None = None, description: str | None = None
+    ) -> Callable[[F], F]: ...
+
+    def tool(
+        self,
+        function: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Any:
+        """Offer a function to the model: ``@bot.tool`` or ``@bot.tool(name=...,
+        description=...)``. Its name and docstring tell the model what it does, its type hints
+        the JSON schema of its arguments (pydantic), validated before it is called; what it
+        returns (JSON-able) is what the model reads. A parameter typed ``ToolContext`` gets
+        whose turn it is. Async or sync (a sync one runs in a thread)."""
+
+        def declare(declared: Callable[..., Any]) -> Callable[..., Any]:
+            tool = FunctionTool(declared, name=name, description=description)
+            if tool.name in self._tools or tool.name in BUILTIN_NAMES:
+                raise TypeError(f"a tool named {tool.name!r} exists already")
+            self._tools[tool.name] = tool
+            return declared
+
+        return declare(function) if function is not None else declare
+
+    @property
+    def tools(self) -> list[FunctionTool]:
+        """The functions offered to the model, in the order declared."""
+        return list(self._tools.values())
 
     def on_message(self, accepts: Filter | None = None) -> Callable[[H], H]:
         """Declare a handler of the messages ``accepts`` takes (every message when None)."""
@@ -161,7 +207,10 @@ class Bot:
         return await rules.respond(message, conversation) if rules is not None else None
 
     async def answer_reminder(self, reminder: Reminder, conversation: Conversation) -> Answer:
-        """``reminder`` answered by the handler of its key (None when it has none)."""
+        """``reminder`` answered by the handler of its key (None when it has none); one the
+        model set (``remind``), by the model."""
+        if is_ai_reminder(reminder.key) and self.ai.configured:
+            return _labelled("ai", await self.ai.follow_up(reminder, conversation))
         for key, handler in self._reminders:
             if key is None or key == reminder.key:
                 name = getattr(handler, "__name__", "reminder")

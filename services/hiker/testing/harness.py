@@ -7,6 +7,9 @@ async with BotHarness(bot) as chat:
     await chat.send_image(b"...", caption="invoice 7")
     sent = await chat.advance(minutes=61)            # reminders and the idle follow-up
     assert chat.state["last_invoice"] == ...
+
+async with BotHarness(bot, model=FakeModel("Hello!")) as chat:   # bot.ai on a scripted model
+    assert await chat.send("hi") == [Text(body="Hello!")]
 ```
 
 It drives conversation's own handlers (dedupe claims, state saved by compare-and-set, history,
@@ -26,6 +29,7 @@ from typing import Any, Self
 from prometheus_client import CollectorRegistry
 
 from hiker.bot.routing import Bot
+from hiker.conversation.ai.turn import TurnRunner
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import Responder, as_responder
@@ -33,6 +37,7 @@ from hiker.conversation.rulesfile import default_rulebook
 from hiker.conversation.rulesource import RuleSource
 from hiker.conversation.state import Turn
 from hiker.core.actions import AnyAction, Buttons, ListMenu, MarkRead
+from hiker.core.ai_model import ModelClient
 from hiker.core.contracts import MessageReceived, SendMessage, TimerScheduled
 from hiker.core.keys import Keys
 from hiker.ingress.webhook import route
@@ -51,6 +56,10 @@ class BotHarness:
     ``advance`` moves the clock and returns what the bot sent meanwhile. The settings are
     conversation's (``idle_timeout_seconds``, ``followup_text``, the rules file: the bot's
     own ``rules=`` unless ``rules_file`` is given).
+
+    ``model`` (a ``hiker.testing.FakeModel``) is what ``bot.ai`` asks, with the bot's tools,
+    ``system_prompt``, the last ``history_turns`` turns; voice notes are transcribed by it
+    and images shown to it when ``vision``.
     """
 
     def __init__(
@@ -64,6 +73,10 @@ class BotHarness:
         idle_timeout_seconds: float = 600.0,
         followup_text: str = "are you there",
         start: float = 1_700_000_000.0,
+        model: ModelClient | None = None,
+        system_prompt: str | None = None,
+        history_turns: int = 20,
+        vision: bool = False,
     ) -> None:
         self.user = user
         self.name = name
@@ -76,6 +89,12 @@ class BotHarness:
         self.conversations = InMemoryConversations()
         # What the user's media download from: ``msg.image.download()`` in a handler.
         self.media = InMemoryMedia()
+        self._ai_bot = bot if isinstance(bot, Bot) and model is not None else None
+        if self._ai_bot is not None and model is not None:
+            runner = TurnRunner(
+                model, tools=self._ai_bot.tools, media=self.media, vision=vision, transcribe=True
+            )
+            self._ai_bot.ai.attach(runner, system_prompt=system_prompt, history_turns=history_turns)
         self.registry = CollectorRegistry()
         self.handlers = ConversationHandlers(
             rules=self.rules,
@@ -109,7 +128,9 @@ class BotHarness:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        return None
+        # The bot is a module's, shared by tests: the next harness brings its own model.
+        if self._ai_bot is not None:
+            self._ai_bot.ai.detach()
 
     @property
     def state(self) -> dict[str, Any]:
