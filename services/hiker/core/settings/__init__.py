@@ -7,6 +7,7 @@ reading the environment) is ``base``.
 """
 
 from hiker.core.settings.ai import AISettings
+from hiker.core.settings.aimock import AIMockSettings
 from hiker.core.settings.api import DEFAULT_DATABASE_URL, ApiSettings
 from hiker.core.settings.base import (
     ENV_PREFIX,
@@ -30,11 +31,12 @@ from hiker.core.settings.graph import (
 from hiker.core.settings.ingress import IngressSettings, parse_secret_list
 
 __all__ = [
-    "AISettings",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_MEDIA_FOLDER",
     "ENV_PREFIX",
     "RESPONDER_SHARE_OF_LEASE",
+    "AIMockSettings",
+    "AISettings",
     "AccessTokens",
     "ApiSettings",
     "CommonSettings",
