@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import BaseTestServer, TestServer
 from pydantic import SecretStr
 
 from hiker.aimock.app import create_app
@@ -60,7 +60,7 @@ class Calls:
 
 @dataclass
 class Mock:
-    server: TestServer
+    server: BaseTestServer
     session: aiohttp.ClientSession
     calls: Calls
 
@@ -313,7 +313,7 @@ async def test_the_client_is_built_from_the_ai_settings(mock: Mock) -> None:
 
 
 @pytest.fixture
-async def raw() -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession, list[web.Response]]]:
+async def raw() -> AsyncIterator[tuple[BaseTestServer, aiohttp.ClientSession, list[web.Response]]]:
     """A server that answers the next queued response as it is, whatever was asked."""
     queued: list[web.Response] = []
 
@@ -376,7 +376,7 @@ def body(status: int, payload: object, **headers: str) -> web.Response:
     ],
 )
 async def test_each_servers_context_length_error_is_recognised(
-    raw: tuple[TestServer, aiohttp.ClientSession, list[web.Response]],
+    raw: tuple[BaseTestServer, aiohttp.ClientSession, list[web.Response]],
     status: int,
     payload: dict[str, Any],
 ) -> None:
@@ -388,7 +388,7 @@ async def test_each_servers_context_length_error_is_recognised(
 
 
 async def test_retry_after_as_an_http_date_and_odd_answers(
-    raw: tuple[TestServer, aiohttp.ClientSession, list[web.Response]],
+    raw: tuple[BaseTestServer, aiohttp.ClientSession, list[web.Response]],
 ) -> None:
     server, session, queued = raw
     later = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
