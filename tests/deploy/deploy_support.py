@@ -28,6 +28,7 @@ METRICS_PORTS = {
     "sender": 9103,
     "graph-mock": 9104,
     "api": 9105,
+    "aimock": 9107,
 }
 # A current Kubernetes release whose schemas kubernetes-validate ships.
 KUBE_VERSION = "1.33.0"
