@@ -9,9 +9,10 @@ output_tokens}`` or ``{type: "duration", seconds}`` (no tokens).
 
 What went wrong is told by what to do about it (``core.ai_model``): a timeout, 408, 429, 5xx or a
 connection refused or reset is ``ModelUnavailable``; a context-length error is
-``ContextTooLong``, whoever reports it (OpenAI's ``code: context_length_exceeded``; vLLM's
-400 "maximum context length"; llama.cpp's ``type: exceed_context_size_error``, once answered
-with 500; llama-cpp-python's "exceed context window"); any other 4xx is ``ModelRejected``.
+``ContextTooLong``, whoever reports it (OpenAI's ``code: context_length_exceeded``, which
+llama-cpp-python's server copies; vLLM's 400 "maximum context length"; llama.cpp's ``type:
+exceed_context_size_error``, once answered with 500; LiteLLM's ContextWindowExceededError); any
+other 4xx is ``ModelRejected``.
 
 The key travels in ``Authorization: Bearer`` only. An error's message names the status and the
 server's error ``type`` / ``code``, never the server's own message (servers quote the request
@@ -52,8 +53,8 @@ from hiker.core.settings.ai import AISettings
 # Called once per call, whatever its outcome: the engine counts it (``AIMetrics``).
 OnCall = Callable[[Outcome, float, Usage], None]
 
-# How servers word a context-length error, when no code says it (vLLM, llama-cpp-python,
-# LiteLLM's ContextWindowExceededError, llama.cpp's message).
+# How servers word a context-length error when no code says it (vLLM, LiteLLM's
+# ContextWindowExceededError, llama.cpp's message).
 _CONTEXT_WORDS: Final = re.compile(
     r"context[ _-]?(length|window|size)|maximum context|too many tokens|prompt is too long",
     re.IGNORECASE,
