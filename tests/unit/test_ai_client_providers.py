@@ -16,9 +16,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestServer
+from pydantic import SecretStr
 
 from hiker.core.ai_client import HttpModelClient
-from hiker.core.ai_model import ContextTooLong, ModelUnavailable, Usage
+from hiker.core.ai_model import ContextTooLong, ModelRejected, ModelUnavailable, Usage
 
 
 def user(text: str) -> dict[str, str]:
@@ -142,3 +143,18 @@ async def test_retry_after_as_an_http_date_and_odd_answers(
     assert (html.value.outcome, empty.value.outcome) == ("server_error", "server_error")
     # No usage, no finish reason, no id: zeros and None, never a crash.
     assert (bare.content, bare.usage, bare.finish_reason) == ("hi", Usage(), None)
+
+
+async def test_a_key_quoted_back_in_an_error_is_hidden(
+    raw: tuple[BaseTestServer, aiohttp.ClientSession, list[web.Response]],
+) -> None:
+    server, session, queued = raw
+    key = "sk-echoed-0123456789"
+    queued.append(body(401, {"error": {"type": "auth", "code": f"bad key {key}", "param": key}}))
+    client = HttpModelClient(
+        session, base_url=str(server.make_url("/v1")), model="m", api_key=SecretStr(key)
+    )
+    with pytest.raises(ModelRejected) as raised:
+        await client.complete([user("hi")])
+    assert key not in str(raised.value)
+    assert "bad key ***" in str(raised.value)

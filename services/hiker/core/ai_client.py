@@ -196,13 +196,22 @@ class HttpModelClient:
                     f"{where} answered HTTP {status} with no JSON object", outcome="server_error"
                 )
             return body
-        raise _error(status, body, retry_after, where)
+        key = self._key.get_secret_value() if self._key is not None else ""
+        raise _error(status, body, retry_after, where, hide=key)
 
 
 def _error(
-    status: int, body: dict[str, Any] | None, retry_after: float | None, where: str
+    status: int,
+    body: dict[str, Any] | None,
+    retry_after: float | None,
+    where: str,
+    *,
+    hide: str = "",
 ) -> ModelError:
     detail = _error_detail(body)
+    if len(hide) >= 4:
+        # A server quoting the key back in its error's code or type would put it in a log.
+        detail = detail.replace(hide, "***")
     said = f"{where} answered HTTP {status}{detail}"
     if status == 408:
         return ModelUnavailable(said, outcome="timeout", retry_after=retry_after)
