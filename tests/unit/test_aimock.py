@@ -182,6 +182,9 @@ async def test_errors_have_openais_shape_and_retry_after(
         malformed = (r.status, await r.json())
     async with session.post(server.make_url("/v1/chat/completions"), data=b"{") as r:
         unparsable = r.status
+    bad_tools = {**body, "tools": ["handoff"]}
+    async with session.post(server.make_url("/v1/chat/completions"), json=bad_tools) as r:
+        tools_refused = r.status
 
     assert limited[:2] == (429, "2.5")
     assert set(limited[2]["error"]) == {"message", "type", "param", "code"}
@@ -189,6 +192,7 @@ async def test_errors_have_openais_shape_and_retry_after(
     assert malformed[0] == 400
     assert malformed[1]["error"]["type"] == "invalid_request_error"
     assert unparsable == 400
+    assert tools_refused == 400
 
 
 async def test_requests_are_recorded_and_forgotten_and_models_listed(

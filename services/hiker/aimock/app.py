@@ -274,8 +274,10 @@ def _chat_problem(body: Any) -> str | None:
     if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
         return "every message must be an object with a 'role'"
     tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        return "'tools' must be an array"
+    if tools is not None and not (
+        isinstance(tools, list) and all(isinstance(t, dict) for t in tools)
+    ):
+        return "'tools' must be an array of objects"
     return None
 
 
