@@ -198,6 +198,18 @@ async def test_a_slow_model_times_out(mock: Mock) -> None:
     assert mock.calls.outcomes == ["timeout"]
 
 
+async def test_a_model_slow_for_everyone_times_out_until_the_latency_is_cleared(
+    mock: Mock,
+) -> None:
+    await mock.script(latency=5)
+    with pytest.raises(ModelUnavailable) as raised:
+        await mock.client(timeout_seconds=0.2).complete([user("hello")])
+    async with mock.session.delete(mock.server.make_url("/_mock/script")) as response:
+        assert response.status == 200
+    assert (await mock.client(timeout_seconds=30).complete([user("hello")])).content
+    assert raised.value.outcome == "timeout"
+
+
 async def test_a_connection_dropped_mid_call_or_refused_is_refused(mock: Mock) -> None:
     await mock.script(answers=[{"disconnect": True}])
     with pytest.raises(ModelUnavailable) as dropped:

@@ -174,7 +174,12 @@ async def test_errors_have_openais_shape_and_retry_after(
     server, session = mock
     script = {"answers": [{"status": 429, "retry_after": 2.5}]}
     async with session.post(server.make_url("/_mock/script"), json=script) as response:
-        assert await response.json() == {"answers": 1, "transcripts": 0, "rules": 0}
+        assert await response.json() == {
+            "answers": 1,
+            "transcripts": 0,
+            "rules": 0,
+            "latency": 0.0,
+        }
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     async with session.post(server.make_url("/v1/chat/completions"), json=body) as response:
         limited = (response.status, response.headers.get("Retry-After"), await response.json())

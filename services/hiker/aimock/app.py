@@ -5,8 +5,8 @@ plays scripted answers, errors and latency (``script``).
 - ``POST /v1/chat/completions``: ``{model, messages, tools?}`` → ``chat.completion`` with
   ``usage`` (the mock's count: four tokens for three words).
 - ``POST /v1/audio/transcriptions``: multipart ``file`` and ``model`` → ``{text, usage}``.
-- ``POST /_mock/script``: queue answers, transcripts and rules (the script's shape);
-  ``DELETE /_mock/script`` forgets what is queued.
+- ``POST /_mock/script``: queue answers, transcripts and rules, set a latency for every answer
+  (the script's shape); ``DELETE /_mock/script`` forgets them.
 - ``GET /_mock/requests``: every ``/v1/`` request, its body included (for a transcription: the
   form's fields and the file's name, type and size); ``DELETE /_mock/requests`` forgets them.
 
@@ -62,16 +62,20 @@ class MockState:
     transcripts: deque[ScriptedTranscript] = field(default_factory=deque)
     rules: list[Scripted] = field(default_factory=list)
     rule_words: list[str] = field(default_factory=list)
+    latency: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def add(self, script: Script) -> None:
+        if script.latency is not None:
+            self.latency = script.latency
         self.answers.extend(script.answers)
         self.transcripts.extend(script.transcripts)
         self.rules.extend(script.rules)
         self.rule_words.extend(rule.when.lower() for rule in script.rules)
 
     def clear(self) -> None:
+        self.latency = 0.0
         self.answers.clear()
         self.transcripts.clear()
         self.rules.clear()
@@ -157,8 +161,8 @@ def build(kit: Kit[AIMockSettings]) -> Plan:
             or state.rule_for(last_user_text(messages))
             or default_answer(messages, tools)
         )
-        if answer.delay:
-            await asyncio.sleep(answer.delay)
+        if delay := answer.delay or state.latency:
+            await asyncio.sleep(delay)
         if answer.disconnect:
             return _drop(request)
         if answer.status >= 400:
@@ -189,8 +193,8 @@ def build(kit: Kit[AIMockSettings]) -> Plan:
         transcript = scripted or ScriptedTranscript(
             text="Hello! This voice note was transcribed by hiker aimock."
         )
-        if transcript.delay:
-            await asyncio.sleep(transcript.delay)
+        if delay := transcript.delay or state.latency:
+            await asyncio.sleep(delay)
         if transcript.status >= 400:
             return _error(
                 transcript.status,
@@ -220,6 +224,7 @@ def build(kit: Kit[AIMockSettings]) -> Plan:
                 "answers": len(state.answers),
                 "transcripts": len(state.transcripts),
                 "rules": len(state.rules),
+                "latency": state.latency,
             }
         )
 

@@ -16,6 +16,7 @@ A script (the YAML file ``HIKER_AIMOCK_SCRIPT`` names, or ``POST /_mock/script``
     rules:                   # never used up: the first whose ``when`` is in the last user message
       - when: "opening hours"
         content: "We are open 9 to 5."
+    latency: 3               # every answer without a delay of its own waits this long
 
 Without a script the mock answers every user message with a deterministic, friendly text; when
 tools are offered it calls ``handoff`` for a message asking for a person and ``send_buttons``
@@ -85,6 +86,9 @@ class Script(BaseModel):
     answers: list[Scripted] = Field(default_factory=list)
     transcripts: list[ScriptedTranscript] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    # Seconds every answer without a delay of its own waits (a slow model for everyone); given,
+    # it replaces the previous value.
+    latency: float | None = Field(default=None, ge=0, le=600)
 
 
 def load_script(path: Path) -> Script:
