@@ -41,6 +41,10 @@ SERVICES: Final[Mapping[str, ServiceEntry]] = {
         "hiker.events.app:SERVICE", "POST signed events to a backend: retried, parked, replayable"
     ),
     "graph-mock": ServiceEntry("hiker.graphmock.app:SERVICE", "a local stand-in for the Graph API"),
+    "aimock": ServiceEntry(
+        "hiker.aimock.app:SERVICE",
+        "a local OpenAI-compatible stand-in for the AI responder's model",
+    ),
 }
 
 

@@ -28,6 +28,7 @@ METRICS_PORTS = {
     "sender": 9103,
     "graph-mock": 9104,
     "api": 9105,
+    "aimock": 9107,
 }
 # A current Kubernetes release whose schemas kubernetes-validate ships.
 KUBE_VERSION = "1.33.0"
@@ -65,6 +66,10 @@ COUNTERS = frozenset(
         "hiker_events_parked_total",
         "hiker_events_answers_total",
         "hiker_handoffs_total",
+        "hiker_ai_requests_total",
+        "hiker_ai_tokens_total",
+        "hiker_ai_debounced_messages_total",
+        "hiker_ai_over_budget_total",
     }
 )
 HISTOGRAMS = frozenset(
@@ -76,6 +81,7 @@ HISTOGRAMS = frozenset(
         "hiker_api_recording_lag_seconds",
         "hiker_api_request_latency_seconds",
         "hiker_events_post_seconds",
+        "hiker_ai_latency_seconds",
     }
 )
 GAUGES = frozenset({"hiker_timers_pending", "hiker_conversations_human_owned"})

@@ -29,6 +29,7 @@ USER_RETRY = "15550001002"
 USER_PARK = "15550001003"
 USER_STALE = "15550001004"  # writes from more than 24 h ago (a message processed a day late)
 USER_RULES = "15550001005"  # tries a rule added while conversation runs
+USER_AI = "15550001006"  # writes what no rule takes: the AI responder answers, then over budget
 
 
 def http(

@@ -35,11 +35,12 @@ OVERRIDE = COMPOSE / "standins" / "compose.standins.yaml"
 PROJECT = "hiker-containers-test"
 # Everything but Grafana, which has no stand-in (see the override file).
 STACK = (
-    "rabbitmq", "redis", "postgres", "graph-mock", "ingress", "conversation", "sender", "api",
-    "prometheus",
+    "rabbitmq", "redis", "postgres", "graph-mock", "aimock", "ingress", "conversation", "sender",
+    "api", "prometheus",
 )  # fmt: skip
 HIKER_JOBS = (
-    "hiker-ingress", "hiker-conversation", "hiker-sender", "hiker-api", "hiker-graph-mock"
+    "hiker-ingress", "hiker-conversation", "hiker-sender", "hiker-api", "hiker-graph-mock",
+    "hiker-aimock",
 )  # fmt: skip
 API_PORT = os.environ.get("HIKER_CT_API_PORT", "25781")
 # The example .env's idle timeout: the follow-up is due this long after a hello.
@@ -184,7 +185,7 @@ def test_every_service_comes_up_healthy(stack: None) -> None:
         assert found[name]["Health"] == "healthy", found[name]
     images = {name: found[name]["Image"] for name in STACK}
     assert images["rabbitmq"].startswith("hiker-standin/"), images
-    hiker = ("graph-mock", "ingress", "conversation", "sender", "api")
+    hiker = ("graph-mock", "aimock", "ingress", "conversation", "sender", "api")
     assert {images[name] for name in hiker} == {"hiker:dev"}
 
 

@@ -111,14 +111,17 @@ def test_each_service_gets_only_its_own_secrets() -> None:
         "HIKER_VERIFY_TOKEN",
     }
     graph_tokens = {"HIKER_ACCESS_TOKEN", "HIKER_ACCESS_TOKENS"}
-    # Conversation downloads a bot's media through Graph with the number's token.
-    assert received["conversation"] == common | graph_tokens
+    # Conversation downloads a bot's media through Graph with the number's token, and calls
+    # the AI responder's model with its key.
+    assert received["conversation"] == common | graph_tokens | {"HIKER_AI_API_KEY"}
     assert received["sender"] == common | graph_tokens
     (secret,) = of_kind(objects, "Secret")
-    # The lists are optional (only HIKER_ACCESS_TOKEN and HIKER_APP_SECRET are set here).
+    # The lists are optional (only HIKER_ACCESS_TOKEN and HIKER_APP_SECRET are set here), and
+    # so is the AI key (the responder is off).
     assert set(secret["stringData"]) == set().union(*received.values()) - {
         "HIKER_ACCESS_TOKENS",
         "HIKER_APP_SECRETS",
+        "HIKER_AI_API_KEY",
     }
     optional = {
         e["name"]
@@ -131,6 +134,7 @@ def test_each_service_gets_only_its_own_secrets() -> None:
         "HIKER_ACCESS_TOKENS",
         "HIKER_APP_SECRET",
         "HIKER_APP_SECRETS",
+        "HIKER_AI_API_KEY",
     }
 
 

@@ -166,6 +166,11 @@ def test_alerts_that_matter_are_there() -> None:
         'increase(hiker_rules_reloads_total{namespace="hiker-test", outcome="rejected"}[10m])'
         in (rejected)
     )
+    failing = alerts["HikerAIFailing"]["expr"]
+    assert 'increase(hiker_ai_requests_total{namespace="hiker-test", outcome!="ok"}[10m])' in (
+        failing
+    )
+    assert failing.endswith("> 0.25")
     for alert in alerts.values():
         assert alert["labels"]["severity"] in {"warning", "critical"}
         assert alert["annotations"]["summary"]

@@ -29,7 +29,7 @@ from deploy_support import (
 
 pytestmark = pytest.mark.deploy
 
-HIKER_SERVICES = (*COMPONENTS, *OPTIONAL_COMPONENTS, "graph-mock")
+HIKER_SERVICES = (*COMPONENTS, *OPTIONAL_COMPONENTS, "graph-mock", "aimock")
 # Optional extras, each only under its profile (`docker compose --profile tunnel up`).
 PROFILE_SERVICES = {"tunnel": "tunnel", "tunnel-url": "tunnel", "events": "events"}
 

@@ -1,15 +1,16 @@
-"""The dashboards against the real thing: run graph-mock, ingress, conversation, sender and the
-api (on SQLite) as processes on a real RabbitMQ (a vhost of their own) and Redis (a key prefix of
-their own), play a short scripted conversation with `hiker simulate`, scrape the services with a
-real Prometheus, and show that every Hiker panel's query returns data.
+"""The dashboards against the real thing: run graph-mock, aimock, ingress, conversation, sender
+and the api (on SQLite) as processes on a real RabbitMQ (a vhost of their own) and Redis (a key
+prefix of their own), play a short scripted conversation with `hiker simulate`, scrape the
+services with a real Prometheus, and show that every Hiker panel's query returns data.
 
 The conversation is chosen so that every series a panel reads exists: a reply, a retried send
 (graph-mock answers 500 once), a parked send (131047), a duplicate webhook, a superseded and a
 fired idle timer with its follow-up, a bad signature, a verification and failed/delivered
-statuses, a message older than the 24-hour window (its reply and follow-up are skipped), and
-conversation running on deploy/compose/rules.yaml with one edit applied and one rejected. Rare
-events are provoked rather than excused, so no panel is exempt. RabbitMQ panels are left out:
-this Prometheus scrapes only the Hiker services.
+statuses, a message older than the 24-hour window (its reply and follow-up are skipped),
+conversation running on deploy/compose/rules.yaml with one edit applied and one rejected, and a
+burst of two messages no rule takes, answered by the model (hiker aimock) in one call, then one
+more over the user's daily token budget. Rare events are provoked rather than excused, so no
+panel is exempt. RabbitMQ panels are left out: this Prometheus scrapes only the Hiker services.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from live_stack import (  # processes, redis_prefix_cleaned: fixtures the test t
     ACCESS_TOKEN,
     APP_SECRET,
     IDLE_SECONDS,
+    USER_AI,
     USER_OK,
     USER_PARK,
     USER_RETRY,
@@ -74,7 +76,16 @@ def test_every_hiker_panel_has_data_from_the_running_services(
     rules_file.write_text(shipped_rules)
     ports = {
         name: free_port()
-        for name in ("webhook", "graph", "prometheus", "api-http", *JOBS, "graph-mock")
+        for name in (
+            "webhook",
+            "graph",
+            "prometheus",
+            "api-http",
+            *JOBS,
+            "graph-mock",
+            "ai",
+            "aimock",
+        )
     }
     common = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -85,6 +96,15 @@ def test_every_hiker_panel_has_data_from_the_running_services(
         "HIKER_METRICS_HOST": "127.0.0.1",
     }
     graph = f"http://127.0.0.1:{ports['graph']}"
+    processes.start(
+        "aimock",
+        [hiker, "aimock"],
+        {
+            **common,
+            "HIKER_METRICS_PORT": str(ports["aimock"]),
+            "HIKER_AIMOCK_PORT": str(ports["ai"]),
+        },
+    )
     webhook = f"http://127.0.0.1:{ports['webhook']}/webhook"
     processes.start(
         "graph-mock",
@@ -118,6 +138,12 @@ def test_every_hiker_panel_has_data_from_the_running_services(
             "HIKER_IDLE_TIMEOUT_SECONDS": str(IDLE_SECONDS),
             "HIKER_RULES_FILE": str(rules_file),
             "HIKER_RULES_RELOAD_SECONDS": "0.5",
+            "HIKER_AI_BASE_URL": f"http://127.0.0.1:{ports['ai']}/v1",
+            "HIKER_AI_MODEL": "hiker-mock",
+            # Long enough for two `hiker simulate` runs to land in one burst.
+            "HIKER_AI_DEBOUNCE_MS": "5000",
+            # The first turn's usage spends it: the user's next turn is over budget.
+            "HIKER_AI_MAX_TOKENS_PER_USER_DAY": "1",
         },
     )
     processes.start(
@@ -176,7 +202,7 @@ def test_every_hiker_panel_has_data_from_the_running_services(
         {"PATH": common["PATH"]},
     )
 
-    for name in ("graph-mock", *JOBS):
+    for name in ("graph-mock", "aimock", *JOBS):
         port = ports[name]
 
         def ready(port: int = port) -> bool:
@@ -221,6 +247,17 @@ def test_every_hiker_panel_has_data_from_the_running_services(
     assert simulate(hiker, env, webhook, USER_OK, "hello", secret="not-the-app-secret") != 0
     assert post_statuses(webhook) == 200
     assert post_stale_message(webhook) == 200
+    # No rule takes these: one turn of two messages for the model, then one over budget.
+    assert simulate(hiker, env, webhook, USER_AI, "what can you do?") == 0
+    assert simulate(hiker, env, webhook, USER_AI, "and in which languages?") == 0
+
+    def ai_answered() -> bool:
+        processes.check_alive()
+        sent = json.loads(http(f"{graph}/_mock/messages?to={USER_AI}")[1])
+        return any("hiker aimock" in m["text"] for m in sent)
+
+    wait_for("the model's answer at graph-mock", ai_answered, timeout=60)
+    assert simulate(hiker, env, webhook, USER_AI, "thanks, one more question") == 0
 
     # A rules edit is applied without a restart; a broken one is rejected and changes nothing.
     conversation_metrics = f"http://127.0.0.1:{ports['conversation']}/metrics"
@@ -261,13 +298,15 @@ def test_every_hiker_panel_has_data_from_the_running_services(
             "sum(hiker_followups_emitted_total) * sum(hiker_messages_parked_total)"
             " * sum(hiker_api_requests_total)"
             ' * sum(hiker_sends_skipped_total{kind="followup"})'
-            ' * sum(hiker_rules_reloads_total{outcome="rejected"})',
+            ' * sum(hiker_rules_reloads_total{outcome="rejected"})'
+            " * sum(hiker_ai_latency_seconds_count) * sum(hiker_ai_debounced_messages_total)"
+            " * sum(hiker_ai_over_budget_total)",
         )
         return bool(result) and float(result[0]["value"][1]) > 0
 
     wait_for(
-        "Prometheus to scrape the follow-up, the parked send, the skipped follow-up and the"
-        " rejected rules edit",
+        "Prometheus to scrape the follow-up, the parked send, the skipped follow-up, the"
+        " rejected rules edit and the AI turns",
         all_series_scraped,
         timeout=30,
     )

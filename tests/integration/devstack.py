@@ -58,6 +58,7 @@ def dev_env(
         "HIKER_HTTP_PORT": str(free_port()),
         "HIKER_API_PORT": str(free_port()),
         "HIKER_GRAPH_MOCK_PORT": str(free_port()),
+        "HIKER_AIMOCK_PORT": str(free_port()),
         "HIKER_METRICS_PORT": str(metrics_base),
     }
 

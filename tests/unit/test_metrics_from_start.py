@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from aiohttp import web
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from hiker.api.metrics import ApiMetrics, route_statuses
 from hiker.api.routes import add_api_routes
 from hiker.conversation.metrics import ConversationMetrics
+from hiker.core.ai_model import Outcome as AIOutcome
 from hiker.core.dependencies import DependencyMetrics
 from hiker.events.metrics import EventsMetrics
 from hiker.ingress.ingestor import Outcome
@@ -110,3 +112,14 @@ def test_every_ingress_outcome_counts_from_zero() -> None:
     page = exported_at_start()
     for outcome in OUTCOMES:
         assert samples(page, "hiker_webhooks_received_total", outcome=outcome)
+
+
+def test_every_ai_outcome_token_kind_and_budget_counts_from_zero() -> None:
+    page = exported_at_start()
+    for outcome in get_args(AIOutcome):
+        assert samples(page, "hiker_ai_requests_total", outcome=outcome)
+    for kind in ("prompt", "completion"):
+        assert samples(page, "hiker_ai_tokens_total", kind=kind)
+    for budget in ("user", "number"):
+        assert samples(page, "hiker_ai_over_budget_total", budget=budget)
+    assert samples(page, "hiker_ai_debounced_messages_total")

@@ -122,6 +122,32 @@ Rendered as sorted YAML so its checksum only changes when a value does.
 {{- $_ := set $env "HIKER_BOT" . }}
 {{- $_ := set $env "HIKER_BOT_PATH" $c.bot.path }}
 {{- end }}
+{{- with $c.ai }}
+{{- if .baseUrl }}
+{{- $_ := set $env "HIKER_AI_BASE_URL" .baseUrl }}
+{{- $_ := set $env "HIKER_AI_MODEL" (required "conversation.ai.model is required with conversation.ai.baseUrl (Azure OpenAI: the deployment name)" .model) }}
+{{- with .transcribeModel }}
+{{- $_ := set $env "HIKER_AI_TRANSCRIBE_MODEL" . }}
+{{- end }}
+{{- $_ := set $env "HIKER_AI_VISION" (toString .vision) }}
+{{- $_ := set $env "HIKER_AI_HISTORY_TURNS" (toString .historyTurns) }}
+{{- $_ := set $env "HIKER_AI_DEBOUNCE_MS" (toString .debounceMs) }}
+{{- $_ := set $env "HIKER_AI_MAX_TOOL_ROUNDS" (toString .maxToolRounds) }}
+{{- with .maxTokensPerUserDay }}
+{{- $_ := set $env "HIKER_AI_MAX_TOKENS_PER_USER_DAY" (toString .) }}
+{{- end }}
+{{- with .maxTokensPerNumberDay }}
+{{- $_ := set $env "HIKER_AI_MAX_TOKENS_PER_NUMBER_DAY" (toString .) }}
+{{- end }}
+{{- $_ := set $env "HIKER_AI_OVER_BUDGET" .overBudget }}
+{{- $_ := set $env "HIKER_AI_TIMEOUT_SECONDS" (toString .timeoutSeconds) }}
+{{- $_ := set $env "HIKER_AI_GIVE_UP_SECONDS" (toString .giveUpSeconds) }}
+{{- $_ := set $env "HIKER_AI_PREFETCH" (toString .prefetch) }}
+{{- if include "hiker.aiPromptConfigMapName" $.root }}
+{{- $_ := set $env "HIKER_AI_SYSTEM_PROMPT_FILE" "/etc/hiker-ai/system-prompt.txt" }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- range $key := keys $env | sortAlpha }}
 {{ $key }}: {{ index $env $key | toString | quote }}
@@ -138,6 +164,22 @@ Rendered as sorted YAML so its checksum only changes when a value does.
 The ConfigMap conversation's rules file comes from: the existing one, the chart's own when
 `conversation.rules` is set, or empty (no rules file: the built-in rules).
 */}}
+{{/*
+The ConfigMap of the AI responder's system prompt (key system-prompt.txt): the existing one, the
+chart's own when `conversation.ai.systemPrompt` is set, or empty (no prompt file). Only with
+`conversation.ai.baseUrl`.
+*/}}
+{{- define "hiker.aiPromptConfigMapName" -}}
+{{- $ai := .Values.conversation.ai }}
+{{- if $ai.baseUrl }}
+{{- if $ai.existingSystemPromptConfigMap }}
+{{- $ai.existingSystemPromptConfigMap }}
+{{- else if $ai.systemPrompt }}
+{{- include "hiker.componentFullname" (dict "root" . "component" "conversation") }}-ai-prompt
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "hiker.rulesConfigMapName" -}}
 {{- if .Values.conversation.existingRulesConfigMap }}
 {{- .Values.conversation.existingRulesConfigMap }}
@@ -183,6 +225,9 @@ the Redis URL may be absent (the sentinels name the primary).
       optional: true
       {{- else if has $key (list "HIKER_API_TOKEN" "HIKER_API_TOKENS") }}
       # One token or the scoped list suffices; the api names what is missing.
+      optional: true
+      {{- else if eq $key "HIKER_AI_API_KEY" }}
+      # Local model servers take no key.
       optional: true
       {{- end }}
 {{- end }}

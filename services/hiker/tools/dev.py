@@ -28,7 +28,14 @@ from hiker.tools.botwatch import BotSource, changes, locate, next_save
 # Placeholders so a fresh clone runs at once. The services accept them only while they listen
 # on loopback (the default): real deployments set their own (docs/security.md).
 DEV_DEFAULTS: Mapping[str, str] = DEV_PLACEHOLDERS
-COLOURS = {"ingress": 36, "conversation": 35, "sender": 33, "api": 34, "graph-mock": 32}
+COLOURS = {
+    "ingress": 36,
+    "conversation": 35,
+    "sender": 33,
+    "api": 34,
+    "graph-mock": 32,
+    "aimock": 92,
+}
 START_HELP = """\
 How to start them:
   on this machine:   rabbitmq-server -detached
@@ -86,7 +93,10 @@ SHIPPED_RULES = Path(__file__).resolve().parents[3] / "deploy" / "compose" / "ru
 
 
 # The order children start in; with HIKER_METRICS_PORT set, each takes the next port from it.
-ORDER = ("graph-mock", "ingress", "conversation", "sender", "api")
+ORDER = ("graph-mock", "ingress", "conversation", "sender", "api", "aimock")
+# What ``hiker aimock`` calls its models (any name is answered).
+AIMOCK_MODEL = "hiker-mock"
+AIMOCK_TRANSCRIBE_MODEL = "hiker-mock-transcribe"
 
 
 def child_env(env: Mapping[str, str], service: str) -> dict[str, str]:
@@ -125,6 +135,20 @@ def use_bot(env: dict[str, str], spec: str, cwd: Path) -> BotSource:
     return source
 
 
+def use_aimock(env: dict[str, str]) -> bool:
+    """Point the AI responder at ``hiker aimock`` unless a model API is configured: a newcomer
+    sees the AI path with no account. True when the stand-in is to be started."""
+    if env.get("HIKER_AI_BASE_URL"):
+        return False
+    port = env.get("HIKER_AIMOCK_PORT") or "8091"
+    env["HIKER_AI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+    if not env.get("HIKER_AI_MODEL"):
+        env["HIKER_AI_MODEL"] = AIMOCK_MODEL
+    if not env.get("HIKER_AI_TRANSCRIBE_MODEL"):
+        env["HIKER_AI_TRANSCRIBE_MODEL"] = AIMOCK_TRANSCRIBE_MODEL
+    return True
+
+
 async def run_all(bot: str | None = None) -> int:
     env = dict(os.environ)
     for name, value in DEV_DEFAULTS.items():
@@ -149,6 +173,16 @@ async def run_all(bot: str | None = None) -> int:
         env["HIKER_GRAPH_BASE_URL"] = mock_url
         services.insert(0, "graph-mock")
         print(f"dev: no HIKER_GRAPH_BASE_URL; sending to the Graph mock at {mock_url}")
+    asked = ""
+    if use_aimock(env):
+        services.insert(0, "aimock")
+        mock = env["HIKER_AI_BASE_URL"].removesuffix("/v1")
+        asked = f"dev: asked of the model: curl {mock}/_mock/requests\n"
+        print(
+            f"dev: no HIKER_AI_BASE_URL; the AI responder asks the stand-in at "
+            f"{env['HIKER_AI_BASE_URL']} (model {env['HIKER_AI_MODEL']})",
+            flush=True,
+        )
     children = {service: await spawn(service, env) for service in services}
     pumps = [asyncio.create_task(_pump(name, c.stdout)) for name, c in children.items() if c.stdout]
     port = env.get("HIKER_HTTP_PORT", "8080")
@@ -158,7 +192,9 @@ async def run_all(bot: str | None = None) -> int:
     print(
         f"dev: webhook at http://127.0.0.1:{port}/webhook — try, in another terminal:\n"
         f"     .venv/bin/hiker simulate --from 15550001111 --text hello\n"
+        f"     .venv/bin/hiker simulate --text 'what can you do?'   (no rule: the AI answers)\n"
         f"dev: sent messages: curl {env['HIKER_GRAPH_BASE_URL']}/_mock/messages\n"
+        f"{asked}"
         f"dev: history: curl -H 'Authorization: Bearer {shown_token}' "
         f"http://127.0.0.1:{env.get('HIKER_API_PORT', '8081')}/v1/conversations   (Ctrl-C stops)",
         flush=True,

@@ -7,6 +7,7 @@ reading the environment) is ``base``.
 """
 
 from hiker.core.settings.ai import AISettings
+from hiker.core.settings.aimock import AIMockSettings
 from hiker.core.settings.api import DEFAULT_DATABASE_URL, ApiSettings
 from hiker.core.settings.base import (
     ENV_PREFIX,
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_MEDIA_FOLDER",
     "ENV_PREFIX",
     "RESPONDER_SHARE_OF_LEASE",
+    "AIMockSettings",
     "AISettings",
     "AccessTokens",
     "ApiSettings",

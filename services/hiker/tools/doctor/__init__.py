@@ -12,7 +12,9 @@ Checks, in this order:
   the token's expiry where Graph tells it;
 - ingress: the webhook URL answers Meta's verification handshake;
 - the api's database (where the api's variables are set): reachable, and its schema at the
-  head migration of this version.
+  head migration of this version;
+- the AI responder's model (where ``HIKER_AI_BASE_URL`` is set): one tiny chat completion,
+  its latency, or the outcome the responder would count.
 
 Statuses: ``OK``; ``WARN`` for what is not wrong by itself but worth knowing (a queue the
 services have not declared yet, a check that could not run for lack of input); ``FAIL`` for what
@@ -30,7 +32,8 @@ service's readiness is asked too, and a row that needs another container's varia
 checked there (``SKIP``); see ``stack``.
 
 - ``checkup``: ``diagnose``, every check in order;
-- ``config``, ``rabbitmq``, ``redis``, ``graph``, ``ingress``, ``database``, ``stack``: the checks;
+- ``config``, ``rabbitmq``, ``redis``, ``graph``, ``ingress``, ``database``, ``ai``, ``stack``:
+  the checks;
 - ``report``: rows, statuses, exit code, table and JSON, secrets scrubbed;
 - ``cli``: the command's options.
 """

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 
 from hiker.core import topology
 from hiker.core.settings import ApiSettings, EventsSettings, SenderSettings
+from hiker.tools.doctor.ai import check_ai, wanted
 from hiker.tools.doctor.config import (
     OPTIONAL_SERVICES,
     SERVICE_SETTINGS,
@@ -159,4 +160,5 @@ async def _http_findings(
             ingress = not_checked("ingress handshake", "HIKER_VERIFY_TOKEN")
         events = loaded.get("events")
         backend = await check_events(session, events) if isinstance(events, EventsSettings) else []
-    return [*services, *graph, ingress, *backend]
+        model = [await check_ai(session, environ, options.timeout)] if wanted(environ) else []
+    return [*services, *graph, ingress, *backend, *model]
