@@ -1,5 +1,6 @@
 """A person owns a conversation: the bot stays silent for that user only, across a restart and
-across replicas, until the handoff ends by itself or is given back; the person's sends go out."""
+across replicas, until the handoff ends by itself or is given back; the person's sends go out.
+Likewise while another app owns the user's thread through Meta's Conversation Routing."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from hiker.conversation.app import create_app as create_conversation
 from hiker.conversation.memory import Conversation
 from hiker.conversation.responder import Answer
+from hiker.conversation.routing import ROUTING_REASON
 from hiker.core.actions import Text
 from hiker.core.claim_marks import DONE
 from hiker.core.contracts import MessageReceived
@@ -22,7 +26,8 @@ from hiker.core.ownership import OwnershipStore
 from hiker.core.requests import Handoff
 from hiker.core.settings import ConversationSettings, load_settings
 from hiker.tools.simulate import DEFAULT_PHONE_NUMBER_ID as PHONE_NUMBER_ID
-from tests.integration.conftest import Pipeline, PipelineFactory, ServiceProcess
+from hiker.tools.simulate import handover_change, standby_change, text_message, webhook_body
+from tests.integration.conftest import Pipeline, PipelineFactory, ServiceProcess, metric_value
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +60,31 @@ async def hand_over(redis_url: str, keys: Keys, user: str, seconds: float) -> fl
         await client.aclose()
     assert owned.until is not None
     return owned.until
+
+
+async def wait_for_owner(redis_url: str, keys: Keys, user: str, reason: str | None) -> None:
+    """Until the conversation is handed over for ``reason`` (None: owned by the bot)."""
+    client = Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 15
+        while (await OwnershipStore(client, keys).read(PHONE_NUMBER_ID, user)).reason != reason:
+            assert time.monotonic() < deadline, f"the owner's reason never became {reason!r}"
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
+async def route_thread(pipeline: Pipeline, user: str, control: Literal["taken", "passed"]) -> None:
+    """Meta's ``messaging_handovers`` notice: another app took ``user``'s thread, or it was
+    passed back to this one."""
+    assert await pipeline.post(webhook_body(handover_change(user, control))) == 200
+
+
+async def say_standby(pipeline: Pipeline, user: str, text: str) -> str:
+    """A standby copy of ``user``'s message (another app owns the thread); its wamid."""
+    message = text_message(user, text)
+    assert await pipeline.post(webhook_body(standby_change([message]))) == 200
+    return str(message["id"])
 
 
 async def test_handoff_holds_across_a_restart_and_ends_by_itself(
@@ -110,8 +140,9 @@ async def test_a_followup_due_while_a_person_owns_it_is_not_sent_after_either(
     )
 
 
+@pytest.mark.parametrize("way", ["api", "routing"])
 async def test_two_replicas_both_leave_the_handed_conversation_alone(
-    make_pipeline: PipelineFactory, redis_url: str, redis_prefix: str
+    way: str, make_pipeline: PipelineFactory, redis_url: str, redis_prefix: str
 ) -> None:
     pipeline = await make_pipeline(HIKER_IDLE_TIMEOUT_SECONDS="60")
     await pipeline.start(
@@ -120,8 +151,14 @@ async def test_two_replicas_both_leave_the_handed_conversation_alone(
     )
     keys = Keys(redis_prefix)
     alice, bob = "15550001005", "15550001006"
-    await hand_over(redis_url, keys, alice, seconds=60)
-    held = [await pipeline.say(alice, "hello") for _ in range(8)]
+    if way == "api":
+        await hand_over(redis_url, keys, alice, seconds=60)
+        held = [await pipeline.say(alice, "hello") for _ in range(8)]
+    else:
+        # Another app took the thread: the user's messages now come as standby copies.
+        await route_thread(pipeline, alice, "taken")
+        await wait_for_owner(redis_url, keys, alice, ROUTING_REASON)
+        held = [await say_standby(pipeline, alice, "hello") for _ in range(8)]
     for i in range(4):
         await pipeline.say(bob, "hello", wamid=f"wamid.bob-{i}")
     for wamid in held:
@@ -130,12 +167,79 @@ async def test_two_replicas_both_leave_the_handed_conversation_alone(
     assert await pipeline.texts(alice) == []
     # Both replicas count the one conversation a person owns (sampled from Redis), then none.
     await wait_for_gauge(pipeline, ("conversation", "conversation-2"), 1)
+    if way == "api":
+        client = Redis.from_url(redis_url)
+        try:
+            await OwnershipStore(client, keys).give_back(PHONE_NUMBER_ID, alice, now=time.time())
+        finally:
+            await client.aclose()
+    else:
+        await route_thread(pipeline, alice, "passed")
+    await wait_for_gauge(pipeline, ("conversation", "conversation-2"), 0)
+    await pipeline.say(alice, "hello")
+    assert await pipeline.wait_for_texts(alice, 1) == ["hello to you too"]
+
+
+@pytest.mark.parametrize("back", ["passed", "release"])
+async def test_a_thread_another_app_took_holds_across_a_restart_until_it_comes_back(
+    back: str,
+    make_pipeline: PipelineFactory,
+    spawn: Callable[[str, dict[str, str]], ServiceProcess],
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    pipeline = await make_pipeline(
+        services=("graph", "ingress", "sender"), HIKER_IDLE_TIMEOUT_SECONDS="1.5"
+    )
+    keys = Keys(redis_prefix)
+    conversation = spawn("conversation", pipeline.env)
+    await conversation.start()
+    user, other = "15550001014", "15550001015"
+    await pipeline.say(user, "hello")
+    assert await pipeline.wait_for_texts(user, 1) == ["hello to you too"]
+    # Taken while the idle timer of "hello" waits: that follow-up is never sent.
+    await route_thread(pipeline, user, "taken")
+    await wait_for_owner(redis_url, keys, user, ROUTING_REASON)
+    await conversation.kill()
+    restarted = spawn("conversation", pipeline.env)
+    await restarted.start()
+    held = await say_standby(pipeline, user, "hello")
+    await pipeline.say(other, "hello")
+    await wait_until_handled(redis_url, keys, user, held)
+    assert await pipeline.wait_for_texts(other, 2) == ["hello to you too", "are you there"]
+    await wait_for_metric(
+        restarted, "hiker_sends_skipped_total", kind="followup", reason="human_owned"
+    )
+    assert await pipeline.texts(user) == ["hello to you too"]
+    # The standby copy is in the conversation's history all the same.
     client = Redis.from_url(redis_url)
     try:
-        await OwnershipStore(client, keys).give_back(PHONE_NUMBER_ID, alice, now=time.time())
+        history = await client.lrange(keys.history(PHONE_NUMBER_ID, user), 0, -1)
     finally:
         await client.aclose()
-    await wait_for_gauge(pipeline, ("conversation", "conversation-2"), 0)
+    assert any(held.encode() in entry for entry in history)
+
+    if back == "passed":
+        await route_thread(pipeline, user, "passed")
+        await wait_for_owner(redis_url, keys, user, None)
+    # Released, the thread's next message comes to this app on the messages field: answered.
+    await pipeline.say(user, "hello")
+    assert await pipeline.wait_for_texts(user, 2) == ["hello to you too", "hello to you too"]
+    await wait_for_owner(redis_url, keys, user, None)
+
+
+async def wait_for_metric(service: ServiceProcess, name: str, **labels: str) -> None:
+    """Until ``service`` exports ``name`` with ``labels`` at a value above 0."""
+    deadline = time.monotonic() + 15
+    async with aiohttp.ClientSession() as session:
+        while True:
+            url = f"http://127.0.0.1:{service.port}/metrics"
+            async with session.get(url) as response:
+                text = await response.text()
+            if metric_value(text, name, **labels) > 0:
+                return
+            assert time.monotonic() < deadline, f"{name} {labels} never rose"
+            await asyncio.sleep(0.1)
 
 
 async def wait_for_gauge(pipeline: Pipeline, replicas: tuple[str, ...], count: int) -> None:
