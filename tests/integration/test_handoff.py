@@ -20,7 +20,7 @@ from hiker.conversation.responder import Answer
 from hiker.conversation.routing import ROUTING_REASON
 from hiker.core.actions import Text
 from hiker.core.claim_marks import DONE
-from hiker.core.contracts import MessageReceived
+from hiker.core.contracts import MessageReceived, OwnerChanged
 from hiker.core.keys import Keys
 from hiker.core.ownership import OwnershipStore
 from hiker.core.requests import Handoff
@@ -314,3 +314,35 @@ async def test_a_responder_hands_over_with_its_answer(
     await wait_until_handled(redis_url, keys, user, held)
     assert await pipeline.wait_for_texts(other, 1) == ["bot here"]
     assert await pipeline.texts(user) == ["Passing you to our team"]
+
+
+async def test_routing_gives_back_only_what_routing_took(redis_url: str, redis_prefix: str) -> None:
+    told: list[OwnerChanged] = []
+
+    async def announce(change: OwnerChanged) -> None:
+        told.append(change)
+
+    client = Redis.from_url(redis_url)
+    try:
+        store = OwnershipStore(client, Keys(redis_prefix), announce=announce)
+        agent, routed, now = "15550001016", "15550001017", time.time()
+        await store.hand_to_person(PHONE_NUMBER_ID, agent, seconds=600, reason="refund", now=now)
+        await store.hand_to_person(
+            PHONE_NUMBER_ID, routed, seconds=600, reason=ROUTING_REASON, now=now, way="routing"
+        )
+        for user in (agent, routed):
+            await store.give_back(
+                PHONE_NUMBER_ID, user, now=now + 1, way="routing", only_reason=ROUTING_REASON
+            )
+        agent_owner, routed_owner = await store.read_many(
+            [(PHONE_NUMBER_ID, agent), (PHONE_NUMBER_ID, routed)]
+        )
+        assert await store.count_owned(now + 2) == 1
+    finally:
+        await client.aclose()
+    assert (agent_owner.reason, routed_owner.reason, routed_owner.until) == ("refund", None, None)
+    assert [(c.user, c.owner, c.way) for c in told] == [
+        (agent, "human", "api"),
+        (routed, "human", "routing"),
+        (routed, "bot", "routing"),
+    ]
