@@ -41,11 +41,11 @@ async def test_a_thread_another_app_took_is_left_alone_for_that_user_only() -> N
     world.clock.advance(5)
     taken_at = world.clock()
     await world.handlers.on_control(notice(world, "taken"))
-    # The user's messages now reach the other app; this one gets standby copies.
-    await world.handlers.on_message(standby(world, "a1"))
     # Each idle timer fires: only the user whose thread is still the bot's is followed up.
     await fired(world, "a0")
     await fired(world, "b0")
+    # The user's messages now reach the other app; this one gets standby copies.
+    await world.handlers.on_message(standby(world, "a1"))
     assert replies_to(world, ALICE) == ["hello to you too"]
     assert replies_to(world, BOB) == ["hello to you too", "are you there"]
     # Recorded all the same: the history shows what the user wrote.
