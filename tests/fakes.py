@@ -13,11 +13,13 @@ from hiker.core.actions import AnyAction
 from hiker.core.claims import GO_NOW, Claims
 from hiker.core.contracts import (
     MessageSent,
+    OwnerChanged,
     ParkedHeaders,
     SendMessage,
     SendParked,
     TimerScheduled,
 )
+from hiker.core.ownership import MAX_HANDOFF_SECONDS, Ownership
 from hiker.sender.graph import GraphCall
 from hiker.sender.pacing import Paced, paced
 from hiker.sender.retry import GraphOutcome
@@ -29,6 +31,7 @@ __all__ = [
     "FakeStep",
     "InMemoryClaims",
     "InMemoryConversations",
+    "InMemoryOwnership",
     "Published",
     "ScriptedGraph",
 ]
@@ -142,3 +145,66 @@ class ScriptedGraph:
             await self.after_call()
         error = self.error if outcome.http_status != 200 else None
         return GraphCall(outcome, 0.01, error)
+
+
+@dataclass
+class InMemoryOwnership:
+    """What ``OwnershipStore`` writes, into the conversations' fake (read with each message
+    there), and what it announces."""
+
+    conversations: InMemoryConversations
+    announced: list[OwnerChanged] = field(default_factory=list)
+
+    async def hand_to_person(
+        self,
+        phone_number_id: str,
+        user: str,
+        *,
+        seconds: float,
+        reason: str,
+        now: float,
+        lengthen_only: bool = False,
+        way: str = "api",
+    ) -> Ownership:
+        until = now + min(seconds, MAX_HANDOFF_SECONDS)
+        conversation = (phone_number_id, user)
+        current = self.conversations.owners.get(conversation)
+        if not (lengthen_only and current is not None and current[0] >= until):
+            self.conversations.owners[conversation] = (until, reason)
+            self.conversations.handed_at[conversation] = now
+            self.announced.append(
+                OwnerChanged(
+                    phone_number_id=phone_number_id,
+                    user=user,
+                    owner="human",
+                    until=until,
+                    reason=reason,
+                    way=way,
+                    changed_at=now,
+                )
+            )
+        return Ownership(until, reason, now)
+
+    async def give_back(
+        self,
+        phone_number_id: str,
+        user: str,
+        *,
+        now: float,
+        way: str = "api",
+        only_reason: str | None = None,
+    ) -> bool:
+        current = self.conversations.owners.get((phone_number_id, user))
+        if only_reason is not None and (current is None or current[1] != only_reason):
+            return False
+        self.conversations.owners.pop((phone_number_id, user), None)
+        self.announced.append(
+            OwnerChanged(
+                phone_number_id=phone_number_id,
+                user=user,
+                owner="bot",
+                way=way,
+                changed_at=now,
+            )
+        )
+        return True

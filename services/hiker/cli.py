@@ -61,9 +61,11 @@ def _simulate(args: argparse.Namespace) -> int:
             args.phone_number_id,
             args.wamid,
             button=args.button,
+            handover=args.handover,
+            standby=args.standby,
         )
     )
-    print(f"{status} {answer} (wamid {wamid})")
+    print(f"{status} {answer} ({'field' if args.handover else 'wamid'} {wamid})")
     return 0 if status == 200 else 1
 
 
@@ -125,6 +127,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         default=None,
         metavar="ID",
         help="tap the reply button (or list row) of this id instead; --text is its title",
+    )
+    sim.add_argument(
+        "--handover",
+        choices=("taken", "passed"),
+        default=None,
+        help="post a Conversation Routing notice instead: another app took the user's thread "
+        "(taken), or it was passed to this app (passed)",
+    )
+    sim.add_argument(
+        "--standby",
+        action="store_true",
+        help="post the message as a standby copy (another app owns the thread)",
     )
     sim.add_argument(
         "--dev-secret",

@@ -13,8 +13,10 @@ import pytest
 from hiker.conversation.state import ConversationStore, Recorded, Turn
 from hiker.core.claims import ClaimStore
 from hiker.core.keys import Keys
+from hiker.core.ownership import OwnershipStore
 from hiker.core.redis_store import connect_redis
 from hiker.testing.fakes import Clock, InMemoryClaims, InMemoryConversations
+from tests.fakes import InMemoryOwnership
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +29,7 @@ class Subject:
     conversations: ConversationStore | InMemoryConversations
     claims: ClaimStore | InMemoryClaims
     prefix: str
+    ownership: OwnershipStore | InMemoryOwnership
 
     async def record(self, wamid: str, at: float, turn: Turn | None = None) -> Recorded:
         """Record ``wamid`` as conversation does: in the step of the message's claim."""
@@ -44,11 +47,13 @@ async def subject(
         store = ConversationStore(
             redis, Keys(redis_prefix), idle_timeout_seconds=600, history_length=HISTORY
         )
-        yield Subject(store, ClaimStore(redis, lease_seconds=30, done_ttl_seconds=60), redis_prefix)
+        claims = ClaimStore(redis, lease_seconds=30, done_ttl_seconds=60)
+        yield Subject(store, claims, redis_prefix, OwnershipStore(redis, Keys(redis_prefix)))
         await redis.aclose()
         return
+    fake = InMemoryConversations(history_length=HISTORY)
     claims = InMemoryClaims(Clock(), lease_seconds=30, done_ttl_seconds=60)
-    yield Subject(InMemoryConversations(history_length=HISTORY), claims, "fake:")
+    yield Subject(fake, claims, "fake:", InMemoryOwnership(fake))
 
 
 async def test_the_state_is_saved_by_compare_and_set(subject: Subject) -> None:
@@ -100,3 +105,24 @@ async def test_history_keeps_the_last_turns_in_order_each_once(subject: Subject)
     assert await store.history(PNID, USER, 10) == turns[1:]  # the oldest fell off
     assert await store.history(PNID, USER, 2) == turns[3:]
     assert await store.history(PNID, USER, 0) == []
+
+
+async def test_a_handoff_is_read_with_each_message_and_with_the_last_activity(
+    subject: Subject,
+) -> None:
+    store, ownership = subject.conversations, subject.ownership
+    await subject.record("w1", 1.0)
+    await ownership.hand_to_person(PNID, USER, seconds=600, reason="conversation routing", now=2.0)
+    held = await subject.record("w2", 3.0)
+    assert (held.owner.until, held.owner.reason) == (602.0, "conversation routing")
+    activity = await store.last_activity(PNID, USER)
+    assert activity is not None
+    assert (activity.owner_until, activity.handed_at) == (602.0, 2.0)
+    # Routing gives back only what routing took; then the next message finds the bot owning it.
+    assert not await ownership.give_back(PNID, USER, now=4.0, only_reason="refund")
+    assert await ownership.give_back(PNID, USER, now=4.0, only_reason="conversation routing")
+    back = await subject.record("w3", 5.0)
+    assert (back.owner.until, back.owner.reason) == (None, None)
+    activity = await store.last_activity(PNID, USER)
+    assert activity is not None
+    assert (activity.owner_until, activity.handed_at) == (None, 2.0)

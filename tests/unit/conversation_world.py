@@ -20,7 +20,13 @@ from hiker.core.actions import Text
 from hiker.core.contracts import MessageReceived, TimerScheduled
 from hiker.core.keys import Keys
 from hiker.core.requests import Remind
-from tests.fakes import Clock, InMemoryClaims, InMemoryConversations, Published
+from tests.fakes import (
+    Clock,
+    InMemoryClaims,
+    InMemoryConversations,
+    InMemoryOwnership,
+    Published,
+)
 
 PNID = "100000000000001"
 
@@ -38,6 +44,7 @@ class World:
         self.clock = Clock()
         self.claims = InMemoryClaims(self.clock, lease_seconds=30, done_ttl_seconds=3600)
         self.conversations = InMemoryConversations()
+        self.ownership = InMemoryOwnership(self.conversations)
         self.published = Published()
         self.keys = Keys("t:")
         book = default_rulebook("are you there", IDLE)
@@ -56,6 +63,7 @@ class World:
             metrics=ConversationMetrics(self.registry),
             responder_timeout_seconds=responder_timeout,
             clock=self.clock,
+            handoffs=self.ownership,
         )
 
     def message(

@@ -7,6 +7,7 @@ import logging
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.core.consumer import Headers, Route, Routes
 from hiker.core.contracts import (
+    ControlChanged,
     MessageEchoed,
     MessageReceived,
     MessageSent,
@@ -34,11 +35,15 @@ def inbound_routes(handlers: ConversationHandlers) -> Routes:
     async def on_echo(event: MessageEchoed, _: Headers) -> None:
         await handlers.on_echo(event)
 
+    async def on_control(event: ControlChanged, _: Headers) -> None:
+        await handlers.on_control(event)
+
     return {
         MessageReceived.type_name(): Route(MessageReceived, on_message),
         StatusReceived.type_name(): Route(StatusReceived, on_status),
         WebhookErrorReceived.type_name(): Route(WebhookErrorReceived, on_error),
         MessageEchoed.type_name(): Route(MessageEchoed, on_echo),
+        ControlChanged.type_name(): Route(ControlChanged, on_control),
     }
 
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol
+from dataclasses import replace
 
 from hiker.conversation.answering import (
     Answering,
@@ -30,6 +30,7 @@ from hiker.conversation.identity import identity_change, is_identity_change
 from hiker.conversation.memory import Conversation
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.responder import Responder, reminded
+from hiker.conversation.routing import ConversationRouting, RoutedOwnership, gives_back
 from hiker.conversation.rules import Reply
 from hiker.conversation.rulesource import RuleSource
 from hiker.conversation.state import Recorded, Turn
@@ -37,6 +38,7 @@ from hiker.conversation.timers import start_timer, window_open
 from hiker.core.actions import AnyAction, MarkRead, answering
 from hiker.core.claims import Claims
 from hiker.core.contracts import (
+    ControlChanged,
     MessageEchoed,
     MessageReceived,
     MessageSent,
@@ -81,7 +83,7 @@ class ConversationHandlers:
         read_receipts: ReadReceipts = "off",
         responder_timeout_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
-        handoffs: Handoffs | None = None,
+        handoffs: RoutedOwnership | None = None,
         handoff_minutes: float = 30.0,
     ) -> None:
         """``responder_timeout_seconds``: how long ``responder`` may take to answer a message
@@ -120,6 +122,7 @@ class ConversationHandlers:
             metrics=metrics,
             clock=clock,
         )
+        self._routing = ConversationRouting(handoffs, conversations, metrics)
 
     async def on_message(self, event: MessageReceived) -> None:
         """Answer by the responder, save its state, (re)start the idle timer: once per wamid.
@@ -152,9 +155,15 @@ class ConversationHandlers:
         try:
             recorded = Recorded.of(claim.step_values)
             now = self._clock()
-            if recorded.owner.human(now):
-                # A person answers: the message is recorded (history, events, the api's copy)
-                # and nothing else happens, not even an idle timer (``timers.silenced``).
+            if event.standby:
+                await self._routing.on_standby(event, recorded.owner, now)
+            elif gives_back(event, recorded.owner, now):
+                await self._routing.given_back(event, now)
+                recorded = replace(recorded, owner=Ownership())
+            if event.standby or recorded.owner.human(now):
+                # A person (or, for a standby copy, another app) answers: the message is
+                # recorded (history, events, the api's copy) and nothing else happens, not
+                # even an idle timer (``timers.silenced``).
                 await claim.confirm()
                 self._metrics.inbound.labels(event.message_type).inc()
                 self._metrics.skipped.labels("reply", "human_owned").inc()
@@ -323,6 +332,10 @@ class ConversationHandlers:
             extra={"wamid": event.wamid, "user": user, "minutes": self._handoff_minutes},
         )
 
+    async def on_control(self, event: ControlChanged) -> None:
+        """Conversation Routing moved the user's thread (``conversation.routing``)."""
+        await self._routing.on_control(event)
+
     async def on_sent(self, event: MessageSent) -> None:
         """A message sent from outside conversation (``hiker api``) joins the history."""
         turn = Turn("out", event.idempotency_key, event.action_type, event.text, event.sent_at)
@@ -352,20 +365,8 @@ class ConversationHandlers:
         )
 
 
-class Handoffs(Protocol):
-    """Where a handoff is written (``core.ownership.OwnershipStore``)."""
-
-    async def hand_to_person(
-        self,
-        phone_number_id: str,
-        user: str,
-        *,
-        seconds: float,
-        reason: str,
-        now: float,
-        lengthen_only: bool = False,
-        way: str = "api",
-    ) -> Ownership: ...
+# Where a handoff is written (``core.ownership.OwnershipStore``).
+Handoffs = RoutedOwnership
 
 
 class _TurnTaking:

@@ -76,11 +76,11 @@ class ConversationMetrics:
         self.handoffs = Counter(
             "hiker_handoffs",
             "Conversations handed to a person, by the way in (reason: api, action, echo, "
-            "handover).",
+            "routing: another app took the thread through Meta's Conversation Routing).",
             ["reason"],
             registry=registry,
         )
-        for way in ("action", "echo"):
+        for way in ("action", "echo", "routing"):
             self.handoffs.labels(way)
         self.skipped = Counter(
             "hiker_sends_skipped",

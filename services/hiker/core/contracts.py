@@ -53,6 +53,9 @@ class MessageReceived(Contract):
     timestamp: int = Field(description="Meta's send time, epoch seconds")
     received_at: float = Field(description="ingress receipt time, epoch seconds")
     raw: dict[str, Any] = Field(default_factory=dict, description="the message as Meta sent it")
+    # Came on the ``standby`` field (Conversation Routing): another app owns the thread, this is
+    # a copy for context. Recorded and published, never answered.
+    standby: bool = False
 
 
 class StatusError(Contract):
@@ -296,6 +299,24 @@ class MessageEchoed(Contract):
     received_at: float
 
 
+class ControlChanged(Contract):
+    """Meta's Conversation Routing moved a user's thread (``messaging_handovers``): another app
+    took it from this one (``taken``), or the thread was passed to this one (``passed``).
+
+    Meta sends no notice when an owner releases a thread: the user's next message on the
+    ``messages`` field is the sign that it is back (``conversation.routing``).
+    """
+
+    phone_number_id: str
+    # The conversation's user, keyed as ``MessageReceived.user`` (the BSUID first).
+    user: str
+    control: Literal["taken", "passed"]
+    # The free-form ``metadata`` the app that moved the thread gave, when it gave one.
+    metadata: str | None = None
+    received_at: float
+    raw: dict[str, Any] = Field(default_factory=dict, description="the change as Meta sent it")
+
+
 class OwnerChanged(Contract):
     """Who answers a conversation changed: a person took it until ``until``, or the bot got it
     back (``until`` None). Published on the outcomes exchange for ``hiker events``."""
@@ -305,6 +326,6 @@ class OwnerChanged(Contract):
     owner: Literal["bot", "human"]
     until: float | None = None
     reason: str | None = None
-    # The way in: api, action or echo (``hiker_handoffs_total{reason}``).
+    # The way in: api, action, echo or routing (``hiker_handoffs_total{reason}``).
     way: str
     changed_at: float

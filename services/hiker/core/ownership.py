@@ -50,6 +50,14 @@ if ttl < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 return 1
 """
 
+# KEYS: conversation hash. ARGV: the reason the handoff to end was recorded with. 1: ended;
+# 0: no handoff, or one recorded for another reason (left as it was).
+_GIVE_BACK_IF = """
+if redis.call('HGET', KEYS[1], 'owner_reason') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'owner_until', 'owner_reason')
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class Ownership:
@@ -98,6 +106,7 @@ class OwnershipStore:
         self._keys = keys
         self._announce = announce
         self._hand_over = redis.register_script(_HAND_OVER)
+        self._give_back_if = redis.register_script(_GIVE_BACK_IF)
 
     async def hand_to_person(
         self,
@@ -128,14 +137,26 @@ class OwnershipStore:
         return Ownership(until, reason, now)
 
     async def give_back(
-        self, phone_number_id: str, user: str, *, now: float, way: str = "api"
-    ) -> None:
-        """The bot answers again from now on (``handed_at`` stays: see the module)."""
-        await self._redis.hdel(
-            self._keys.conversation(phone_number_id, user), OWNER_UNTIL, OWNER_REASON
-        )
+        self,
+        phone_number_id: str,
+        user: str,
+        *,
+        now: float,
+        way: str = "api",
+        only_reason: str | None = None,
+    ) -> bool:
+        """The bot answers again from now on (``handed_at`` stays: see the module); with
+        ``only_reason``, only a handoff recorded for that reason ends (a way out ends only what
+        its way in began: Conversation Routing never ends an agent's handoff). Whether it
+        ended one (announced then)."""
+        key = self._keys.conversation(phone_number_id, user)
+        if only_reason is None:
+            await self._redis.hdel(key, OWNER_UNTIL, OWNER_REASON)
+        elif not await self._give_back_if(keys=[key], args=[only_reason]):
+            return False
         await self._redis.zrem(self._keys.owned(), _member(phone_number_id, user))
         await self._tell(phone_number_id, user, "bot", None, None, way, now)
+        return True
 
     async def _tell(
         self,

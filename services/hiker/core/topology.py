@@ -49,6 +49,7 @@ RK_CHANGE_PREFIX: Final = "change"  # change.<field>
 RK_UNKNOWN: Final = "unknown"
 RK_OWNER_PREFIX: Final = "owner"  # owner.<bot|human>, on the outcomes exchange
 RK_ECHO_PREFIX: Final = "echo"  # echo.<type>: a message a person sent from the Business app
+RK_CONTROL_PREFIX: Final = "control"  # control.<taken|passed>: Conversation Routing moved a thread
 RK_SEND: Final = "send"
 RK_FIRED: Final = "fired"
 RK_POISON: Final = "poison"
@@ -151,6 +152,7 @@ CONVERSATION_INBOUND = QueueSpec(
         (INBOUND_EXCHANGE, f"{RK_STATUS_PREFIX}.#"),
         (INBOUND_EXCHANGE, RK_ERROR),
         (INBOUND_EXCHANGE, f"{RK_ECHO_PREFIX}.#"),
+        (INBOUND_EXCHANGE, f"{RK_CONTROL_PREFIX}.#"),
     ),
 )
 CONVERSATION_TIMERS = QueueSpec(

@@ -12,6 +12,7 @@ from typing import Final
 from hiker.core import topology
 from hiker.core.contracts import (
     ChangeReceived,
+    ControlChanged,
     MessageEchoed,
     MessageReceived,
     StatusReceived,
@@ -42,6 +43,7 @@ _KINDS: dict[type, str] = {
     WebhookErrorReceived: "error",
     ChangeReceived: "change",
     MessageEchoed: "echo",
+    ControlChanged: "control",
 }
 
 

@@ -3,9 +3,11 @@
 A body batches entries, each with changes; a ``messages`` change carries ``messages[]``,
 ``statuses[]`` and ``errors[]``. Every one of them becomes its own event, and so does each of a
 ``smb_message_echoes`` change's ``message_echoes[]`` (``MessageEchoed``: the business answered
-from the WhatsApp Business app). Changes of other fields (templates, account, calls...) become
-``ChangeReceived`` for inspection; a body
-whose shape is not a WhatsApp webhook at all is ``Unclassified`` and kept whole.
+from the WhatsApp Business app). Conversation Routing's fields: a ``messaging_handovers`` notice
+is a ``ControlChanged`` (``ingress.handovers``), a ``standby`` change's ``messages[]`` are
+``MessageReceived`` marked ``standby``. Changes of other fields (templates, account, calls...)
+become ``ChangeReceived`` for inspection; a body whose shape is not a WhatsApp webhook at all is
+``Unclassified`` and kept whole.
 """
 
 from __future__ import annotations
@@ -29,6 +31,18 @@ from hiker.core.contracts import (
 )
 from hiker.core.graph_ids import PhoneNumberId
 from hiker.core.identity import IDENTITY_CHANGES
+from hiker.ingress.handovers import control_changes
+from hiker.ingress.texts import message_reply_id, message_text, text_at
+
+__all__ = [
+    "MalformedBody",
+    "Routed",
+    "Unclassified",
+    "message_reply_id",
+    "message_text",
+    "parse",
+    "route",
+]
 
 
 class MalformedBody(ValueError):
@@ -176,7 +190,9 @@ def _foreign(entry_id: str | None, change: _Change, received_at: float) -> Route
     return Routed(f"{topology.RK_CHANGE_PREFIX}.{_token(change.field)}", event)
 
 
-def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Routed]:
+def _messages_change(
+    raw_value: dict[str, Any], received_at: float, *, standby: bool = False
+) -> list[Routed]:
     value = _MessagesValue.model_validate(raw_value)
     phone_number_id = value.metadata.phone_number_id
     routed: list[Routed] = []
@@ -190,9 +206,9 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
         if changed is not None:
             # The user changed number or id: the message belongs to the new ids (conversation
             # moves the one kept under the previous ids, ``system.previous_user_id``).
-            phone = _str(changed, "wa_id") or phone
-            user_id = _str(changed, "user_id") or user_id
-            parent_user_id = _str(changed, "parent_user_id") or parent_user_id
+            phone = text_at(changed, "wa_id") or phone
+            user_id = text_at(changed, "user_id") or user_id
+            parent_user_id = text_at(changed, "parent_user_id") or parent_user_id
         # The BSUID first: it stays when the phone number stops appearing in webhooks.
         user = user_id or phone
         if user is None:
@@ -215,6 +231,7 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
             timestamp=message.timestamp,
             received_at=received_at,
             raw=raw,
+            standby=standby,
         )
         routed.append(
             Routed(f"{topology.RK_MESSAGE_PREFIX}.{_token(message.type)}", event, message.id)
@@ -306,46 +323,37 @@ def _echoes_change(raw_value: dict[str, Any], received_at: float) -> list[Routed
     return routed
 
 
+def _handovers_change(raw_value: dict[str, Any], received_at: float) -> list[Routed]:
+    return [
+        Routed(f"{topology.RK_CONTROL_PREFIX}.{event.control}", event)
+        for event in control_changes(raw_value, received_at)
+    ]
+
+
+# A ``standby`` change's parts read as a ``messages`` change's; the rest of it (the other app's
+# echoes and statuses, in shapes Meta's stored pages do not show) is kept for inspection.
+_STANDBY_READ: Final = ("messaging_product", "metadata", "contacts", "messages")
+
+
+def _standby_change(raw_value: dict[str, Any], received_at: float) -> list[Routed]:
+    """``standby`` (Conversation Routing): activity of a thread another app owns, copied to
+    this one for context. The user's messages are published as such, marked ``standby``:
+    recorded, never answered (answering would take the thread from its owner)."""
+    read: dict[str, Any] = {key: raw_value[key] for key in _STANDBY_READ if key in raw_value}
+    routed = _messages_change(read, received_at, standby=True)
+    if any(key not in _STANDBY_READ for key in raw_value):
+        kept = ChangeReceived(field="standby", value=raw_value, received_at=received_at)
+        routed.append(Routed(f"{topology.RK_CHANGE_PREFIX}.standby", kept))
+    return routed
+
+
 # The change fields read into events of their own; the others are kept for inspection.
-_READ_FIELDS: Final = {"messages": _messages_change, "smb_message_echoes": _echoes_change}
-
-
-def message_text(raw: dict[str, Any]) -> str | None:
-    """The text a person would read in ``raw``: a body, a caption, a button or list title."""
-    kind = raw.get("type")
-    if kind == "text":
-        return _str(raw.get("text"), "body")
-    if kind == "button":
-        return _str(raw.get("button"), "text")
-    if kind == "interactive":
-        interactive = raw.get("interactive")
-        if isinstance(interactive, dict):
-            reply = interactive.get(str(interactive.get("type")))
-            return _str(reply, "title")
-        return None
-    return _str(raw.get(kind), "caption") if isinstance(kind, str) else None
-
-
-def message_reply_id(raw: dict[str, Any]) -> str | None:
-    """The id of what the user tapped: a reply button or list row (``interactive``), or a
-    template's quick-reply button (``button``, its payload)."""
-    kind = raw.get("type")
-    if kind == "interactive":
-        interactive = raw.get("interactive")
-        if isinstance(interactive, dict):
-            return _str(interactive.get(str(interactive.get("type"))), "id")
-        return None
-    if kind == "button":
-        return _str(raw.get("button"), "payload")
-    return None
-
-
-def _str(container: object, key: str) -> str | None:
-    if isinstance(container, dict):
-        value = container.get(key)
-        if isinstance(value, str):
-            return value
-    return None
+_READ_FIELDS: Final = {
+    "messages": _messages_change,
+    "smb_message_echoes": _echoes_change,
+    "messaging_handovers": _handovers_change,
+    "standby": _standby_change,
+}
 
 
 def _token(value: str) -> str:

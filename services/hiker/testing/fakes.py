@@ -153,6 +153,10 @@ class InMemoryConversations:
         self.histories: dict[tuple[str, str], list[Turn]] = {}
         # (pnid, phone number) -> the business-scoped user id its conversation moved to
         self.moved: dict[tuple[str, str], str] = {}
+        # (pnid, user) -> (owner_until, owner_reason): a handoff, read with each message
+        self.owners: dict[tuple[str, str], tuple[float, str]] = {}
+        # (pnid, user) -> when a person last took it (kept after they give it back)
+        self.handed_at: dict[tuple[str, str], float] = {}
         self._length = history_length
 
     def record_step(
@@ -179,9 +183,11 @@ class InMemoryConversations:
             if turn is not None:
                 self._append(conversation, [turn])
             version, state, by, before = self.states.get(conversation, (0, {}, "", {}))
+            until, reason = self.owners.get(conversation, (None, ""))
+            owner = ("" if until is None else repr(until), reason)
             if by == wamid:
-                return (latest, version, json.dumps(before), 1)
-            return (latest, version, json.dumps(state) if state else "", 0)
+                return (latest, version, json.dumps(before), 1, *owner)
+            return (latest, version, json.dumps(state) if state else "", 0, *owner)
 
         return FakeStep("", run=record)
 
@@ -265,5 +271,17 @@ class InMemoryConversations:
         moved_to = self.moved.get((phone_number_id, user))
         if activity is None and moved_to is not None:
             found = self.latest.get((phone_number_id, moved_to))
-            return None if found is None else dataclasses.replace(found, moved_to=moved_to)
-        return activity
+            if found is None:
+                return None
+            return self._owned(
+                dataclasses.replace(found, moved_to=moved_to), (phone_number_id, moved_to)
+            )
+        return None if activity is None else self._owned(activity, (phone_number_id, user))
+
+    def _owned(self, activity: Activity, conversation: tuple[str, str]) -> Activity:
+        # Who owns it, read with the activity as ``ConversationStore.last_activity`` does.
+        return dataclasses.replace(
+            activity,
+            owner_until=self.owners.get(conversation, (None, ""))[0],
+            handed_at=self.handed_at.get(conversation),
+        )

@@ -1,11 +1,12 @@
-"""Post a correctly signed, real-shaped webhook to an ingress, as Meta would."""
+"""Post a correctly signed, real-shaped webhook to an ingress, as Meta would: a user's message,
+a tapped button, and Conversation Routing's notices and standby copies."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import time
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -83,6 +84,42 @@ def messages_change(
     return {"value": value, "field": "messages"}
 
 
+def standby_change(
+    messages: list[dict[str, Any]], *, phone_number_id: str = DEFAULT_PHONE_NUMBER_ID
+) -> dict[str, Any]:
+    """A ``standby`` change: a copy of the users' ``messages`` of a thread another app owns
+    (Conversation Routing), in the ``messages`` field's value shape."""
+    return {**messages_change(messages, phone_number_id=phone_number_id), "field": "standby"}
+
+
+def handover_change(
+    user: str,
+    control: Literal["taken", "passed"],
+    *,
+    phone_number_id: str = DEFAULT_PHONE_NUMBER_ID,
+    metadata: str | None = None,
+) -> dict[str, Any]:
+    """A ``messaging_handovers`` notice: another app took ``user``'s thread (``taken``), or
+    it was passed to this app (``passed``). ``type`` naming the object beside it is Meta's;
+    where the number and the user sit is as ``hiker.ingress.handovers`` reads them (Meta's
+    stored reference did not show it)."""
+    name = f"control_{control}"
+    return {
+        "field": "messaging_handovers",
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {
+                "display_phone_number": DEFAULT_DISPLAY_NUMBER,
+                "phone_number_id": phone_number_id,
+            },
+            "type": name,
+            "sender": {"phone_number": user},
+            "timestamp": str(int(time.time())),
+            name: {} if metadata is None else {"metadata": metadata},
+        },
+    }
+
+
 def webhook_body(*changes: dict[str, Any], entry_id: str = "100000000000000") -> dict[str, Any]:
     """One entry holding ``changes``; for several entries, build the dict directly."""
     return {
@@ -114,14 +151,29 @@ async def simulate(
     phone_number_id: str,
     wamid: str | None,
     button: str | None = None,
+    *,
+    handover: Literal["taken", "passed"] | None = None,
+    standby: bool = False,
 ) -> tuple[int, str, str]:
-    """Post ``text`` from ``user`` (or, with ``button``, a tap on the button of that id)."""
-    message = (
-        button_reply_message(user, button, text, wamid=wamid)
-        if button
-        else text_message(user, text, wamid=wamid)
-    )
-    body = encode(webhook_body(messages_change([message], phone_number_id=phone_number_id)))
+    """Post ``text`` from ``user`` (or, with ``button``, a tap on the button of that id; with
+    ``standby``, as a standby copy); with ``handover``, a routing notice instead. The third
+    value is the message's wamid, or the notice's field."""
+    if handover is not None:
+        change = handover_change(user, handover, phone_number_id=phone_number_id)
+        said = change["field"]
+    else:
+        message = (
+            button_reply_message(user, button, text, wamid=wamid)
+            if button
+            else text_message(user, text, wamid=wamid)
+        )
+        change = (
+            standby_change([message], phone_number_id=phone_number_id)
+            if standby
+            else messages_change([message], phone_number_id=phone_number_id)
+        )
+        said = message["id"]
+    body = encode(webhook_body(change))
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         status, answer = await post_signed(session, url, body, app_secret)
-    return status, answer, message["id"]
+    return status, answer, said
