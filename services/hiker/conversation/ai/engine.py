@@ -14,11 +14,10 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
-from hiker.conversation.ai.budget import TokenBudget
-from hiker.conversation.ai.pending import PendingTurns
+from hiker.conversation.ai.budget import Budget
 from hiker.conversation.ai.policy import (
     TYPING_EVERY_SECONDS,
     AIPolicy,
@@ -36,7 +35,7 @@ from hiker.conversation.state import Turn
 from hiker.conversation.timers import start_reminder, window_open
 from hiker.core.actions import TEXT_MAX, AnyAction, MarkRead, Text
 from hiker.core.ai_model import ModelError, ModelUnavailable
-from hiker.core.claims import Claim, Claims, ClaimState
+from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
 from hiker.core.contracts import AITurnScheduled, MessageReceived, SendMessage, TimerScheduled
 from hiker.core.errors import RetryLater
 from hiker.core.keys import Keys
@@ -57,6 +56,33 @@ OVER_BUDGET_REASON = "ai over budget"
 def unanswered(answer: Decided) -> bool:
     """Whether nothing took a message: no reply, reminder or handoff (the model's turn)."""
     return answer.reply is None and not answer.reminders and answer.handing_off is None
+
+
+class Waiting(Protocol):
+    """The messages waiting for a turn (``PendingTurns`` in Redis)."""
+
+    async def add(self, message: MessageReceived) -> None: ...
+
+    async def waiting(self, phone_number_id: str, user: str) -> list[MessageReceived]: ...
+
+    async def forget(self, phone_number_id: str, user: str, wamids: Sequence[str]) -> None: ...
+
+    def answered_step(
+        self,
+        phone_number_id: str,
+        user: str,
+        answered: Sequence[MessageReceived],
+        said: Sequence[Turn],
+        transcripts: Mapping[str, str],
+    ) -> ClaimStep: ...
+
+
+class Budgets(Protocol):
+    """Today's token budgets (``TokenBudget`` in Redis)."""
+
+    async def spent(self, phone_number_id: str, user: str) -> Budget | None: ...
+
+    async def spend(self, phone_number_id: str, user: str, tokens: int) -> None: ...
 
 
 class HandsOver(Protocol):
@@ -80,8 +106,8 @@ class AITurns:
         self,
         *,
         runner: TurnRunner,
-        pending: PendingTurns,
-        budget: TokenBudget,
+        pending: Waiting,
+        budget: Budgets,
         conversations: Conversations,
         claims: Claims,
         keys: Keys,
