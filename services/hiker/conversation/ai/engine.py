@@ -258,6 +258,7 @@ class AITurns:
 
     async def _run(self, turn: AITurnScheduled, asked: TurnInput) -> TurnResult:
         """The model's answer within the turn's deadline, "typing..." shown meanwhile."""
+        await self._show_typing(turn, 0)
         typing = asyncio.create_task(self._keep_typing(turn))
         try:
             async with asyncio.timeout(self._policy.turn_seconds) as deadline:
@@ -272,27 +273,32 @@ class AITurns:
                 await typing
 
     async def _keep_typing(self, turn: AITurnScheduled) -> None:
-        """Mark the last message read with the typing indicator now, and every 20 s: Meta
-        drops it after 25 s. Best effort: a failed one leaves the turn alone."""
-        shown = 0
+        """Show the typing indicator again every 20 s while the model works: Meta drops it
+        after 25 s."""
+        shown = 1
         while True:
-            command = SendMessage(
-                idempotency_key=f"aityping:{turn.wamid}:{turn.attempt}:{shown}",
-                phone_number_id=turn.phone_number_id,
-                to=turn.user,
-                wa_id=turn.wa_id,
-                actions=(MarkRead(message_id=turn.wamid, typing=True),),
-                kind="receipt",
-                correlation_id=turn.wamid,
-                # Useful for 25 s from now, not from the message (which may be older).
-                origin_received_at=self._clock(),
-            )
-            try:
-                await self._send(command)
-            except Exception:
-                log.warning("typing indicator not published", extra={"wamid": turn.wamid})
-            shown += 1
             await asyncio.sleep(TYPING_EVERY_SECONDS)
+            await self._show_typing(turn, shown)
+            shown += 1
+
+    async def _show_typing(self, turn: AITurnScheduled, shown: int) -> None:
+        """Mark the turn's last message read with the typing indicator. Best effort: a failed
+        one leaves the turn alone (the reply's own publish tells of a broker in trouble)."""
+        command = SendMessage(
+            idempotency_key=f"aityping:{turn.wamid}:{turn.attempt}:{shown}",
+            phone_number_id=turn.phone_number_id,
+            to=turn.user,
+            wa_id=turn.wa_id,
+            actions=(MarkRead(message_id=turn.wamid, typing=True),),
+            kind="receipt",
+            correlation_id=turn.wamid,
+            # Useful for 25 s from now, not from the message (which may be older).
+            origin_received_at=self._clock(),
+        )
+        try:
+            await self._send(command)
+        except Exception:
+            log.warning("typing indicator not published", extra={"wamid": turn.wamid})
 
     async def _retry(
         self, turn: AITurnScheduled, first_attempt_at: float, error: ModelUnavailable
