@@ -105,7 +105,8 @@ async def test_a_slow_model_does_not_hold_up_a_rules_reply_to_another_user(
     await asyncio.wait_for(model.entered.wait(), 15)
     await pipeline.say(other, "hello")
     assert await pipeline.wait_for_texts(other, 1) == ["hello to you too"]
-    assert not release.is_set() and await pipeline.texts(waiting) == []
+    assert not release.is_set()
+    assert await pipeline.texts(waiting) == []
     release.set()
     assert await pipeline.wait_for_texts(waiting, 1) == ["model: slow question"]
 

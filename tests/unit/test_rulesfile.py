@@ -243,7 +243,8 @@ def test_a_rule_hands_the_conversation_over_after_its_reply() -> None:
 
 def test_the_ai_responders_texts_have_defaults_and_the_file_replaces_them() -> None:
     base = default_rulebook("are you there", 600)
-    assert base.ai_over_budget and base.ai_unavailable
+    assert base.ai_over_budget
+    assert base.ai_unavailable
     book = parse_rules(
         "ai_over_budget: That is all for today.\n"
         "ai_unavailable: [Our assistant is away., {text: A person will answer.}]\n",
