@@ -30,15 +30,20 @@ PNID = "100000000000001"
 class ScriptedRunner(TurnRunner):
     """Answers each turn with the next scripted result (or raises it); records what it saw."""
 
-    def __init__(self, *script: TurnResult | ModelError) -> None:
+    def __init__(self, *script: TurnResult | ModelError | asyncio.Event) -> None:
         self.script = list(script)
         self.asked: list[TurnInput] = []
+        self.entered = asyncio.Event()
 
     async def run(self, turn: TurnInput) -> TurnResult:
         self.asked.append(turn)
+        self.entered.set()
         outcome = self.script.pop(0)
-        if isinstance(outcome, ModelError):
-            raise outcome
+        if isinstance(outcome, asyncio.Event):  # wait until released, then the next step
+            await outcome.wait()
+            outcome = self.script.pop(0)
+        if isinstance(outcome, ModelError | asyncio.Event):
+            raise outcome if isinstance(outcome, ModelError) else AssertionError(outcome)
         return outcome
 
 
@@ -115,7 +120,9 @@ class Handed:
 
 
 class AIWorld:
-    def __init__(self, *script: TurnResult | ModelError, policy: AIPolicy | None = None) -> None:
+    def __init__(
+        self, *script: TurnResult | ModelError | asyncio.Event, policy: AIPolicy | None = None
+    ) -> None:
         self.clock = Clock()
         self.policy = policy or AIPolicy(turn_seconds=10, give_up_seconds=600)
         self.claims = InMemoryClaims(

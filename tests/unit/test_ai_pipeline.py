@@ -3,6 +3,8 @@ burst, the budget, the retry ladder with Retry-After, giving up, and what a turn
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hiker.conversation.ai.budget import spent_out, utc_day
@@ -12,6 +14,7 @@ from hiker.conversation.rules import AI_OVER_BUDGET_TEXT, AI_UNAVAILABLE_TEXT
 from hiker.conversation.timers import Activity
 from hiker.core.ai_model import ContextTooLong, ModelRejected, ModelUnavailable, Usage
 from hiker.core.delays import snap_ms
+from hiker.core.errors import RetryLater
 from hiker.core.requests import Handoff, Remind
 from hiker.core.settings.ai import AISettings
 from tests.unit.ai_world import PNID, AIWorld, answer
@@ -208,3 +211,24 @@ async def test_a_turn_due_while_a_person_owns_the_conversation_is_left_to_them()
     await world.fire_all()
     assert world.runner.asked == []
     assert await world.waiting.waiting(PNID, USER) == []
+
+
+async def test_a_message_sent_during_a_call_is_answered_after_it_alone() -> None:
+    release = asyncio.Event()
+    world = AIWorld(release, answer("about one"), answer("about two"))
+    await world.say(world.message(USER, "one"))
+    [(first, _)] = world.turns_scheduled
+    running = asyncio.create_task(world.engine.on_due(first))
+    await world.runner.entered.wait()
+    await world.say(world.message(USER, "two"))
+    [_, (second, _)] = world.turns_scheduled
+    with pytest.raises(RetryLater):  # held (the consumer asks again) while "one" is answered
+        await world.engine.on_due(second)
+    release.set()
+    await running
+    await world.engine.on_due(second)
+    assert [[m.text for m in asked.new_messages] for asked in world.runner.asked] == [
+        ["one"],
+        ["two"],
+    ]
+    assert world.replies(USER) == [["about one"], ["about two"]]

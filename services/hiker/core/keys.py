@@ -49,6 +49,11 @@ class Keys:
         """The claim of the AI turn that answers the user's messages up to ``wamid``."""
         return f"{self.prefix}aiturn:{{{phone_number_id}:{user}}}:{wamid}"
 
+    def ai_running(self, phone_number_id: str, user: str) -> str:
+        """Held (a lease, never confirmed) while one of the user's AI turns runs: the next
+        waits for it, and then answers only what the first left unanswered."""
+        return f"{self.prefix}airunning:{{{phone_number_id}:{user}}}"
+
     def ai_pending(self, phone_number_id: str, user: str) -> str:
         """The user's messages waiting for an AI turn, by wamid (``conversation.ai.pending``)."""
         return f"{self.prefix}aipending:{{{phone_number_id}:{user}}}"

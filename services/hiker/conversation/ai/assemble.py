@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from hiker.conversation.ai.budget import TokenBudget
-from hiker.conversation.ai.engine import AITurns, HandsOver
+from hiker.conversation.ai.engine import AITurns
 from hiker.conversation.ai.model import Metered, http_model_client, record_calls
 from hiker.conversation.ai.pending import PendingTurns
 from hiker.conversation.ai.policy import AIPolicy
+from hiker.conversation.ai.ports import HandsOver
 from hiker.conversation.ai.turn import TurnRunner
 from hiker.conversation.answering import Conversations, ScheduleTimer
 from hiker.conversation.metrics import ConversationMetrics

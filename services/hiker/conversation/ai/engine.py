@@ -14,10 +14,9 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
 
-from hiker.conversation.ai.budget import Budget
+from hiker.conversation.ai.commands import reply_command, typing_command
 from hiker.conversation.ai.policy import (
     TYPING_EVERY_SECONDS,
     AIPolicy,
@@ -26,6 +25,13 @@ from hiker.conversation.ai.policy import (
     gives_up,
     retry_seconds,
 )
+from hiker.conversation.ai.ports import (
+    Budgets,
+    HandsOver,
+    ScheduleReminder,
+    ScheduleTurn,
+    Waiting,
+)
 from hiker.conversation.ai.turn import TurnInput, TurnResult, TurnRunner
 from hiker.conversation.answering import Conversations, PublishCommand, turns
 from hiker.conversation.metrics import ConversationMetrics
@@ -33,20 +39,15 @@ from hiker.conversation.responder import Decided
 from hiker.conversation.rulesource import RuleSource
 from hiker.conversation.state import Turn
 from hiker.conversation.timers import start_reminder, window_open
-from hiker.core.actions import TEXT_MAX, AnyAction, MarkRead, Text
+from hiker.core.actions import TEXT_MAX, AnyAction, Text
 from hiker.core.ai_model import ModelError, ModelUnavailable
-from hiker.core.claims import Claim, Claims, ClaimState, ClaimStep
-from hiker.core.contracts import AITurnScheduled, MessageReceived, SendMessage, TimerScheduled
+from hiker.core.claims import Claim, Claims, ClaimState
+from hiker.core.contracts import AITurnScheduled, MessageReceived
 from hiker.core.errors import RetryLater
 from hiker.core.keys import Keys
 from hiker.core.requests import Handoff
 
 log = logging.getLogger(__name__)
-
-# Publish a due turn after that many seconds (``ConversationOutbox.schedule_ai``).
-ScheduleTurn = Callable[[AITurnScheduled, float], Awaitable[None]]
-# Set a reminder's next hop (``Answering.schedule_hop``).
-ScheduleReminder = Callable[[TimerScheduled], Awaitable[None]]
 
 # Why the pipeline itself hands a conversation to a person.
 UNAVAILABLE_REASON = "ai unavailable"
@@ -56,49 +57,6 @@ OVER_BUDGET_REASON = "ai over budget"
 def unanswered(answer: Decided) -> bool:
     """Whether nothing took a message: no reply, reminder or handoff (the model's turn)."""
     return answer.reply is None and not answer.reminders and answer.handing_off is None
-
-
-class Waiting(Protocol):
-    """The messages waiting for a turn (``PendingTurns`` in Redis)."""
-
-    async def add(self, message: MessageReceived) -> None: ...
-
-    async def waiting(self, phone_number_id: str, user: str) -> list[MessageReceived]: ...
-
-    async def forget(self, phone_number_id: str, user: str, wamids: Sequence[str]) -> None: ...
-
-    def answered_step(
-        self,
-        phone_number_id: str,
-        user: str,
-        answered: Sequence[MessageReceived],
-        said: Sequence[Turn],
-        transcripts: Mapping[str, str],
-    ) -> ClaimStep: ...
-
-
-class Budgets(Protocol):
-    """Today's token budgets (``TokenBudget`` in Redis)."""
-
-    async def spent(self, phone_number_id: str, user: str) -> Budget | None: ...
-
-    async def spend(self, phone_number_id: str, user: str, tokens: int) -> None: ...
-
-
-class HandsOver(Protocol):
-    """Where a handoff is written (``core.ownership.OwnershipStore``)."""
-
-    async def hand_to_person(
-        self,
-        phone_number_id: str,
-        user: str,
-        *,
-        seconds: float,
-        reason: str,
-        now: float,
-        lengthen_only: bool = False,
-        way: str = "api",
-    ) -> object: ...
 
 
 class AITurns:
@@ -158,9 +116,22 @@ class AITurns:
 
     async def on_due(self, turn: AITurnScheduled) -> None:
         """A turn out of its wait queue: answered when its message is still the latest one
-        waiting (else a later turn answers it, or one did), once across crashes and replicas."""
+        waiting (else a later turn answers it, or one did), once across crashes and replicas,
+        and one turn of a user at a time (a message sent during a call is answered after it)."""
         pnid, user = turn.phone_number_id, turn.user
-        waiting = await self._pending.waiting(pnid, user)
+        if due(turn.wamid, await self._pending.waiting(pnid, user)) is not Due.ANSWER:
+            return  # the usual fate of a burst's earlier messages: settled without a lock
+        running = await self._claim(self._keys.ai_running(pnid, user))
+        if running is None:  # never confirmed, so never done; a claim store's oddity
+            raise RetryLater(self._keys.ai_running(pnid, user))
+        try:
+            await self._on_due(turn)
+        finally:
+            await running.release()
+
+    async def _on_due(self, turn: AITurnScheduled) -> None:
+        pnid, user = turn.phone_number_id, turn.user
+        waiting = await self._pending.waiting(pnid, user)  # anew: a turn may have just ended
         verdict = due(turn.wamid, waiting)
         if verdict is not Due.ANSWER:
             log.debug("AI turn dropped", extra={"wamid": turn.wamid, "why": verdict.value})
@@ -284,19 +255,8 @@ class AITurns:
     async def _show_typing(self, turn: AITurnScheduled, shown: int) -> None:
         """Mark the turn's last message read with the typing indicator. Best effort: a failed
         one leaves the turn alone (the reply's own publish tells of a broker in trouble)."""
-        command = SendMessage(
-            idempotency_key=f"aityping:{turn.wamid}:{turn.attempt}:{shown}",
-            phone_number_id=turn.phone_number_id,
-            to=turn.user,
-            wa_id=turn.wa_id,
-            actions=(MarkRead(message_id=turn.wamid, typing=True),),
-            kind="receipt",
-            correlation_id=turn.wamid,
-            # Useful for 25 s from now, not from the message (which may be older).
-            origin_received_at=self._clock(),
-        )
         try:
-            await self._send(command)
+            await self._send(typing_command(turn, shown, self._clock()))
         except Exception:
             log.warning("typing indicator not published", extra={"wamid": turn.wamid})
 
@@ -345,7 +305,7 @@ class AITurns:
             # Answered a day late (a long outage): free-form messages would fail with 131047.
             self._metrics.skipped.labels("reply", "window_closed").inc()
             actions = ()
-        command = self._reply(turn, waiting, actions)
+        command = reply_command(turn, waiting, actions)
         publishes: list[Awaitable[None]] = []
         if command is not None:
             publishes.append(self._send(command))
@@ -366,26 +326,6 @@ class AITurns:
         log.info(
             "AI turn answered",
             extra={"wamid": turn.wamid, "user": user, "rule": rule, "messages": len(waiting)},
-        )
-
-    def _reply(
-        self, turn: AITurnScheduled, waiting: list[MessageReceived], actions: Sequence[AnyAction]
-    ) -> SendMessage | None:
-        """The one reply of a turn, keyed by the last message it answers: a turn done again
-        after a crash sends under the same keys, which the sender sends once."""
-        if not actions:
-            return None
-        key = f"ai:{turn.wamid}"
-        return SendMessage(
-            idempotency_key=key,
-            phone_number_id=turn.phone_number_id,
-            to=turn.user,
-            wa_id=turn.wa_id,
-            actions=tuple(actions),
-            keys=tuple(key + (f"#{index}" if index else "") for index in range(len(actions))),
-            kind="reply",
-            correlation_id=turn.wamid,
-            origin_received_at=waiting[-1].received_at,
         )
 
     async def _hand_over(self, pnid: str, user: str, handoff: Handoff, now: float) -> None:
