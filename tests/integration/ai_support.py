@@ -69,6 +69,8 @@ class ScriptedModel:
         if isinstance(step, asyncio.Event):
             await step.wait()
             step = None
+        if isinstance(step, Completion):
+            return step
         return Completion(step if isinstance(step, str) else f"model: {last}", usage=USAGE)
 
     async def transcribe(self, audio: bytes, *, filename: str, content_type: str) -> Transcript:

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from hiker.conversation.rules import AI_UNAVAILABLE_TEXT
 from hiker.core import topology
-from hiker.core.ai_model import ModelUnavailable
+from hiker.core.ai_model import Completion, ModelUnavailable, ToolCall
 from tests.integration.ai_support import (
     ConversationChild,
     ModelServer,
@@ -212,3 +212,24 @@ async def test_conversation_killed_during_the_model_call_answers_once(
         await first.stop()
         await second.stop()
         await model.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TurnRunner's tool loop (the handoff tool) comes with ai-tools: drop this mark then",
+)
+async def test_a_handoff_the_model_asks_for_silences_the_bot_for_that_user(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = await make_pipeline(services=WITHOUT_CONVERSATION)
+    handoff = ToolCall("call_1", "handoff", '{"reason": "asked for a person"}')
+    model = ScriptedModel(script={"a person": [Completion(None, (handoff,)), "One moment."]})
+    await start_conversation(pipeline, model)
+    user, other = "15550700011", "15550700012"
+    await pipeline.say(user, "I want a person")
+    texts = await pipeline.wait_for_texts(user, 1)
+    await pipeline.say(user, "hello")
+    await pipeline.say(other, "hello")
+    assert await pipeline.wait_for_texts(other, 1) == ["hello to you too"]
+    await asyncio.sleep(1.0)
+    assert await pipeline.texts(user) == texts  # nothing more: a person answers now
