@@ -15,6 +15,7 @@ from hiker.conversation.timers import Activity
 from hiker.core.ai_model import ContextTooLong, ModelRejected, ModelUnavailable, Usage
 from hiker.core.delays import snap_ms
 from hiker.core.errors import RetryLater
+from hiker.core.keys import Keys
 from hiker.core.requests import Handoff, Remind
 from hiker.core.settings.ai import AISettings
 from tests.unit.ai_world import PNID, AIWorld, answer
@@ -232,3 +233,14 @@ async def test_a_message_sent_during_a_call_is_answered_after_it_alone() -> None
         ["two"],
     ]
     assert world.replies(USER) == [["about one"], ["about two"]]
+
+
+async def test_a_turn_past_its_deadline_is_held_and_asked_again() -> None:
+    never = asyncio.Event()
+    world = AIWorld(never, policy=AIPolicy(turn_seconds=0.05))
+    await world.say(world.message(USER, "one"))
+    await world.fire_all()
+    [(again, _)] = world.turns_scheduled
+    assert again.attempt == 1
+    assert world.replies(USER) == []
+    assert world.claims.get(Keys("t:").ai_turn(PNID, USER, again.wamid)) is None  # given back

@@ -235,9 +235,10 @@ class AITurns:
             async with asyncio.timeout(self._policy.turn_seconds) as deadline:
                 return await self._runner.run(asked)
         except TimeoutError:
-            if not deadline.expired():
-                raise
-            raise ModelUnavailable("the turn ran past its deadline", outcome="timeout") from None
+            # Past the turn's deadline, or a client's own timeout that escaped as it is: both
+            # are a model not answering now, held and asked again.
+            why = "the turn ran past its deadline" if deadline.expired() else "a call timed out"
+            raise ModelUnavailable(why, outcome="timeout") from None
         finally:
             typing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
