@@ -10,6 +10,8 @@ import pytest
 from hiker.conversation.ai.budget import spent_out, utc_day
 from hiker.conversation.ai.policy import AIPolicy, Due, due, gives_up, retry_seconds
 from hiker.conversation.ai.turn import TurnResult
+from hiker.conversation.handlers import ConversationHandlers
+from hiker.conversation.responder import RuleBookResponder
 from hiker.conversation.rules import AI_OVER_BUDGET_TEXT, AI_UNAVAILABLE_TEXT
 from hiker.conversation.timers import Activity
 from hiker.core.ai_model import ContextTooLong, ModelRejected, ModelUnavailable, Usage
@@ -18,6 +20,7 @@ from hiker.core.errors import RetryLater
 from hiker.core.keys import Keys
 from hiker.core.requests import Handoff, Remind
 from hiker.core.settings.ai import AISettings
+from hiker.testing.fakes import InMemoryClaims
 from tests.unit.ai_world import PNID, AIWorld, answer
 
 USER = "15550001111"
@@ -244,3 +247,25 @@ async def test_a_turn_past_its_deadline_is_held_and_asked_again() -> None:
     assert again.attempt == 1
     assert world.replies(USER) == []
     assert world.claims.get(Keys("t:").ai_turn(PNID, USER, again.wamid)) is None  # given back
+
+
+async def test_only_what_no_rule_answers_goes_to_the_model() -> None:
+    world = AIWorld()
+    handlers = ConversationHandlers(
+        rules=world.rules,
+        responder=RuleBookResponder(world.rules),
+        conversations=world.conversations,
+        claims=InMemoryClaims(world.clock, lease_seconds=30, done_ttl_seconds=3600),
+        keys=Keys("t:"),
+        send=world.published.send,
+        schedule=world.published.schedule,
+        metrics=world.metrics,
+        clock=world.clock,
+        ai=world.engine,
+    )
+    hello, question = world.message(USER, "hello"), world.message(USER, "is it open?")
+    await handlers.on_message(hello)
+    await handlers.on_message(question)
+    assert [m.wamid for m in await world.waiting.waiting(PNID, USER)] == [question.wamid]
+    assert [turn.wamid for turn, _ in world.turns_scheduled] == [question.wamid]
+    assert world.replies(USER) == [["hello to you too"]]
