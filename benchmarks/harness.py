@@ -192,6 +192,8 @@ class Pipeline:
     nice: dict[str, int] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # What ``python -m`` runs for a service, when not ``hiker <service>`` (a variant of it).
+    commands: dict[str, tuple[str, ...]] = field(default_factory=dict)
     log_problems: dict[str, int] = field(default_factory=dict)
     vhost: str = ""
     prefix: str = field(default_factory=lambda: f"hiker-bench-{uuid.uuid4().hex[:8]}:")
@@ -265,7 +267,7 @@ class Pipeline:
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
         """Start ``name`` and wait until it reports ready (connected and consuming)."""
-        argv = [sys.executable, "-m", "hiker", name]
+        argv = [sys.executable, "-m", *self.commands.get(name, ("hiker", name))]
         if self.nice.get(name):
             argv = ["nice", "-n", str(self.nice[name]), *argv]
         log_path = self.log_dir / f"{name}.log"

@@ -239,3 +239,23 @@ def test_a_rule_hands_the_conversation_over_after_its_reply() -> None:
     other = book.reply_to("ping")
     assert other is not None
     assert other.handoff is None
+
+
+def test_the_ai_responders_texts_have_defaults_and_the_file_replaces_them() -> None:
+    base = default_rulebook("are you there", 600)
+    assert base.ai_over_budget
+    assert base.ai_unavailable
+    book = parse_rules(
+        "ai_over_budget: That is all for today.\n"
+        "ai_unavailable: [Our assistant is away., {text: A person will answer.}]\n",
+        "rules.yaml",
+        base,
+    )
+    assert book.ai_over_budget == (Text(body="That is all for today."),)
+    assert book.ai_unavailable == (
+        Text(body="Our assistant is away."),
+        Text(body="A person will answer."),
+    )
+    assert parse_rules("rules: []\n", "rules.yaml", base).ai_unavailable == base.ai_unavailable
+    with pytest.raises(RulesFileError, match=r"rules.yaml:1: ai_unavailable"):
+        parse_rules("ai_unavailable: {nonsense: 1}\n", "rules.yaml", base)

@@ -4,7 +4,9 @@ answer through the responder and keep state, claims and timers in Redis and the 
 The rules file (``HIKER_RULES_FILE``) is read when the service is built, so an invalid one
 stops the start with RulesFileError naming file and line. The answers come from ``HIKER_BOT``
 (a ``hiker.bot.Bot``) or ``HIKER_RESPONDER`` (the lower layer), else the rules alone;
-``responder`` (tests) overrides both.
+``responder`` (tests) overrides both. With ``HIKER_AI_*`` set, what none of them answers goes
+to the model (``conversation.ai``) through a queue and consumer of its own; ``model`` (tests, or
+a client of one's own) replaces the HTTP client.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import aiohttp
 from aiohttp import web
 
 from hiker.bot.routing import add_bot_path, load_bot
-from hiker.conversation.consumers import inbound_routes, sent_routes, timers_routes
+from hiker.conversation.ai.assemble import assemble_ai
+from hiker.conversation.consumers import ai_routes, inbound_routes, sent_routes, timers_routes
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.conversation.metrics import ConversationMetrics
 from hiker.conversation.outbox import ConversationOutbox
@@ -28,6 +31,7 @@ from hiker.conversation.rulesfile import default_rulebook
 from hiker.conversation.rulesource import RuleSource
 from hiker.conversation.state import ConversationStore
 from hiker.core import kernel, topology
+from hiker.core.ai_model import ModelClient
 from hiker.core.broker import Broker
 from hiker.core.claims import ClaimStore
 from hiker.core.graph_media import GraphMedia, graph_media
@@ -40,11 +44,14 @@ from hiker.core.settings import ConversationSettings
 PENDING_SAMPLE_SECONDS = 5.0
 
 
-def conversation(responder: object | None = None) -> Service[ConversationSettings]:
-    """The service, answering by ``responder`` when given (tests), else as configured."""
+def conversation(
+    responder: object | None = None, model: ModelClient | None = None
+) -> Service[ConversationSettings]:
+    """The service, answering by ``responder`` when given (tests), else as configured; the
+    AI responder asks ``model`` when given, else the HTTP client of ``HIKER_AI_BASE_URL``."""
 
     def build(kit: Kit[ConversationSettings]) -> Plan:
-        return _build(kit, responder)
+        return _build(kit, responder, model)
 
     return Service(
         "conversation",
@@ -53,7 +60,9 @@ def conversation(responder: object | None = None) -> Service[ConversationSetting
     )
 
 
-def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
+def _build(
+    kit: Kit[ConversationSettings], responder: object | None, model: ModelClient | None
+) -> Plan:
     settings = kit.settings
     keys = Keys(
         settings.redis_prefix,
@@ -81,16 +90,32 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
     )
     outbox = ConversationOutbox(kit.broker, kit.bundler())
     ownership = OwnershipStore(kit.redis, keys, announce=outbox.announce)
+    conversations = ConversationStore(
+        kit.redis,
+        keys,
+        idle_timeout_seconds=settings.idle_timeout_seconds,
+        ttl_seconds=settings.conversation_ttl_seconds,
+        history_length=settings.history_length,
+    )
+    ai = (
+        assemble_ai(
+            settings,
+            redis=kit.redis,
+            keys=keys,
+            rules=rules,
+            conversations=conversations,
+            outbox=outbox,
+            handoffs=ownership,
+            metrics=metrics,
+            model=model,
+        )
+        if settings.ai_enabled or model is not None
+        else None
+    )
     handlers = ConversationHandlers(
         rules=rules,
         responder=answering,
-        conversations=ConversationStore(
-            kit.redis,
-            keys,
-            idle_timeout_seconds=settings.idle_timeout_seconds,
-            ttl_seconds=settings.conversation_ttl_seconds,
-            history_length=settings.history_length,
-        ),
+        conversations=conversations,
         claims=ClaimStore(
             kit.redis,
             lease_seconds=settings.claim_lease_seconds,
@@ -105,6 +130,7 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
         responder_timeout_seconds=settings.responder_deadline_seconds,
         handoffs=ownership,
         handoff_minutes=settings.handoff_minutes,
+        ai=ai.turns if ai is not None else None,
     )
 
     def wait_queues() -> list[topology.QueueSpec]:
@@ -120,19 +146,29 @@ def _build(kit: Kit[ConversationSettings], responder: object | None) -> Plan:
             await kit.broker.declare_queue(queue)
 
     prefetch = settings.prefetch
+    consumes = [
+        Consume(topology.CONVERSATION_INBOUND, inbound_routes(handlers), prefetch),
+        Consume(topology.CONVERSATION_TIMERS, timers_routes(handlers), prefetch),
+        Consume(topology.CONVERSATION_SENT, sent_routes(handlers), prefetch),
+    ]
+    if ai is not None:
+        # Model calls take seconds: a channel and prefetch of their own, so that turns waiting
+        # on the model never hold up the inbound queue (docs/architecture.md, "Concurrency").
+        consumes.append(
+            Consume(topology.CONVERSATION_AI, ai_routes(ai.turns), settings.ai_prefetch)
+        )
     return Plan(
-        topology=topology.CONVERSATION_TOPOLOGY,
-        consumes=(
-            Consume(topology.CONVERSATION_INBOUND, inbound_routes(handlers), prefetch),
-            Consume(topology.CONVERSATION_TIMERS, timers_routes(handlers), prefetch),
-            Consume(topology.CONVERSATION_SENT, sent_routes(handlers), prefetch),
-        ),
+        topology=topology.CONVERSATION_AI_TOPOLOGY
+        if ai is not None
+        else topology.CONVERSATION_TOPOLOGY,
+        consumes=consumes,
         on_connect=(declare_wait_queues,),
         background=(
             _every(PENDING_SAMPLE_SECONDS, _sample_pending(kit.broker, wait_queues, metrics)),
             _every(PENDING_SAMPLE_SECONDS, _sample_owned(ownership, metrics)),
             lambda: rules.watch(settings.rules_reload_seconds),
         ),
+        closing=(ai.close,) if ai is not None else (),
     )
 
 
@@ -185,7 +221,11 @@ SERVICE = conversation()
 
 
 def create_app(
-    settings: ConversationSettings, *, responder: object | None = None, **parts: Unpack[Parts]
+    settings: ConversationSettings,
+    *,
+    responder: object | None = None,
+    model: ModelClient | None = None,
+    **parts: Unpack[Parts],
 ) -> web.Application:
     """The operations app (metrics, health); starting it connects and starts consuming."""
-    return kernel.create_app(conversation(responder), settings, **parts)
+    return kernel.create_app(conversation(responder, model), settings, **parts)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from hiker.conversation.ai.engine import AITurns
 from hiker.conversation.handlers import ConversationHandlers
 from hiker.core.consumer import Headers, Route, Routes
 from hiker.core.contracts import (
+    AITurnScheduled,
     ControlChanged,
     MessageEchoed,
     MessageReceived,
@@ -58,6 +60,13 @@ def timers_routes(handlers: ConversationHandlers) -> Routes:
     route = Route(TimerScheduled, on_fired)
     # Timers set before the contract's rename wait in their queues under its old name.
     return {TimerScheduled.type_name(): route, LEGACY_TIMER_TYPE: route}
+
+
+def ai_routes(turns: AITurns) -> Routes:
+    async def on_due(turn: AITurnScheduled, _: Headers) -> None:
+        await turns.on_due(turn)
+
+    return {AITurnScheduled.type_name(): Route(AITurnScheduled, on_due)}
 
 
 def sent_routes(handlers: ConversationHandlers) -> Routes:

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
+from hiker.conversation.ai.engine import AITurns, unanswered
 from hiker.conversation.answering import (
     Answering,
     Conversations,
@@ -85,13 +86,16 @@ class ConversationHandlers:
         clock: Callable[[], float] = time.time,
         handoffs: RoutedOwnership | None = None,
         handoff_minutes: float = 30.0,
+        ai: AITurns | None = None,
     ) -> None:
         """``responder_timeout_seconds``: how long ``responder`` may take to answer a message
         or a reminder, less than ``claims``' lease (None: two thirds of it, as
         ``ConversationSettings.responder_deadline_seconds``); past it the work is redone.
         ``handoffs``: where a ``Handoff`` a rule or the responder asks for is written (None:
         such a handoff is logged and ignored). ``handoff_minutes``: how long a person owns the
-        conversation after answering from the WhatsApp Business app."""
+        conversation after answering from the WhatsApp Business app. ``ai``: where a message
+        no rule and no handler answered goes (the AI responder; None: nowhere)."""
+        self._ai = ai
         self._handoffs = handoffs
         self._handoff_minutes = handoff_minutes
         self._rules = rules
@@ -214,6 +218,8 @@ class ConversationHandlers:
             publishes.extend(
                 self._steps.reminders(event.wamid, pnid, user, answer, event.timestamp)
             )
+            if self._ai is not None and unanswered(answer) and conversation.window_open:
+                publishes.append(self._ai.take(event))
             await asyncio.gather(*publishes)
             if handoff is not None:
                 # After the reply is published (its text goes out before a person takes over),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hiker.core import topology
 from hiker.core.broker import Broker
-from hiker.core.contracts import OwnerChanged, SendMessage, TimerScheduled
+from hiker.core.contracts import AITurnScheduled, OwnerChanged, SendMessage, TimerScheduled
 from hiker.core.ownership import owner_destination
 from hiker.core.publisher import Bundler, Destination
 
@@ -20,6 +20,7 @@ class ConversationOutbox:
         self._broker = broker
         self._bundler = bundler
         self._timer_destinations: dict[int, Destination] = {}
+        self._ai_destinations: dict[int, Destination] = {}
 
     async def send(self, command: SendMessage) -> None:
         """Hand ``command`` to the sender (``hiker.sender.outbox``); return once confirmed."""
@@ -41,6 +42,18 @@ class ConversationOutbox:
             timer,
             correlation_id=timer.wamid,
         )
+
+    async def schedule_ai(self, turn: AITurnScheduled, delay_seconds: float) -> None:
+        """Set ``turn`` due in ``delay_seconds``: it waits in the AI wait queue of that delay."""
+        delay_ms = topology.delay_ms(delay_seconds)
+        destination = self._ai_destinations.get(delay_ms)
+        if destination is None:
+            queue = await self._broker.declare_queue(topology.ai_wait_queue(delay_ms))
+            destination = Destination(
+                "", queue.name, AITurnScheduled.type_name(), expiration_ms=delay_ms
+            )
+            self._ai_destinations[delay_ms] = destination
+        await self._bundler.publish(destination, turn, correlation_id=turn.wamid)
 
     async def _timer_destination(self, delay_ms: int) -> Destination:
         destination = self._timer_destinations.get(delay_ms)

@@ -114,6 +114,15 @@ class NumberPolicy:
     followup_template: Template | None = None
 
 
+# What the AI responder says when a daily token budget is spent, and when the model cannot
+# answer (it then hands the conversation to a person): the rules file's ``ai_over_budget`` and
+# ``ai_unavailable`` replace them.
+AI_OVER_BUDGET_TEXT = (
+    "I have answered all the messages I can for today. Please write again tomorrow."
+)
+AI_UNAVAILABLE_TEXT = "Sorry, I can't answer right now. A person will get back to you here soon."
+
+
 @dataclass(frozen=True)
 class RuleBook:
     """Everything the rules file configures: replies and the per-number follow-up policy."""
@@ -122,6 +131,8 @@ class RuleBook:
     default: NumberPolicy
     default_reply: tuple[AnyAction, ...] = ()
     numbers: Mapping[str, NumberPolicy] = field(default_factory=dict)
+    ai_over_budget: tuple[AnyAction, ...] = (Text(body=AI_OVER_BUDGET_TEXT),)
+    ai_unavailable: tuple[AnyAction, ...] = (Text(body=AI_UNAVAILABLE_TEXT),)
 
     def policy(self, phone_number_id: str) -> NumberPolicy:
         return self.numbers.get(phone_number_id, self.default)

@@ -14,6 +14,8 @@ numbers:
       text: still there?
       idle_timeout_seconds: 300
       template: {name: hello_world, language: en_US}   # outside the 24 h window
+ai_over_budget: We have answered a lot today; please write again tomorrow.
+ai_unavailable: Sorry, I can't answer now. A person will get back to you.
 ```
 """
 
@@ -77,6 +79,9 @@ class _File(_Strict):
     default_reply: str | dict[str, Any] | list[str | dict[str, Any]] | None = None
     followup: _Followup = _Followup()
     numbers: dict[str, _Number] = Field(default_factory=dict)
+    # The AI responder's replies when a token budget is spent and when the model cannot answer.
+    ai_over_budget: str | dict[str, Any] | list[str | dict[str, Any]] | None = None
+    ai_unavailable: str | dict[str, Any] | list[str | dict[str, Any]] | None = None
 
 
 def default_rulebook(followup_text: str, idle_timeout_seconds: float) -> RuleBook:
@@ -115,6 +120,16 @@ def parse_rules(text: str, source: str, base: RuleBook) -> RuleBook:
         if parsed.default_reply is not None
         else ()
     )
+    ai_over_budget = (
+        _actions(parsed.ai_over_budget, ("ai_over_budget",), problems)
+        if parsed.ai_over_budget is not None
+        else base.ai_over_budget
+    )
+    ai_unavailable = (
+        _actions(parsed.ai_unavailable, ("ai_unavailable",), problems)
+        if parsed.ai_unavailable is not None
+        else base.ai_unavailable
+    )
     if problems:
         raise RulesFileError(_render(problems, root, source))
     default = _policy(parsed.followup, base.default)
@@ -123,6 +138,8 @@ def parse_rules(text: str, source: str, base: RuleBook) -> RuleBook:
         default=default,
         default_reply=default_reply,
         numbers={pnid: _policy(n.followup, default) for pnid, n in parsed.numbers.items()},
+        ai_over_budget=ai_over_budget,
+        ai_unavailable=ai_unavailable,
     )
 
 

@@ -126,6 +126,24 @@ class TimerScheduled(Contract):
     wa_id: str | None = None
 
 
+class AITurnScheduled(Contract):
+    """An AI turn set after the user's message ``wamid``: when it comes out of its wait queue
+    and ``wamid`` is still the user's latest message waiting for the model, every message
+    waiting is answered in one call (``conversation.ai``). ``attempt`` counts the model's
+    failures so far; ``first_attempt_at`` is when the model was first asked (give-up)."""
+
+    phone_number_id: str
+    user: str
+    wamid: str
+    scheduled_at: float
+    # Meta's time of the message: the 24-hour customer service window closes a day after it.
+    message_timestamp: int | None = None
+    # The user's phone number when ``wamid`` carried one: the reply goes there.
+    wa_id: str | None = None
+    attempt: int = Field(default=0, ge=0)
+    first_attempt_at: float | None = None
+
+
 class SendMessage(Contract):
     """Send a reply's actions to a user via the Graph API, one after the other, in order.
 

@@ -45,6 +45,27 @@ class Keys:
     def reminder(self, phone_number_id: str, user: str, wamid: str, reminder: str) -> str:
         return f"{self.prefix}remind:{{{phone_number_id}:{user}}}:{wamid}:{reminder}"
 
+    def ai_turn(self, phone_number_id: str, user: str, wamid: str) -> str:
+        """The claim of the AI turn that answers the user's messages up to ``wamid``."""
+        return f"{self.prefix}aiturn:{{{phone_number_id}:{user}}}:{wamid}"
+
+    def ai_running(self, phone_number_id: str, user: str) -> str:
+        """Held (a lease, never confirmed) while one of the user's AI turns runs: the next
+        waits for it, and then answers only what the first left unanswered."""
+        return f"{self.prefix}airunning:{{{phone_number_id}:{user}}}"
+
+    def ai_pending(self, phone_number_id: str, user: str) -> str:
+        """The user's messages waiting for an AI turn, by wamid (``conversation.ai.pending``)."""
+        return f"{self.prefix}aipending:{{{phone_number_id}:{user}}}"
+
+    def ai_tokens_user(self, phone_number_id: str, user: str, day: str) -> str:
+        """The model's tokens the user's turns used on ``day`` (UTC, ``YYYYMMDD``)."""
+        return f"{self.prefix}aitokens:{{{phone_number_id}:{user}}}:{day}"
+
+    def ai_tokens_number(self, phone_number_id: str, day: str) -> str:
+        """The model's tokens all turns of a business number used on ``day`` (UTC)."""
+        return f"{self.prefix}aitokens:{{{phone_number_id}}}:{day}"
+
     def history(self, phone_number_id: str, user: str) -> str:
         return f"{self.prefix}hist:{{{phone_number_id}:{user}}}"
 

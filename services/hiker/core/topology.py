@@ -52,6 +52,7 @@ RK_ECHO_PREFIX: Final = "echo"  # echo.<type>: a message a person sent from the 
 RK_CONTROL_PREFIX: Final = "control"  # control.<taken|passed>: Conversation Routing moved a thread
 RK_SEND: Final = "send"
 RK_FIRED: Final = "fired"
+RK_AI: Final = "ai"  # an AI turn due (debounced, or retried), on the timers exchange
 RK_POISON: Final = "poison"
 RK_PARKED: Final = "parked"
 RK_SENT_PREFIX: Final = "sent"  # sent.<kind>, on the outcomes exchange
@@ -67,6 +68,8 @@ INSPECT_QUEUE: Final = "hiker.inspect"
 POISON_QUEUE: Final = "hiker.poison"
 TIMER_WAIT_QUEUE_PREFIX: Final = "hiker.timers.wait."
 SENDER_RETRY_QUEUE_PREFIX: Final = "hiker.sender.retry."
+CONVERSATION_AI_QUEUE: Final = "hiker.conversation.ai"
+AI_WAIT_QUEUE_PREFIX: Final = "hiker.ai.wait."
 
 DELIVERY_LIMIT: Final = 10
 MAX_LENGTH: Final = 1_000_000
@@ -158,6 +161,9 @@ CONVERSATION_INBOUND = QueueSpec(
 CONVERSATION_TIMERS = QueueSpec(
     CONVERSATION_TIMERS_QUEUE, _consumed(), ((TIMERS_EXCHANGE, RK_FIRED),)
 )
+# AI turns that are due, consumed apart from the inbound queue (a prefetch of their own) so that
+# a model taking seconds never holds up a rules reply to another user.
+CONVERSATION_AI = QueueSpec(CONVERSATION_AI_QUEUE, _consumed(), ((TIMERS_EXCHANGE, RK_AI),))
 SENDER_OUTBOX = QueueSpec(SENDER_OUTBOX_QUEUE, _consumed(), ((COMMANDS_EXCHANGE, RK_SEND),))
 # Messages sent from outside conversation (``hiker api``), for its history.
 CONVERSATION_SENT = QueueSpec(
@@ -208,6 +214,22 @@ def timer_wait_queue(delay_ms: int) -> QueueSpec:
             {
                 "x-dead-letter-exchange": TIMERS_EXCHANGE,
                 "x-dead-letter-routing-key": RK_FIRED,
+                "x-dead-letter-strategy": "at-least-once",
+            },
+            max_length=WAIT_MAX_LENGTH,
+        ),
+    )
+
+
+def ai_wait_queue(delay_ms: int) -> QueueSpec:
+    """Where an AI turn waits ``delay_ms`` (the debounce, or a retry's backoff), then goes to
+    ``hiker.conversation.ai``. Nobody consumes it; one delay per queue, like the timers'."""
+    return QueueSpec(
+        f"{AI_WAIT_QUEUE_PREFIX}{delay_ms}ms",
+        _quorum(
+            {
+                "x-dead-letter-exchange": TIMERS_EXCHANGE,
+                "x-dead-letter-routing-key": RK_AI,
                 "x-dead-letter-strategy": "at-least-once",
             },
             max_length=WAIT_MAX_LENGTH,
@@ -348,6 +370,10 @@ INGRESS_TOPOLOGY: Final = Topology(EXCHANGES, (POISON, INSPECT, CONVERSATION_INB
 CONVERSATION_TOPOLOGY: Final = Topology(
     EXCHANGES,
     (POISON, CONVERSATION_INBOUND, CONVERSATION_TIMERS, CONVERSATION_SENT, SENDER_OUTBOX),
+)
+# With the AI responder on (``HIKER_AI_*``): its queue of due turns too.
+CONVERSATION_AI_TOPOLOGY: Final = Topology(
+    EXCHANGES, (*CONVERSATION_TOPOLOGY.queues, CONVERSATION_AI)
 )
 SENDER_TOPOLOGY: Final = Topology(EXCHANGES, (POISON, SENDER_OUTBOX, SENDER_PARKED))
 # The api records from its own queue and sends through the sender's outbox (declared here too,
