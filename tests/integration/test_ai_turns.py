@@ -214,10 +214,6 @@ async def test_conversation_killed_during_the_model_call_answers_once(
         await model.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TurnRunner's tool loop (the handoff tool) comes with ai-tools: drop this mark then",
-)
 async def test_a_handoff_the_model_asks_for_silences_the_bot_for_that_user(
     make_pipeline: PipelineFactory,
 ) -> None:

@@ -209,9 +209,8 @@ async def test_a_turn_due_while_a_person_owns_the_conversation_is_left_to_them()
     world = AIWorld(answer("never"))
     message = world.message(USER, "one")
     await world.say(message)
-    world.conversations.latest[(PNID, USER)] = Activity(
-        message.wamid, message.received_at, owner_until=world.clock() + 60
-    )
+    world.conversations.latest[(PNID, USER)] = Activity(message.wamid, message.received_at)
+    world.conversations.owners[(PNID, USER)] = (world.clock() + 60, "a person")
     await world.fire_all()
     assert world.runner.asked == []
     assert await world.waiting.waiting(PNID, USER) == []

@@ -20,7 +20,7 @@ from typing import Any, Unpack
 import aiohttp
 from aiohttp import web
 
-from hiker.bot.routing import add_bot_path, load_bot
+from hiker.bot.routing import Bot, add_bot_path, load_bot
 from hiker.conversation.ai.assemble import assemble_ai
 from hiker.conversation.consumers import ai_routes, inbound_routes, sent_routes, timers_routes
 from hiker.conversation.handlers import ConversationHandlers
@@ -72,7 +72,13 @@ def _build(
     )
     metrics = ConversationMetrics(kit.registry)
     add_bot_path(settings.bot_path)
+    ai_on = settings.ai_enabled or model is not None
     bot = load_bot(settings.bot) if settings.bot and responder is None else None
+    if bot is None and ai_on and responder is None and not settings.responder:
+        # A bot without handlers answers as the rules alone do, and lets the model answer the
+        # reminders it set (``remind``), which a bare rule book would drop.
+        bot = Bot()
+    media = _media(kit) if bot is not None or ai_on else None
     rules = RuleSource(
         default_rulebook(settings.followup_text, settings.idle_timeout_seconds),
         # HIKER_RULES_FILE, when set, overrides the file the bot's code names.
@@ -82,7 +88,7 @@ def _build(
     answering = (
         as_responder(responder)
         if responder is not None
-        else bot.with_rules(rules, _media(kit))
+        else bot.with_rules(rules, media)
         if bot is not None
         else load_responder(settings.responder, rules)
         if settings.responder
@@ -108,10 +114,20 @@ def _build(
             handoffs=ownership,
             metrics=metrics,
             model=model,
+            session=kit.client_session,
+            media=media,
+            bot_tools=bot.tools if bot is not None else (),
         )
-        if settings.ai_enabled or model is not None
+        if ai_on
         else None
     )
+    if ai is not None and bot is not None:
+        bot.ai.attach(
+            ai.runner,
+            system_prompt=settings.ai_prompt(),
+            history_turns=settings.ai_history_turns,
+            on_result=ai.spend,
+        )
     handlers = ConversationHandlers(
         rules=rules,
         responder=answering,

@@ -7,11 +7,13 @@ seconds, usage)`` hook; a client handed in instead (tests, a custom one) is wrap
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Sequence
 
+import aiohttp
+
 from hiker.conversation.ai.metrics import AIMetrics
+from hiker.core.ai_client import HttpModelClient
 from hiker.core.ai_model import (
     ChatMessage,
     Completion,
@@ -22,7 +24,6 @@ from hiker.core.ai_model import (
     Transcript,
     Usage,
 )
-from hiker.core.settings import ConfigError
 from hiker.core.settings.ai import AISettings
 
 OnCall = Callable[[Outcome, float, Usage], None]
@@ -77,13 +78,8 @@ class Metered:
         await self._client.close()
 
 
-def http_model_client(settings: AISettings, on_call: OnCall) -> ModelClient:
+def http_model_client(
+    settings: AISettings, on_call: OnCall, session: aiohttp.ClientSession
+) -> ModelClient:
     """The OpenAI-compatible client of ``HIKER_AI_BASE_URL`` (``core/ai_client.py``)."""
-    try:
-        module = importlib.import_module("hiker.core.ai_client")
-    except ImportError:
-        raise ConfigError(
-            "HIKER_AI_BASE_URL is set but this build has no HTTP model client"
-        ) from None
-    client: ModelClient = module.HttpModelClient(settings, on_call=on_call)
-    return client
+    return HttpModelClient.from_settings(session, settings, on_call=on_call)
