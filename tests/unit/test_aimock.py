@@ -119,8 +119,24 @@ async def test_after_a_tool_result_the_mock_answers_in_text(
     body = {"model": "m", "messages": messages, "tools": [HANDOFF]}
     async with session.post(server.make_url("/v1/chat/completions"), json=body) as response:
         answer = await response.json()
-    assert answer["choices"][0]["message"]["content"]
+    assert "a person" in answer["choices"][0]["message"]["content"]
     assert "tool_calls" not in answer["choices"][0]["message"]
+
+
+async def test_offered_choices_speak_for_themselves_after_the_tool_ran(
+    mock: tuple[BaseTestServer, aiohttp.ClientSession],
+) -> None:
+    server, session = mock
+    call = {"id": "c1", "type": "function", "function": {"name": "send_buttons", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "what are my options?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sent"},
+    ]
+    body = {"model": "m", "messages": messages, "tools": [BUTTONS]}
+    async with session.post(server.make_url("/v1/chat/completions"), json=body) as response:
+        answer = await response.json()
+    assert not answer["choices"][0]["message"]["content"]  # blank: only the buttons go out
 
 
 async def test_a_script_file_plays_answers_in_order_then_rules_then_the_default(

@@ -169,7 +169,7 @@ def default_answer(
     text = last_user_text(messages)
     if text is None:
         if messages and messages[-1].get("role") == "tool":
-            return Scripted(content="Done. Anything else I can help with?")
+            return Scripted(content=_after_tools(_called(messages)))
         return Scripted(content="How can I help?")
     offered = {_tool_name(t): t for t in tools}
     if _PERSON.search(text) and "handoff" in offered:
@@ -186,6 +186,25 @@ def default_answer(
             "ask for a person to see a handoff, or for options to see buttons."
         )
     )
+
+
+def _called(messages: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The functions the last assistant message with tool calls asked for."""
+    for message in reversed(messages):
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if isinstance(calls, list):
+            return {_tool_name(call) for call in calls if isinstance(call, Mapping)}
+    return set()
+
+
+def _after_tools(called: set[str]) -> str:
+    # What a model says once its tools ran: a handoff is announced; offered choices speak for
+    # themselves (a blank answer sends nothing more).
+    if "handoff" in called:
+        return "I have asked a person to take over; they will answer you here shortly."
+    if called and called <= {"send_buttons", "send_list"}:
+        return ""
+    return "Done. Anything else I can help with?"
 
 
 def _tool_name(tool: Mapping[str, Any]) -> str:
