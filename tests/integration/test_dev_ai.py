@@ -18,12 +18,32 @@ from tests.integration.devstack import DEADLINE_SECONDS, Terminal, dev_env, wait
 pytestmark = pytest.mark.integration
 
 USER = "15550007001"
+ASKER = "15550007002"
+HANDED = "15550007003"
 
 
 async def sent_to(session: aiohttp.ClientSession, graph: str, user: str) -> list[str]:
     async with session.get(f"{graph}/_mock/messages", params={"to": user}) as response:
         sent: list[dict[str, Any]] = await response.json()
     return [m["text"] for m in sent]
+
+
+async def simulate_text(env: dict[str, str], user: str, text: str) -> None:
+    simulate = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hiker", "simulate", "--from", user, "--text", text,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(simulate.communicate(), 60)
+    assert simulate.returncode == 0, output.decode()
+
+
+async def wait_for_text(
+    session: aiohttp.ClientSession, graph: str, user: str, part: str, terminal: Terminal
+) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not any(part in text for text in await sent_to(session, graph, user)):
+        assert time.monotonic() < deadline, terminal.shown()
+        await asyncio.sleep(0.2)
 
 
 async def test_make_run_starts_the_model_stand_in_and_rules_still_answer_first(
@@ -63,6 +83,13 @@ async def test_make_run_starts_the_model_stand_in_and_rules_still_answer_first(
             async with session.get(f"{aimock}/_mock/requests") as response:
                 asked = [r["path"] for r in await response.json()]
             assert "/v1/chat/completions" not in asked
+
+            # docs/ai.md's "Try it": what no rule takes, the model answers; asked for a person,
+            # it hands the conversation over and says so.
+            await simulate_text(env, ASKER, "what can you do?")
+            await wait_for_text(session, graph, ASKER, "I am hiker aimock", terminal)
+            await simulate_text(env, HANDED, "can I talk to a person?")
+            await wait_for_text(session, graph, HANDED, "a person", terminal)
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), 60) == 0, terminal.shown()
     finally:
