@@ -229,3 +229,32 @@ async def test_a_handoff_the_model_asks_for_silences_the_bot_for_that_user(
     assert await pipeline.wait_for_texts(other, 1) == ["hello to you too"]
     await asyncio.sleep(1.0)
     assert await pipeline.texts(user) == texts  # nothing more: a person answers now
+
+
+async def test_a_bad_send_buttons_goes_back_to_the_model_and_the_turn_ends_valid(
+    make_pipeline: PipelineFactory,
+) -> None:
+    pipeline = await make_pipeline(services=WITHOUT_CONVERSATION)
+    four = '{"body": "Pick one", "options": ["Small", "Medium", "Large", "Extra large"]}'
+    three = '{"body": "Pick one", "options": ["Small", "Medium", "Large"]}'
+    model = ScriptedModel(
+        script={
+            "choose": [
+                Completion(None, (ToolCall("call_1", "send_buttons", four),)),
+                Completion(None, (ToolCall("call_2", "send_buttons", three),)),
+                "",
+            ]
+        }
+    )
+    # Rounds enough for a second try (the other tests keep to one).
+    await start_conversation(pipeline, model, HIKER_AI_MAX_TOOL_ROUNDS="4")
+    user = "15550700021"
+    await pipeline.say(user, "let me choose a size")
+    assert await pipeline.wait_for_texts(user, 1) == ["Pick one"]
+    (sent,) = await pipeline.sent(user)
+    buttons = sent["payload"]["interactive"]["action"]["buttons"]
+    assert [b["reply"]["title"] for b in buttons] == ["Small", "Medium", "Large"]
+    # The model was told what was wrong with its first call, in the turn's second request.
+    told = [m for m in model.requests[1] if m.get("role") == "tool"]
+    assert told
+    assert "error" in str(told[0]["content"]).lower()

@@ -39,7 +39,7 @@ from hiker.conversation.responder import Decided
 from hiker.conversation.rulesource import RuleSource
 from hiker.conversation.state import Turn
 from hiker.conversation.timers import start_reminder, window_open
-from hiker.core.actions import TEXT_MAX, AnyAction, Text
+from hiker.core.actions import AnyAction
 from hiker.core.ai_model import ModelError, ModelUnavailable
 from hiker.core.claims import Claim, Claims, ClaimState
 from hiker.core.contracts import AITurnScheduled, MessageReceived
@@ -200,10 +200,8 @@ class AITurns:
             await self._give_up(turn, waiting, claim)
             return
         await self._budget.spend(pnid, user, result.usage.total_tokens)
-        actions: list[AnyAction] = list(result.actions)
-        text = (result.text or "").strip()
-        if text:
-            actions.append(Text(body=text[:TEXT_MAX]))
+        # Blank text adds nothing; a long one goes in as many messages as Meta's limit needs.
+        actions = result.reply_actions()
         await self._finish(
             turn,
             waiting,
