@@ -49,6 +49,8 @@ RK_CHANGE_PREFIX: Final = "change"  # change.<field>
 RK_UNKNOWN: Final = "unknown"
 RK_OWNER_PREFIX: Final = "owner"  # owner.<bot|human>, on the outcomes exchange
 RK_ECHO_PREFIX: Final = "echo"  # echo.<type>: a message a person sent from the Business app
+# template.<field>: a template's status, quality or category changed (Meta's template webhooks).
+RK_TEMPLATE_PREFIX: Final = "template"
 RK_SEND: Final = "send"
 RK_FIRED: Final = "fired"
 RK_POISON: Final = "poison"
@@ -185,6 +187,7 @@ API_RECORDS = QueueSpec(
         (INBOUND_EXCHANGE, f"{RK_STATUS_PREFIX}.#"),
         (INBOUND_EXCHANGE, RK_ERROR),
         (INBOUND_EXCHANGE, f"{RK_ECHO_PREFIX}.#"),
+        (INBOUND_EXCHANGE, f"{RK_TEMPLATE_PREFIX}.#"),
         (OUTCOMES_EXCHANGE, "#"),
     ),
 )

@@ -15,6 +15,9 @@ from hiker.core.contracts import (
     MessageEchoed,
     MessageReceived,
     StatusReceived,
+    TemplateCategoryChanged,
+    TemplateQualityChanged,
+    TemplateStatusChanged,
     WebhookErrorReceived,
 )
 from hiker.core.errors import PublishFailed
@@ -42,6 +45,9 @@ _KINDS: dict[type, str] = {
     WebhookErrorReceived: "error",
     ChangeReceived: "change",
     MessageEchoed: "echo",
+    TemplateStatusChanged: "template",
+    TemplateQualityChanged: "template",
+    TemplateCategoryChanged: "template",
 }
 
 

@@ -1,10 +1,9 @@
 """Meta's webhook body → normalized events. Pure: no I/O, no clock (the caller passes the time).
 
 A body batches entries, each with changes; a ``messages`` change carries ``messages[]``,
-``statuses[]`` and ``errors[]``. Every one of them becomes its own event, and so does each of a
-``smb_message_echoes`` change's ``message_echoes[]`` (``MessageEchoed``: the business answered
-from the WhatsApp Business app). Changes of other fields (templates, account, calls...) become
-``ChangeReceived`` for inspection; a body
+``statuses[]`` and ``errors[]``. Every one becomes its own event, as does each echo of a
+``smb_message_echoes`` change (``MessageEchoed``) and each template change (``templates``).
+Changes of other fields (account, calls...) become ``ChangeReceived`` for inspection; a body
 whose shape is not a WhatsApp webhook at all is ``Unclassified`` and kept whole.
 """
 
@@ -29,6 +28,8 @@ from hiker.core.contracts import (
 )
 from hiker.core.graph_ids import PhoneNumberId
 from hiker.core.identity import IDENTITY_CHANGES
+from hiker.ingress.pricing import price_of
+from hiker.ingress.templates import TEMPLATE_FIELDS, entry_time
 
 
 class MalformedBody(ValueError):
@@ -62,6 +63,7 @@ class _ErrorItem(_Lenient):
     code: int
     title: str | None = None
     message: str | None = None
+    error_data: dict[str, Any] | None = None
 
 
 def _amqp_short_string(value: str) -> str:
@@ -91,6 +93,9 @@ class _Status(_Lenient):
     recipient_user_id: str | None = None
     recipient_parent_user_id: str | None = None
     errors: list[_ErrorItem] = Field(default_factory=list)
+    # What the send put there (Meta returns it on sent/delivered/read/failed), and the price.
+    biz_opaque_callback_data: str | None = None
+    pricing: object = None
 
 
 class _MessagesValue(_Lenient):
@@ -108,6 +113,7 @@ class _Change(_Lenient):
 
 class _Entry(_Lenient):
     id: str | None = None
+    time: object = None
     changes: list[_Change] = Field(default_factory=list)
 
 
@@ -152,6 +158,9 @@ def route(document: Any, received_at: float) -> list[Routed] | Unclassified:
     routed: list[Routed] = []
     for entry in body.entry:
         for change in entry.changes:
+            if change.field in TEMPLATE_FIELDS:
+                routed.append(_template(entry, change, received_at))
+                continue
             if change.field not in _READ_FIELDS:
                 routed.append(_foreign(entry.id, change, received_at))
                 continue
@@ -174,6 +183,16 @@ def _foreign(entry_id: str | None, change: _Change, received_at: float) -> Route
         entry_id=entry_id, field=change.field, value=change.value, received_at=received_at
     )
     return Routed(f"{topology.RK_CHANGE_PREFIX}.{_token(change.field)}", event)
+
+
+def _template(entry: _Entry, change: _Change, received_at: float) -> Routed:
+    """A template's status, quality or category change; kept whole when unreadable."""
+    at = entry_time(entry.time, received_at)
+    try:
+        event = TEMPLATE_FIELDS[change.field](change.value, entry.id, at, received_at)
+    except ValidationError:
+        return _foreign(entry.id, change, received_at)
+    return Routed(f"{topology.RK_TEMPLATE_PREFIX}.{_token(change.field)}", event)
 
 
 def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Routed]:
@@ -230,9 +249,17 @@ def _messages_change(raw_value: dict[str, Any], received_at: float) -> list[Rout
             status=status.status,
             timestamp=status.timestamp,
             errors=tuple(
-                StatusError(code=e.code, title=e.title, message=e.message) for e in status.errors
+                StatusError(
+                    code=e.code,
+                    title=e.title,
+                    message=e.message,
+                    details=_str(e.error_data, "details"),
+                )
+                for e in status.errors
             ),
             received_at=received_at,
+            biz_opaque_callback_data=status.biz_opaque_callback_data,
+            pricing=price_of(status.pricing),
         )
         routed.append(
             Routed(f"{topology.RK_STATUS_PREFIX}.{_token(status.status)}", status_event, status.id)
