@@ -52,13 +52,15 @@ def test_a_status_carries_its_callback_data_pricing_and_error_details() -> None:
         },
     ]
     sent, failed = (r.event for r in routed(webhook_body(messages_change(statuses=statuses))))
-    assert isinstance(sent, StatusReceived) and isinstance(failed, StatusReceived)
+    assert isinstance(sent, StatusReceived)
+    assert isinstance(failed, StatusReceived)
     assert sent.biz_opaque_callback_data == "api:snd_1"
     assert sent.pricing == StatusPricing(
         billable=True, pricing_model="PMP", type="regular", category="marketing"
     )
     assert sent.pricing.charged
-    assert failed.pricing is None and failed.biz_opaque_callback_data is None
+    assert failed.pricing is None
+    assert failed.biz_opaque_callback_data is None
     assert (failed.errors[0].code, failed.errors[0].details) == (131049, "per-user marketing limit")
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hiker.api.cursors import ConversationCursor, MessageCursor
 from hiker.api.db import keys
+from hiker.api.db.delivery import join_by_callback_data
 from hiker.api.db.identities import ids_of, message_row
 from hiker.api.db.tables import conversations, messages, statuses, webhook_errors
 from hiker.api.history import (
@@ -142,27 +143,34 @@ class RecordStore:
                 kind=send.kind,
                 parked=send.error,
             )
-            if added:
-                return True
-            changed = await connection.execute(
-                update(messages)
-                .where(messages.c.idempotency_key == send.idempotency_key)
-                .where(messages.c.wamid.is_(None))
-                .values(parked=send.error)
-            )
-            return bool(changed.rowcount)
+            if not added:
+                changed = await connection.execute(
+                    update(messages)
+                    .where(messages.c.idempotency_key == send.idempotency_key)
+                    .where(messages.c.wamid.is_(None))
+                    .values(parked=send.error)
+                )
+                added = bool(changed.rowcount)
+            # Parked in doubt, but a status already said the message left: it was sent.
+            await join_by_callback_data(connection, send.idempotency_key)
+            return added
 
     async def add_status(self, reported: Status) -> bool:
-        """Record a status once per (wamid, status); its message may come later."""
+        """Record a status once per (wamid, status); its message may come later. A status
+        naming its send's key names that send by Graph's id, if nothing did yet."""
         async with self._transaction() as connection:
-            return await self._insert_new(
+            added = await self._insert_new(
                 connection,
                 statuses,
                 wamid=reported.wamid,
                 status=reported.status,
                 at_us=reported.at_us,
                 error=reported.error,
+                callback_data=reported.callback_data,
             )
+            if added and reported.callback_data is not None:
+                await join_by_callback_data(connection, reported.callback_data)
+            return added
 
     async def add_webhook_error(self, error: WebhookError) -> bool:
         async with self._transaction() as connection:
