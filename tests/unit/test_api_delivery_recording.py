@@ -118,7 +118,7 @@ def test_the_template_metric_shows_each_current_status_and_forgets_the_ones_left
     gauge = ApiMetrics(registry).templates
     templates.show(gauge, [row("PAUSED"), row(None, "2")])
     page = generate_latest(registry).decode()
-    assert metric_value(page, "hiker_template_status", name="order_update", status="PAUSED") == 1
+    assert metric_value(page, "hiker_template_status", language="en_US", status="PAUSED") == 1
     templates.show(gauge, [row("APPROVED")])
     page = generate_latest(registry).decode()
     assert metric_value(page, "hiker_template_status", status="PAUSED") == 0
