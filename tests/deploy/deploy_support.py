@@ -65,6 +65,8 @@ COUNTERS = frozenset(
         "hiker_events_parked_total",
         "hiker_events_answers_total",
         "hiker_handoffs_total",
+        "hiker_messages_failed_total",
+        "hiker_messages_billed_total",
     }
 )
 HISTOGRAMS = frozenset(
@@ -78,7 +80,9 @@ HISTOGRAMS = frozenset(
         "hiker_events_post_seconds",
     }
 )
-GAUGES = frozenset({"hiker_timers_pending", "hiker_conversations_human_owned"})
+GAUGES = frozenset(
+    {"hiker_timers_pending", "hiker_conversations_human_owned", "hiker_template_status"}
+)
 HIKER_METRICS = COUNTERS | HISTOGRAMS | GAUGES
 
 # Where conversation finds its rules file, in compose and in the chart alike.
