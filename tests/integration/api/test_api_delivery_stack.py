@@ -71,7 +71,7 @@ async def test_a_send_meta_fails_after_accepting_it_is_failed_everywhere_and_its
     await send(pipeline, api, template_send(fine, "order_update"), "order-1")
     await send(pipeline, api, template_send(limited, "spring_promo"), "promo-2")
 
-    (accepted,) = await pipeline.sent(doomed)
+    (accepted,) = await eventually(lambda: pipeline.sent(doomed), what="the send at Graph")
     # Meta echoes this on every status: what joins them to the send.
     assert accepted["payload"]["biz_opaque_callback_data"] == f"api:{doomed_id}"
     failed = await last_item(pipeline, api, doomed, "failed")
@@ -153,8 +153,13 @@ async def test_a_paused_template_is_shown_and_its_sends_parked_with_that_reason(
         "en_US",
         "PAUSED",
     )
-    page = await pipeline.metrics("api-ops")
-    assert metric_value(page, "hiker_template_status", status="PAUSED", language="en_US") == 1
+
+    async def shown() -> bool:
+        page = await pipeline.metrics("api-ops")
+        return metric_value(page, "hiker_template_status", status="PAUSED", language="en_US") == 1
+
+    # The metric follows the record (read back from the database once it is written).
+    await eventually(shown, what="the paused template in hiker_template_status")
 
     # Graph refuses the paused template's send: parked at once with that reason, never retried.
     user = "15550002104"
