@@ -20,6 +20,9 @@ class StatusEntry(_View):
 
     status: str = Field(description="sent, delivered, read, failed (or another Meta status)")
     at: str = Field(description="ISO 8601, UTC")
+    error: dict[str, Any] | None = Field(
+        default=None, description="a failed status: Meta's error (code, title, message, details)"
+    )
 
 
 class MediaItem(_View):
@@ -77,7 +80,9 @@ class MessageItem(_View):
             at=iso(row.at_us),
             kind=row.kind,
             send_id=row.send_id,
-            statuses=[StatusEntry(status=s.status, at=iso(s.at_us)) for s in row.statuses],
+            statuses=[
+                StatusEntry(status=s.status, at=iso(s.at_us), error=s.error) for s in row.statuses
+            ],
             pricing=row.pricing,
             media=(
                 MediaItem(

@@ -78,7 +78,10 @@ async def test_a_send_meta_fails_after_accepting_it_is_failed_everywhere_and_its
     contract.check("MessageItem", failed)
     assert (failed["id"], failed["send_id"]) == (accepted["id"], doomed_id)
     assert failed["error"]["code"] == 131026
-    assert [s["status"] for s in failed["statuses"]] == ["sent", "failed"]
+    assert [(s["status"], (s["error"] or {}).get("code")) for s in failed["statuses"]] == [
+        ("sent", None),
+        ("failed", 131026),
+    ]
     assert failed["pricing"] == {
         "pricing_model": "PMP",
         "type": "regular",
