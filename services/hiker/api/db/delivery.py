@@ -15,6 +15,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hiker.api.db.engine import transaction
 from hiker.api.db.tables import message_prices, messages, statuses, templates
 from hiker.api.history import Price
 from hiker.api.templates import TemplateChange, TemplateRow
@@ -33,14 +34,14 @@ class DeliveryRecords:
             .on_conflict_do_nothing()
             .returning(message_prices.c.wamid)
         )
-        async with self._engine.begin() as connection:
+        async with transaction(self._engine) as connection:
             return (await connection.execute(statement)).first() is not None
 
     async def prices_of(self, wamids: Collection[str]) -> dict[str, Price]:
         if not wamids:
             return {}
         query = select(message_prices).where(message_prices.c.wamid.in_(sorted(wamids)))
-        async with self._engine.begin() as connection:
+        async with transaction(self._engine) as connection:
             return {row.wamid: Price(**row._mapping) for row in await connection.execute(query)}
 
     async def add_template(self, change: TemplateChange) -> bool:
@@ -65,12 +66,12 @@ class DeliveryRecords:
             set_={name: new[name] for name in values if name != "template_id"},
             where=or_(kept_at.is_(None), kept_at <= new[at]),
         ).returning(templates.c.template_id)
-        async with self._engine.begin() as connection:
+        async with transaction(self._engine) as connection:
             return (await connection.execute(statement)).first() is not None
 
     async def all_templates(self) -> list[TemplateRow]:
         """Every template (a business account has hundreds at most)."""
-        async with self._engine.begin() as connection:
+        async with transaction(self._engine) as connection:
             found = await connection.execute(select(templates).order_by(templates.c.template_id))
             return [TemplateRow(**row._mapping) for row in found]
 
@@ -83,7 +84,7 @@ class DeliveryRecords:
             query = query.where(templates.c.template_id > after)
         if status is not None:
             query = query.where(templates.c.status == status)
-        async with self._engine.begin() as connection:
+        async with transaction(self._engine) as connection:
             return [TemplateRow(**row._mapping) for row in await connection.execute(query)]
 
 

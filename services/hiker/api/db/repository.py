@@ -10,7 +10,7 @@ status recorded before its message is never lost.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Table, and_, case, func, literal, or_, select, update
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hiker.api.cursors import ConversationCursor, MessageCursor
 from hiker.api.db import keys
 from hiker.api.db.delivery import join_by_callback_data
+from hiker.api.db.engine import transaction
 from hiker.api.db.identities import ids_of, message_row
 from hiker.api.db.tables import conversations, messages, statuses, webhook_errors
 from hiker.api.history import (
@@ -33,7 +34,6 @@ from hiker.api.history import (
     StatusAt,
     WebhookError,
 )
-from hiker.core.errors import DatabaseUnavailable
 from hiker.core.identity import is_bsuid
 
 _Ids = tuple[str | None, str | None, str | None]
@@ -50,15 +50,8 @@ class RecordStore:
         # Both dialects' INSERT share ON CONFLICT and ``excluded``; the module differs.
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._engine.begin() as connection:
-                yield connection
-        except (OSError, TimeoutError) as exc:
-            # The driver's own socket failed before it could wrap the error (a refused or
-            # timed-out connect): that is the database away, whatever the OS called it.
-            raise DatabaseUnavailable(type(exc).__name__) from exc
+    def _transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return transaction(self._engine)
 
     async def ping(self) -> None:
         """Raises unless the database answers."""
