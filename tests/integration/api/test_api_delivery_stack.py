@@ -4,6 +4,9 @@ send's callback data), and the api's history, metrics and template list follow t
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from hiker.tools.simulate import messages_change, template_change, template_webh
 from tests.integration.api.conftest import RunningApi, start_api
 from tests.integration.api.test_api_http import AUTH, call, contract_of, eventually, history
 from tests.integration.conftest import (
+    APP_SECRET,
     PHONE_NUMBER_ID,
     Pipeline,
     PipelineFactory,
@@ -138,8 +142,24 @@ async def test_a_paused_template_is_shown_and_its_sends_parked_with_that_reason(
     contract = await contract_of(pipeline, api)
     paused = template_change("order_update", event="PAUSED", reason="NONE")
     assert await pipeline.post(template_webhook(paused)) == 200
-    quality = template_change("order_update", quality="RED")
-    assert await pipeline.post(template_webhook(quality)) == 200
+    # What an operator types to see it locally: `hiker simulate --template`.
+    simulated = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hiker",
+        "simulate",
+        "--url",
+        pipeline.webhook_url,
+        "--template",
+        "order_update",
+        "--template-quality",
+        "RED",
+        env={**os.environ, "HIKER_APP_SECRET": APP_SECRET},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    printed, _ = await simulated.communicate()
+    assert simulated.returncode == 0, printed
+    assert b"message_template_quality_update of order_update" in printed
 
     async def listed() -> Any:
         status, body = await call(
