@@ -132,10 +132,15 @@ class ScriptedGraph:
         self.outcomes = list(outcomes)
         self.error = error
         self.calls: list[AnyAction] = []
+        # What each call carried as ``biz_opaque_callback_data`` (the action's key).
+        self.callback_data: list[str | None] = []
         self.after_call: Callable[[], Awaitable[None]] | None = None
 
-    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
+    async def send(
+        self, phone_number_id: str, to: str, action: AnyAction, *, callback_data: str | None = None
+    ) -> GraphCall:
         self.calls.append(action)
+        self.callback_data.append(callback_data)
         outcome = (
             self.outcomes.pop(0)
             if self.outcomes

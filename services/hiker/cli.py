@@ -49,9 +49,28 @@ SERVICES: Final[Mapping[str, ServiceEntry]] = {
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from hiker.tools.simulate import simulate
+    from hiker.tools.simulate import simulate, simulate_template, template_change
 
     secret = os.environ.get("HIKER_APP_SECRET") or args.dev_secret
+    if args.template is not None:
+        given = (args.template_event, args.template_quality, args.template_category)
+        if sum(value is not None for value in given) != 1:
+            print(
+                "hiker simulate: --template needs one of --template-event, "
+                "--template-quality, --template-category",
+                file=sys.stderr,
+            )
+            return 2
+        change = template_change(
+            args.template,
+            args.template_language,
+            event=args.template_event,
+            quality=args.template_quality,
+            category=args.template_category,
+        )
+        status, answer = asyncio.run(simulate_template(args.url, secret, change))
+        print(f"{status} {answer} ({change['field']} of {args.template})")
+        return 0 if status == 200 else 1
     status, answer, wamid = asyncio.run(
         simulate(
             args.url,
@@ -112,7 +131,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sim = commands.add_parser(
         "simulate",
         help="post a signed webhook as a user (secret from HIKER_APP_SECRET)",
-        description="Post a correctly signed, real-shaped text-message webhook to an ingress.",
+        description="Post a correctly signed, real-shaped webhook to an ingress: a text message "
+        "(or a button tap), or with --template one of Meta's template webhooks.",
     )
     # The port `hiker dev` gives ingress, so that both read the same environment.
     port = os.environ.get("HIKER_HTTP_PORT") or "8080"
@@ -139,6 +159,31 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--standby",
         action="store_true",
         help="post the message as a standby copy (another app owns the thread)",
+    )
+    sim.add_argument(
+        "--template",
+        default=None,
+        metavar="NAME",
+        help="post a template webhook for this template instead of a message",
+    )
+    sim.add_argument("--template-language", default="en_US", help="the template's language")
+    sim.add_argument(
+        "--template-event",
+        default=None,
+        metavar="EVENT",
+        help="its status changed: APPROVED, PAUSED, DISABLED, ... (message_template_status_update)",
+    )
+    sim.add_argument(
+        "--template-quality",
+        default=None,
+        metavar="SCORE",
+        help="its quality changed: GREEN, YELLOW, RED (message_template_quality_update)",
+    )
+    sim.add_argument(
+        "--template-category",
+        default=None,
+        metavar="CATEGORY",
+        help="its category changed: MARKETING, UTILITY, ... (template_category_update)",
     )
     sim.add_argument(
         "--dev-secret",

@@ -70,6 +70,8 @@ COUNTERS = frozenset(
         "hiker_ai_tokens_total",
         "hiker_ai_debounced_messages_total",
         "hiker_ai_over_budget_total",
+        "hiker_messages_failed_total",
+        "hiker_messages_billed_total",
     }
 )
 HISTOGRAMS = frozenset(
@@ -84,7 +86,9 @@ HISTOGRAMS = frozenset(
         "hiker_ai_latency_seconds",
     }
 )
-GAUGES = frozenset({"hiker_timers_pending", "hiker_conversations_human_owned"})
+GAUGES = frozenset(
+    {"hiker_timers_pending", "hiker_conversations_human_owned", "hiker_template_status"}
+)
 HIKER_METRICS = COUNTERS | HISTOGRAMS | GAUGES
 
 # Where conversation finds its rules file, in compose and in the chart alike.

@@ -163,7 +163,13 @@ def post_statuses(url: str) -> int:
 
     now = str(int(time.time()))
     statuses = [
-        {"id": "wamid.LIVE1", "status": "delivered", "timestamp": now, "recipient_id": USER_OK},
+        {
+            "id": "wamid.LIVE1",
+            "status": "delivered",
+            "timestamp": now,
+            "recipient_id": USER_OK,
+            "pricing": {"pricing_model": "PMP", "type": "regular", "category": "utility"},
+        },
         {
             "id": "wamid.LIVE2",
             "status": "failed",
@@ -173,6 +179,21 @@ def post_statuses(url: str) -> int:
         },
     ]
     body = encode(webhook_body(messages_change(statuses=statuses, phone_number_id=PHONE_NUMBER_ID)))
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(APP_SECRET.encode(), body),
+    }
+    status, _ = http(url, data=body, headers=headers, method="POST")
+    return status
+
+
+def post_template_paused(url: str) -> int:
+    """Meta's message_template_status_update pausing a template (the template panel, the
+    HikerTemplatePaused alert)."""
+    from hiker.core.signature import SIGNATURE_HEADER, sign
+    from hiker.tools.simulate import encode, template_change, template_webhook
+
+    body = encode(template_webhook(template_change("live_promo", event="PAUSED")))
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(APP_SECRET.encode(), body),

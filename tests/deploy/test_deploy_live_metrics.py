@@ -5,12 +5,13 @@ services with a real Prometheus, and show that every Hiker panel's query returns
 
 The conversation is chosen so that every series a panel reads exists: a reply, a retried send
 (graph-mock answers 500 once), a parked send (131047), a duplicate webhook, a superseded and a
-fired idle timer with its follow-up, a bad signature, a verification and failed/delivered
-statuses, a message older than the 24-hour window (its reply and follow-up are skipped),
-conversation running on deploy/compose/rules.yaml with one edit applied and one rejected, and a
-burst of two messages no rule takes, answered by the model (hiker aimock) in one call, then one
-more over the user's daily token budget. Rare events are provoked rather than excused, so no
-panel is exempt. RabbitMQ panels are left out: this Prometheus scrapes only the Hiker services.
+fired idle timer with its follow-up, a bad signature, a verification, failed and priced
+delivered statuses, a paused template (the cost row multiplies by compose's price table), a
+message older than the 24-hour window (its reply and follow-up are skipped), conversation
+running on deploy/compose/rules.yaml with one edit applied and one rejected, and a burst of two
+messages no rule takes, answered by the model (hiker aimock) in one call, then one more over the
+user's daily token budget. Rare events are provoked rather than excused, so no panel is exempt.
+RabbitMQ panels are left out: this Prometheus scrapes only the Hiker services.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import COMPOSE, require_tool
+from deploy_support import COMPOSE, PROMETHEUS, require_tool
 from live_stack import (  # processes, redis_prefix_cleaned: fixtures the test takes
     ACCESS_TOKEN,
     APP_SECRET,
@@ -46,6 +47,7 @@ from live_stack import (  # processes, redis_prefix_cleaned: fixtures the test t
     panel_queries,
     post_stale_message,
     post_statuses,
+    post_template_paused,
     processes,
     prom_query,
     redis_prefix_cleaned,
@@ -181,6 +183,8 @@ def test_every_hiker_panel_has_data_from_the_running_services(
 
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        # The price table compose ships: the cost panel multiplies by it.
+        "rule_files": [str(PROMETHEUS / "prices.yml")],
         "scrape_configs": [
             {
                 "job_name": f"hiker-{job}",
@@ -246,6 +250,7 @@ def test_every_hiker_panel_has_data_from_the_running_services(
     assert simulate(hiker, env, webhook, USER_OK, "echo again", wamid=repeated) == 0
     assert simulate(hiker, env, webhook, USER_OK, "hello", secret="not-the-app-secret") != 0
     assert post_statuses(webhook) == 200
+    assert post_template_paused(webhook) == 200
     assert post_stale_message(webhook) == 200
     # No rule takes these: one turn of two messages for the model, then one over budget.
     assert simulate(hiker, env, webhook, USER_AI, "what can you do?") == 0
@@ -300,13 +305,16 @@ def test_every_hiker_panel_has_data_from_the_running_services(
             ' * sum(hiker_sends_skipped_total{kind="followup"})'
             ' * sum(hiker_rules_reloads_total{outcome="rejected"})'
             " * sum(hiker_ai_latency_seconds_count) * sum(hiker_ai_debounced_messages_total)"
-            " * sum(hiker_ai_over_budget_total)",
+            " * sum(hiker_ai_over_budget_total)"
+            ' * sum(hiker_messages_billed_total{type="regular"})'
+            " * sum(hiker_messages_failed_total) * sum(hiker_template_status)",
         )
         return bool(result) and float(result[0]["value"][1]) > 0
 
     wait_for(
         "Prometheus to scrape the follow-up, the parked send, the skipped follow-up, the"
-        " rejected rules edit and the AI turns",
+        " rejected rules edit, the priced and the failed statuses, the paused template"
+        " and the AI turns",
         all_series_scraped,
         timeout=30,
     )

@@ -17,6 +17,8 @@ from redis.asyncio import Redis
 from hiker.core import topology
 from hiker.core.contracts import (
     OwnerChanged,
+    StatusError,
+    StatusPricing,
 )
 from hiker.core.keys import Keys
 from hiker.core.observability import mask_phone
@@ -40,6 +42,7 @@ from tests.integration.event_stack import (
     message,
     posted,
     publish_conversations,
+    status,
     until,
 )
 from tests.support import metric_value, queue_depth, take_all
@@ -269,3 +272,42 @@ async def test_a_handoff_and_its_end_reach_the_backend_as_conversation_owner_eve
         time.strftime("%Y-%m-%dT%H:%M", time.gmtime(now + 600))
     )
     assert events[1]["data"]["until"] is None
+
+
+async def test_a_send_meta_failed_reaches_the_backend_with_its_errors_price_and_key(
+    make_stack: StackFactory,
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    stack = await make_stack(receiver)
+    user = "15550001031"
+    sent = status(user, "wamid.out.failing", "sent").model_copy(
+        update={
+            "biz_opaque_callback_data": "api:snd_31",
+            "pricing": StatusPricing(pricing_model="PMP", type="regular", category="marketing"),
+        }
+    )
+    failed = status(user, "wamid.out.failing", "failed").model_copy(
+        update={
+            "biz_opaque_callback_data": "api:snd_31",
+            "errors": (StatusError(code=131049, title="not delivered", details="marketing limit"),),
+        }
+    )
+    try:
+        await stack.publish(topology.INBOUND_EXCHANGE, "status.sent", sent)
+        await stack.publish(topology.INBOUND_EXCHANGE, "status.failed", failed)
+        await until(lambda: has(receiver, 2), "2 events delivered")
+    finally:
+        await receiver.stop()
+    by_status = {e["data"]["status"]: e["data"] for e in receiver.delivered()}
+    assert by_status["sent"]["pricing"] == {
+        "pricing_model": "PMP",
+        "type": "regular",
+        "category": "marketing",
+        "billable": None,
+        "charged": True,
+    }
+    assert by_status["failed"]["callback_data"] == "api:snd_31"
+    assert by_status["failed"]["errors"] == [
+        {"code": 131049, "title": "not delivered", "message": None, "details": "marketing limit"}
+    ]

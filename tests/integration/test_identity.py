@@ -46,8 +46,13 @@ async def say_as(pipeline: Pipeline, bsuid: str, text: str, *, phone: str | None
 
 def as_meta_schema_reads_it(payload: dict[str, Any]) -> dict[str, Any]:
     # The schema predates ``recipient`` (shared/meta/README.md): a BSUID's body read with it as
-    # ``to``; everything else must be as Meta's schema describes it.
-    return {("to" if k == "recipient" else k): v for k, v in payload.items()}
+    # ``to``. It has no ``biz_opaque_callback_data`` either (a string of the send request in
+    # Meta's messages reference), which every send carries. The rest must be as it describes.
+    return {
+        ("to" if k == "recipient" else k): v
+        for k, v in payload.items()
+        if k != "biz_opaque_callback_data"
+    }
 
 
 async def test_a_user_known_only_by_bsuid_gets_every_kind_of_reply_by_recipient(

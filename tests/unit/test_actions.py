@@ -121,6 +121,30 @@ def test_every_action_is_a_message_meta_accepts(
     assert errors == [], json.dumps(payload)
 
 
+@pytest.mark.parametrize("action", ACTIONS, ids=lambda a: a.type)
+def test_every_message_carries_its_key_as_callback_data_and_stays_one_meta_accepts(
+    action: AnyAction, schema: jsonschema.Draft202012Validator
+) -> None:
+    payload = action_payload(TO, action, callback_data="reply:wamid.IN1#2")
+    assert payload["biz_opaque_callback_data"] == "reply:wamid.IN1#2"
+    # The v23 schema (shared/meta) has no ``biz_opaque_callback_data``, a top-level string of
+    # the send request in Meta's messages reference: the rest is checked against the schema.
+    rest = {k: v for k, v in payload.items() if k != "biz_opaque_callback_data"}
+    assert [e.message for e in schema.iter_errors(rest)] == [], json.dumps(payload)
+
+
+def test_callback_data_past_metas_512_characters_or_on_a_receipt_is_left_out() -> None:
+    assert "biz_opaque_callback_data" not in action_payload(
+        TO, Text(body="x"), callback_data="k" * 513
+    )
+    assert (
+        action_payload(TO, Text(body="x"), callback_data="k" * 512)["biz_opaque_callback_data"]
+        == "k" * 512
+    )
+    receipt = action_payload(TO, MarkRead(message_id="wamid.X"), callback_data="key")
+    assert "biz_opaque_callback_data" not in receipt
+
+
 BSUID = "US.13491208655302741918"
 
 

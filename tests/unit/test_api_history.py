@@ -66,7 +66,7 @@ def test_events_become_their_records() -> None:
     )  # fmt: skip
     assert history.status(status) == history.Status(
         "wamid.B", "failed", 3_000_000,
-        {"code": 131047, "title": "Re-engagement message", "message": None},
+        {"code": 131047, "title": "Re-engagement message", "message": None, "details": None},
     )  # fmt: skip
     parked = SendParked(
         idempotency_key="reply:wamid.A", phone_number_id="1", to="155", kind="reply",

@@ -93,6 +93,7 @@ def test_the_openapi_document_is_valid_and_names_every_route() -> None:
         "/v1/conversations/{phone_number_id}/{user}/messages",
         "/v1/conversations/{phone_number_id}/{user}/handoff",
         "/v1/messages",
+        "/v1/templates",
         "/v1/media/{media_id}",
         "/v1/openapi.json",
     }

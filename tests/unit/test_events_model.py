@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
-from hiker.core.contracts import MessageReceived, SendParked, StatusError, StatusReceived
+from hiker.core.contracts import (
+    MessageReceived,
+    SendParked,
+    StatusError,
+    StatusPricing,
+    StatusReceived,
+)
 from hiker.events.model import (
     EVENT_TYPES,
     event_id,
@@ -72,7 +78,9 @@ def test_each_status_of_a_message_is_an_event_of_its_own() -> None:
     assert again is not None
     assert again.id == delivered.id
     data = json.loads(delivered.stamped(1).to_bytes())["data"]
-    assert data["errors"] == [{"code": 131047, "title": "Re-engagement message", "message": None}]
+    assert data["errors"] == [
+        {"code": 131047, "title": "Re-engagement message", "message": None, "details": None}
+    ]
     nobody = status("sent", 1.0).model_copy(update={"recipient_id": None})
     assert from_status(nobody) is None
 
@@ -111,3 +119,39 @@ def test_ids_and_times() -> None:
     assert event_id("message.received", "a", "b") == event_id("message.received", "a", "b")
     assert event_id("message.received", "a", "b") != event_id("message.status", "a", "b")
     assert iso(1_767_225_600.5) == "2026-01-01T00:00:00.500Z"
+
+
+def test_a_status_event_tells_a_backend_why_a_send_failed_and_what_a_priced_one_costs() -> None:
+    failed = StatusReceived(
+        message_id="wamid.OUT1",
+        phone_number_id="100000000000001",
+        recipient_id="15550001234",
+        status="failed",
+        errors=(StatusError(code=131049, title="not delivered", details="marketing limit"),),
+        received_at=1_767_225_601.0,
+        biz_opaque_callback_data="api:snd_1",
+    )
+    event = from_status(failed)
+    assert event is not None
+    data = json.loads(event.stamped(1).to_bytes())["data"]
+    assert data["errors"] == [
+        {"code": 131049, "title": "not delivered", "message": None, "details": "marketing limit"}
+    ]
+    assert (data["callback_data"], data["pricing"]) == ("api:snd_1", None)
+    priced = failed.model_copy(
+        update={
+            "status": "delivered",
+            "errors": (),
+            "pricing": StatusPricing(pricing_model="PMP", type="regular", category="utility"),
+        }
+    )
+    event = from_status(priced)
+    assert event is not None
+    data = json.loads(event.stamped(2).to_bytes())["data"]
+    assert data["pricing"] == {
+        "pricing_model": "PMP",
+        "type": "regular",
+        "category": "utility",
+        "billable": None,
+        "charged": True,
+    }

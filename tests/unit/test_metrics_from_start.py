@@ -33,6 +33,7 @@ OPEN_ENDED = {
     "hiker_replies_emitted_total": "the rules' names are the rules file's",
     "hiker_dependency_down": "one series per (dependency, error class) while it fails",
     "hiker_dependency_failures_total": "one series per (dependency, error class) that failed",
+    "hiker_template_status": "one series per template Meta's webhooks described",
 }
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hiker.api import handoff
 from hiker.api.consumers import records_routes
 from hiker.api.db import migrate
+from hiker.api.db.delivery import DeliveryRecords
 from hiker.api.db.engine import create_engine
 from hiker.api.db.media import MediaRecords
 from hiker.api.db.repository import RecordStore
@@ -28,6 +29,7 @@ from hiker.api.metrics import ApiMetrics
 from hiker.api.recording import RecordHandler
 from hiker.api.routes import (
     ACCEPTOR,
+    DELIVERY,
     MAX_BODY_BYTES,
     METRICS,
     SCHEMA_READY,
@@ -38,6 +40,7 @@ from hiker.api.routes import (
     observe,
 )
 from hiker.api.sending import SendAcceptor
+from hiker.api.templates import TemplateGauge
 from hiker.core import kernel, topology
 from hiker.core.contracts import OwnerChanged, SendMessage
 from hiker.core.errors import DATABASE, Unavailable, classify
@@ -80,7 +83,9 @@ def _build(
         settings.async_database_url(), timeout_seconds=settings.database_timeout_seconds
     )
     store = RecordStore(engine)
+    delivery = DeliveryRecords(engine)
     metrics = ApiMetrics(kit.registry)
+    template_gauge = TemplateGauge(delivery.all_templates, metrics.templates)
     kit.gate.track(DATABASE)
     bundler = kit.bundler()
 
@@ -97,6 +102,7 @@ def _build(
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[observe, authenticate])
     app[STORE] = store
+    app[DELIVERY] = delivery
     app[ACCEPTOR] = SendAcceptor(store, publish)
     app[METRICS] = metrics
     app[TOKENS] = settings.tokens()
@@ -130,7 +136,11 @@ def _build(
                 topology.API_RECORDS,
                 records_routes(
                     RecordHandler(
-                        store, metrics, keep_media=keeper.keep if keeper is not None else None
+                        store,
+                        metrics,
+                        delivery=delivery,
+                        templates_changed=template_gauge.refresh,
+                        keep_media=keeper.keep if keeper is not None else None,
                     )
                 ),
                 settings.prefetch,
@@ -139,7 +149,10 @@ def _build(
         serves=Serve(app, settings.api_host, settings.api_port),
         readiness={"database": database_ready},
         prepare=(upgrade_schema,),
-        background=(keeper.sweep_forever,) if keeper is not None else (),
+        background=(
+            template_gauge.refresh_forever,
+            *((keeper.sweep_forever,) if keeper is not None else ()),
+        ),
         closing=(engine.dispose,),
     )
 

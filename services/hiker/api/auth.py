@@ -23,6 +23,7 @@ ROUTE_SCOPES: Final[Mapping[str, Scope | None]] = {
     "GET /v1/conversations/{phone_number_id}/{user}/messages": Scope.READ,
     "POST /v1/messages": Scope.SEND,
     "GET /v1/media/{media_id}": Scope.READ,
+    "GET /v1/templates": Scope.READ,
     # Handing a conversation to a person (and back) is what a tool that sends as them does.
     "POST /v1/conversations/{phone_number_id}/{user}/handoff": Scope.SEND,
     "DELETE /v1/conversations/{phone_number_id}/{user}/handoff": Scope.SEND,

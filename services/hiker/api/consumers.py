@@ -15,6 +15,9 @@ from hiker.core.contracts import (
     OwnerChanged,
     SendParked,
     StatusReceived,
+    TemplateCategoryChanged,
+    TemplateQualityChanged,
+    TemplateStatusChanged,
     WebhookErrorReceived,
 )
 
@@ -34,5 +37,8 @@ def records_routes(handler: RecordHandler) -> Routes:
         SendParked: handler.send_parked,
         MessageEchoed: handler.message_echoed,
         OwnerChanged: handler.owner_changed,
+        TemplateStatusChanged: handler.template_changed,
+        TemplateQualityChanged: handler.template_changed,
+        TemplateCategoryChanged: handler.template_changed,
     }
     return {contract.type_name(): route(contract, handle) for contract, handle in routes.items()}

@@ -47,9 +47,18 @@ class ConversationCursor:
     user: str
 
 
-def encode(cursor: MessageCursor | ConversationCursor) -> str:
+@dataclass(frozen=True)
+class TemplateCursor:
+    """Templates are ordered by Meta's template id."""
+
+    template_id: str
+
+
+def encode(cursor: MessageCursor | ConversationCursor | TemplateCursor) -> str:
     if isinstance(cursor, MessageCursor):
         key: list[Any] = ["m", cursor.at_us, cursor.id]
+    elif isinstance(cursor, TemplateCursor):
+        key = ["t", cursor.template_id]
     else:
         key = ["c", cursor.at_us, cursor.phone_number_id, cursor.user]
     raw = json.dumps(key, separators=(",", ":")).encode()
@@ -70,6 +79,13 @@ def decode_conversations(text: str) -> ConversationCursor:
     if not (_is_int(at_us) and _is_text(number, _NUMBER_MAX) and _is_text(user, _USER_MAX)):
         raise BadCursor("not a cursor of this list")
     return ConversationCursor(at_us, number, user)
+
+
+def decode_templates(text: str) -> TemplateCursor:
+    key = _decode(text, "t", 2)
+    if not _is_text(key[1], _NUMBER_MAX):
+        raise BadCursor("not a cursor of this list")
+    return TemplateCursor(key[1])
 
 
 def _decode(text: str, tag: str, length: int) -> list[Any]:

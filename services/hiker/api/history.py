@@ -85,6 +85,32 @@ class Status:
     status: str
     at_us: int
     error: dict[str, Any] | None = None
+    # The send's key, as it came back in ``biz_opaque_callback_data``.
+    callback_data: str | None = None
+
+
+@dataclass(frozen=True)
+class Price:
+    """What Meta charges for the message ``wamid`` (a status's ``pricing``)."""
+
+    wamid: str
+    phone_number_id: str
+    pricing_model: str | None
+    type: str | None
+    category: str | None
+    billable: bool | None
+    charged: bool
+    at_us: int
+
+    def view(self) -> dict[str, Any]:
+        """As the history shows it (Meta's names, and whether it is charged)."""
+        return {
+            "pricing_model": self.pricing_model,
+            "type": self.type,
+            "category": self.category,
+            "billable": self.billable,
+            "charged": self.charged,
+        }
 
 
 @dataclass(frozen=True)
@@ -174,15 +200,49 @@ def parked(event: SendParked) -> Parked:
     )
 
 
+# Meta's limit on ``biz_opaque_callback_data``, and the column's: what is longer was not ours.
+CALLBACK_DATA_MAX: Final = 512
+
+
 def status(event: StatusReceived) -> Status:
     first = event.errors[0] if event.errors else None
     error = (
-        {"code": first.code, "title": first.title, "message": first.message}
+        {
+            "code": first.code,
+            "title": storable(first.title),
+            "message": storable(first.message),
+            "details": storable(first.details),
+        }
         if first is not None
         else None
     )
     at = event.timestamp if event.timestamp else event.received_at
-    return Status(wamid=event.message_id, status=event.status, at_us=to_us(at), error=error)
+    data = event.biz_opaque_callback_data
+    return Status(
+        wamid=event.message_id,
+        status=event.status,
+        at_us=to_us(at),
+        error=error,
+        callback_data=data if data and len(data) <= CALLBACK_DATA_MAX else None,
+    )
+
+
+def price(event: StatusReceived) -> Price | None:
+    """The price the status reports, if it carries ``pricing``."""
+    pricing = event.pricing
+    if pricing is None:
+        return None
+    at = event.timestamp if event.timestamp else event.received_at
+    return Price(
+        wamid=event.message_id,
+        phone_number_id=event.phone_number_id,
+        pricing_model=pricing.pricing_model,
+        type=pricing.type,
+        category=pricing.category,
+        billable=pricing.billable,
+        charged=pricing.charged,
+        at_us=to_us(at),
+    )
 
 
 def webhook_error(event: WebhookErrorReceived) -> WebhookError:
@@ -233,6 +293,8 @@ class MessageRow:
     statuses: tuple[StatusAt, ...] = field(default=())
     # The medium the api kept of it (``api.media``), when it kept one.
     media: KeptMedium | None = None
+    # What Meta charges for it, once a status said (``Price.view``).
+    pricing: dict[str, Any] | None = None
 
     @property
     def public_id(self) -> str | None:

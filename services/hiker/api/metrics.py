@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hiker.api.openapi import document
 
 # What a record is of; series exist before the first of each.
-RECORD_KINDS: Final = ("message_in", "message_out", "parked", "status", "webhook_error")
+RECORD_KINDS: Final = (
+    "message_in",
+    "message_out",
+    "parked",
+    "status",
+    "webhook_error",
+    "template",
+)
+# Meta's error codes of failed statuses an operator acts on (docs/troubleshooting.md): series
+# exist before the first; others start at their first.
+FAILED_CODES: Final = ("131047", "131049", "131026", "131050", "130472", "131051", "none")
+# Meta's pricing categories and types (per-message pricing): the series a dashboard sums.
+BILLED_CATEGORIES: Final = ("marketing", "utility", "authentication")
+BILLED_TYPES: Final = ("regular", "free_customer_service", "free_entry_point")
 
 
 def route_statuses() -> dict[str, tuple[str, ...]]:
@@ -67,7 +80,33 @@ class ApiMetrics:
             ["reason"],
             registry=registry,
         )
+        self.failed = Counter(
+            "hiker_messages_failed",
+            "Sends Meta reported failed after accepting them (a failed status), by Meta's "
+            "error code; each message once.",
+            ["code"],
+            registry=registry,
+        )
+        self.billed = Counter(
+            "hiker_messages_billed",
+            "Messages Meta priced (a status's pricing), once each, by category and type "
+            "(regular: charged; free_customer_service, free_entry_point: free).",
+            ["category", "type"],
+            registry=registry,
+        )
+        self.templates = Gauge(
+            "hiker_template_status",
+            "1 for each message template's current status (APPROVED, PAUSED, DISABLED, ...), as "
+            "Meta's webhooks last reported it; read from the database every minute.",
+            ["name", "language", "status"],
+            registry=registry,
+        )
         self.handoffs.labels("api")
+        for code in FAILED_CODES:
+            self.failed.labels(code)
+        for category in BILLED_CATEGORIES:
+            for type_ in BILLED_TYPES:
+                self.billed.labels(category, type_)
         for kind in RECORD_KINDS:
             self.records.labels(kind)
             self.duplicates.labels(kind)

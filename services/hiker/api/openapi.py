@@ -12,7 +12,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from hiker.api import handoff, views
+from hiker.api import handoff, templates, views
 from hiker.api.sending import PHONE_NUMBER_ID_MAX, RECIPIENT_MAX
 from hiker.core.actions import ACTIONS_BY_NAME
 
@@ -112,6 +112,7 @@ def document() -> dict[str, Any]:
     models: list[type[BaseModel]] = [
         views.MessagePage,
         views.ConversationPage,
+        templates.TemplatePage,
         views.Accepted,
         views.Problem,
         handoff.Owner,
@@ -244,6 +245,27 @@ def document() -> dict[str, Any]:
                             "description": "the bytes",
                             "content": {"*/*": {"schema": {"type": "string"}}},
                         },
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/v1/templates": {
+                "get": {
+                    "operationId": "listTemplates",
+                    "summary": "Message templates as Meta's template webhooks last described "
+                    "them (status, quality, category); not for tokens limited to numbers",
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": False,
+                            "description": "only those of this status, e.g. PAUSED",
+                            "schema": {"type": "string"},
+                        },
+                        *_PAGING,
+                    ],
+                    "responses": {
+                        "200": {"description": "a page", "content": _json(templates.TemplatePage)},
                         **_ERRORS,
                     },
                 }

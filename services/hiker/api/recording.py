@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from hiker.api import history
+from hiker.api import history, templates
 from hiker.api.metrics import ApiMetrics
 from hiker.core.contracts import (
     MessageEchoed,
@@ -17,6 +17,7 @@ from hiker.core.contracts import (
     OwnerChanged,
     SendParked,
     StatusReceived,
+    TemplateEvent,
     WebhookErrorReceived,
 )
 
@@ -38,16 +39,30 @@ class Records(Protocol):
     async def add_webhook_error(self, error: history.WebhookError) -> bool: ...
 
 
+class DeliveryFacts(Protocol):
+    """Where prices and templates are written (``db.delivery.DeliveryRecords``)."""
+
+    async def add_price(self, price: history.Price) -> bool: ...
+
+    async def add_template(self, change: templates.TemplateChange) -> bool: ...
+
+
 class RecordHandler:
     def __init__(
         self,
         store: Records,
         metrics: ApiMetrics,
         *,
+        delivery: DeliveryFacts | None = None,
+        templates_changed: Callable[[], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.time,
         keep_media: Callable[[MessageReceived], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        # Prices and templates; without it (tests of the rest) they are not recorded.
+        self._delivery = delivery
+        # Shows a recorded template change in this replica's metrics at once.
+        self._templates_changed = templates_changed
         # Stores the medium a message carries (``api.media``), when HIKER_MEDIA_STORE is set.
         self._keep_media = keep_media
         self._metrics = metrics
@@ -82,8 +97,36 @@ class RecordHandler:
         It reaches this queue only because the queue takes every outcome."""
 
     async def status_received(self, event: StatusReceived) -> None:
+        """A status, and what it tells beyond itself: a failure (counted by Meta's code, each
+        message once) and the message's price (counted once, whichever status carried it).
+        The api counts these: it is the one service that sees each status once, whatever
+        Meta's redeliveries and the replicas (a unique key decides which write is the one)."""
         written = await self._store.add_status(history.status(event))
         self._count("status", written, event.received_at)
+        if written and event.status == "failed":
+            code = str(event.errors[0].code) if event.errors else "none"
+            self._metrics.failed.labels(code).inc()
+            log.warning(
+                "send failed after Graph accepted it",
+                extra={"wamid": event.message_id, "code": code, "to": event.recipient_id},
+            )
+        price = history.price(event)
+        delivery = self._delivery
+        if price is not None and delivery is not None and await delivery.add_price(price):
+            self._metrics.billed.labels(price.category or "none", price.type or "none").inc()
+
+    async def template_changed(self, event: TemplateEvent) -> None:
+        if self._delivery is None:
+            return
+        written = await self._delivery.add_template(templates.change_of(event, self._clock()))
+        self._count("template", written, event.received_at)
+        if written and self._templates_changed is not None:
+            await self._templates_changed()
+        if written and templates.stops_sends(event):
+            log.warning(
+                "template stopped by Meta: its sends are parked until it is approved again",
+                extra={"template": event.name, "language": event.language},
+            )
 
     async def webhook_error(self, event: WebhookErrorReceived) -> None:
         written = await self._store.add_webhook_error(history.webhook_error(event))

@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel
 
-from hiker.api import cursors, handoff
+from hiker.api import cursors, handoff, templates
 from hiker.api.auth import (
     CALLER,
     Forbidden,
@@ -26,6 +26,7 @@ from hiker.api.auth import (
 
 # The composition root sets the tokens through these (re-exported: it imports them from here).
 from hiker.api.auth import TOKENS as TOKENS
+from hiker.api.db.delivery import DeliveryRecords
 from hiker.api.db.repository import RecordStore
 from hiker.api.media import KEEPER, get_media
 from hiker.api.metrics import ApiMetrics
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 STORE = web.AppKey("api_store", RecordStore)
 ACCEPTOR = web.AppKey("api_acceptor", SendAcceptor)
+DELIVERY = web.AppKey("api_delivery", DeliveryRecords)
 METRICS = web.AppKey("api_metrics", ApiMetrics)
 # Set once the schema is at head: until then the routes that read or write answer 503.
 SCHEMA_READY = web.AppKey("api_schema_ready", asyncio.Event)
@@ -262,10 +264,32 @@ async def list_messages(request: web.Request) -> web.Response:
     if keeper is not None:
         kept = await keeper.records.of_messages([r.wamid for r in page if r.wamid])
         page = [replace(r, media=kept.get(r.wamid or "")) for r in page]
+    prices = await request.app[DELIVERY].prices_of([r.wamid for r in page if r.wamid])
+    page = [replace(r, pricing=p.view()) if (p := prices.get(r.wamid or "")) else r for r in page]
     next_cursor = (
         cursors.encode(cursors.MessageCursor(page[-1].at_us, page[-1].id)) if more else None
     )
     return _json(MessagePage(data=[MessageItem.of(r) for r in page], next_cursor=next_cursor))
+
+
+async def list_templates(request: web.Request) -> web.Response:
+    """Message templates as Meta's webhooks last described them; a business account's, so a
+    token limited to phone numbers (which name no account) may not read them."""
+    if request[CALLER].numbers is not None:
+        raise Forbidden("templates belong to a business account: this token is limited to numbers")
+    limit = _limit(request)
+    after = _cursor(request, cursors.decode_templates)
+    try:
+        status = templates.status_query(request)
+    except ValueError as exc:
+        raise BadRequest("status", str(exc)) from None
+    rows = await request.app[DELIVERY].templates(
+        limit + 1, after.template_id if after else None, status
+    )
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = cursors.encode(cursors.TemplateCursor(page[-1].template_id)) if more else None
+    items = [templates.TemplateItem.of(row) for row in page]
+    return _json(templates.TemplatePage(data=items, next_cursor=next_cursor))
 
 
 async def send_message(request: web.Request) -> web.Response:
@@ -365,6 +389,7 @@ def add_api_routes(app: web.Application) -> None:
     app.router.add_get("/v1/conversations/{phone_number_id}/{user}/messages", list_messages)
     app.router.add_post("/v1/messages", send_message)
     app.router.add_get("/v1/media/{media_id}", get_media)
+    app.router.add_get("/v1/templates", list_templates)
     app.router.add_post(handoff.PATH, hand_over)
     app.router.add_delete(handoff.PATH, give_back)
     app.router.add_get(OPENAPI_PATH, openapi)

@@ -20,6 +20,9 @@ class StatusEntry(_View):
 
     status: str = Field(description="sent, delivered, read, failed (or another Meta status)")
     at: str = Field(description="ISO 8601, UTC")
+    error: dict[str, Any] | None = Field(
+        default=None, description="a failed status: Meta's error (code, title, message, details)"
+    )
 
 
 class MediaItem(_View):
@@ -44,7 +47,8 @@ class MessageItem(_View):
     text: str | None = Field(description="what a person reads of it, where it has a text")
     status: Literal["received", "accepted", "sent", "delivered", "read", "failed"]
     error: dict[str, Any] | None = Field(
-        description="why it failed: Meta's error (code, title, message) or the reason it was parked"
+        description="why it failed: Meta's error of the failed status (code, title, message, "
+        "details) or the reason it was parked"
     )
     at: str = Field(description="ISO 8601, UTC: when Hiker received it, or when it was sent")
     kind: str | None = Field(
@@ -55,6 +59,12 @@ class MessageItem(_View):
     statuses: list[StatusEntry] = Field(description="every status reported, oldest first")
     media: MediaItem | None = Field(
         default=None, description="inbound: the medium kept of it, when HIKER_MEDIA_STORE is set"
+    )
+    pricing: dict[str, Any] | None = Field(
+        default=None,
+        description="outbound: what Meta charges for it, from its statuses' pricing "
+        "(pricing_model, type: regular / free_customer_service / free_entry_point, category, "
+        "billable, and charged: whether type is regular)",
     )
 
     @classmethod
@@ -70,7 +80,10 @@ class MessageItem(_View):
             at=iso(row.at_us),
             kind=row.kind,
             send_id=row.send_id,
-            statuses=[StatusEntry(status=s.status, at=iso(s.at_us)) for s in row.statuses],
+            statuses=[
+                StatusEntry(status=s.status, at=iso(s.at_us), error=s.error) for s in row.statuses
+            ],
+            pricing=row.pricing,
             media=(
                 MediaItem(
                     id=row.media.media_id,

@@ -62,6 +62,29 @@ class StatusError(Contract):
     code: int
     title: str | None = None
     message: str | None = None
+    # Meta's ``error_data.details``: the longer explanation, when Meta gave one.
+    details: str | None = None
+
+
+class StatusPricing(Contract):
+    """A status's ``pricing`` object, as Meta sends it (status webhook reference; per-message
+    pricing since July 2025): ``pricing_model`` ``PMP`` (or ``CBP`` before), ``type``
+    ``regular`` (charged), ``free_customer_service`` or ``free_entry_point``, and the
+    template's ``category`` (marketing, utility, authentication, ...). ``billable`` is
+    deprecated by Meta but still sent: kept when present."""
+
+    billable: bool | None = None
+    pricing_model: str | None = None
+    type: str | None = None
+    category: str | None = None
+
+    @property
+    def charged(self) -> bool:
+        """Whether Meta charges for the message: ``type`` says so under per-message pricing,
+        ``billable`` under conversation-based pricing (which has no ``type``)."""
+        if self.type is not None:
+            return self.type == "regular"
+        return bool(self.billable)
 
 
 class StatusReceived(Contract):
@@ -81,6 +104,8 @@ class StatusReceived(Contract):
     # idempotency key (``SendMessage.action_key``), so a status joins its send even when it
     # arrives before Graph's answer was recorded.
     biz_opaque_callback_data: str | None = None
+    # What Meta charges for the message, when the status carries ``pricing``.
+    pricing: StatusPricing | None = None
 
 
 class WebhookErrorReceived(Contract):
@@ -91,6 +116,57 @@ class WebhookErrorReceived(Contract):
     title: str | None = None
     message: str | None = None
     received_at: float
+
+
+class TemplateStatusChanged(Contract):
+    """Meta changed a message template's status (``message_template_status_update``):
+    APPROVED, REJECTED, PAUSED, DISABLED, ARCHIVED, ... with Meta's ``reason``."""
+
+    # The WhatsApp Business Account the template belongs to (the webhook's ``entry.id``).
+    waba_id: str | None = None
+    template_id: str
+    name: str
+    language: str
+    event: str
+    reason: str | None = None
+    category: str | None = None
+    # ``other_info.title`` / ``other_info.description`` (a pause's explanation, ...).
+    info: str | None = None
+    # Meta's time of the change (``entry.time``), else when Hiker received it.
+    changed_at: float
+    received_at: float
+
+
+class TemplateQualityChanged(Contract):
+    """Meta re-rated a template's quality (``message_template_quality_update``)."""
+
+    waba_id: str | None = None
+    template_id: str
+    name: str
+    language: str
+    previous_quality: str | None = None
+    new_quality: str
+    changed_at: float
+    received_at: float
+
+
+class TemplateCategoryChanged(Contract):
+    """Meta changed (or will change) a template's category (``template_category_update``):
+    what it is charged as changes with it."""
+
+    waba_id: str | None = None
+    template_id: str
+    name: str
+    language: str
+    previous_category: str | None = None
+    new_category: str
+    # Set when Meta announces a change still to come (``correct_category``).
+    correct_category: str | None = None
+    changed_at: float
+    received_at: float
+
+
+TemplateEvent = TemplateStatusChanged | TemplateQualityChanged | TemplateCategoryChanged
 
 
 class ChangeReceived(Contract):

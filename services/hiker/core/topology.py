@@ -50,6 +50,8 @@ RK_UNKNOWN: Final = "unknown"
 RK_OWNER_PREFIX: Final = "owner"  # owner.<bot|human>, on the outcomes exchange
 RK_ECHO_PREFIX: Final = "echo"  # echo.<type>: a message a person sent from the Business app
 RK_CONTROL_PREFIX: Final = "control"  # control.<taken|passed>: Conversation Routing moved a thread
+# template.<field>: a template's status, quality or category changed (Meta's template webhooks).
+RK_TEMPLATE_PREFIX: Final = "template"
 RK_SEND: Final = "send"
 RK_FIRED: Final = "fired"
 RK_AI: Final = "ai"  # an AI turn due (debounced, or retried), on the timers exchange
@@ -193,6 +195,7 @@ API_RECORDS = QueueSpec(
         (INBOUND_EXCHANGE, f"{RK_STATUS_PREFIX}.#"),
         (INBOUND_EXCHANGE, RK_ERROR),
         (INBOUND_EXCHANGE, f"{RK_ECHO_PREFIX}.#"),
+        (INBOUND_EXCHANGE, f"{RK_TEMPLATE_PREFIX}.#"),
         (OUTCOMES_EXCHANGE, "#"),
     ),
 )

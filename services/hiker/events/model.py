@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hiker.core.contracts import Contract, MessageReceived, SendParked, StatusReceived
 
@@ -61,10 +61,23 @@ class StatusErrorData(_Data):
     code: int
     title: str | None
     message: str | None
+    # Meta's ``error_data.details``, when it gave one.
+    details: str | None = None
+
+
+class PricingData(_Data):
+    """What Meta charges for the message (the status's ``pricing``)."""
+
+    pricing_model: str | None
+    type: str | None = Field(description="regular, free_customer_service, free_entry_point")
+    category: str | None = Field(description="marketing, utility, authentication, service, ...")
+    billable: bool | None
+    charged: bool = Field(description="whether Meta charges for it (type regular)")
 
 
 class StatusData(_Data):
-    """``message.status``: the fate of a message the business sent."""
+    """``message.status``: the fate of a message the business sent; a ``failed`` status
+    carries Meta's errors (why it never arrived), a priced one what it costs."""
 
     message_id: str
     status: str
@@ -72,6 +85,10 @@ class StatusData(_Data):
     timestamp: int | None
     errors: list[StatusErrorData]
     received_at: float
+    # The send's own key (``biz_opaque_callback_data``): for a send through ``POST
+    # /v1/messages``, ``api:<id>`` with the id it was answered with.
+    callback_data: str | None = None
+    pricing: PricingData | None = None
 
 
 class ParkedData(_Data):
@@ -175,10 +192,24 @@ def from_status(status: StatusReceived) -> Unstamped | None:
             recipient_id=status.recipient_id,
             timestamp=status.timestamp,
             errors=[
-                StatusErrorData(code=error.code, title=error.title, message=error.message)
+                StatusErrorData(
+                    code=error.code, title=error.title, message=error.message, details=error.details
+                )
                 for error in status.errors
             ],
             received_at=status.received_at,
+            callback_data=status.biz_opaque_callback_data,
+            pricing=(
+                PricingData(
+                    pricing_model=price.pricing_model,
+                    type=price.type,
+                    category=price.category,
+                    billable=price.billable,
+                    charged=price.charged,
+                )
+                if (price := status.pricing) is not None
+                else None
+            ),
         ),
     )
 

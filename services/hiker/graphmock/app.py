@@ -16,6 +16,10 @@
   "retry_after": 1, "delay": 0.5}, ...]}``: the next calls for ``to`` (any recipient when
   omitted; ``"receipts"`` for read receipts) get these answers, in order, before the mock
   accepts again.
+- Statuses (``graphmock.statuses``), with ``HIKER_GRAPH_MOCK_WEBHOOK_URL``: each accepted message
+  is reported ``sent`` then ``delivered`` (or ``failed``: the reserved range ``1555099xxxx``, or
+  a fault ``{"status": 200, "failed_status": 131049}``), signed, with ``pricing`` and the
+  send's ``biz_opaque_callback_data``.
 - Media (``graphmock.media``): ``POST /{version}/{phone_number_id}/media`` uploads, ``GET
   /{version}/{media-id}`` describes with a download URL, the URL answers the bytes; ``POST
   /_mock/media/{media-id}/expire`` expires an id.
@@ -32,6 +36,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Unpack
 
+import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import Counter
@@ -42,6 +47,7 @@ from hiker.core.identity import is_bsuid
 from hiker.core.kernel import OPS_APP, Kit, Parts, Plan, Serve, Service
 from hiker.core.settings import GraphMockSettings, parse_token_list
 from hiker.graphmock import media
+from hiker.graphmock.statuses import UNDELIVERABLE, StatusReporter, fails_later
 
 __all__ = ["OPS_APP", "SERVICE", "SHELF", "STATE", "create_app"]
 
@@ -59,6 +65,8 @@ class Fault(BaseModel):
     message: str = "scripted failure"
     retry_after: float | None = None
     delay: float = Field(default=0.0, ge=0, le=120)
+    # Accepted (a 2xx), then reported failed with this Meta error code (a status webhook).
+    failed_status: int | None = None
 
 
 class FaultScript(BaseModel):
@@ -142,6 +150,15 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
     )
 
     shelf = media.MediaShelf()
+    reporter = (
+        StatusReporter(
+            kit.client_session(timeout=aiohttp.ClientTimeout(total=10)),
+            settings.graph_mock_webhook_url,
+            settings.app_secret.get_secret_value(),
+        )
+        if settings.graph_mock_webhook_url is not None and settings.app_secret is not None
+        else None
+    )
 
     def authorized(request: web.Request, number: str | None = None) -> bool:
         # As Graph: a phone number answers only to a token of its own business account.
@@ -174,6 +191,9 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
                 if fault.retry_after is not None:
                     response.headers["Retry-After"] = str(fault.retry_after)
                 return response
+        failed = fault.failed_status if fault is not None else None
+        if failed is None and fails_later(address):
+            failed = UNDELIVERABLE
         wamid = f"wamid.MOCK{next(state.ids):010d}"
         record = {
             "id": wamid,
@@ -185,8 +205,12 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
             "text": text,
             "payload": payload,
             "accepted_at": time.time(),
+            # The error code its failed status will report, when it is to fail later.
+            "fails_with": failed,
         }
         state.sent.append(record)
+        if reporter is not None:
+            reporter.report(request.match_info["phone_number_id"], wamid, payload, failed)
         accepted.inc()
         log.info("graph mock accepted a message", extra={"to": address, "text": text, "id": wamid})
         return web.json_response(

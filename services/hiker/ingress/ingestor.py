@@ -16,6 +16,9 @@ from hiker.core.contracts import (
     MessageEchoed,
     MessageReceived,
     StatusReceived,
+    TemplateCategoryChanged,
+    TemplateQualityChanged,
+    TemplateStatusChanged,
     WebhookErrorReceived,
 )
 from hiker.core.errors import PublishFailed
@@ -44,6 +47,9 @@ _KINDS: dict[type, str] = {
     ChangeReceived: "change",
     MessageEchoed: "echo",
     ControlChanged: "control",
+    TemplateStatusChanged: "template",
+    TemplateQualityChanged: "template",
+    TemplateCategoryChanged: "template",
 }
 
 

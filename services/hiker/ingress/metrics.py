@@ -19,7 +19,7 @@ OUTCOMES: Final = (
     "too_large",
     "unavailable",
 )
-EVENT_KINDS: Final = ("message", "status", "error", "change", "unknown")
+EVENT_KINDS: Final = ("message", "status", "error", "change", "template", "unknown")
 
 
 class IngressMetrics:

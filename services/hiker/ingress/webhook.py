@@ -3,16 +3,16 @@
 A body batches entries, each with changes; a ``messages`` change carries ``messages[]``,
 ``statuses[]`` and ``errors[]``. Every one of them becomes its own event, and so does each of a
 ``smb_message_echoes`` change's ``message_echoes[]`` (``MessageEchoed``: the business answered
-from the WhatsApp Business app). Conversation Routing's fields: a ``messaging_handovers`` notice
-is a ``ControlChanged`` (``ingress.handovers``), a ``standby`` change's ``messages[]`` are
-``MessageReceived`` marked ``standby``. Changes of other fields (templates, account, calls...)
-become ``ChangeReceived`` for inspection; a body whose shape is not a WhatsApp webhook at all is
-``Unclassified`` and kept whole.
+from the WhatsApp Business app) and each template change (``templates``). Conversation
+Routing's fields: a ``messaging_handovers`` notice is a ``ControlChanged``
+(``ingress.handovers``), a ``standby`` change's ``messages[]`` are ``MessageReceived`` marked
+``standby``. Changes of other fields (account, calls...) become ``ChangeReceived`` for
+inspection; a body whose shape is not a WhatsApp webhook at all is ``Unclassified`` and kept
+whole.
 """
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -32,6 +32,9 @@ from hiker.core.contracts import (
 from hiker.core.graph_ids import PhoneNumberId
 from hiker.core.identity import IDENTITY_CHANGES
 from hiker.ingress.handovers import control_changes
+from hiker.ingress.pricing import price_of
+from hiker.ingress.routing_keys import routing_token
+from hiker.ingress.templates import TEMPLATE_FIELDS, entry_time
 from hiker.ingress.texts import message_reply_id, message_text, text_at
 
 __all__ = [
@@ -76,6 +79,7 @@ class _ErrorItem(_Lenient):
     code: int
     title: str | None = None
     message: str | None = None
+    error_data: dict[str, Any] | None = None
 
 
 def _amqp_short_string(value: str) -> str:
@@ -105,6 +109,9 @@ class _Status(_Lenient):
     recipient_user_id: str | None = None
     recipient_parent_user_id: str | None = None
     errors: list[_ErrorItem] = Field(default_factory=list)
+    # What the send put there (Meta returns it on sent/delivered/read/failed), and the price.
+    biz_opaque_callback_data: str | None = None
+    pricing: object = None
 
 
 class _MessagesValue(_Lenient):
@@ -122,6 +129,7 @@ class _Change(_Lenient):
 
 class _Entry(_Lenient):
     id: str | None = None
+    time: object = None
     changes: list[_Change] = Field(default_factory=list)
 
 
@@ -166,6 +174,9 @@ def route(document: Any, received_at: float) -> list[Routed] | Unclassified:
     routed: list[Routed] = []
     for entry in body.entry:
         for change in entry.changes:
+            if change.field in TEMPLATE_FIELDS:
+                routed.append(_template(entry, change, received_at))
+                continue
             if change.field not in _READ_FIELDS:
                 routed.append(_foreign(entry.id, change, received_at))
                 continue
@@ -187,7 +198,17 @@ def _foreign(entry_id: str | None, change: _Change, received_at: float) -> Route
     event = ChangeReceived(
         entry_id=entry_id, field=change.field, value=change.value, received_at=received_at
     )
-    return Routed(f"{topology.RK_CHANGE_PREFIX}.{_token(change.field)}", event)
+    return Routed(f"{topology.RK_CHANGE_PREFIX}.{routing_token(change.field)}", event)
+
+
+def _template(entry: _Entry, change: _Change, received_at: float) -> Routed:
+    """A template's status, quality or category change; kept whole when unreadable."""
+    at = entry_time(entry.time, received_at)
+    try:
+        event = TEMPLATE_FIELDS[change.field](change.value, entry.id, at, received_at)
+    except ValidationError:
+        return _foreign(entry.id, change, received_at)
+    return Routed(f"{topology.RK_TEMPLATE_PREFIX}.{routing_token(change.field)}", event)
 
 
 def _messages_change(
@@ -234,7 +255,7 @@ def _messages_change(
             standby=standby,
         )
         routed.append(
-            Routed(f"{topology.RK_MESSAGE_PREFIX}.{_token(message.type)}", event, message.id)
+            Routed(f"{topology.RK_MESSAGE_PREFIX}.{routing_token(message.type)}", event, message.id)
         )
     for raw in value.statuses:
         status = _Status.model_validate(raw)
@@ -247,12 +268,24 @@ def _messages_change(
             status=status.status,
             timestamp=status.timestamp,
             errors=tuple(
-                StatusError(code=e.code, title=e.title, message=e.message) for e in status.errors
+                StatusError(
+                    code=e.code,
+                    title=e.title,
+                    message=e.message,
+                    details=text_at(e.error_data, "details"),
+                )
+                for e in status.errors
             ),
             received_at=received_at,
+            biz_opaque_callback_data=status.biz_opaque_callback_data,
+            pricing=price_of(status.pricing),
         )
         routed.append(
-            Routed(f"{topology.RK_STATUS_PREFIX}.{_token(status.status)}", status_event, status.id)
+            Routed(
+                f"{topology.RK_STATUS_PREFIX}.{routing_token(status.status)}",
+                status_event,
+                status.id,
+            )
         )
     for raw in value.errors:
         error = _ErrorItem.model_validate(raw)
@@ -319,7 +352,9 @@ def _echoes_change(raw_value: dict[str, Any], received_at: float) -> list[Routed
             timestamp=echo.timestamp,
             received_at=received_at,
         )
-        routed.append(Routed(f"{topology.RK_ECHO_PREFIX}.{_token(echo.type)}", event, echo.id))
+        routed.append(
+            Routed(f"{topology.RK_ECHO_PREFIX}.{routing_token(echo.type)}", event, echo.id)
+        )
     return routed
 
 
@@ -354,20 +389,6 @@ _READ_FIELDS: Final = {
     "messaging_handovers": _handovers_change,
     "standby": _standby_change,
 }
-
-
-def _token(value: str) -> str:
-    """A routing-key word: ASCII letters, digits, ``_`` and ``-`` only, at most 64 of them.
-
-    Topic exchanges split on dots, so none may come from the payload; and a routing key is an
-    AMQP short string of at most 255 bytes, which 64 letters of another script (``isalnum`` is
-    true for them, 4 bytes each in UTF-8) would overflow, failing every retry of the webhook.
-    """
-    cleaned = "".join(ch if ch in _TOKEN_CHARACTERS else "_" for ch in value[:64])
-    return cleaned or "unknown"
-
-
-_TOKEN_CHARACTERS: Final = frozenset(string.ascii_letters + string.digits + "_-")
 
 
 def _first_error(exc: ValidationError) -> str:

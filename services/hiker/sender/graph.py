@@ -38,6 +38,10 @@ _NOT_AN_ID_ERROR: Final = {
     "Graph was not called",
     "type": "HikerRefused",
 }
+# Meta's limit on ``biz_opaque_callback_data`` (the send endpoint's reference: "Maximum 512
+# characters"). A longer key is not sent at all rather than cut: a cut one could name another
+# send, and its statuses still join by Graph's message id once the sender recorded it.
+CALLBACK_DATA_MAX: Final = 512
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,11 @@ class GraphClient:
         # few), while the numbers come from messages (the default token serves any number).
         self._headers: dict[str, dict[str, str]] = {}
 
-    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
-        """One ``POST {graph}/{version}/{phone_number_id}/messages`` for ``action``.
+    async def send(
+        self, phone_number_id: str, to: str, action: AnyAction, *, callback_data: str | None = None
+    ) -> GraphCall:
+        """One ``POST {graph}/{version}/{phone_number_id}/messages`` for ``action``, carrying
+        ``callback_data`` (the action's key) as ``biz_opaque_callback_data``.
 
         A ``phone_number_id`` that is not digits is refused without calling Graph (parked): as
         a URL segment it could name another endpoint, and it picks the token sent.
@@ -79,7 +86,7 @@ class GraphClient:
         if headers is None:
             # Nothing to call Graph with: an operator must configure it (parked, not retried).
             return GraphCall(GraphOutcome(http_status=None, failure=NO_TOKEN), 0.0)
-        payload = orjson.dumps(action_payload(to, action))
+        payload = orjson.dumps(action_payload(to, action, callback_data=callback_data))
         started = time.perf_counter()
         try:
             async with self._session.post(url, data=payload, headers=headers) as response:
@@ -108,11 +115,15 @@ class GraphClient:
         return headers
 
 
-def action_payload(to: str, action: AnyAction) -> dict[str, Any]:
+def action_payload(
+    to: str, action: AnyAction, *, callback_data: str | None = None
+) -> dict[str, Any]:
     """The Graph request body sending ``action`` to ``to``, in the shape Meta's schema gives.
 
     ``to`` is a phone number (Graph's ``to``) or a business-scoped user id (Graph's
     ``recipient``, which Graph refuses in ``to``); a read receipt names neither.
+    ``callback_data`` goes in ``biz_opaque_callback_data``, which Meta returns on every status
+    of the message: a status joins its send by it (a receipt is no message: none).
     """
     if isinstance(action, MarkRead):
         receipt: dict[str, Any] = {
@@ -133,6 +144,8 @@ def action_payload(to: str, action: AnyAction) -> dict[str, Any]:
     }
     if action.reply_to is not None:
         payload["context"] = {"message_id": action.reply_to}
+    if callback_data is not None and 0 < len(callback_data) <= CALLBACK_DATA_MAX:
+        payload["biz_opaque_callback_data"] = callback_data
     return payload
 
 

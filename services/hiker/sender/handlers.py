@@ -40,7 +40,13 @@ from hiker.sender.graph import GraphCall
 from hiker.sender.metrics import SenderMetrics
 from hiker.sender.pacing import Paced
 from hiker.sender.reporting import parked_event, report, sent_event
-from hiker.sender.retry import MAX_DELAY_SECONDS, Verdict, decide, retry_delay_ms
+from hiker.sender.retry import (
+    MAX_DELAY_SECONDS,
+    Verdict,
+    decide,
+    park_reason,
+    retry_delay_ms,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,9 @@ DEFAULT_MAX_HOLD_SECONDS = 2.0
 
 
 class Graph(Protocol):
-    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall: ...
+    async def send(
+        self, phone_number_id: str, to: str, action: AnyAction, *, callback_data: str | None = None
+    ) -> GraphCall: ...
 
 
 class Pacing(Protocol):
@@ -252,7 +260,14 @@ class SendHandler:
         the redelivery parks the send as in doubt rather than send it again.
         """
         action = command.actions[index]
-        call = await self._graph.send(command.phone_number_id, command.address, action)
+        # The action's own key rides along: Meta returns it on every status of the message, so
+        # a status joins its send even before this call's answer is recorded.
+        call = await self._graph.send(
+            command.phone_number_id,
+            command.address,
+            action,
+            callback_data=command.action_key(index),
+        )
         outcome = call.outcome
         self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()
         self._metrics.graph_latency.observe(call.latency_seconds)
@@ -278,7 +293,7 @@ class SendHandler:
         else:
             parked = ParkedHeaders(
                 attempt=attempt,
-                reason="permanent" if attempt < self._max_attempts else "retries_exhausted",
+                reason=park_reason(outcome, attempt, self._max_attempts),
                 graph_status=outcome.status_label,
                 graph_code=outcome.code_label,
                 graph_error=call.error,

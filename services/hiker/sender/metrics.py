@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from hiker.sender.retry import NO_TOKEN, TRANSIENT_CODES
 
 # Park reasons an operator acts on (token expired, outside the window, undeliverable, bad
-# parameter, recipient not allowed, an authentication template to a business-scoped user id,
+# parameter, recipient not allowed, an authentication template to a business-scoped user id, a
+# template paused or disabled,
 # in doubt, HTTP-level): series exist before the first.
 WATCHED_PERMANENT_CODES: Final = (
     "190",
@@ -18,6 +19,8 @@ WATCHED_PERMANENT_CODES: Final = (
     "100",
     "131030",
     "131062",
+    "132015",
+    "132016",
     "unknown",
     "none",
 )

@@ -32,6 +32,13 @@ TRANSIENT_CODES: Final = frozenset(
 # numbers only, so no retry helps (parked, as every code not in ``TRANSIENT_CODES``).
 AUTH_TEMPLATE_TO_BSUID: Final = 131062
 
+# A template Meta paused (quality too low; it comes back by itself, hours later) or disabled
+# (for good): no retry helps a send of it, so it is parked at once with its own reason, for a
+# person to send it again once the template is approved again (Meta's error codes page).
+TEMPLATE_PAUSED: Final = 132015
+TEMPLATE_DISABLED: Final = 132016
+PARK_REASONS: Final = {TEMPLATE_PAUSED: "template_paused", TEMPLATE_DISABLED: "template_disabled"}
+
 # The failure of a send for a phone number with no access token configured.
 NO_TOKEN: Final = "no_token"
 # The failure of a send whose phone number id is not digits: refused before calling Graph.
@@ -87,6 +94,14 @@ def decide(outcome: GraphOutcome, attempt: int, max_attempts: int) -> Verdict:
     if verdict is Verdict.RETRY and attempt >= max_attempts:
         return Verdict.PARK
     return verdict
+
+
+def park_reason(outcome: GraphOutcome, attempt: int, max_attempts: int) -> str:
+    """Why a send Graph answered with ``outcome`` is parked: the template's state where that is
+    the cause, else ``permanent`` (Graph said never) or ``retries_exhausted``."""
+    if outcome.error_code in PARK_REASONS:
+        return PARK_REASONS[outcome.error_code]
+    return "permanent" if attempt < max_attempts else "retries_exhausted"
 
 
 def ladder_ms(delay_seconds: float, *, round_up: bool = False) -> int:

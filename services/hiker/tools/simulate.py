@@ -3,6 +3,7 @@ a tapped button, and Conversation Routing's notices and standby copies."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -128,6 +129,50 @@ def webhook_body(*changes: dict[str, Any], entry_id: str = "100000000000000") ->
     }
 
 
+def template_id(name: str, language: str) -> int:
+    """A stable template id for ``name`` in ``language`` (Meta's ids are integers), so that
+    successive simulated webhooks name the same template."""
+    digest = hashlib.sha256(f"{name}\n{language}".encode()).hexdigest()
+    return 10**15 + int(digest[:12], 16) % 10**15
+
+
+def template_change(
+    name: str,
+    language: str = "en_US",
+    *,
+    event: str | None = None,
+    quality: str | None = None,
+    category: str | None = None,
+    reason: str = "NONE",
+) -> dict[str, Any]:
+    """One of Meta's template webhooks (``event``: ``message_template_status_update``;
+    ``quality``: ``message_template_quality_update``; ``category``:
+    ``template_category_update``), for ``webhook_body``; exactly one of the three is given."""
+    if sum(x is not None for x in (event, quality, category)) != 1:
+        raise ValueError("give exactly one of event, quality, category")
+    value: dict[str, Any] = {
+        "message_template_id": template_id(name, language),
+        "message_template_name": name,
+        "message_template_language": language,
+    }
+    if event is not None:
+        value |= {"event": event, "reason": reason}
+        return {"field": "message_template_status_update", "value": value}
+    if quality is not None:
+        value |= {"previous_quality_score": "UNKNOWN", "new_quality_score": quality}
+        return {"field": "message_template_quality_update", "value": value}
+    value |= {"new_category": category}
+    return {"field": "template_category_update", "value": value}
+
+
+def template_webhook(change: dict[str, Any], entry_id: str = "100000000000000") -> dict[str, Any]:
+    """A template webhook body: its entry carries Meta's ``time`` of the change."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": entry_id, "time": int(time.time()), "changes": [change]}],
+    }
+
+
 def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -177,3 +222,10 @@ async def simulate(
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         status, answer = await post_signed(session, url, body, app_secret)
     return status, answer, said
+
+
+async def simulate_template(url: str, app_secret: str, change: dict[str, Any]) -> tuple[int, str]:
+    """Post one template webhook (``template_change``), signed."""
+    body = encode(template_webhook(change))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        return await post_signed(session, url, body, app_secret)

@@ -1,6 +1,7 @@
 """The database away for a while, users writing meanwhile: replies go on (the api is off the
 reply path), the api holds what it could not record and reports not ready, nothing is
-poisoned, and once the database is back every message and status is recorded exactly once."""
+poisoned, and once the database is back every message, status, price and template change is
+recorded exactly once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from typing import Any
 import pytest
 
 from hiker.core.topology import API_RECORDS_QUEUE, POISON_QUEUE
-from hiker.tools.simulate import messages_change, webhook_body
+from hiker.tools.simulate import (
+    messages_change,
+    template_change,
+    template_webhook,
+    webhook_body,
+)
 from tests.integration.api.conftest import PostgresDatabase, start_api
 from tests.integration.api.test_api_http import eventually, history
 from tests.integration.conftest import PipelineFactory, metric_value, queue_depth
@@ -40,12 +46,21 @@ async def test_replies_go_on_and_recording_catches_up_exactly_once(
             "hello to you too", "still here"
         ]  # fmt: skip
     replies = {user: [m["id"] for m in await pipeline.sent(user)] for user in USERS}
+    free = {"pricing_model": "PMP", "type": "free_customer_service", "category": "service"}
     statuses = [
-        {"id": wamid, "status": "delivered", "timestamp": "1700000000", "recipient_id": user}
+        {
+            "id": wamid,
+            "status": "delivered",
+            "timestamp": "1700000000",
+            "recipient_id": user,
+            "pricing": free,
+        }
         for user, ids in replies.items()
         for wamid in ids
     ]
     assert await pipeline.post(webhook_body(messages_change(statuses=statuses))) == 200
+    paused = template_webhook(template_change("order_update", event="PAUSED"))
+    assert await pipeline.post(paused) == 200
 
     async def not_ready() -> Any:
         async with pipeline.session.get(api.ops_url("/readyz")) as response:
@@ -85,3 +100,6 @@ async def test_replies_go_on_and_recording_catches_up_exactly_once(
     expected = len(USERS) * 2
     for kind, count in (("message_in", expected), ("message_out", expected), ("status", expected)):
         assert metric_value(metrics, "hiker_api_records_written_total", kind=kind) == count
+    assert metric_value(metrics, "hiker_api_records_written_total", kind="template") == 1
+    billed = metric_value(metrics, "hiker_messages_billed_total", type="free_customer_service")
+    assert billed == expected

@@ -105,3 +105,22 @@ async def test_during_a_rotation_old_and_new_tokens_both_work(
         assert {c["phone_number_id"] for c in page["data"]} == {MINE, OTHER}
     for token in ("", "x", OLD[:-1], OLD + "x", READER.upper()):
         assert (await call(pipeline, running, token, "GET", "/v1/conversations"))[0] == 401
+
+
+async def test_templates_are_read_by_a_token_of_the_read_scope_not_limited_to_numbers(
+    api: tuple[Pipeline, RunningApi],
+) -> None:
+    pipeline, running = api
+    # Templates belong to a business account, which a token limited to numbers does not name.
+    status, problem = await call(pipeline, running, READER, "GET", "/v1/templates")
+    assert status == 403
+    assert "limited to numbers" in problem["error"]["message"]
+    status, problem = await call(pipeline, running, SENDER, "GET", "/v1/templates")
+    assert status == 403  # no read scope
+    status, page = await call(pipeline, running, NEW, "GET", "/v1/templates")
+    assert (status, page) == (200, {"data": [], "next_cursor": None})
+    status, problem = await call(
+        pipeline, running, NEW, "GET", "/v1/templates", params={"status": "PAUSED; DROP"}
+    )
+    assert status == 400
+    assert problem["error"]["error_data"]["fields"][0]["field"] == "status"

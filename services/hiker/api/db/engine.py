@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from hiker.core.errors import DatabaseUnavailable
 
 # Connections per process to PostgreSQL: the records consumer's concurrent handlers and the
 # HTTP requests share them; past this they wait (up to the timeout) instead of piling up.
@@ -46,6 +50,18 @@ def create_engine(url: str, *, timeout_seconds: float) -> AsyncEngine:
         connect_args={"timeout": timeout_seconds, "command_timeout": timeout_seconds},
         **common,
     )
+
+
+@contextlib.asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction on ``engine``; a socket error the driver did not wrap (a refused or
+    timed-out connect) is ``DatabaseUnavailable``: the database away, whatever the OS called
+    it, so that a consumer holds its message rather than poison it."""
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    except (OSError, TimeoutError) as exc:
+        raise DatabaseUnavailable(type(exc).__name__) from exc
 
 
 def _sqlite_pragmas(connection: Any, _: Any) -> None:

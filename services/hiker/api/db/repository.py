@@ -10,7 +10,7 @@ status recorded before its message is never lost.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Table, and_, case, func, literal, or_, select, update
@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hiker.api.cursors import ConversationCursor, MessageCursor
 from hiker.api.db import keys
+from hiker.api.db.delivery import join_by_callback_data
+from hiker.api.db.engine import transaction
 from hiker.api.db.identities import ids_of, message_row
 from hiker.api.db.tables import conversations, messages, statuses, webhook_errors
 from hiker.api.history import (
@@ -32,7 +34,6 @@ from hiker.api.history import (
     StatusAt,
     WebhookError,
 )
-from hiker.core.errors import DatabaseUnavailable
 from hiker.core.identity import is_bsuid
 
 _Ids = tuple[str | None, str | None, str | None]
@@ -49,15 +50,8 @@ class RecordStore:
         # Both dialects' INSERT share ON CONFLICT and ``excluded``; the module differs.
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._engine.begin() as connection:
-                yield connection
-        except (OSError, TimeoutError) as exc:
-            # The driver's own socket failed before it could wrap the error (a refused or
-            # timed-out connect): that is the database away, whatever the OS called it.
-            raise DatabaseUnavailable(type(exc).__name__) from exc
+    def _transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return transaction(self._engine)
 
     async def ping(self) -> None:
         """Raises unless the database answers."""
@@ -142,27 +136,34 @@ class RecordStore:
                 kind=send.kind,
                 parked=send.error,
             )
-            if added:
-                return True
-            changed = await connection.execute(
-                update(messages)
-                .where(messages.c.idempotency_key == send.idempotency_key)
-                .where(messages.c.wamid.is_(None))
-                .values(parked=send.error)
-            )
-            return bool(changed.rowcount)
+            if not added:
+                changed = await connection.execute(
+                    update(messages)
+                    .where(messages.c.idempotency_key == send.idempotency_key)
+                    .where(messages.c.wamid.is_(None))
+                    .values(parked=send.error)
+                )
+                added = bool(changed.rowcount)
+            # Parked in doubt, but a status already said the message left: it was sent.
+            await join_by_callback_data(connection, send.idempotency_key)
+            return added
 
     async def add_status(self, reported: Status) -> bool:
-        """Record a status once per (wamid, status); its message may come later."""
+        """Record a status once per (wamid, status); its message may come later. A status
+        naming its send's key names that send by Graph's id, if nothing did yet."""
         async with self._transaction() as connection:
-            return await self._insert_new(
+            added = await self._insert_new(
                 connection,
                 statuses,
                 wamid=reported.wamid,
                 status=reported.status,
                 at_us=reported.at_us,
                 error=reported.error,
+                callback_data=reported.callback_data,
             )
+            if added and reported.callback_data is not None:
+                await join_by_callback_data(connection, reported.callback_data)
+            return added
 
     async def add_webhook_error(self, error: WebhookError) -> bool:
         async with self._transaction() as connection:

@@ -13,6 +13,7 @@ from typing import Final
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -71,7 +72,47 @@ statuses = Table(
     Column("status", String(32), nullable=False),
     Column("at_us", BigInteger, nullable=False),
     Column("error", JSON, nullable=True),
+    # What the send put in ``biz_opaque_callback_data`` (its key): joins a status to a send
+    # whose Graph id was not recorded yet.
+    Column("callback_data", String(512), nullable=True, index=True),
     UniqueConstraint("wamid", "status"),
+)
+
+# What Meta charges for a message, from the first status that carried ``pricing`` (Meta repeats
+# it on sent, delivered and read): one row per message, so that each is counted once.
+message_prices = Table(
+    "message_prices",
+    metadata,
+    Column("wamid", String(255), primary_key=True),
+    Column("phone_number_id", String(64), nullable=False),
+    Column("pricing_model", String(64), nullable=True),
+    Column("type", String(64), nullable=True),
+    Column("category", String(64), nullable=True),
+    Column("billable", Boolean, nullable=True),
+    # Whether Meta charges for it (``type`` regular, or ``billable`` without a type).
+    Column("charged", Boolean, nullable=False),
+    Column("at_us", BigInteger, nullable=False, index=True),
+)
+
+# Each message template as Meta's template webhooks last described it. Each of status, quality
+# and category keeps the time Meta gave it, so a webhook that arrives late changes nothing newer.
+templates = Table(
+    "templates",
+    metadata,
+    Column("template_id", String(64), primary_key=True),
+    # The WhatsApp Business Account (the webhook's ``entry.id``).
+    Column("waba_id", String(64), nullable=True),
+    Column("name", String(512), nullable=False),
+    Column("language", String(32), nullable=False),
+    Column("status", String(64), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("status_at_us", BigInteger, nullable=True),
+    Column("quality", String(64), nullable=True),
+    Column("quality_at_us", BigInteger, nullable=True),
+    Column("category", String(64), nullable=True),
+    Column("category_at_us", BigInteger, nullable=True),
+    Column("updated_at_us", BigInteger, nullable=False),
+    Index(None, "name", "language"),
 )
 
 conversations = Table(

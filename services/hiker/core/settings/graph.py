@@ -161,3 +161,23 @@ class GraphMockSettings(CommonSettings):
     access_token: SecretStr | None = None
     # Tokens per phone number id (``id=token,...``), checked for those numbers instead.
     access_tokens: SecretStr | None = None
+    # Where the mock POSTs the status webhooks of the messages it accepts (sent, then delivered
+    # or failed), as Meta does: ingress's ``/webhook``. Unset: no statuses.
+    graph_mock_webhook_url: str | None = None
+    # The app secret those webhooks are signed with (ingress's HIKER_APP_SECRET).
+    app_secret: SecretStr | None = None
+
+    @field_validator("graph_mock_webhook_url", "app_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # compose passes a variable left blank as "".
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _statuses_are_signed(self) -> GraphMockSettings:
+        if self.graph_mock_webhook_url is not None and self.app_secret is None:
+            raise ValueError(
+                "HIKER_APP_SECRET is required with HIKER_GRAPH_MOCK_WEBHOOK_URL: status "
+                "webhooks are signed with it, as Meta signs them"
+            )
+        return self
