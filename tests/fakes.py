@@ -131,7 +131,9 @@ class ScriptedGraph:
         self.calls: list[AnyAction] = []
         self.after_call: Callable[[], Awaitable[None]] | None = None
 
-    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
+    async def send(
+        self, phone_number_id: str, to: str, action: AnyAction, *, marketing: bool = False
+    ) -> GraphCall:
         self.calls.append(action)
         outcome = (
             self.outcomes.pop(0)

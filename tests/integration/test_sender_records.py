@@ -45,7 +45,9 @@ class AcceptThen:
         self.after = after
         self.calls = 0
 
-    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
+    async def send(
+        self, phone_number_id: str, to: str, action: AnyAction, *, marketing: bool = False
+    ) -> GraphCall:
         self.calls += 1
         await self.after()
         return GraphCall(GraphOutcome(200, message_id=f"wamid.SENT{self.calls}"), 0.01)
@@ -145,7 +147,9 @@ class SlowGraph:
         self.calls = 0
         self.called = asyncio.Event()
 
-    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall:
+    async def send(
+        self, phone_number_id: str, to: str, action: AnyAction, *, marketing: bool = False
+    ) -> GraphCall:
         self.calls += 1
         self.called.set()
         await asyncio.sleep(self.answer_after)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Unpack
 
 import aiohttp
@@ -18,12 +18,18 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hiker.api import handoff
+from hiker.api.broadcast_routes import SETUP, BroadcastSetup, add_broadcast_routes
+from hiker.api.broadcast_tracking import BroadcastTracker
 from hiker.api.consumers import records_routes
 from hiker.api.db import migrate
+from hiker.api.db.broadcasts import BroadcastStore
 from hiker.api.db.engine import create_engine
+from hiker.api.db.feeding import Feeder, MessagingLimit
 from hiker.api.db.media import MediaRecords
+from hiker.api.db.opt_outs import OptOutStore
 from hiker.api.db.repository import RecordStore
 from hiker.api.media import KEEPER, MediaKeeper
+from hiker.api.messaging_limit import GraphMessagingLimit
 from hiker.api.metrics import ApiMetrics
 from hiker.api.recording import RecordHandler
 from hiker.api.routes import (
@@ -37,6 +43,7 @@ from hiker.api.routes import (
     authenticate,
     observe,
 )
+from hiker.api.scheduler import BroadcastScheduler, fixed_limit
 from hiker.api.sending import SendAcceptor
 from hiker.core import kernel, topology
 from hiker.core.contracts import OwnerChanged, SendMessage
@@ -60,7 +67,7 @@ def api(
     engine: AsyncEngine | None = None, clock: Callable[[], float] = time.time
 ) -> Service[ApiSettings]:
     """The service, on ``engine`` when given (tests), else on ``HIKER_DATABASE_URL``;
-    ``clock`` (tests) dates handoffs."""
+    ``clock`` (tests) dates handoffs and drives broadcasts (their start, the daily limit)."""
 
     def build(kit: Kit[ApiSettings]) -> Plan:
         return _build(kit, engine, clock)
@@ -111,6 +118,30 @@ def _build(
     app[handoff.CLOCK] = clock
     add_api_routes(app)
     schema_ready = app[SCHEMA_READY] = asyncio.Event()
+    broadcasts = BroadcastStore(engine)
+    opt_outs = OptOutStore(engine)
+    app[SETUP] = BroadcastSetup(
+        broadcasts,
+        opt_outs,
+        marketing_messages_api=settings.marketing_messages_api,
+        max_bytes=settings.broadcast_max_bytes,
+        clock=clock,
+    )
+    add_broadcast_routes(app)
+
+    async def publish_many(commands: Sequence[SendMessage]) -> None:
+        # Concurrently: the bundler confirms them together.
+        await asyncio.gather(*(publish(command) for command in commands))
+
+    scheduler = BroadcastScheduler(
+        Feeder(engine),
+        publish_many,
+        rate_per_second=settings.broadcast_rate(),
+        tick_seconds=settings.broadcast_tick_seconds,
+        messaging_limit=_messaging_limit(kit),
+        ready=schema_ready,
+        clock=clock,
+    )
 
     async def database_ready() -> bool:
         if not schema_ready.is_set():
@@ -131,7 +162,8 @@ def _build(
                 records_routes(
                     RecordHandler(
                         store, metrics, keep_media=keeper.keep if keeper is not None else None
-                    )
+                    ),
+                    BroadcastTracker(broadcasts, opt_outs, settings.opt_out_set()),
                 ),
                 settings.prefetch,
             ),
@@ -139,8 +171,25 @@ def _build(
         serves=Serve(app, settings.api_host, settings.api_port),
         readiness={"database": database_ready},
         prepare=(upgrade_schema,),
-        background=(keeper.sweep_forever,) if keeper is not None else (),
+        background=(
+            scheduler.run_forever,
+            *((keeper.sweep_forever,) if keeper is not None else ()),
+        ),
         closing=(engine.dispose,),
+    )
+
+
+def _messaging_limit(kit: Kit[ApiSettings]) -> MessagingLimit:
+    """HIKER_MESSAGING_LIMIT, or Graph's word on it when that is unset."""
+    settings = kit.settings
+    if settings.messaging_limit is not None:
+        return fixed_limit(settings.messaging_limit)
+    seconds = settings.graph_timeout_seconds
+    return GraphMessagingLimit(
+        lambda: kit.client_session(timeout=aiohttp.ClientTimeout(total=seconds)),
+        base_url=str(settings.graph_base_url),
+        api_version=settings.graph_api_version,
+        tokens=settings.graph_tokens(),
     )
 
 

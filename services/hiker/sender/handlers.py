@@ -44,6 +44,8 @@ from hiker.sender.retry import MAX_DELAY_SECONDS, Verdict, decide, retry_delay_m
 
 log = logging.getLogger(__name__)
 
+# Sends Meta wants at its Marketing Messages endpoint (``GraphClient.send``).
+MARKETING_KIND = "marketing"
 # A typing indicator lasts this long, and a receipt means nothing much later: older, dropped.
 RECEIPT_USEFUL_SECONDS = 25.0
 # How long the bookkeeping after a Graph call pauses between tries: first, and at most.
@@ -57,7 +59,9 @@ DEFAULT_MAX_HOLD_SECONDS = 2.0
 
 
 class Graph(Protocol):
-    async def send(self, phone_number_id: str, to: str, action: AnyAction) -> GraphCall: ...
+    async def send(
+        self, phone_number_id: str, to: str, action: AnyAction, *, marketing: bool = False
+    ) -> GraphCall: ...
 
 
 class Pacing(Protocol):
@@ -252,7 +256,12 @@ class SendHandler:
         the redelivery parks the send as in doubt rather than send it again.
         """
         action = command.actions[index]
-        call = await self._graph.send(command.phone_number_id, command.address, action)
+        call = await self._graph.send(
+            command.phone_number_id,
+            command.address,
+            action,
+            marketing=command.kind == MARKETING_KIND,
+        )
         outcome = call.outcome
         self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()
         self._metrics.graph_latency.observe(call.latency_seconds)

@@ -1,0 +1,110 @@
+"""The broadcast scheduler: a loop in the api process that, every tick, hands the sender the
+recipients each running broadcast may have now (``db.feeding``).
+
+It lives in the api because the broadcasts are the api's rows and the api already publishes to
+the sender: a service of its own would add a deployment and a database client for one loop.
+Several api replicas are safe (one feeds at a time: an advisory lock), and nothing of it is in
+memory: a restarted api goes on from the database.
+
+Its pace is its own: it feeds a number at ``HIKER_BROADCAST_SHARE`` of the rate the sender is
+given (``HIKER_SEND_RATE_PER_SECOND``), so the sender's queue never fills with broadcast sends
+and the other part of the number's rate stays free for replies, which the sender's own pacing
+(shared by every send of the number) then serves at once. A bucket of their own in the sender
+would do the same with more moving parts, and would still need the queue kept short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from hiker.api.db.feeding import Fed, Feeder, Limits, MessagingLimit, Publish
+from hiker.core.errors import Unavailable, classify
+from hiker.core.retrying import Backoff
+
+log = logging.getLogger(__name__)
+
+# Unused allowance kept across this many ticks (a slow tick does not lose its share).
+BURST_TICKS: Final = 2.0
+
+
+def fixed_limit(limit: int | None) -> MessagingLimit:
+    """HIKER_MESSAGING_LIMIT: the same whatever the numbers (None: no limit)."""
+
+    async def limit_of(_: Sequence[str]) -> int | None:
+        return limit
+
+    return limit_of
+
+
+class BroadcastScheduler:
+    def __init__(
+        self,
+        feeder: Feeder,
+        publish: Publish,
+        *,
+        rate_per_second: float,
+        tick_seconds: float,
+        messaging_limit: MessagingLimit | None = None,
+        ready: asyncio.Event | None = None,
+        clock: Callable[[], float] = time.time,
+        on_fed: Callable[[Fed], None] | None = None,
+    ) -> None:
+        self._feeder = feeder
+        self._publish = publish
+        # Already the number's share (``ApiSettings.broadcast_rate``).
+        self._rate = rate_per_second
+        self._tick = tick_seconds
+        self._messaging_limit = messaging_limit or fixed_limit(None)
+        self._ready = ready
+        self._clock = clock
+        self._on_fed = on_fed
+
+    async def tick(self) -> Fed:
+        """Feed once: what every running broadcast may have now."""
+        limits = Limits(
+            rate_per_second=self._rate,
+            burst_seconds=self._tick * BURST_TICKS,
+            messaging_limit=self._messaging_limit,
+        )
+        fed = await self._feeder.tick(self._clock(), limits, self._publish)
+        if fed.handed or fed.skipped or fed.finished:
+            log.info(
+                "broadcast recipients handed to the sender",
+                extra={
+                    "handed": fed.handed,
+                    "skipped": fed.skipped,
+                    "finished": fed.finished,
+                    "held_by_limit": fed.held_by_limit,
+                },
+            )
+        if self._on_fed is not None:
+            self._on_fed(fed)
+        return fed
+
+    async def run_forever(self) -> None:
+        """Tick until cancelled; the database or the broker away pauses it (with backoff),
+        never ends it."""
+        if self._ready is not None:
+            await self._ready.wait()
+        backoff = Backoff(first=0.5, most=15.0)
+        while True:
+            delay = self._tick
+            try:
+                await self.tick()
+                backoff.reset()
+            except Exception as exc:
+                verdict = classify(exc)
+                delay = backoff.next_delay()
+                if isinstance(verdict, Unavailable):
+                    log.warning(
+                        "broadcast tick held: %s unavailable; retrying in %.1fs",
+                        verdict.dependency,
+                        delay,
+                    )
+                else:
+                    log.error("broadcast tick failed; retrying in %.1fs", delay, exc_info=exc)
+            await asyncio.sleep(delay)
