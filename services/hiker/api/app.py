@@ -60,6 +60,9 @@ __all__ = ["OPS_APP", "SERVICE", "api", "create_app"]
 
 log = logging.getLogger(__name__)
 
+# Connections of the broadcasts' own pool (per replica): the scheduler's tick, and requests.
+BROADCAST_POOL_SIZE = 4
+
 _SEND = Destination(topology.COMMANDS_EXCHANGE, topology.RK_SEND, SendMessage.type_name())
 
 
@@ -120,9 +123,22 @@ def _build(
     schema_ready = app[SCHEMA_READY] = asyncio.Event()
     broadcasts = BroadcastStore(engine)
     opt_outs = OptOutStore(engine)
+    # Broadcasts' requests and the scheduler on connections of their own: a flood of outcomes
+    # recorded (a big broadcast's) takes every connection of the records' pool, and progress
+    # must stay readable meanwhile. SQLite has one writer: one engine.
+    side = (
+        engine
+        if given_engine is not None or engine.dialect.name == "sqlite"
+        else create_engine(
+            settings.async_database_url(),
+            timeout_seconds=settings.database_timeout_seconds,
+            pool_size=BROADCAST_POOL_SIZE,
+            pool_overflow=0,
+        )
+    )
     app[SETUP] = BroadcastSetup(
-        broadcasts,
-        opt_outs,
+        BroadcastStore(side),
+        OptOutStore(side),
         marketing_messages_api=settings.marketing_messages_api,
         max_bytes=settings.broadcast_max_bytes,
         clock=clock,
@@ -134,7 +150,7 @@ def _build(
         await asyncio.gather(*(publish(command) for command in commands))
 
     scheduler = BroadcastScheduler(
-        Feeder(engine),
+        Feeder(side),
         publish_many,
         rate_per_second=settings.broadcast_rate(),
         tick_seconds=settings.broadcast_tick_seconds,
@@ -175,7 +191,7 @@ def _build(
             scheduler.run_forever,
             *((keeper.sweep_forever,) if keeper is not None else ()),
         ),
-        closing=(engine.dispose,),
+        closing=(engine.dispose,) if side is engine else (engine.dispose, side.dispose),
     )
 
 
