@@ -81,6 +81,12 @@ class ApiSettings(MediaSettings):
             raise ValueError("is blank; set a long random value (openssl rand -hex 32)")
         return value
 
+    @field_validator("messaging_limit", mode="before")
+    @classmethod
+    def _empty_limit_is_unset(cls, value: Any) -> Any:
+        # A chart or compose value left blank: read the limit from Graph.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _empty_tokens_are_unset(cls, value: Any) -> Any:
