@@ -7,10 +7,12 @@ Several api replicas are safe (one feeds at a time: an advisory lock), and nothi
 memory: a restarted api goes on from the database.
 
 Its pace is its own: it feeds a number at ``HIKER_BROADCAST_SHARE`` of the rate the sender is
-given (``HIKER_SEND_RATE_PER_SECOND``), so the sender's queue never fills with broadcast sends
-and the other part of the number's rate stays free for replies, which the sender's own pacing
-(shared by every send of the number) then serves at once. A bucket of their own in the sender
-would do the same with more moving parts, and would still need the queue kept short.
+given (``HIKER_SEND_RATE_PER_SECOND``), and never has more than half a second of that in
+flight at the sender (handed, Graph's answer not yet recorded). So the sender's queue never
+fills with broadcast sends, even when the sender is slower than the rate, and the other part
+of the number's rate stays free for replies, which the sender's own pacing (shared by every
+send of the number) then serves at once. A bucket of broadcasts' own in the sender's pacing
+would not do that: the sends would still queue ahead of replies in the one outbox queue.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ log = logging.getLogger(__name__)
 
 # Unused allowance kept across this many ticks (a slow tick does not lose its share).
 BURST_TICKS: Final = 2.0
+# Recipients in flight at the sender per number, at most: this many seconds of the
+# broadcast's rate (and never fewer than IN_FLIGHT_LEAST). A sender slower than the rate (a
+# busy machine) then slows the broadcast, instead of queueing it ahead of replies.
+IN_FLIGHT_SECONDS: Final = 0.5
+IN_FLIGHT_LEAST: Final = 20
 
 
 def fixed_limit(limit: int | None) -> MessagingLimit:
@@ -69,6 +76,7 @@ class BroadcastScheduler:
             rate_per_second=self._rate,
             burst_seconds=self._tick * BURST_TICKS,
             messaging_limit=self._messaging_limit,
+            max_in_flight=max(IN_FLIGHT_LEAST, round(self._rate * IN_FLIGHT_SECONDS)),
         )
         fed = await self._feeder.tick(self._clock(), limits, self._publish)
         if fed.handed or fed.skipped or fed.finished:

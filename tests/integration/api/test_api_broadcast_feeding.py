@@ -67,8 +67,13 @@ async def add(
     return broadcast_id
 
 
-def limits(rate: float, limit: int | None = None) -> Limits:
-    return Limits(rate_per_second=rate, burst_seconds=1.0, messaging_limit=fixed_limit(limit))
+def limits(rate: float, limit: int | None = None, in_flight: int = 1000) -> Limits:
+    return Limits(
+        rate_per_second=rate,
+        burst_seconds=1.0,
+        messaging_limit=fixed_limit(limit),
+        max_in_flight=in_flight,
+    )
 
 
 async def test_a_number_gets_its_share_whichever_replica_ticks(engine: AsyncEngine) -> None:
@@ -117,3 +122,18 @@ async def test_cancel_hands_nothing_more_and_cannot_be_resumed(engine: AsyncEngi
     assert row is not None
     assert row.counts == {"sending": 10, "cancelled": 20}
     assert len(sender.commands) == 10
+
+
+async def test_no_more_in_flight_than_allowed_until_graph_answers(engine: AsyncEngine) -> None:
+    store = BroadcastStore(engine)
+    broadcast = await add(engine, "d", 50)
+    sender = Sender()
+    feeder = Feeder(engine)
+    assert (await feeder.tick(T0, limits(100, in_flight=8), sender)).handed == 8
+    assert (await feeder.tick(T0 + 1, limits(100, in_flight=8), sender)).handed == 0
+    for seq in range(3):  # Graph answered three of them
+        assert await store.advance(broadcast, seq, "accepted")
+    assert (await feeder.tick(T0 + 2, limits(100, in_flight=8), sender)).handed == 3
+    # Those never answered (a sender that died after Graph took them) stop counting after a
+    # minute: the five of the first tick go, the three of the last still count.
+    assert (await feeder.tick(T0 + 61, limits(100, in_flight=8), sender)).handed == 5

@@ -33,6 +33,8 @@ from hiker.core.contracts import SendMessage
 # The advisory lock a tick holds (any constant the replicas share; not the migrations' one).
 _FEED_LOCK: Final = 0x68696B6562  # "hikeb"
 WINDOW_SECONDS: Final = 24 * 3600
+# How long a recipient handed to the sender counts as in flight without Graph's answer.
+IN_FLIGHT_SECONDS: Final = 60
 
 Publish = Callable[[Sequence[SendMessage]], Awaitable[None]]
 # The portfolio's messaging limit (unique users per rolling 24 hours), given the numbers of the
@@ -47,6 +49,9 @@ class Limits:
     # Unused allowance kept at most this long: a stalled scheduler does not burst after.
     burst_seconds: float
     messaging_limit: MessagingLimit
+    # Recipients of a number handed to the sender and not yet answered by Graph, at most: what
+    # a reply on the number may find queued ahead of it at the sender, whatever its speed.
+    max_in_flight: int
 
 
 @dataclass
@@ -96,9 +101,11 @@ class Feeder:
                 if number not in allowance:
                     allowance[number] = await self._fed_until(connection, number, now, limits)
             used: dict[str, int] = {}
+            in_flight = await self._in_flight(connection, running, now_us)
             for broadcast_id, number in running:
                 room = math.floor((now - allowance[number]) * limits.rate_per_second)
                 room -= used.get(number, 0)
+                room = min(room, limits.max_in_flight - in_flight.get(number, 0))
                 if reach is not None:
                     if reach <= 0:
                         fed.held_by_limit = True
@@ -110,6 +117,7 @@ class Feeder:
                     connection, broadcast_id, number, room, now_us, publish, fed
                 )
                 used[number] = used.get(number, 0) + handed
+                in_flight[number] = in_flight.get(number, 0) + handed
                 if reach is not None:
                     reach -= handed
             for number, count in used.items():
@@ -205,6 +213,26 @@ class Feeder:
             .where(recipients.c.status == "queued")
             .values(**values)
         )
+
+    async def _in_flight(
+        self, connection: AsyncConnection, running: Sequence[Any], now_us: int
+    ) -> dict[str, int]:
+        """Recipients each number handed to the sender that Graph has not answered (as far as
+        the records say). One handed long ago and never answered (a sender that died between
+        Graph's answer and telling it) stops counting after ``IN_FLIGHT_SECONDS``."""
+        numbers: dict[str, str] = dict(running)
+        counted = await connection.execute(
+            select(recipients.c.broadcast_id, func.count())
+            .where(recipients.c.broadcast_id.in_(list(numbers)))
+            .where(recipients.c.status == "sending")
+            .where(recipients.c.published_at_us > now_us - IN_FLIGHT_SECONDS * 1_000_000)
+            .group_by(recipients.c.broadcast_id)
+        )
+        in_flight: dict[str, int] = {}
+        for broadcast_id, count in counted:
+            number = numbers[broadcast_id]
+            in_flight[number] = in_flight.get(number, 0) + int(count)
+        return in_flight
 
     async def _reach_left(
         self, connection: AsyncConnection, now_us: int, limit: int | None

@@ -30,11 +30,11 @@ from hiker.core.settings.graph import (
 from hiker.core.settings.ingress import IngressSettings, parse_secret_list
 
 __all__ = [
-    "AISettings",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_MEDIA_FOLDER",
     "ENV_PREFIX",
     "RESPONDER_SHARE_OF_LEASE",
+    "AISettings",
     "AccessTokens",
     "ApiSettings",
     "CommonSettings",

@@ -65,7 +65,7 @@ class ApiSettings(MediaSettings):
     # The largest broadcast request body (a CSV upload or JSON recipients): ~40 bytes a user.
     broadcast_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     # How often the scheduler hands a chunk of recipients to the sender.
-    broadcast_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    broadcast_tick_seconds: float = Field(default=0.25, gt=0, le=60)
 
     # Checked by ``_safe_api_tokens``: HIKER_API_TOKEN may be empty when HIKER_API_TOKENS is set.
     secret_fields: ClassVar[tuple[str, ...]] = ("access_token",)
