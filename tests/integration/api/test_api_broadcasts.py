@@ -28,6 +28,9 @@ from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
+# Each test asks for its database before its pipeline: the api stops before the database is
+# dropped (fixtures end in reverse order).
+
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 TEMPLATE = {"name": "order_update", "language": "en_US"}
 READER = "reader-token-0123456789abcdef"
@@ -112,7 +115,7 @@ async def act(pipeline: Pipeline, running: RunningApi, broadcast_id: str, action
 
 
 async def test_limit_opt_outs_and_a_failed_status(
-    make_pipeline: PipelineFactory, postgres_database: PostgresDatabase, amqp_url: str
+    postgres_database: PostgresDatabase, make_pipeline: PipelineFactory, amqp_url: str
 ) -> None:
     pipeline = await make_pipeline(services=("graph", "sender"))
     clock = Clock()
@@ -190,8 +193,8 @@ async def test_limit_opt_outs_and_a_failed_status(
 
 
 async def test_five_thousand_each_once_across_a_sigkill_and_a_pause(
-    make_pipeline: PipelineFactory,
     postgres_database: PostgresDatabase,
+    make_pipeline: PipelineFactory,
     spawn: Callable[[str, dict[str, str]], ServiceProcess],
 ) -> None:
     rate = {"HIKER_SEND_RATE_PER_SECOND": "600", "HIKER_USER_SEND_INTERVAL_SECONDS": "0"}
@@ -243,7 +246,7 @@ async def test_five_thousand_each_once_across_a_sigkill_and_a_pause(
 
 
 async def test_csv_marketing_and_what_is_refused(
-    make_pipeline: PipelineFactory, postgres_database: PostgresDatabase
+    postgres_database: PostgresDatabase, make_pipeline: PipelineFactory
 ) -> None:
     pipeline = await make_pipeline(services=("graph", "sender"))
     running = await start(
