@@ -15,7 +15,7 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -44,8 +44,9 @@ class InvalidBroadcast(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class Recipient:
+class Recipient(NamedTuple):
+    """A tuple: a request makes 100,000 of them."""
+
     to: str
     # The template's body parameters for this user ({{1}}, {{2}}, ...), or none.
     parameters: tuple[str, ...] = ()
@@ -155,7 +156,8 @@ def parse_csv(body: bytes, query: dict[str, str]) -> BroadcastRequest:
     if not header or header[0].strip().lower() != "to":
         raise InvalidBroadcast([("body", 'the first line is a header whose first column is "to"')])
     recipients = _recipients(
-        ((f"line {n}", row[0].strip(), row[1:]) for n, row in enumerate(rows, 2) if row),
+        ((n, row[0].strip(), row[1:]) for n, row in enumerate(rows, 2) if row),
+        "line {}",
         problems,
     )
     if not recipients.users and not problems:
@@ -177,15 +179,17 @@ _FIELDS: Final = frozenset(
 
 
 def _json_recipients(raw: list[Any], problems: list[tuple[str, str]]) -> _Recipients:
-    def rows() -> Iterable[tuple[str, object, object]]:
+    def rows() -> Iterable[tuple[int, object, object]]:
         for index, item in enumerate(raw):
-            where = f"recipients[{index}]"
-            if not isinstance(item, dict) or set(item) - {"to", "parameters"}:
-                problems.append((where, "must be {to, parameters?}"))
+            if type(item) is not dict or not item.keys() <= _RECIPIENT_FIELDS:
+                problems.append((f"recipients[{index}]", "must be {to, parameters?}"))
                 continue
-            yield where, item.get("to"), item.get("parameters", ())
+            yield index, item.get("to"), item.get("parameters")
 
-    return _recipients(rows(), problems)
+    return _recipients(rows(), "recipients[{}]", problems)
+
+
+_RECIPIENT_FIELDS: Final = frozenset({"to", "parameters"})
 
 
 @dataclass(frozen=True)
@@ -196,21 +200,32 @@ class _Recipients:
 
 
 def _recipients(
-    rows: Iterable[tuple[str, object, object]], problems: list[tuple[str, str]]
+    rows: Iterable[tuple[int, object, object]], where: str, problems: list[tuple[str, str]]
 ) -> _Recipients:
+    """Each row's recipient, checked; ``where`` (a format of the row's number) names a bad one.
+
+    One loop with the checks inline: it runs 100,000 times within a request's time.
+    """
     seen: set[str] = set()
     recipients: list[Recipient] = []
     duplicates = 0
-    for where, to, parameters in rows:
-        if not _good_identifier(to, RECIPIENT_MAX):
-            problems.append((f"{where}.to", f"must be 1 to {RECIPIENT_MAX} printable characters"))
+    for at, to, parameters in rows:
+        if not (
+            type(to) is str
+            and 0 < len(to) <= RECIPIENT_MAX
+            and to.isprintable()
+            and to[0] != " "
+            and to[-1] != " "
+        ):
+            problems.append(
+                (f"{where.format(at)}.to", f"must be 1 to {RECIPIENT_MAX} printable characters")
+            )
             continue
-        assert isinstance(to, str)
         params = _parameters(parameters)
         if params is None:
             problems.append(
                 (
-                    f"{where}.parameters",
+                    f"{where.format(at)}.parameters",
                     f"at most {PARAMETERS_MAX} strings of 1 to {PARAMETER_MAX} characters",
                 )
             )
@@ -226,10 +241,12 @@ def _recipients(
 def _parameters(value: object) -> tuple[str, ...] | None:
     if value is None or value == ():
         return ()
-    if not isinstance(value, list | tuple) or len(value) > PARAMETERS_MAX:
+    if type(value) not in (list, tuple) or len(value) > PARAMETERS_MAX:  # type: ignore[arg-type]
         return None
-    if not all(_good_parameter(p) for p in value):
-        return None
+    assert isinstance(value, list | tuple)
+    for parameter in value:
+        if not _good_parameter(parameter):
+            return None
     return tuple(value)
 
 

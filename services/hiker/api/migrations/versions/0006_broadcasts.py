@@ -52,10 +52,13 @@ def upgrade() -> None:
         "broadcast_recipients",
         ["broadcast_id", "status", "seq"],
     )
+    handed = sa.text("published_at_us IS NOT NULL")
     op.create_index(
         op.f("ix_broadcast_recipients_published_at_us"),
         "broadcast_recipients",
         ["published_at_us"],
+        postgresql_where=handed,
+        sqlite_where=handed,
     )
     op.create_table(
         "broadcast_pacing",
