@@ -3,6 +3,9 @@ the events about broadcast sends and of opt-out words."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import pytest
 
 from hiker.api.broadcast_tracking import BroadcastTracker
@@ -14,13 +17,18 @@ from hiker.api.broadcasting import (
     parse_send_key,
     send_key,
 )
+from hiker.api.db.feeding import Fed, Limits, Publish
+from hiker.api.scheduler import BroadcastScheduler, fixed_limit
 from hiker.core.contracts import (
     MessageReceived,
     MessageSent,
+    SendMessage,
     SendParked,
     StatusError,
     StatusReceived,
 )
+from hiker.core.errors import DatabaseUnavailable
+from tests.support import wait_until
 
 NUMBER = "100000000000001"
 BROADCAST = "0123456789abcdef0123456789abcdef"
@@ -198,3 +206,44 @@ async def test_opt_out_words_trimmed_any_case(text: str | None, opted: bool) -> 
     await _tracker(recorded).message_received(event)
     expected = [(NUMBER, ["US.123", "15550001111"], text.strip().upper())] if opted and text else []
     assert recorded.opt_outs == expected
+
+
+class FlakyFeeder:
+    """A feeder whose database is away for its first ``away`` ticks."""
+
+    def __init__(self, away: int) -> None:
+        self.away = away
+        self.ticks: list[Limits] = []
+
+    async def tick(self, now: float, limits: Limits, publish: Publish) -> Fed:
+        self.ticks.append(limits)
+        if len(self.ticks) <= self.away:
+            raise DatabaseUnavailable("ConnectionRefusedError")
+        return Fed(handed=1)
+
+
+async def test_the_scheduler_outlives_its_database_being_away() -> None:
+    feeder = FlakyFeeder(away=2)
+
+    async def publish(_: Sequence[SendMessage]) -> None:
+        return None
+
+    scheduler = BroadcastScheduler(
+        feeder,
+        publish,
+        rate_per_second=40.0,
+        tick_seconds=0.01,
+        messaging_limit=fixed_limit(250),
+    )
+    running = asyncio.create_task(scheduler.run_forever())
+    try:
+        await wait_until(lambda: _at_least(feeder, 4), 10, "ticks after the outage")
+    finally:
+        running.cancel()
+    limits = feeder.ticks[-1]
+    assert (limits.rate_per_second, limits.max_in_flight) == (40.0, 20)
+    assert await limits.messaging_limit(["100000000000001"]) == 250
+
+
+async def _at_least(feeder: FlakyFeeder, ticks: int) -> bool:
+    return len(feeder.ticks) >= ticks

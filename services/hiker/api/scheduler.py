@@ -21,9 +21,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, Protocol
 
-from hiker.api.db.feeding import Fed, Feeder, Limits, MessagingLimit, Publish
+from hiker.api.db.feeding import Fed, Limits, MessagingLimit, Publish
 from hiker.core.errors import Unavailable, classify
 from hiker.core.retrying import Backoff
 
@@ -38,6 +38,12 @@ IN_FLIGHT_SECONDS: Final = 0.5
 IN_FLIGHT_LEAST: Final = 20
 
 
+class Feeding(Protocol):
+    """One tick in the database (``db.feeding.Feeder``)."""
+
+    async def tick(self, now: float, limits: Limits, publish: Publish) -> Fed: ...
+
+
 def fixed_limit(limit: int | None) -> MessagingLimit:
     """HIKER_MESSAGING_LIMIT: the same whatever the numbers (None: no limit)."""
 
@@ -50,7 +56,7 @@ def fixed_limit(limit: int | None) -> MessagingLimit:
 class BroadcastScheduler:
     def __init__(
         self,
-        feeder: Feeder,
+        feeder: Feeding,
         publish: Publish,
         *,
         rate_per_second: float,
@@ -58,7 +64,6 @@ class BroadcastScheduler:
         messaging_limit: MessagingLimit | None = None,
         ready: asyncio.Event | None = None,
         clock: Callable[[], float] = time.time,
-        on_fed: Callable[[Fed], None] | None = None,
     ) -> None:
         self._feeder = feeder
         self._publish = publish
@@ -68,7 +73,7 @@ class BroadcastScheduler:
         self._messaging_limit = messaging_limit or fixed_limit(None)
         self._ready = ready
         self._clock = clock
-        self._on_fed = on_fed
+        self._held = False
 
     async def tick(self) -> Fed:
         """Feed once: what every running broadcast may have now."""
@@ -79,18 +84,19 @@ class BroadcastScheduler:
             max_in_flight=max(IN_FLIGHT_LEAST, round(self._rate * IN_FLIGHT_SECONDS)),
         )
         fed = await self._feeder.tick(self._clock(), limits, self._publish)
-        if fed.handed or fed.skipped or fed.finished:
-            log.info(
-                "broadcast recipients handed to the sender",
-                extra={
-                    "handed": fed.handed,
-                    "skipped": fed.skipped,
-                    "finished": fed.finished,
-                    "held_by_limit": fed.held_by_limit,
-                },
-            )
-        if self._on_fed is not None:
-            self._on_fed(fed)
+        # Four ticks a second: each one's figures at DEBUG, what changes at INFO.
+        log.debug(
+            "broadcast tick",
+            extra={"handed": fed.handed, "skipped": fed.skipped, "ran": fed.ran},
+        )
+        for broadcast_id in fed.finished:
+            log.info("broadcast handed to the sender in full", extra={"broadcast": broadcast_id})
+        if fed.ran and fed.held_by_limit != self._held:
+            self._held = fed.held_by_limit
+            if fed.held_by_limit:
+                log.info("broadcasts held: the rolling 24-hour messaging limit is reached")
+            else:
+                log.info("broadcasts go on: the messaging limit allows more users")
         return fed
 
     async def run_forever(self) -> None:
