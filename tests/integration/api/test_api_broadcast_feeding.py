@@ -96,7 +96,9 @@ async def test_a_later_start_waits_and_the_limit_holds_the_rest(engine: AsyncEng
     fed = await feeder.tick(T0 + 3600, limits(100, 3), sender)
     assert (fed.handed, fed.held_by_limit) == (3, False)
     assert (await feeder.tick(T0 + 3601, limits(100, 3), sender)).held_by_limit
-    fed = await feeder.tick(T0 + 3600 + 24 * 3600 + 1, limits(100, 3), sender)
+    # Not a second after the day: the minute of the first sends must have left the window.
+    assert (await feeder.tick(T0 + 3600 + 24 * 3600 + 1, limits(100, 3), sender)).held_by_limit
+    fed = await feeder.tick(T0 + 3600 + 24 * 3600 + 60, limits(100, 3), sender)
     assert (fed.handed, fed.finished) == (2, [later])
     assert sender.seqs() == [0, 1, 2, 3, 4]
 

@@ -46,17 +46,18 @@ broadcast_recipients = Table(
     Column("status", String(16), nullable=False),
     # Meta's error code of a failed or parked send.
     Column("error_code", Integer, nullable=True),
-    # When it was handed to the sender: the rolling 24-hour messaging limit counts these.
+    # When it was handed to the sender: until Graph answers, it counts as in flight.
     Column("published_at_us", BigInteger, nullable=True),
     Index(None, "broadcast_id", "status", "seq"),
 )
-# Only recipients handed to the sender: the rolling limit's count reads these, and a new
-# broadcast's 100,000 rows (none handed yet) cost the index nothing.
-Index(
-    None,
-    broadcast_recipients.c.published_at_us,
-    postgresql_where=broadcast_recipients.c.published_at_us.is_not(None),
-    sqlite_where=broadcast_recipients.c.published_at_us.is_not(None),
+# Users handed to the sender per minute, all broadcasts and numbers together: the rolling
+# 24-hour messaging limit sums the last 1,440 rows instead of counting recipients.
+broadcast_reach = Table(
+    "broadcast_reach",
+    metadata,
+    # Minutes since the epoch.
+    Column("minute", BigInteger, primary_key=True, autoincrement=False),
+    Column("users", Integer, nullable=False),
 )
 
 # How far each number's broadcast allowance has been used (a GCRA's theoretical time):

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hiker.api.broadcasting import command_for
 from hiker.api.db.broadcast_tables import broadcast_pacing as pacing
+from hiker.api.db.broadcast_tables import broadcast_reach as reach
 from hiker.api.db.broadcast_tables import broadcast_recipients as recipients
 from hiker.api.db.broadcast_tables import broadcasts, opt_outs
 from hiker.api.db.broadcasts import transaction
@@ -120,6 +121,8 @@ class Feeder:
                 in_flight[number] = in_flight.get(number, 0) + handed
                 if reach is not None:
                     reach -= handed
+            if sum(used.values()):
+                await self._add_reach(connection, now_us, sum(used.values()))
             for number, count in used.items():
                 await self._set_fed_until(
                     connection, number, allowance[number] + count / limits.rate_per_second
@@ -237,16 +240,30 @@ class Feeder:
     async def _reach_left(
         self, connection: AsyncConnection, now_us: int, limit: int | None
     ) -> int | None:
-        """Users the rolling 24 hours still allow (each recipient handed counts as one new
-        user, even one reached earlier in the window: on the safe side)."""
+        """Users the rolling 24 hours still allow. On the safe side: every recipient handed
+        counts as a new user (even one reached earlier in the window), and a minute counts
+        until all of it left the window."""
         if limit is None:
             return None
+        oldest = (now_us // 1_000_000 - WINDOW_SECONDS) // 60
         reached = await connection.scalar(
-            select(func.count(func.distinct(recipients.c.to))).where(
-                recipients.c.published_at_us > now_us - WINDOW_SECONDS * 1_000_000
-            )
+            select(func.coalesce(func.sum(reach.c.users), 0)).where(reach.c.minute >= oldest)
         )
         return limit - int(reached or 0)
+
+    async def _add_reach(self, connection: AsyncConnection, now_us: int, users: int) -> None:
+        minute = now_us // 60_000_000
+        statement = self._insert(reach).values(minute=minute, users=users)
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[reach.c.minute],
+                set_={"users": reach.c.users + statement.excluded.users},
+            )
+        )
+        # Minutes long out of the window: a day's worth stays, the rest goes.
+        await connection.execute(
+            delete(reach).where(reach.c.minute < minute - 2 * WINDOW_SECONDS // 60)
+        )
 
     async def _fed_until(
         self, connection: AsyncConnection, number: str, now: float, limits: Limits

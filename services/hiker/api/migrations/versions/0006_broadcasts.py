@@ -1,4 +1,5 @@
-"""Broadcasts, their recipients, the pace each number is fed at, and opt-outs.
+"""Broadcasts, their recipients, the pace each number is fed at, the users reached per minute,
+and opt-outs.
 
 Revision ID: 0006
 Revises: 0005
@@ -52,13 +53,11 @@ def upgrade() -> None:
         "broadcast_recipients",
         ["broadcast_id", "status", "seq"],
     )
-    handed = sa.text("published_at_us IS NOT NULL")
-    op.create_index(
-        op.f("ix_broadcast_recipients_published_at_us"),
-        "broadcast_recipients",
-        ["published_at_us"],
-        postgresql_where=handed,
-        sqlite_where=handed,
+    op.create_table(
+        "broadcast_reach",
+        sa.Column("minute", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("users", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("minute", name=op.f("pk_broadcast_reach")),
     )
     op.create_table(
         "broadcast_pacing",
@@ -82,5 +81,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("opt_outs")
     op.drop_table("broadcast_pacing")
+    op.drop_table("broadcast_reach")
     op.drop_table("broadcast_recipients")
     op.drop_table("broadcasts")
