@@ -25,7 +25,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from benchmarks import ai, harness, parts, report, served
+from benchmarks import ai, broadcast, harness, parts, report, served
 from benchmarks.context import Context, Result
 from benchmarks.harness import log
 from benchmarks.sides import RESULTS_DIR, Side, baseline_side, check_side, current_side
@@ -39,6 +39,7 @@ SCENARIOS: dict[str, Callable[[Context], Result]] = {
     "ingress": parts.ingress,
     "profile": parts.profile,
     "ai": ai.ai,
+    "broadcast": broadcast.broadcast,
 }
 
 

@@ -137,7 +137,13 @@ class ScriptedGraph:
         self.after_call: Callable[[], Awaitable[None]] | None = None
 
     async def send(
-        self, phone_number_id: str, to: str, action: AnyAction, *, callback_data: str | None = None
+        self,
+        phone_number_id: str,
+        to: str,
+        action: AnyAction,
+        *,
+        callback_data: str | None = None,
+        marketing: bool = False,
     ) -> GraphCall:
         self.calls.append(action)
         self.callback_data.append(callback_data)

@@ -46,7 +46,13 @@ class AcceptThen:
         self.calls = 0
 
     async def send(
-        self, phone_number_id: str, to: str, action: AnyAction, *, callback_data: str | None = None
+        self,
+        phone_number_id: str,
+        to: str,
+        action: AnyAction,
+        *,
+        callback_data: str | None = None,
+        marketing: bool = False,
     ) -> GraphCall:
         self.calls += 1
         await self.after()
@@ -148,7 +154,13 @@ class SlowGraph:
         self.called = asyncio.Event()
 
     async def send(
-        self, phone_number_id: str, to: str, action: AnyAction, *, callback_data: str | None = None
+        self,
+        phone_number_id: str,
+        to: str,
+        action: AnyAction,
+        *,
+        callback_data: str | None = None,
+        marketing: bool = False,
     ) -> GraphCall:
         self.calls += 1
         self.called.set()

@@ -96,6 +96,14 @@ def test_the_openapi_document_is_valid_and_names_every_route() -> None:
         "/v1/templates",
         "/v1/media/{media_id}",
         "/v1/openapi.json",
+        "/v1/broadcasts",
+        "/v1/broadcasts/{broadcast_id}",
+        "/v1/broadcasts/{broadcast_id}/pause",
+        "/v1/broadcasts/{broadcast_id}/resume",
+        "/v1/broadcasts/{broadcast_id}/cancel",
+        "/v1/broadcasts/{broadcast_id}/recipients",
+        "/v1/opt-outs",
+        "/v1/opt-outs/{phone_number_id}/{user}",
     }
     item = spec["components"]["schemas"]["MessageItem"]
     assert {"id", "direction", "type", "text", "status", "error", "at"} <= set(item["required"])

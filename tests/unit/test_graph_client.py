@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
-from hiker.core.actions import Text
+from hiker.core.actions import Template, Text
 from hiker.core.settings import AccessTokens, GraphMockSettings, load_settings
 from hiker.graphmock.app import create_app
 from hiker.sender.graph import GraphClient
@@ -90,3 +90,15 @@ async def test_headers_are_kept_per_token_not_per_number(
         assert (await client.send(f"1555{n:011d}", "15550001111", Text(body="hi"))).error is None
     await client.send(OWN_NUMBER, "15550001111", Text(body="hi"))
     assert len(client._headers) == 2  # the bound under test: tokens configured
+
+
+async def test_a_marketing_send_goes_to_the_marketing_messages_endpoint(
+    graph: tuple[GraphClient, TestServer, aiohttp.ClientSession],
+) -> None:
+    client, server, session = graph
+    template = Template(name="december_promo", language="en_US")
+    call = await client.send(OWN_NUMBER, "15550001111", template, marketing=True)
+    assert verdict_of(call.outcome) is Verdict.SENT, call.error
+    assert await requests_seen(server, session) == [
+        ("POST", f"/v23.0/{OWN_NUMBER}/marketing_messages")
+    ]

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
+from hiker.api.broadcast_routes import add_broadcast_routes
 from hiker.api.metrics import ApiMetrics, route_statuses
 from hiker.api.routes import add_api_routes
 from hiker.conversation.metrics import ConversationMetrics
@@ -96,6 +97,7 @@ def test_a_queried_metric_has_its_series_before_the_first_event(name: str) -> No
 def test_every_api_route_and_status_counts_from_zero() -> None:
     app = web.Application()
     add_api_routes(app)
+    add_broadcast_routes(app)
     served = {
         f"{route.method} {route.resource.canonical}"
         for route in app.router.routes()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Unpack
 
 import aiohttp
@@ -18,13 +18,19 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hiker.api import handoff
+from hiker.api.broadcast_routes import SETUP, BroadcastSetup, add_broadcast_routes
+from hiker.api.broadcast_tracking import BroadcastTracker
 from hiker.api.consumers import records_routes
 from hiker.api.db import migrate
+from hiker.api.db.broadcasts import BroadcastStore
 from hiker.api.db.delivery import DeliveryRecords
 from hiker.api.db.engine import create_engine
+from hiker.api.db.feeding import Feeder, MessagingLimit
 from hiker.api.db.media import MediaRecords
+from hiker.api.db.opt_outs import OptOutStore
 from hiker.api.db.repository import RecordStore
 from hiker.api.media import KEEPER, MediaKeeper
+from hiker.api.messaging_limit import GraphMessagingLimit
 from hiker.api.metrics import ApiMetrics
 from hiker.api.recording import RecordHandler
 from hiker.api.routes import (
@@ -39,6 +45,7 @@ from hiker.api.routes import (
     authenticate,
     observe,
 )
+from hiker.api.scheduler import BroadcastScheduler, fixed_limit
 from hiker.api.sending import SendAcceptor
 from hiker.api.templates import TemplateGauge
 from hiker.core import kernel, topology
@@ -56,6 +63,9 @@ __all__ = ["OPS_APP", "SERVICE", "api", "create_app"]
 
 log = logging.getLogger(__name__)
 
+# Connections of the broadcasts' own pool (per replica): the scheduler's tick, and requests.
+BROADCAST_POOL_SIZE = 4
+
 _SEND = Destination(topology.COMMANDS_EXCHANGE, topology.RK_SEND, SendMessage.type_name())
 
 
@@ -63,7 +73,7 @@ def api(
     engine: AsyncEngine | None = None, clock: Callable[[], float] = time.time
 ) -> Service[ApiSettings]:
     """The service, on ``engine`` when given (tests), else on ``HIKER_DATABASE_URL``;
-    ``clock`` (tests) dates handoffs."""
+    ``clock`` (tests) dates handoffs and drives broadcasts (their start, the daily limit)."""
 
     def build(kit: Kit[ApiSettings]) -> Plan:
         return _build(kit, engine, clock)
@@ -117,6 +127,43 @@ def _build(
     app[handoff.CLOCK] = clock
     add_api_routes(app)
     schema_ready = app[SCHEMA_READY] = asyncio.Event()
+    broadcasts = BroadcastStore(engine)
+    opt_outs = OptOutStore(engine)
+    # Broadcasts' requests and the scheduler on connections of their own: a flood of outcomes
+    # recorded (a big broadcast's) takes every connection of the records' pool, and progress
+    # must stay readable meanwhile. SQLite has one writer: one engine.
+    side = (
+        engine
+        if given_engine is not None or engine.dialect.name == "sqlite"
+        else create_engine(
+            settings.async_database_url(),
+            timeout_seconds=settings.database_timeout_seconds,
+            pool_size=BROADCAST_POOL_SIZE,
+            pool_overflow=0,
+        )
+    )
+    app[SETUP] = BroadcastSetup(
+        BroadcastStore(side),
+        OptOutStore(side),
+        marketing_messages_api=settings.marketing_messages_api,
+        max_bytes=settings.broadcast_max_bytes,
+        clock=clock,
+    )
+    add_broadcast_routes(app)
+
+    async def publish_many(commands: Sequence[SendMessage]) -> None:
+        # Concurrently: the bundler confirms them together.
+        await asyncio.gather(*(publish(command) for command in commands))
+
+    scheduler = BroadcastScheduler(
+        Feeder(side),
+        publish_many,
+        rate_per_second=settings.broadcast_rate(),
+        tick_seconds=settings.broadcast_tick_seconds,
+        messaging_limit=_messaging_limit(kit),
+        ready=schema_ready,
+        clock=clock,
+    )
 
     async def database_ready() -> bool:
         if not schema_ready.is_set():
@@ -141,7 +188,8 @@ def _build(
                         delivery=delivery,
                         templates_changed=template_gauge.refresh,
                         keep_media=keeper.keep if keeper is not None else None,
-                    )
+                    ),
+                    BroadcastTracker(broadcasts, opt_outs, settings.opt_out_set()),
                 ),
                 settings.prefetch,
             ),
@@ -151,9 +199,24 @@ def _build(
         prepare=(upgrade_schema,),
         background=(
             template_gauge.refresh_forever,
+            scheduler.run_forever,
             *((keeper.sweep_forever,) if keeper is not None else ()),
         ),
-        closing=(engine.dispose,),
+        closing=(engine.dispose,) if side is engine else (engine.dispose, side.dispose),
+    )
+
+
+def _messaging_limit(kit: Kit[ApiSettings]) -> MessagingLimit:
+    """HIKER_MESSAGING_LIMIT, or Graph's word on it when that is unset."""
+    settings = kit.settings
+    if settings.messaging_limit is not None:
+        return fixed_limit(settings.messaging_limit)
+    seconds = settings.graph_timeout_seconds
+    return GraphMessagingLimit(
+        lambda: kit.client_session(timeout=aiohttp.ClientTimeout(total=seconds)),
+        base_url=str(settings.graph_base_url),
+        api_version=settings.graph_api_version,
+        tokens=settings.graph_tokens(),
     )
 
 

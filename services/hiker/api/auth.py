@@ -27,6 +27,16 @@ ROUTE_SCOPES: Final[Mapping[str, Scope | None]] = {
     # Handing a conversation to a person (and back) is what a tool that sends as them does.
     "POST /v1/conversations/{phone_number_id}/{user}/handoff": Scope.SEND,
     "DELETE /v1/conversations/{phone_number_id}/{user}/handoff": Scope.SEND,
+    # Broadcasts send; reading their counts and recipients is history. Clearing an opt-out
+    # overrides what a user asked for: admin.
+    "POST /v1/broadcasts": Scope.SEND,
+    "GET /v1/broadcasts/{broadcast_id}": Scope.READ,
+    "POST /v1/broadcasts/{broadcast_id}/pause": Scope.SEND,
+    "POST /v1/broadcasts/{broadcast_id}/resume": Scope.SEND,
+    "POST /v1/broadcasts/{broadcast_id}/cancel": Scope.SEND,
+    "GET /v1/broadcasts/{broadcast_id}/recipients": Scope.READ,
+    "GET /v1/opt-outs": Scope.READ,
+    "DELETE /v1/opt-outs/{phone_number_id}/{user}": Scope.ADMIN,
     # Any valid token: the document is no secret from a client, only from strangers.
     "GET /v1/openapi.json": None,
     # No route matched (404, 405): any valid token learns only that.

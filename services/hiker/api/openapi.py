@@ -12,7 +12,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from hiker.api import handoff, templates, views
+from hiker.api import broadcast_openapi, handoff, templates, views
 from hiker.api.sending import PHONE_NUMBER_ID_MAX, RECIPIENT_MAX
 from hiker.core.actions import ACTIONS_BY_NAME
 
@@ -116,6 +116,7 @@ def document() -> dict[str, Any]:
         views.Accepted,
         views.Problem,
         handoff.Owner,
+        *broadcast_openapi.MODELS,
     ]
     _, defs = models_json_schema(
         [(model, "serialization") for model in models]
@@ -125,6 +126,7 @@ def document() -> dict[str, Any]:
     schemas = dict(defs.get("$defs", {}))
     schemas["SendRequest"] = _send_request()
     schemas["HandoffRequest"] = _handoff_request()
+    schemas["BroadcastRequest"] = broadcast_openapi.broadcast_request()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -309,5 +311,6 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **broadcast_openapi.paths(_ERRORS, _PAGING),
         },
     }

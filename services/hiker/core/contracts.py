@@ -239,7 +239,9 @@ class SendMessage(Contract):
     keys: tuple[str, ...] = ()
     # How many actions of the reply came before ``actions[0]`` (sent, or dropped).
     start: int = Field(default=0, ge=0)
-    kind: Literal["reply", "followup", "receipt", "api"]
+    # "broadcast": a recipient of a broadcast (``hiker api``); "marketing": the same, of a
+    # marketing template, sent to Meta's Marketing Messages endpoint.
+    kind: Literal["reply", "followup", "receipt", "api", "broadcast", "marketing"]
     correlation_id: str
     # When the webhook that caused this send reached ingress; drives end-to-end latency.
     origin_received_at: float | None = None

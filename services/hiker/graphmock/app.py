@@ -329,6 +329,8 @@ def build(kit: Kit[GraphMockSettings]) -> Plan:
     app[STATE] = state
     app[SHELF] = shelf
     app.router.add_post("/{version}/{phone_number_id}/messages", send_message)
+    # Meta's Marketing Messages API takes a template send's body at its own path.
+    app.router.add_post("/{version}/{phone_number_id}/marketing_messages", send_message)
     app.router.add_post("/{version}/{phone_number_id}/media", upload_media)
     app.router.add_get("/whatsapp_business/attachments/", download_media)
     app.router.add_post("/_mock/media/{media_id}/expire", expire_media)

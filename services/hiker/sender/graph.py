@@ -70,10 +70,20 @@ class GraphClient:
         self._headers: dict[str, dict[str, str]] = {}
 
     async def send(
-        self, phone_number_id: str, to: str, action: AnyAction, *, callback_data: str | None = None
+        self,
+        phone_number_id: str,
+        to: str,
+        action: AnyAction,
+        *,
+        callback_data: str | None = None,
+        marketing: bool = False,
     ) -> GraphCall:
         """One ``POST {graph}/{version}/{phone_number_id}/messages`` for ``action``, carrying
-        ``callback_data`` (the action's key) as ``biz_opaque_callback_data``.
+        ``callback_data`` (the action's key) as ``biz_opaque_callback_data``; with ``marketing``
+        (a marketing template), ``.../marketing_messages``, Meta's Marketing Messages API, which
+        takes the same body as a template send (Meta: "Send marketing messages",
+        developers.facebook.com/documentation/business-messaging/whatsapp/
+        marketing-messages/send-marketing-messages).
 
         A ``phone_number_id`` that is not digits is refused without calling Graph (parked): as
         a URL segment it could name another endpoint, and it picks the token sent.
@@ -81,7 +91,9 @@ class GraphClient:
         if not is_phone_number_id(phone_number_id):
             refused = GraphOutcome(http_status=None, failure=BAD_PHONE_NUMBER_ID)
             return GraphCall(refused, 0.0, dict(_NOT_AN_ID_ERROR))
-        url = self._versioned / phone_number_id / "messages"
+        url = (
+            self._versioned / phone_number_id / ("marketing_messages" if marketing else "messages")
+        )
         headers = self._headers_for(phone_number_id)
         if headers is None:
             # Nothing to call Graph with: an operator must configure it (parked, not retried).

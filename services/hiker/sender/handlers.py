@@ -50,6 +50,8 @@ from hiker.sender.retry import (
 
 log = logging.getLogger(__name__)
 
+# Sends Meta wants at its Marketing Messages endpoint (``GraphClient.send``).
+MARKETING_KIND = "marketing"
 # A typing indicator lasts this long, and a receipt means nothing much later: older, dropped.
 RECEIPT_USEFUL_SECONDS = 25.0
 # How long the bookkeeping after a Graph call pauses between tries: first, and at most.
@@ -64,7 +66,13 @@ DEFAULT_MAX_HOLD_SECONDS = 2.0
 
 class Graph(Protocol):
     async def send(
-        self, phone_number_id: str, to: str, action: AnyAction, *, callback_data: str | None = None
+        self,
+        phone_number_id: str,
+        to: str,
+        action: AnyAction,
+        *,
+        callback_data: str | None = None,
+        marketing: bool = False,
     ) -> GraphCall: ...
 
 
@@ -267,6 +275,7 @@ class SendHandler:
             command.address,
             action,
             callback_data=command.action_key(index),
+            marketing=command.kind == MARKETING_KIND,
         )
         outcome = call.outcome
         self._metrics.graph_requests.labels(outcome.status_label, outcome.code_label).inc()

@@ -84,7 +84,7 @@ class SenderMetrics:
         )
         # Zero-valued series from the start, so that panels and rate() alerts work from the
         # first scrape (Prometheus' instrumentation guidance) for the values known in advance.
-        for kind in ("reply", "followup", "api"):
+        for kind in ("reply", "followup", "api", "broadcast", "marketing"):
             self.sent.labels(kind)
         for outcome in ("sent", "stale", "failed"):
             self.receipts.labels(outcome)

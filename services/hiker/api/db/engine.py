@@ -19,7 +19,13 @@ POSTGRES_POOL_SIZE = 10
 POSTGRES_POOL_OVERFLOW = 5
 
 
-def create_engine(url: str, *, timeout_seconds: float) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    timeout_seconds: float,
+    pool_size: int = POSTGRES_POOL_SIZE,
+    pool_overflow: int = POSTGRES_POOL_OVERFLOW,
+) -> AsyncEngine:
     """An engine for ``url`` (an asyncio driver's URL, ``ApiSettings.async_database_url``).
 
     Statement parameters are never put into errors or logs: they hold users' numbers and texts.
@@ -43,8 +49,8 @@ def create_engine(url: str, *, timeout_seconds: float) -> AsyncEngine:
         return engine
     return create_async_engine(
         url,
-        pool_size=POSTGRES_POOL_SIZE,
-        max_overflow=POSTGRES_POOL_OVERFLOW,
+        pool_size=pool_size,
+        max_overflow=pool_overflow,
         # A connection the server closed (a restart, a failover) is found out before use.
         pool_pre_ping=True,
         connect_args={"timeout": timeout_seconds, "command_timeout": timeout_seconds},

@@ -19,6 +19,8 @@ from hiker.core.settings.graph import MediaSettings
 # Where ``hiker api`` keeps its records without configuration: a file beside the checkout,
 # so that ``make run`` needs no database server.
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.hiker/hiker.db"
+# Meta's throughput per business number unless raised (messages a second).
+META_DEFAULT_RATE = 80.0
 
 
 class ApiSettings(MediaSettings):
@@ -44,6 +46,27 @@ class ApiSettings(MediaSettings):
     # hourly sweep). Unset: kept until the store's own lifecycle rules remove them.
     media_retention_days: float | None = Field(default=None, gt=0)
 
+    # Broadcasts (``api.broadcasts``). The number's rate, as the sender is given it
+    # (HIKER_SEND_RATE_PER_SECOND, the same variable): broadcasts take ``broadcast_share`` of
+    # it, the rest is left to conversations' replies. 0 (the sender does not pace): Meta's
+    # default rate, 80 a second, is the basis.
+    send_rate_per_second: float = Field(default=80.0, ge=0)
+    broadcast_share: float = Field(default=0.5, gt=0, le=1)
+    # Unique users a broadcast may reach per rolling 24 hours, all numbers together (Meta's
+    # portfolio messaging limit). Unset: read from Graph (the number's
+    # ``whatsapp_business_manager_messaging_limit``), or no limit when Graph does not say.
+    messaging_limit: int | None = Field(default=None, ge=1)
+    # What a user writes (trimmed, any case) to be skipped by every later broadcast; commas
+    # between words.
+    opt_out_words: str = "STOP,UNSUBSCRIBE"
+    # Marketing templates (``"marketing": true`` in a broadcast) go to Meta's Marketing
+    # Messages endpoint (``/{phone_number_id}/marketing_messages``): onboarded portfolios only.
+    marketing_messages_api: bool = False
+    # The largest broadcast request body (a CSV upload or JSON recipients): ~40 bytes a user.
+    broadcast_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    # How often the scheduler hands a chunk of recipients to the sender.
+    broadcast_tick_seconds: float = Field(default=0.25, gt=0, le=60)
+
     # Checked by ``_safe_api_tokens``: HIKER_API_TOKEN may be empty when HIKER_API_TOKENS is set.
     secret_fields: ClassVar[tuple[str, ...]] = ("access_token",)
 
@@ -57,6 +80,12 @@ class ApiSettings(MediaSettings):
         if isinstance(value, str) and value and not value.strip():
             raise ValueError("is blank; set a long random value (openssl rand -hex 32)")
         return value
+
+    @field_validator("messaging_limit", mode="before")
+    @classmethod
+    def _empty_limit_is_unset(cls, value: Any) -> Any:
+        # A chart or compose value left blank: read the limit from Graph.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("api_tokens", mode="before")
     @classmethod
@@ -99,6 +128,14 @@ class ApiSettings(MediaSettings):
         if found:
             raise UnsafeSecret("; ".join(found))
         return self
+
+    def broadcast_rate(self) -> float:
+        """Sends a second a broadcast's number is fed at: its share of the number's rate."""
+        return (self.send_rate_per_second or META_DEFAULT_RATE) * self.broadcast_share
+
+    def opt_out_set(self) -> frozenset[str]:
+        """The opt-out words, casefolded, as an inbound text is compared with them."""
+        return frozenset(w.strip().casefold() for w in self.opt_out_words.split(",") if w.strip())
 
     def tokens(self) -> tuple[ApiToken, ...]:
         """Every token the api accepts: HIKER_API_TOKEN as one admin token, and each entry of
