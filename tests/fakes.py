@@ -14,12 +14,12 @@ from hiker.core.claims import GO_NOW, Claims
 from hiker.core.contracts import (
     MessageSent,
     OwnerChanged,
-    ParkedHeaders,
     SendMessage,
     SendParked,
     TimerScheduled,
 )
 from hiker.core.ownership import MAX_HANDOFF_SECONDS, Ownership
+from hiker.core.parked_headers import ParkedHeaders
 from hiker.sender.graph import GraphCall
 from hiker.sender.pacing import Paced, paced
 from hiker.sender.retry import GraphOutcome

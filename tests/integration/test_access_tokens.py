@@ -9,7 +9,7 @@ import json
 import pytest
 
 from hiker.core import topology
-from hiker.core.contracts import ParkedHeaders
+from hiker.core.parked_headers import ParkedHeaders
 from hiker.tools.doctor.checkup import DoctorOptions, diagnose
 from hiker.tools.doctor.report import Status
 from hiker.tools.simulate import messages_change, text_message, webhook_body

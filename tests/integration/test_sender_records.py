@@ -15,9 +15,10 @@ from prometheus_client import CollectorRegistry
 
 from hiker.core.actions import AnyAction
 from hiker.core.claims import Claims, ClaimState, ClaimStore
-from hiker.core.contracts import ParkedHeaders, SendMessage
+from hiker.core.contracts import SendMessage
 from hiker.core.errors import RetryLater
 from hiker.core.keys import Keys
+from hiker.core.parked_headers import ParkedHeaders
 from hiker.core.redis_store import connect_redis
 from hiker.sender.graph import GraphCall
 from hiker.sender.handlers import Graph, Park, ScheduleRetry, SendHandler

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from hiker.core import topology
-from hiker.core.contracts import ParkedHeaders
+from hiker.core.parked_headers import ParkedHeaders
 
 
 def test_headers_are_written_as_the_sender_writes_them() -> None:

@@ -31,10 +31,11 @@ from typing import Protocol
 
 from hiker.core.actions import AnyAction, MarkRead
 from hiker.core.claims import Claim, Claims, ClaimState
-from hiker.core.contracts import MessageSent, ParkedHeaders, SendMessage, SendParked
+from hiker.core.contracts import MessageSent, SendMessage, SendParked
 from hiker.core.delays import snap_ms
 from hiker.core.errors import RetryLater, Unavailable, classify
 from hiker.core.keys import Keys
+from hiker.core.parked_headers import ParkedHeaders
 from hiker.core.retrying import Backoff
 from hiker.sender.graph import GraphCall
 from hiker.sender.metrics import SenderMetrics

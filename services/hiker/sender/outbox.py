@@ -6,7 +6,8 @@ from typing import Any
 
 from hiker.core import topology
 from hiker.core.broker import Broker
-from hiker.core.contracts import Contract, MessageSent, ParkedHeaders, SendMessage, SendParked
+from hiker.core.contracts import Contract, MessageSent, SendMessage, SendParked
+from hiker.core.parked_headers import ParkedHeaders
 from hiker.core.publisher import Bundler, Destination
 
 

@@ -7,7 +7,8 @@ import json
 import logging
 
 from hiker.core.actions import MarkRead, readable
-from hiker.core.contracts import MessageSent, ParkedHeaders, SendMessage, SendParked
+from hiker.core.contracts import MessageSent, SendMessage, SendParked
+from hiker.core.parked_headers import ParkedHeaders
 from hiker.sender.graph import GraphCall
 from hiker.sender.metrics import SenderMetrics
 from hiker.sender.retry import Verdict

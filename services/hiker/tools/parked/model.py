@@ -9,8 +9,9 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
-from hiker.core.contracts import ParkedHeaders, SendMessage
+from hiker.core.contracts import SendMessage
 from hiker.core.observability import mask_phone, mask_text
+from hiker.core.parked_headers import ParkedHeaders
 
 
 @dataclass(frozen=True)
