@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 
 async def reporting_stack(
-    make_pipeline: PipelineFactory, database_url: str
+    make_pipeline: PipelineFactory, database_url: str, **api_env: str
 ) -> tuple[Pipeline, RunningApi]:
     """ingress, a Graph mock that posts its statuses to it, the sender and the api."""
     pipeline = await make_pipeline(services=("ingress",))
@@ -37,7 +37,7 @@ async def reporting_stack(
     graph = await pipeline.start("graph", create_graph_mock(load_settings(GraphMockSettings, env)))
     pipeline.env["HIKER_GRAPH_BASE_URL"] = str(graph.make_url(""))
     await start_service(pipeline, "sender")
-    return pipeline, await start_api(pipeline, database_url)
+    return pipeline, await start_api(pipeline, database_url, **api_env)
 
 
 def template_send(user: str, name: str) -> dict[str, Any]:
@@ -196,3 +196,40 @@ async def test_a_paused_template_is_shown_and_its_sends_parked_with_that_reason(
     sender = await pipeline.metrics("sender")
     assert metric_value(sender, "hiker_messages_parked_total", code="132015") == 1
     assert metric_value(sender, "hiker_send_retries_total", code="132015") == 0
+
+
+async def test_a_broadcast_counts_what_meta_reports_later_by_its_callback_data(
+    make_pipeline: PipelineFactory, database_url: str
+) -> None:
+    # The whole way a status takes to a broadcast's counts: the sender puts the recipient's
+    # send id in biz_opaque_callback_data, the mock reports statuses as Meta does, ingress
+    # publishes them, the api joins them to the recipient by it.
+    pipeline, api = await reporting_stack(
+        make_pipeline,
+        database_url,
+        HIKER_MESSAGING_LIMIT="1000",
+        HIKER_BROADCAST_TICK_SECONDS="0.2",
+    )
+    doomed, fine = "15550990003", "15550002201"
+    body = {
+        "phone_number_id": PHONE_NUMBER_ID,
+        "name": "spring",
+        "template": {"name": "order_update", "language": "en_US"},
+        "recipients": [{"to": doomed}, {"to": fine}],
+    }
+    headers = {**AUTH, "Idempotency-Key": "spring-1"}
+    status, created = await call(
+        pipeline, api, "POST", "/v1/broadcasts", json=body, headers=headers
+    )
+    assert status == 202, created
+
+    async def settled() -> Any:
+        status, got = await call(pipeline, api, "GET", f"/v1/broadcasts/{created['id']}")
+        assert status == 200, got
+        counts = got["counts"]
+        return got if counts["failed"] == 1 and counts["delivered"] == 1 else None
+
+    reported = await eventually(settled, what="one recipient failed and one delivered")
+    assert reported["failed_by_code"] == {"131026": 1}
+    (sent,) = await pipeline.sent(doomed)
+    assert sent["payload"]["biz_opaque_callback_data"].startswith(f"broadcast:{created['id']}:")
